@@ -1,0 +1,234 @@
+"""
+Settings for the Cleave project.
+
+Everything that differs between machines comes from the environment, with
+defaults that run the whole system on embedded SQLite files and an in-process
+event bus. See docs/configuration.md for every variable.
+"""
+
+import os
+from pathlib import Path
+
+from cleave.contexts import database_settings, local_context_names
+from cleave.settings import env_bool, env_list, load_secret
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("CLEAVE_DATA_DIR", BASE_DIR / "var")).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env_bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = load_secret("DJANGO_SECRET_KEY", DATA_DIR / "secret_key")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", default="localhost,127.0.0.1,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", default="")
+
+# --- bounded contexts -------------------------------------------------------
+# Every context this code base knows, in dependency-free order. CLEAVE_CONTEXTS
+# narrows the set a process serves (split deployment); the rest are remote.
+CLEAVE_ALL_CONTEXTS = [
+    "users",
+    "catalog",
+    "inventory",
+    "orders",
+    "payments",
+    "notifications",
+    "analytics",
+]
+CLEAVE_CONTEXT_PACKAGE = "contexts"
+CLEAVE_CONTEXTS = local_context_names(CLEAVE_ALL_CONTEXTS, os.environ.get("CLEAVE_CONTEXTS"))
+CLEAVE_EVENT_TRANSPORT = os.environ.get("CLEAVE_EVENT_TRANSPORT", "inprocess")
+CLEAVE_SERVICE_NAME = os.environ.get("CLEAVE_SERVICE_NAME", "cleave")
+CLEAVE_CURRENCY = os.environ.get("CLEAVE_CURRENCY", "EUR")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "django_prometheus",
+    "cleave",
+    *[f"{CLEAVE_CONTEXT_PACKAGE}.{name}" for name in CLEAVE_CONTEXTS],
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "cleave.observability.RequestContextMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- databases ----------------------------------------------------------------
+# `default` holds Django's own tables (operators, admin log, sessions); each
+# context has an alias named after its label. See cleave.contexts.
+DATABASES = database_settings(CLEAVE_CONTEXTS, data_dir=DATA_DIR)
+DATABASE_ROUTERS = ["cleave.contexts.ContextRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Operators (Django auth) get a strong hasher; customers use the same list.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# --- email ------------------------------------------------------------------------
+EMAIL_BACKEND = os.environ.get(
+    "DJANGO_EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend"
+)
+EMAIL_FILE_PATH = DATA_DIR / "mail"
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "shop@cleave.localhost")
+
+# --- REST API -------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "cleave.security.CustomerAuthentication",
+        "cleave.security.ServiceTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "cleave.api.PageNumberPagination",
+    "PAGE_SIZE": 20,
+    "EXCEPTION_HANDLER": "cleave.api.problem_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "cleave.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "cleave.throttling.AnonThrottle",
+        "cleave.throttling.CustomerThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": os.environ.get("CLEAVE_THROTTLE_ANON", "600/minute"),
+        "user": os.environ.get("CLEAVE_THROTTLE_USER", "1200/minute"),
+    },
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Cleave API",
+    "DESCRIPTION": "E-commerce backend: users, catalog, inventory, orders, payments, "
+    "notifications and analytics.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "cleave",
+    }
+}
+if os.environ.get("CLEAVE_CACHE_URL"):
+    CACHES["default"] = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": os.environ["CLEAVE_CACHE_URL"],
+    }
+
+# --- security -------------------------------------------------------------------
+CLEAVE_JWT_SECRET = load_secret("CLEAVE_JWT_SECRET", DATA_DIR / "jwt_secret")
+CLEAVE_SERVICE_JWT_SECRET = load_secret("CLEAVE_SERVICE_JWT_SECRET", DATA_DIR / "service_secret")
+CLEAVE_JWT_ISSUER = os.environ.get("CLEAVE_JWT_ISSUER", "cleave")
+CLEAVE_ACCESS_TOKEN_TTL = int(os.environ.get("CLEAVE_ACCESS_TOKEN_TTL", "900"))
+CLEAVE_REFRESH_TOKEN_TTL = int(os.environ.get("CLEAVE_REFRESH_TOKEN_TTL", str(14 * 24 * 3600)))
+CLEAVE_SERVICE_TOKEN_TTL = int(os.environ.get("CLEAVE_SERVICE_TOKEN_TTL", "300"))
+# What each calling context may do when it calls another context's API. The
+# service client mints a short-lived token with exactly these permissions.
+CLEAVE_SERVICE_GRANTS = {
+    "orders": ["users:read", "catalog:read", "inventory:write", "payments:write"],
+    "inventory": ["catalog:read"],
+    "analytics": [],
+    "notifications": [],
+    "payments": [],
+    "catalog": [],
+    "users": [],
+}
+CLEAVE_SERVICE_TIMEOUT = float(os.environ.get("CLEAVE_SERVICE_TIMEOUT", "5"))
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", default=False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# --- sagas ------------------------------------------------------------------------
+CLEAVE_SAGA_LEASE_SECONDS = int(os.environ.get("CLEAVE_SAGA_LEASE_SECONDS", "30"))
+CLEAVE_SAGA_RETRY_BASE = float(os.environ.get("CLEAVE_SAGA_RETRY_BASE", "0.05"))
+CLEAVE_EVENT_MAX_ATTEMPTS = int(os.environ.get("CLEAVE_EVENT_MAX_ATTEMPTS", "5"))
+
+# --- Celery (used when CLEAVE_EVENT_TRANSPORT=celery) ------------------------------------------
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+
+# --- logging ----------------------------------------------------------------------
+LOG_LEVEL = os.environ.get("CLEAVE_LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"context": {"()": "cleave.observability.LogContextFilter"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s "
+            "%(request_id)s %(correlation_id)s %(trace_id)s",
+        },
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["context"],
+            "formatter": os.environ.get("CLEAVE_LOG_FORMAT", "json"),
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

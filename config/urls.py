@@ -1,0 +1,24 @@
+"""Root URLs: operations endpoints, the admin, API docs and every local context's API."""
+
+from django.contrib import admin
+from django.urls import path
+from django_prometheus.exports import ExportToDjangoView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from cleave import observability
+from cleave.urls import context_urlpatterns
+
+urlpatterns = [
+    path("health", observability.health, name="health"),
+    path("ready", observability.ready, name="ready"),
+    path("metrics", ExportToDjangoView, name="metrics"),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    *context_urlpatterns(),
+]
+
+handler400 = "cleave.api.handler400"
+handler403 = "cleave.api.handler403"
+handler404 = "cleave.api.handler404"
+handler500 = "cleave.api.handler500"

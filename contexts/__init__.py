@@ -1,0 +1,1 @@
+"""The bounded contexts; each sub-package is a Django app and knows no other context."""

@@ -1,0 +1,1 @@
+"""Users: customers, their credentials and tokens."""

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.RegisterView.as_view(), name="register"),
+    path("token", views.TokenView.as_view(), name="token"),
+    path("token/refresh", views.TokenRefreshView.as_view(), name="token-refresh"),
+    path("me", views.MeView.as_view(), name="me"),
+    path("customers/<uuid:customer_id>", views.CustomerDetailView.as_view(), name="customer"),
+]

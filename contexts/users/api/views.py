@@ -1,0 +1,107 @@
+"""Users API: thin views that validate, call one command or query, serialize."""
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from cleave.security import IsCustomer, ServicePermission
+
+from .. import commands, queries
+
+
+class CustomerOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    email = serializers.EmailField()
+    name = serializers.CharField()
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class RegisterView(APIView):
+    permission_classes = (AllowAny,)
+    authentication_classes = ()
+
+    class Input(serializers.Serializer):
+        email = serializers.EmailField(max_length=254)
+        password = serializers.CharField(min_length=8, max_length=128, trim_whitespace=False)
+        name = serializers.CharField(max_length=200)
+
+    @extend_schema(request=Input, responses={201: CustomerOutput}, summary="Register a customer")
+    def post(self, request):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        customer = commands.customer_register(**data.validated_data)
+        return Response(CustomerOutput(customer).data, status=status.HTTP_201_CREATED)
+
+
+TokenOutput = inline_serializer(
+    "TokenPair",
+    {
+        "access": serializers.CharField(),
+        "refresh": serializers.CharField(),
+        "token_type": serializers.CharField(),
+        "expires_in": serializers.IntegerField(),
+    },
+)
+
+
+class TokenView(APIView):
+    permission_classes = (AllowAny,)
+    authentication_classes = ()
+
+    class Input(serializers.Serializer):
+        email = serializers.CharField(max_length=254)
+        password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+    @extend_schema(request=Input, responses={200: TokenOutput}, summary="Obtain tokens")
+    def post(self, request):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(commands.customer_authenticate(**data.validated_data))
+
+
+class TokenRefreshView(APIView):
+    permission_classes = (AllowAny,)
+    authentication_classes = ()
+
+    class Input(serializers.Serializer):
+        refresh = serializers.CharField(max_length=4096)
+
+    @extend_schema(
+        request=Input,
+        responses={
+            200: inline_serializer(
+                "RefreshedTokens",
+                {"access": serializers.CharField(), "refresh": serializers.CharField()},
+            )
+        },
+        summary="Rotate tokens",
+    )
+    def post(self, request):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(commands.customer_refresh_tokens(**data.validated_data))
+
+
+class MeView(APIView):
+    permission_classes = (IsCustomer,)
+
+    @extend_schema(responses={200: CustomerOutput}, summary="The authenticated customer")
+    def get(self, request):
+        customer = queries.customer_get(customer_id=request.user.id)
+        return Response(CustomerOutput(customer).data)
+
+
+class CustomerDetailView(APIView):
+    """Service endpoint: another context checks a customer (`users:read`)."""
+
+    permission_classes = (ServicePermission,)
+    required_permission = "users:read"
+    allow_staff = True
+
+    @extend_schema(responses={200: CustomerOutput}, summary="A customer (service)")
+    def get(self, request, customer_id):
+        customer = queries.customer_get(customer_id=customer_id)
+        return Response(CustomerOutput(customer).data)

@@ -1,0 +1,1 @@
+"""The users context reacts to no other context's events yet."""

@@ -1,0 +1,190 @@
+"""
+What every context's REST API shares: problem details, pagination, base errors.
+
+Every error leaves the API as RFC 9457 problem details
+(`application/problem+json`), whether it came from DRF validation, an
+authentication failure, an `ApplicationError` raised by a command, or Django
+itself (404, 500).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, pagination, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_BASE = "https://cleave.dev/problems/"
+
+
+class ApplicationError(Exception):
+    """
+    A business rule refused the operation.
+
+    Commands raise it (or a subclass); the API renders it as problem details with
+    `status`. `code` becomes the problem `type`; `errors` maps fields to messages.
+    """
+
+    status: int = status.HTTP_400_BAD_REQUEST
+    code: str = "invalid"
+    title: str = "The request was refused"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        title: str | None = None,
+        errors: dict[str, list[str]] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        if title is not None:
+            self.title = title
+        self.errors = errors
+
+
+class NotFound(ApplicationError):
+    status = 404
+    code = "not-found"
+    title = "Not found"
+
+
+class Conflict(ApplicationError):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+def problem(
+    status_code: int,
+    title: str,
+    detail: str,
+    *,
+    code: str | None = None,
+    errors: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + (code or _slug(title)),
+        "title": title,
+        "status": status_code,
+        "detail": detail,
+    }
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def _slug(text: str) -> str:
+    return "-".join(text.lower().split())
+
+
+_DRF_TITLES = {
+    400: "Invalid input",
+    401: "Not authenticated",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    409: "Conflict",
+    415: "Unsupported media type",
+    429: "Too many requests",
+}
+
+
+def _flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Turn DRF's nested error detail into {"field.sub": ["message", ...]}."""
+    out: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if key == "non_field_errors" and not prefix:
+                name = "non_field_errors"
+            out.update(_flatten_errors(value, name))
+    elif isinstance(detail, list):
+        if all(not isinstance(item, dict | list) for item in detail):
+            out[prefix or "non_field_errors"] = [str(item) for item in detail]
+        else:
+            for index, item in enumerate(detail):
+                out.update(_flatten_errors(item, f"{prefix}.{index}" if prefix else str(index)))
+    else:
+        out[prefix or "non_field_errors"] = [str(detail)]
+    return out
+
+
+def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF exception handler: render every error as problem details."""
+    if isinstance(exc, ApplicationError):
+        body = problem(exc.status, exc.title, exc.detail, code=exc.code, errors=exc.errors)
+        return Response(body, status=exc.status, content_type=PROBLEM_CONTENT_TYPE)
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(
+            detail=exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+        )
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        logger.exception("Unhandled error in API view", exc_info=exc)
+        body = problem(500, "Internal error", "The server failed to process the request.")
+        return Response(body, status=500, content_type=PROBLEM_CONTENT_TYPE)
+
+    code = response.status_code
+    title = _DRF_TITLES.get(code, "Error")
+    if isinstance(exc, exceptions.ValidationError):
+        errors = _flatten_errors(exc.detail)
+        detail = "The request body or parameters are invalid."
+        body = problem(code, title, detail, code="validation-error", errors=errors)
+    else:
+        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+        if isinstance(detail, list | dict):
+            detail = "; ".join(m for ms in _flatten_errors(detail).values() for m in ms)
+        body = problem(code, title, str(detail))
+    response.data = body
+    response.content_type = PROBLEM_CONTENT_TYPE
+    return response
+
+
+def problem_response(status_code: int, title: str, detail: str) -> JsonResponse:
+    return JsonResponse(
+        problem(status_code, title, detail), status=status_code, content_type=PROBLEM_CONTENT_TYPE
+    )
+
+
+def handler404(request, exception=None) -> JsonResponse:
+    return problem_response(404, "Not found", f"No resource at {request.path}.")
+
+
+def handler500(request) -> JsonResponse:
+    return problem_response(500, "Internal error", "The server failed to process the request.")
+
+
+def handler400(request, exception=None) -> JsonResponse:
+    return problem_response(400, "Bad request", "The request could not be understood.")
+
+
+def handler403(request, exception=None) -> JsonResponse:
+    return problem_response(403, "Not allowed", "You may not access this resource.")
+
+
+class PageNumberPagination(pagination.PageNumberPagination):
+    """`{"count", "next", "previous", "results"}`, `?page=N`, `?page_size=` up to 100."""
+
+    page_size_query_param = "page_size"
+    max_page_size = 100

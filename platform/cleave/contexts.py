@@ -1,0 +1,254 @@
+"""
+Bounded contexts: their app config, registry, database settings and router.
+
+A context is a Django app whose AppConfig subclasses `ContextConfig`. It owns one
+database alias (named after its label unless `database` says otherwise) and one
+URL prefix under `/api/`. The router keeps every context's tables in its own
+alias and `cleave`'s own tables (outbox, inbox, sagas) in every context alias, so
+they commit atomically with the business data they belong to.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+from django.apps import AppConfig, apps
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+
+PLATFORM_APP_LABEL = "cleave"
+DJANGO_DEFAULT_ALIAS = "default"
+
+
+class ContextConfig(AppConfig):
+    """
+    Base AppConfig for a bounded context.
+
+    Subclasses set `label` and may set `database` (defaults to the label) and
+    `url_prefix` (defaults to the label). On ready, the context's `events` and
+    `handlers` modules are imported so its event types and subscribers register.
+    """
+
+    database: str = ""
+    url_prefix: str = ""
+    default_auto_field = "django.db.models.BigAutoField"
+    # Django picks the AppConfig subclass of an apps.py automatically only when
+    # it is the single one with `default` true; this base class is imported
+    # into every context's apps.py, so it opts out and its subclasses opt in.
+    default = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "default" not in cls.__dict__:
+            cls.default = True
+
+    def __init__(self, app_name: str, app_module: Any) -> None:
+        super().__init__(app_name, app_module)
+        if not self.database:
+            self.database = self.label
+        if not self.url_prefix:
+            self.url_prefix = self.label
+
+    def ready(self) -> None:
+        from cleave.events.registry import register_module_event_types
+
+        events_module = self._import_optional("events")
+        if events_module is not None:
+            register_module_event_types(events_module, context=self.label)
+        self._import_optional("handlers")
+        self._import_optional("sagas")
+
+    def _import_optional(self, submodule: str) -> Any:
+        name = f"{self.name}.{submodule}"
+        try:
+            return import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                return None
+            raise
+
+    @property
+    def api_urlconf(self) -> str:
+        return f"{self.name}.api.urls"
+
+
+def local_context_names(all_names: list[str], selected: str | None) -> list[str]:
+    """Return the contexts this process serves: all of them, or those in `selected`."""
+    if not selected:
+        return list(all_names)
+    chosen = [name.strip() for name in selected.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(all_names))
+    if unknown:
+        raise ImproperlyConfigured(
+            f"CLEAVE_CONTEXTS names unknown contexts {unknown}; known: {all_names}"
+        )
+    return [name for name in all_names if name in chosen]
+
+
+def database_settings(labels: list[str], *, data_dir: Path) -> dict[str, dict[str, Any]]:
+    """
+    Build DATABASES: `default` plus one alias per context label.
+
+    `DATABASE_URL` configures `default` and `<LABEL>_DATABASE_URL` each context
+    alias; unset, each is an SQLite file in `data_dir`.
+    """
+    import os
+
+    def one(alias: str, env_name: str) -> dict[str, Any]:
+        url = os.environ.get(env_name)
+        if not url:
+            url = f"sqlite:///{data_dir / f'{alias}.sqlite3'}"
+        config = dj_database_url.parse(url, conn_max_age=0)
+        engine = config["ENGINE"]
+        options = config.setdefault("OPTIONS", {})
+        if engine == "django.db.backends.sqlite3":
+            # WAL lets readers run beside the writer; IMMEDIATE takes the write
+            # lock up front so two writers never deadlock upgrading a read lock.
+            options.setdefault(
+                "init_command",
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
+            )
+            options.setdefault("transaction_mode", "IMMEDIATE")
+            options.setdefault("timeout", 20)
+        elif engine == "django.db.backends.mysql":
+            _use_pymysql()
+            options.setdefault("charset", "utf8mb4")
+            options.setdefault("isolation_level", "read committed")
+            config.setdefault("TEST", {}).setdefault("CHARSET", "utf8mb4")
+            config["TEST"].setdefault("COLLATION", "utf8mb4_unicode_ci")
+        return config
+
+    databases = {DJANGO_DEFAULT_ALIAS: one(DJANGO_DEFAULT_ALIAS, "DATABASE_URL")}
+    for label in labels:
+        databases[label] = one(label, f"{label.upper()}_DATABASE_URL")
+    return databases
+
+
+def _use_pymysql() -> None:
+    """Serve Django's MySQL backend with PyMySQL, so no C client library is needed."""
+    import pymysql
+
+    pymysql.install_as_MySQLdb()
+
+
+# --- registry ------------------------------------------------------------------
+
+
+def all_contexts() -> list[ContextConfig]:
+    """Every context installed in this process, in INSTALLED_APPS order."""
+    return [cfg for cfg in apps.get_app_configs() if isinstance(cfg, ContextConfig)]
+
+
+def get_context(label: str) -> ContextConfig:
+    """Return the local context with this label, or raise LookupError."""
+    for cfg in all_contexts():
+        if cfg.label == label:
+            return cfg
+    raise LookupError(f"No local context labelled {label!r}")
+
+
+def is_local(label: str) -> bool:
+    return any(cfg.label == label for cfg in all_contexts())
+
+
+def context_for_app_label(app_label: str) -> ContextConfig | None:
+    try:
+        cfg = apps.get_app_config(app_label)
+    except LookupError:
+        return None
+    return cfg if isinstance(cfg, ContextConfig) else None
+
+
+def context_for_module(module_name: str) -> ContextConfig | None:
+    cfg = apps.get_containing_app_config(module_name)
+    return cfg if isinstance(cfg, ContextConfig) else None
+
+
+def context_aliases() -> list[str]:
+    return [cfg.database for cfg in all_contexts()]
+
+
+def alias_for(label: str) -> str:
+    return get_context(label).database
+
+
+# --- router ---------------------------------------------------------------------
+
+
+class ContextRouter:
+    """
+    Send each context's models to its own alias.
+
+    `cleave`'s own models live in every context alias; callers always say which
+    with `.using(alias)`, and instances are saved back where they were read.
+    Django's own apps (auth, admin, sessions, contenttypes) live in `default`.
+    """
+
+    def _context_alias(self, model: type) -> str | None:
+        cfg = context_for_app_label(model._meta.app_label)
+        return cfg.database if cfg else None
+
+    def db_for_read(self, model: type, **hints: Any) -> str | None:
+        alias = self._context_alias(model)
+        if alias:
+            return alias
+        instance = hints.get("instance")
+        if instance is not None and instance._state.db:
+            return instance._state.db
+        return None
+
+    db_for_write = db_for_read
+
+    def allow_relation(self, obj1: Any, obj2: Any, **hints: Any) -> bool | None:
+        label1, label2 = obj1._meta.app_label, obj2._meta.app_label
+        cfg1, cfg2 = context_for_app_label(label1), context_for_app_label(label2)
+        if cfg1 or cfg2:
+            return label1 == label2
+        return None
+
+    def allow_migrate(self, db: str, app_label: str, model_name: str | None = None, **hints: Any):
+        if app_label == PLATFORM_APP_LABEL:
+            return db in context_aliases()
+        cfg = context_for_app_label(app_label)
+        if cfg is not None:
+            return db == cfg.database
+        return db == DJANGO_DEFAULT_ALIAS
+
+
+# --- system check ---------------------------------------------------------------
+
+
+@checks.register(checks.Tags.models)
+def check_no_cross_context_relations(app_configs=None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Refuse a relation from a context's model to a model outside that context."""
+    errors: list[checks.CheckMessage] = []
+    for cfg in all_contexts():
+        if app_configs is not None and cfg not in app_configs:
+            continue
+        for model in cfg.get_models(include_auto_created=True):
+            for field in model._meta.get_fields(include_hidden=True):
+                related = getattr(field, "related_model", None)
+                if related is None or (
+                    not getattr(field, "concrete", False) and not field.many_to_many
+                ):
+                    continue
+                if isinstance(related, str):
+                    # an unresolved lazy reference names its app explicitly
+                    target_label = related.split(".")[0]
+                else:
+                    target_label = related._meta.app_label
+                if target_label != cfg.label:
+                    errors.append(
+                        checks.Error(
+                            f"{model._meta.label}.{field.name} relates to {target_label}; "
+                            f"context {cfg.label!r} may refer to other contexts' aggregates "
+                            "by id only.",
+                            hint="Store the other aggregate's id in a UUIDField instead.",
+                            obj=field,
+                            id="cleave.E001",
+                        )
+                    )
+    return errors

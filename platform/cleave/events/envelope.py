@@ -1,0 +1,38 @@
+"""The event envelope every transport carries."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """
+    One domain event on the wire.
+
+    `id` is the deduplication key; `source` the publishing context;
+    `correlation_id` the business flow; `causation_id` the event or request
+    that caused this one; `traceparent` the W3C trace context.
+    """
+
+    id: str
+    type: str
+    version: int
+    source: str
+    timestamp: str
+    data: dict[str, Any]
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    traceparent: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Envelope:
+        missing = {"id", "type", "version", "source", "timestamp", "data"} - set(raw)
+        if missing:
+            raise ValueError(f"Envelope lacks {sorted(missing)}")
+        fields = {name: raw.get(name) for name in cls.__dataclass_fields__}
+        return cls(**fields)

@@ -1,0 +1,107 @@
+"""
+The event-type registry: each type's name, version, owning context and schema.
+
+Contexts declare their event types in `events.py` with `EventType(...)`; the
+context's AppConfig registers every `EventType` found in that module on ready.
+Payloads are validated against a JSON Schema on publish and on consumption.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+
+class UnknownEventType(LookupError):
+    """No context registered an event type by this name."""
+
+
+class InvalidEventPayload(ValueError):
+    """A payload does not match its event type's schema."""
+
+    def __init__(self, type_name: str, message: str, path: str = "") -> None:
+        super().__init__(f"{type_name}: {path + ': ' if path else ''}{message}")
+        self.type_name = type_name
+        self.path = path
+
+
+@dataclass(frozen=True)
+class EventType:
+    """A published event type. `schema` is a JSON Schema for `data`."""
+
+    name: str
+    schema: dict[str, Any]
+    version: int = 1
+    description: str = ""
+    context: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        Draft202012Validator.check_schema(self.schema)
+
+    def validate(self, data: Any) -> None:
+        validator = Draft202012Validator(
+            self.schema, format_checker=Draft202012Validator.FORMAT_CHECKER
+        )
+        error = next(iter(sorted(validator.iter_errors(data), key=lambda e: list(e.path))), None)
+        if error is not None:
+            path = ".".join(str(part) for part in error.absolute_path)
+            raise InvalidEventPayload(self.name, error.message, path)
+
+
+_types: dict[str, EventType] = {}
+
+
+def register(event_type: EventType, *, context: str) -> EventType:
+    existing = _types.get(event_type.name)
+    if existing is not None and existing.context != context:
+        raise ValueError(
+            f"Event type {event_type.name!r} is already published by {existing.context!r}"
+        )
+    bound = EventType(
+        name=event_type.name,
+        schema=event_type.schema,
+        version=event_type.version,
+        description=event_type.description,
+        context=context,
+    )
+    _types[event_type.name] = bound
+    return bound
+
+
+def register_module_event_types(module: ModuleType, *, context: str) -> list[EventType]:
+    """Register every EventType defined at the top level of a context's events module."""
+    found = [value for value in vars(module).values() if isinstance(value, EventType)]
+    return [register(event_type, context=context) for event_type in found]
+
+
+def get(name: str) -> EventType:
+    try:
+        return _types[name]
+    except KeyError:
+        raise UnknownEventType(f"No registered event type {name!r}") from None
+
+
+def all_types() -> list[EventType]:
+    return sorted(_types.values(), key=lambda t: t.name)
+
+
+def obj(properties: dict[str, Any], *, required: list[str] | None = None) -> dict[str, Any]:
+    """Shorthand for a closed JSON-Schema object; every property required by default."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties) if required is None else required,
+        "additionalProperties": False,
+    }
+
+
+UUID = {"type": "string", "format": "uuid"}
+MONEY = {"type": "string", "pattern": r"^-?\d+(\.\d{1,4})?$"}
+CURRENCY = {"type": "string", "pattern": "^[A-Z]{3}$"}
+STRING = {"type": "string"}
+NULLABLE_STRING = {"type": ["string", "null"]}
+POSITIVE_INT = {"type": "integer", "minimum": 1}
+DATETIME = {"type": "string", "format": "date-time"}

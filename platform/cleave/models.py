@@ -1,0 +1,6 @@
+"""The platform's tables; the router migrates them into every context alias."""
+
+from cleave.events.models import InboxRecord, OutboxEvent
+from cleave.sagas.models import SagaInstance, SagaStepLog
+
+__all__ = ["InboxRecord", "OutboxEvent", "SagaInstance", "SagaStepLog"]

@@ -1,0 +1,117 @@
+"""
+Request ids, log context, health and readiness probes.
+
+Every response carries `X-Request-ID` (the client's, if it sent a sane one).
+The request id, the correlation id of the business flow and the current trace
+id are attached to every log record, so JSON logs can be joined across contexts.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+
+from django.db import connections
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.http import require_GET
+
+from cleave import flow
+
+REQUEST_ID_HEADER = "X-Request-ID"
+CORRELATION_HEADER = "X-Correlation-ID"
+CAUSATION_HEADER = "X-Causation-ID"
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _sane(value: str | None) -> str | None:
+    return value if value and _SAFE_ID.match(value) else None
+
+
+class RequestContextMiddleware:
+    """Set the flow ids for the request and echo `X-Request-ID` on the response."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request_id = _sane(request.headers.get(REQUEST_ID_HEADER)) or flow.new_id()
+        correlation_id = _sane(request.headers.get(CORRELATION_HEADER)) or request_id
+        causation_id = _sane(request.headers.get(CAUSATION_HEADER)) or request_id
+        request.request_id = request_id  # type: ignore[attr-defined]
+        with flow.flow(
+            request_id=request_id, correlation_id=correlation_id, causation_id=causation_id
+        ):
+            response = self.get_response(request)
+        response[REQUEST_ID_HEADER] = request_id
+        return response
+
+
+class LogContextFilter(logging.Filter):
+    """Attach request, correlation and trace ids to every log record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        current = flow.current()
+        request = getattr(record, "request", None)
+        record.request_id = current.request_id or getattr(request, "request_id", None)
+        record.correlation_id = current.correlation_id
+        record.trace_id = _trace_id()
+        return True
+
+
+def _trace_id() -> str | None:
+    try:
+        from opentelemetry import trace
+    except ImportError:  # pragma: no cover - a declared dependency
+        return None
+    span_context = trace.get_current_span().get_span_context()
+    if not span_context.is_valid:
+        return None
+    return format(span_context.trace_id, "032x")
+
+
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    """Liveness: the process answers."""
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database(alias: str) -> dict[str, object]:
+    started = time.perf_counter()
+    try:
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:  # any failure means "not ready", never a 500
+        return {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+@require_GET
+def ready(request: HttpRequest) -> JsonResponse:
+    """Readiness: every local database alias (and the broker, when used) answers."""
+    from django.conf import settings
+
+    checks: dict[str, dict[str, object]] = {}
+    for alias in connections.settings:
+        checks[f"database:{alias}"] = _check_database(alias)
+    if getattr(settings, "CLEAVE_EVENT_TRANSPORT", "inprocess") != "inprocess":
+        checks["broker"] = _check_broker(settings.CELERY_BROKER_URL)
+    healthy = all(check["status"] == "ok" for check in checks.values())
+    return JsonResponse(
+        {"status": "ok" if healthy else "unavailable", "checks": checks},
+        status=200 if healthy else 503,
+    )
+
+
+def _check_broker(url: str) -> dict[str, object]:
+    from kombu import Connection
+
+    started = time.perf_counter()
+    try:
+        with Connection(url, connect_timeout=2) as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+    except Exception as exc:  # any failure means "not ready"
+        return {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}

@@ -1,0 +1,259 @@
+"""
+Customer and service tokens, and the DRF authentication and permission classes.
+
+Customers authenticate with short-lived access JWTs and rotate them with refresh
+JWTs (`CLEAVE_JWT_SECRET`). Services, and operators' scripts, authenticate with
+service JWTs (`X-Service-Token`, `CLEAVE_SERVICE_JWT_SECRET`) that carry a
+service name and a list of permissions such as `inventory:write`. Both are
+HS256-signed with PyJWT and checked for issuer, audience, expiry and type.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from django.conf import settings
+from rest_framework import authentication, exceptions, permissions
+
+CUSTOMER_AUDIENCE = "cleave:customer"
+SERVICE_AUDIENCE = "cleave:service"
+ALGORITHM = "HS256"
+SERVICE_TOKEN_HEADER = "X-Service-Token"
+
+
+@dataclass(frozen=True)
+class CustomerPrincipal:
+    """The customer a request acts for; `id` is the users context's customer id."""
+
+    id: uuid.UUID
+    email: str = ""
+    is_authenticated: bool = True
+    is_staff: bool = False
+    is_customer: bool = True
+    is_service: bool = False
+
+    @property
+    def pk(self) -> uuid.UUID:
+        return self.id
+
+
+@dataclass(frozen=True)
+class ServicePrincipal:
+    """A calling service (or an operator's script) and what it may do."""
+
+    name: str
+    permissions: frozenset[str] = field(default_factory=frozenset)
+    is_authenticated: bool = True
+    is_staff: bool = False
+    is_customer: bool = False
+    is_service: bool = True
+
+    @property
+    def pk(self) -> str:
+        return f"service:{self.name}"
+
+    def has(self, permission: str) -> bool:
+        context, _, action = permission.partition(":")
+        return (
+            permission in self.permissions
+            or f"{context}:*" in self.permissions
+            or "*" in self.permissions
+            or (action == "read" and f"{context}:write" in self.permissions)
+        )
+
+
+class TokenError(Exception):
+    """A token is malformed, forged, expired or of the wrong type."""
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def _encode(claims: dict[str, Any], secret: str) -> str:
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def _decode(token: str, secret: str, audience: str, token_type: str) -> dict[str, Any]:
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            audience=audience,
+            issuer=settings.CLEAVE_JWT_ISSUER,
+            options={"require": ["exp", "iat", "sub", "typ", "jti"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise TokenError("The token has expired.") from exc
+    except jwt.PyJWTError as exc:
+        raise TokenError("The token is invalid.") from exc
+    if claims.get("typ") != token_type:
+        raise TokenError(f"A {token_type} token is required.")
+    return claims
+
+
+# --- customers ----------------------------------------------------------------
+
+
+def issue_customer_tokens(customer_id: uuid.UUID | str, *, email: str = "") -> dict[str, Any]:
+    """Return a fresh access and refresh token pair for a customer."""
+    now = _now()
+    base = {"iss": settings.CLEAVE_JWT_ISSUER, "aud": CUSTOMER_AUDIENCE, "sub": str(customer_id)}
+    access_ttl = settings.CLEAVE_ACCESS_TOKEN_TTL
+    access = _encode(
+        {
+            **base,
+            "typ": "access",
+            "email": email,
+            "iat": now,
+            "exp": now + access_ttl,
+            "jti": uuid.uuid4().hex,
+        },
+        settings.CLEAVE_JWT_SECRET,
+    )
+    refresh = _encode(
+        {
+            **base,
+            "typ": "refresh",
+            "iat": now,
+            "exp": now + settings.CLEAVE_REFRESH_TOKEN_TTL,
+            "jti": uuid.uuid4().hex,
+        },
+        settings.CLEAVE_JWT_SECRET,
+    )
+    return {"access": access, "refresh": refresh, "token_type": "Bearer", "expires_in": access_ttl}
+
+
+def decode_customer_token(token: str, *, token_type: str = "access") -> dict[str, Any]:
+    """Verify a customer token and return its claims; raise TokenError otherwise."""
+    return _decode(token, settings.CLEAVE_JWT_SECRET, CUSTOMER_AUDIENCE, token_type)
+
+
+# --- services -----------------------------------------------------------------
+
+
+def issue_service_token(
+    service: str, permissions: list[str] | tuple[str, ...], *, ttl: int | None = None
+) -> str:
+    """Return a service JWT for `service` carrying `permissions`."""
+    now = _now()
+    ttl = settings.CLEAVE_SERVICE_TOKEN_TTL if ttl is None else ttl
+    claims = {
+        "iss": settings.CLEAVE_JWT_ISSUER,
+        "aud": SERVICE_AUDIENCE,
+        "sub": service,
+        "typ": "service",
+        "perms": sorted(set(permissions)),
+        "iat": now,
+        "exp": now + ttl,
+        "jti": uuid.uuid4().hex,
+    }
+    return _encode(claims, settings.CLEAVE_SERVICE_JWT_SECRET)
+
+
+def decode_service_token(token: str) -> ServicePrincipal:
+    claims = _decode(token, settings.CLEAVE_SERVICE_JWT_SECRET, SERVICE_AUDIENCE, "service")
+    perms = claims.get("perms") or []
+    if not isinstance(perms, list) or not all(isinstance(p, str) for p in perms):
+        raise TokenError("The token's permissions are malformed.")
+    return ServicePrincipal(name=str(claims["sub"]), permissions=frozenset(perms))
+
+
+# --- DRF authentication ----------------------------------------------------------
+
+
+class CustomerAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer <access token>` → CustomerPrincipal."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("The Authorization header is malformed.")
+        try:
+            claims = decode_customer_token(header[1].decode("ascii"))
+            customer_id = uuid.UUID(claims["sub"])
+        except (TokenError, UnicodeDecodeError, ValueError) as exc:
+            raise exceptions.AuthenticationFailed(str(exc) or "The token is invalid.") from exc
+        return CustomerPrincipal(id=customer_id, email=claims.get("email", "")), claims
+
+    def authenticate_header(self, request) -> str:
+        return f'{self.keyword} realm="api"'
+
+
+class ServiceTokenAuthentication(authentication.BaseAuthentication):
+    """`X-Service-Token: <JWT>` → ServicePrincipal."""
+
+    def authenticate(self, request):
+        token = request.headers.get(SERVICE_TOKEN_HEADER)
+        if not token:
+            return None
+        try:
+            principal = decode_service_token(token)
+        except TokenError as exc:
+            raise exceptions.AuthenticationFailed(str(exc)) from exc
+        return principal, None
+
+
+# --- DRF permissions ---------------------------------------------------------------
+
+
+class IsCustomer(permissions.BasePermission):
+    """The request is made by an authenticated customer."""
+
+    message = "A customer access token is required."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(getattr(request.user, "is_customer", False))
+
+
+def _is_staff(user: Any) -> bool:
+    return bool(
+        getattr(user, "is_authenticated", False)
+        and getattr(user, "is_staff", False)
+        and getattr(user, "is_active", True)
+    )
+
+
+class ServicePermission(permissions.BasePermission):
+    """
+    The request carries a service token holding the view's `required_permission`.
+
+    Views set `required_permission = "inventory:write"`; with `allow_staff = True`
+    a staff session from the admin is accepted as well.
+    """
+
+    message = "A service token with the required permission is required."
+
+    def has_permission(self, request, view) -> bool:
+        required = getattr(view, "required_permission", None)
+        if not required:
+            raise NotImplementedError(f"{type(view).__name__} must set .required_permission")
+        user = request.user
+        if getattr(user, "is_service", False):
+            return user.has(required)
+        return bool(getattr(view, "allow_staff", False) and _is_staff(user))
+
+
+def service_permission(permission: str, *, allow_staff: bool = False) -> type[ServicePermission]:
+    """Return a permission class requiring `permission` (for function-style views)."""
+    return type(
+        f"Requires_{permission.replace(':', '_')}",
+        (ServicePermission,),
+        {"has_permission": lambda self, request, view: _check(request, permission, allow_staff)},
+    )
+
+
+def _check(request, permission: str, allow_staff: bool) -> bool:
+    user = request.user
+    if getattr(user, "is_service", False):
+        return user.has(permission)
+    return allow_staff and _is_staff(user)

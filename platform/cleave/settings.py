@@ -1,0 +1,56 @@
+"""Small helpers for reading configuration from the environment."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_bool(name: str, *, default: bool) -> bool:
+    """Read a boolean environment variable; refuse anything ambiguous."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{name} must be one of {sorted(_TRUE | _FALSE)}, not {raw!r}")
+
+
+def env_list(name: str, *, default: str) -> list[str]:
+    """Read a comma-separated environment variable."""
+    raw = os.environ.get(name, default)
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def load_secret(name: str, fallback_file: Path) -> str:
+    """
+    Return the secret named by an environment variable.
+
+    Without the variable, a random secret is generated once and kept in
+    `fallback_file` inside the data directory (mode 0600), so a development
+    machine keeps its sessions and tokens across restarts while no secret ever
+    lives in the repository. Production sets the variable.
+    """
+    value = os.environ.get(name)
+    if value:
+        return value
+    try:
+        return fallback_file.read_text().strip()
+    except FileNotFoundError:
+        pass
+    value = secrets.token_urlsafe(48)
+    fallback_file.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(fallback_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it first
+        return fallback_file.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    return value

@@ -1,0 +1,25 @@
+"""Fixtures shared by every test."""
+
+import pytest
+from django.core import mail
+from rest_framework.test import APIClient
+
+
+@pytest.fixture(autouse=True)
+def _no_throttling(settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"anon": "100000/minute", "user": "100000/minute"},
+    }
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def outbox_mail():
+    """Django's locmem mailbox, emptied for the test."""
+    mail.outbox = []
+    return mail.outbox
