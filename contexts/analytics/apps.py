@@ -1,0 +1,7 @@
+from cleave.contexts import ContextConfig
+
+
+class AnalyticsConfig(ContextConfig):
+    name = "contexts.analytics"
+    label = "analytics"
+    verbose_name = "Analytics"

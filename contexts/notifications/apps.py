@@ -1,0 +1,7 @@
+from cleave.contexts import ContextConfig
+
+
+class NotificationsConfig(ContextConfig):
+    name = "contexts.notifications"
+    label = "notifications"
+    verbose_name = "Notifications"

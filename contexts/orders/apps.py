@@ -1,0 +1,7 @@
+from cleave.contexts import ContextConfig
+
+
+class OrdersConfig(ContextConfig):
+    name = "contexts.orders"
+    label = "orders"
+    verbose_name = "Orders"
