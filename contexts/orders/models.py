@@ -1,0 +1,112 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+def _currency() -> str:
+    return settings.CLEAVE_CURRENCY
+
+
+class Cart(models.Model):
+    """One open cart per customer; emptied when the customer checks out."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    customer_id = models.UUIDField(unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"cart of {self.customer_id}"
+
+
+class CartItem(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    cart = models.ForeignKey(Cart, on_delete=models.CASCADE, related_name="items")
+    product_id = models.UUIDField()
+    sku = models.CharField(max_length=64)
+    name = models.CharField(max_length=200)
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3, default=_currency)
+    quantity = models.PositiveIntegerField()
+    added_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["added_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cart", "product_id"], name="orders_one_line_per_product"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.sku}"
+
+    @property
+    def line_total(self):
+        return self.unit_price * self.quantity
+
+
+class Order(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        CONFIRMED = "confirmed", "confirmed"
+        CANCELLED = "cancelled", "cancelled"
+
+    class CancellationReason(models.TextChoices):
+        PAYMENT_DECLINED = "payment_declined", "payment declined"
+        OUT_OF_STOCK = "out_of_stock", "out of stock"
+        USER_INVALID = "user_invalid", "customer invalid"
+        PAYMENT_ERROR = "payment_error", "payment error"
+        TIMEOUT = "timeout", "timeout"
+        CUSTOMER_REQUEST = "customer_request", "customer request"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    customer_id = models.UUIDField(db_index=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    total = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3, default=_currency)
+    payment_method = models.CharField(max_length=100)
+    payment_id = models.UUIDField(null=True, blank=True)
+    reservation_id = models.UUIDField(null=True, blank=True)
+    # NULL, not "": the API shows null until cancelled, and the unique
+    # (customer_id, idempotency_key) constraint must admit many keyless orders.
+    cancellation_reason = models.CharField(  # noqa: DJ001
+        max_length=32, choices=CancellationReason.choices, null=True, blank=True
+    )
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    saga_id = models.UUIDField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer_id", "idempotency_key"], name="orders_checkout_idempotency"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"order {self.id} ({self.status})"
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    product_id = models.UUIDField()
+    sku = models.CharField(max_length=64)
+    name = models.CharField(max_length=200)
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
+    quantity = models.PositiveIntegerField()
+    line_total = models.DecimalField(max_digits=12, decimal_places=2)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.sku}"

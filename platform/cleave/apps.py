@@ -10,4 +10,8 @@ class CleaveConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from cleave import contexts, openapi  # noqa: F401 - registers checks and schema extensions
+        from django.conf import settings
+
+        from cleave import contexts, observability, openapi  # noqa: F401 - checks, schema extensions
+
+        observability.setup_tracing(getattr(settings, "CLEAVE_SERVICE_NAME", "cleave"))

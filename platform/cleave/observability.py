@@ -115,3 +115,55 @@ def _check_broker(url: str) -> dict[str, object]:
     except Exception as exc:  # any failure means "not ready"
         return {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:300]}
     return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+# --- tracing ----------------------------------------------------------------------
+
+_tracing_ready = False
+
+
+def setup_tracing(service_name: str) -> None:
+    """
+    Install the OpenTelemetry tracer provider and instrument Django, once.
+
+    Spans get ids whether or not they are exported, so logs and event envelopes
+    always carry trace context. `OTEL_TRACES_EXPORTER=console` prints spans;
+    `otlp` exports them when opentelemetry-exporter-otlp is installed; `none`
+    (the default) keeps them in-process. `CLEAVE_TRACING=off` disables it all.
+    """
+    global _tracing_ready
+    import os
+
+    if _tracing_ready or os.environ.get("CLEAVE_TRACING", "on").lower() in {"off", "0", "false"}:
+        return
+    from opentelemetry import trace
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "none").lower()
+    if exporter_name == "console":
+        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    elif exporter_name == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    DjangoInstrumentor().instrument()
+    _tracing_ready = True
+
+
+def tracer():
+    from opentelemetry import trace
+
+    return trace.get_tracer("cleave")
+
+
+def span_from_traceparent(name: str, traceparent: str | None, **attributes: object):
+    """A span continuing the trace whose W3C `traceparent` travelled with an event."""
+    from opentelemetry import propagate
+
+    parent = propagate.extract({"traceparent": traceparent}) if traceparent else None
+    return tracer().start_as_current_span(name, context=parent, attributes=attributes)

@@ -1,3 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from . import views
+
+urlpatterns = [
+    path("charges", views.ChargeView.as_view(), name="charges"),
+    path("<uuid:payment_id>", views.PaymentDetailView.as_view(), name="payment"),
+    path("<uuid:payment_id>/refund", views.RefundView.as_view(), name="refund"),
+]

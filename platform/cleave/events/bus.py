@@ -23,7 +23,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from cleave import flow
+from cleave import flow, observability
 from cleave.contexts import ContextConfig, alias_for, context_for_module
 
 from . import registry
@@ -173,7 +173,14 @@ def apply(sub: Subscription, envelope: Envelope) -> str:
                 )
         except IntegrityError:
             return HandlerOutcome.DUPLICATE
-        with flow.flow(correlation_id=envelope.correlation_id, causation_id=envelope.id):
+        with (
+            flow.flow(correlation_id=envelope.correlation_id, causation_id=envelope.id),
+            observability.span_from_traceparent(
+                f"handle {envelope.type}",
+                envelope.traceparent,
+                **{"cleave.event_id": envelope.id, "cleave.handler": sub.name},
+            ),
+        ):
             sub.func(envelope)
     return HandlerOutcome.APPLIED
 

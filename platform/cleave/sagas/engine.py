@@ -32,7 +32,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from cleave import flow
+from cleave import flow, observability
 from cleave.contexts import alias_for
 
 from .models import SagaInstance, SagaStepLog
@@ -43,10 +43,13 @@ logger = logging.getLogger(__name__)
 class StepFailed(Exception):
     """A participant refused the step; the saga compensates with `reason`."""
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(
+        self, reason: str, detail: str = "", *, data: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(detail or reason)
         self.reason = reason
         self.detail = detail
+        self.data = data or {}
 
 
 class SagaContext:
@@ -220,7 +223,11 @@ def _finish_log(log: SagaStepLog, status: str, *, result=None, error: str = "") 
 
 def _call(fn: StepFn, instance: SagaInstance) -> dict[str, Any]:
     ctx = SagaContext(instance)
-    return fn(ctx) or {}
+    with observability.tracer().start_as_current_span(
+        f"saga {instance.saga_type} {fn.__name__}",
+        attributes={"cleave.saga_id": str(instance.id), "cleave.step": fn.__name__},
+    ):
+        return fn(ctx) or {}
 
 
 def _run_next_action(alias: str, definition: SagaDefinition, instance: SagaInstance, owner: str):
@@ -239,6 +246,8 @@ def _run_next_action(alias: str, definition: SagaDefinition, instance: SagaInsta
         except StepFailed as exc:
             _finish_log(log, SagaStepLog.Status.FAILED, error=f"{exc.reason}: {exc.detail}")
             log.save(using=alias)
+            if exc.data:
+                instance.data = {**instance.data, **exc.data}
             return _begin_compensation(alias, instance, index, exc.reason, exc.detail, owner)
         except Exception as exc:
             _finish_log(log, SagaStepLog.Status.ERROR, error=traceback.format_exc())

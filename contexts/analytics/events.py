@@ -1,0 +1,1 @@
+"""The analytics context publishes no events: it is a read model built from them."""

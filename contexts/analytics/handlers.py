@@ -1,0 +1,31 @@
+"""
+How the analytics context reacts to other contexts' events.
+
+The bus applies each event once per handler (inbox), and every update is an
+F() expression, so concurrent deliveries add up correctly.
+"""
+
+from __future__ import annotations
+
+from cleave.events import Envelope, subscriber
+
+from . import commands
+from .models import Counter
+
+
+@subscriber("user.created")
+def on_user_created(envelope: Envelope) -> None:
+    commands.counter_add(name=Counter.USERS_REGISTERED)
+
+
+@subscriber("order.confirmed")
+def on_order_confirmed(envelope: Envelope) -> None:
+    data = envelope.data
+    commands.order_confirmed_record(
+        lines=data.get("lines", []), total=data["total"], currency=data["currency"]
+    )
+
+
+@subscriber("order.cancelled")
+def on_order_cancelled(envelope: Envelope) -> None:
+    commands.counter_add(name=Counter.ORDERS_CANCELLED)

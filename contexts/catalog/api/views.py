@@ -1,0 +1,65 @@
+"""
+Catalog API: the public shop window.
+
+Every endpoint is public. They keep the default authentication classes anyway,
+so that calls from other contexts (service tokens) are recognised and exempt
+from the anonymous throttle.
+"""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .. import queries
+
+
+class ProductOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    sku = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    price = serializers.DecimalField(max_digits=12, decimal_places=2)
+    currency = serializers.CharField()
+    category = serializers.CharField(source="category_id")
+
+
+class CategoryOutput(serializers.Serializer):
+    slug = serializers.SlugField()
+    name = serializers.CharField()
+
+
+class ProductListView(generics.ListAPIView):
+    permission_classes = (AllowAny,)
+    serializer_class = ProductOutput
+
+    class Filters(serializers.Serializer):
+        search = serializers.CharField(required=False, allow_blank=True, max_length=100)
+        category = serializers.SlugField(required=False, allow_blank=True, max_length=64)
+
+    @extend_schema(parameters=[Filters], summary="Browse active products")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        filters = self.Filters(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        return queries.product_list(**filters.validated_data)
+
+
+class ProductDetailView(APIView):
+    permission_classes = (AllowAny,)
+
+    @extend_schema(responses={200: ProductOutput}, summary="A product")
+    def get(self, request, product_id):
+        product = queries.product_get(product_id=product_id)
+        return Response(ProductOutput(product).data)
+
+
+class CategoryListView(APIView):
+    permission_classes = (AllowAny,)
+
+    @extend_schema(responses={200: CategoryOutput(many=True)}, summary="All categories")
+    def get(self, request):
+        return Response(CategoryOutput(queries.category_list(), many=True).data)

@@ -1,0 +1,38 @@
+"""Read side of the catalog context."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.db.models import Q, QuerySet
+
+from cleave.api import NotFound
+
+from .models import Category, Product
+
+ALIAS = "catalog"
+
+
+def product_list(*, search: str = "", category: str = "") -> QuerySet[Product]:
+    """Active products, optionally matching `search` in name, description or SKU."""
+    products = Product.objects.using(ALIAS).filter(active=True)
+    if category:
+        products = products.filter(category_id=category)
+    search = search.strip()
+    if search:
+        products = products.filter(
+            Q(name__icontains=search) | Q(description__icontains=search) | Q(sku__icontains=search)
+        )
+    return products.order_by("name", "sku")
+
+
+def product_get(*, product_id: UUID) -> Product:
+    """An active product; a withdrawn one is as unknown to shoppers as a missing one."""
+    product = Product.objects.using(ALIAS).filter(pk=product_id, active=True).first()
+    if product is None:
+        raise NotFound(f"No product {product_id}.")
+    return product
+
+
+def category_list() -> QuerySet[Category]:
+    return Category.objects.using(ALIAS).order_by("name", "slug")

@@ -1,0 +1,136 @@
+"""Inventory API: thin views that validate, call one command or query, serialize."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from cleave.security import ServicePermission
+
+from .. import commands, queries
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="A repeated key returns the first reservation (200) and holds nothing again.",
+)
+
+
+class LineInput(serializers.Serializer):
+    sku = serializers.CharField(max_length=commands.SKU_MAX_LENGTH, trim_whitespace=False)
+    quantity = serializers.IntegerField(min_value=1, max_value=commands.MAX_QUANTITY)
+
+
+class StockOutput(serializers.Serializer):
+    sku = serializers.CharField()
+    on_hand = serializers.IntegerField()
+    reserved = serializers.IntegerField()
+    available = serializers.IntegerField()
+
+
+class LineOutput(serializers.Serializer):
+    sku = serializers.CharField()
+    quantity = serializers.IntegerField()
+
+
+class ReservationOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    order_id = serializers.UUIDField()
+    status = serializers.CharField()
+    lines = LineOutput(many=True)
+    expires_at = serializers.DateTimeField()
+    created_at = serializers.DateTimeField()
+
+
+class StockDetailView(APIView):
+    """Public: how many of a SKU can still be bought."""
+
+    permission_classes = (AllowAny,)
+
+    @extend_schema(responses={200: StockOutput}, summary="Stock of a SKU")
+    def get(self, request, sku):
+        return Response(StockOutput(queries.stock_get(sku=sku)).data)
+
+
+class ReservationCreateView(APIView):
+    permission_classes = (ServicePermission,)
+    required_permission = "inventory:write"
+
+    class Input(serializers.Serializer):
+        order_id = serializers.UUIDField()
+        # A ListField (not `many=True`) so a bad list reports under `lines`
+        # rather than `lines.non_field_errors`.
+        lines = serializers.ListField(
+            child=LineInput(), allow_empty=False, max_length=commands.MAX_LINES
+        )
+
+    @extend_schema(
+        request=Input,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={201: ReservationOutput, 200: ReservationOutput},
+        summary="Hold stock for an order (service)",
+    )
+    def post(self, request):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        key = request.headers.get("Idempotency-Key", "").strip() or None
+        if key is not None and len(key) > commands.IDEMPOTENCY_KEY_MAX_LENGTH:
+            raise ValidationError(
+                {"Idempotency-Key": [f"At most {commands.IDEMPOTENCY_KEY_MAX_LENGTH} characters."]}
+            )
+        reservation, created = commands.reservation_create(
+            order_id=data.validated_data["order_id"],
+            lines=data.validated_data["lines"],
+            idempotency_key=key,
+        )
+        return Response(
+            ReservationOutput(reservation).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class ReservationDetailView(APIView):
+    permission_classes = (ServicePermission,)
+    required_permission = "inventory:read"
+    allow_staff = True
+
+    @extend_schema(responses={200: ReservationOutput}, summary="A reservation (service)")
+    def get(self, request, reservation_id):
+        reservation = queries.reservation_get(reservation_id=reservation_id)
+        return Response(ReservationOutput(reservation).data)
+
+
+class ReservationCommitView(APIView):
+    permission_classes = (ServicePermission,)
+    required_permission = "inventory:write"
+
+    @extend_schema(
+        request=None, responses={200: ReservationOutput}, summary="Commit a reservation (service)"
+    )
+    def post(self, request, reservation_id):
+        reservation = commands.reservation_commit(reservation_id=reservation_id)
+        return Response(ReservationOutput(reservation).data)
+
+
+class ReservationReleaseView(APIView):
+    permission_classes = (ServicePermission,)
+    required_permission = "inventory:write"
+
+    class Input(serializers.Serializer):
+        reason = serializers.CharField(
+            required=False, max_length=commands.REASON_MAX_LENGTH, default="released"
+        )
+
+    @extend_schema(
+        request=Input, responses={200: ReservationOutput}, summary="Release a reservation (service)"
+    )
+    def post(self, request, reservation_id):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        reservation = commands.reservation_release(
+            reservation_id=reservation_id, reason=data.validated_data["reason"]
+        )
+        return Response(ReservationOutput(reservation).data)

@@ -1,0 +1,1 @@
+"""The inventory context reacts to no other context's events: it is called, not told."""

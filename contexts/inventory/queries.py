@@ -1,0 +1,27 @@
+"""Read side of the inventory context."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from cleave.api import NotFound
+
+from .models import Reservation, StockItem
+
+ALIAS = "inventory"
+
+
+def stock_get(*, sku: str) -> StockItem:
+    item = StockItem.objects.using(ALIAS).filter(sku=sku).first()
+    if item is None:
+        raise NotFound(f"No stock is kept for SKU {sku}.")
+    return item
+
+
+def reservation_get(*, reservation_id: UUID) -> Reservation:
+    reservation = (
+        Reservation.objects.using(ALIAS).prefetch_related("lines").filter(pk=reservation_id).first()
+    )
+    if reservation is None:
+        raise NotFound(f"No reservation {reservation_id}.")
+    return reservation

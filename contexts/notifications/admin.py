@@ -1,0 +1,37 @@
+from django.contrib import admin, messages
+
+from . import commands
+from .models import Notification, Recipient
+
+
+@admin.register(Recipient)
+class RecipientAdmin(admin.ModelAdmin):
+    list_display = ("email", "name", "customer_id", "created_at")
+    search_fields = ("email", "name", "customer_id")
+    readonly_fields = ("customer_id", "email", "name", "created_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False  # a projection of user.created
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "kind", "channel", "status", "customer_id", "subject", "sent_at")
+    list_filter = ("status", "kind", "channel", "created_at")
+    search_fields = ("id", "customer_id", "subject", "event_id")
+    readonly_fields = [field.name for field in Notification._meta.fields]
+    actions = ("send",)
+
+    def has_add_permission(self, request) -> bool:
+        return False  # notifications are caused by events
+
+    @admin.action(description="Send the selected unsent notifications now")
+    def send(self, request, queryset):
+        results = [
+            commands.notification_send(notification_id=notification_id)
+            for notification_id in queryset.exclude(status=Notification.Status.SENT).values_list(
+                "id", flat=True
+            )
+        ]
+        sent = sum(1 for n in results if n.status == Notification.Status.SENT)
+        messages.info(request, f"Sent {sent} of {len(results)} notification(s).")

@@ -1,0 +1,30 @@
+"""Notifications API: a customer lists the messages sent to them."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.generics import ListAPIView
+
+from cleave.security import IsCustomer
+
+from .. import queries
+
+
+class NotificationOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    kind = serializers.CharField()
+    channel = serializers.CharField()
+    subject = serializers.CharField()
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class NotificationListView(ListAPIView):
+    permission_classes = (IsCustomer,)
+    serializer_class = NotificationOutput
+
+    def get_queryset(self):
+        return queries.notification_list(customer_id=self.request.user.id)
+
+    @extend_schema(summary="My notifications, newest first")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)

@@ -1,0 +1,124 @@
+"""
+Write side of the notifications context.
+
+Notifications are stored first and sent after the storing transaction commits
+(`transaction.on_commit`), so a rolled-back handler never sends mail. Mail goes
+out through Django's email backend; delivery is at-least-once.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from uuid import UUID
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from cleave.api import NotFound
+
+from .models import Notification, Recipient
+
+ALIAS = "notifications"
+NO_RECIPIENT = "no recipient"
+
+logger = logging.getLogger(__name__)
+
+
+def _send_after_commit(notification_ids: list[UUID]) -> None:
+    for notification_id in notification_ids:
+        transaction.on_commit(
+            partial(notification_send, notification_id=notification_id),
+            using=ALIAS,
+            robust=True,  # a failed send is logged, not raised into the committing caller
+        )
+
+
+def recipient_upsert(*, customer_id: UUID, email: str, name: str) -> Recipient:
+    """
+    Record where to write to a customer.
+
+    Notifications that arrived before the customer was known are sent once
+    this commits.
+    """
+    with transaction.atomic(using=ALIAS):
+        recipient, _ = Recipient.objects.using(ALIAS).update_or_create(
+            customer_id=customer_id, defaults={"email": email, "name": name}
+        )
+        waiting = list(
+            Notification.objects.using(ALIAS)
+            .filter(customer_id=customer_id, status=Notification.Status.PENDING)
+            .values_list("id", flat=True)
+        )
+        _send_after_commit(waiting)
+    return recipient
+
+
+def notification_create(
+    *, event_id: UUID, customer_id: UUID, kind: str, subject: str, body: str
+) -> tuple[Notification, bool]:
+    """
+    Store the notification of `kind` for one event and send it after commit.
+
+    One event gives at most one notification of a kind: a repeat returns the
+    stored one and sends nothing.
+    """
+    with transaction.atomic(using=ALIAS):
+        notification, created = Notification.objects.using(ALIAS).get_or_create(
+            event_id=event_id,
+            kind=kind,
+            defaults={
+                "customer_id": customer_id,
+                "channel": Notification.Channel.EMAIL,
+                "subject": subject[:255],
+                "body": body,
+            },
+        )
+        if created:
+            _send_after_commit([notification.id])
+    return notification, created
+
+
+def notification_send(*, notification_id: UUID) -> Notification:
+    """
+    Send a notification that has not been sent yet, and record the outcome.
+
+    Without a known recipient it stays pending (`recipient_upsert` sends it
+    later); a mail failure marks it failed with the error. Never raises for a
+    delivery problem.
+    """
+    notification = Notification.objects.using(ALIAS).filter(pk=notification_id).first()
+    if notification is None:
+        raise NotFound(f"No notification {notification_id}.")
+    if notification.status == Notification.Status.SENT:
+        return notification
+    unsent = (
+        Notification.objects.using(ALIAS)
+        .filter(pk=notification_id)
+        .exclude(status=Notification.Status.SENT)
+    )
+    recipient = Recipient.objects.using(ALIAS).filter(pk=notification.customer_id).first()
+    if recipient is None:
+        with transaction.atomic(using=ALIAS):
+            unsent.update(error=NO_RECIPIENT)
+        notification.error = NO_RECIPIENT
+        return notification
+    try:
+        send_mail(
+            notification.subject,
+            notification.body,
+            settings.DEFAULT_FROM_EMAIL,
+            [recipient.email],
+            fail_silently=False,
+        )
+    except Exception as exc:  # any backend failure (SMTP, file system) is recorded
+        logger.warning("Sending notification %s failed: %s", notification_id, exc)
+        with transaction.atomic(using=ALIAS):
+            unsent.update(status=Notification.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+    else:
+        with transaction.atomic(using=ALIAS):
+            unsent.update(status=Notification.Status.SENT, sent_at=timezone.now(), error="")
+    notification.refresh_from_db(using=ALIAS)
+    return notification

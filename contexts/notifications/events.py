@@ -1,0 +1,1 @@
+"""The notifications context publishes no events: it only reacts to them."""

@@ -1,0 +1,28 @@
+"""Read side of the notifications context."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.db.models import QuerySet
+
+from .models import Notification, Recipient
+
+ALIAS = "notifications"
+
+
+def notification_list(*, customer_id: UUID) -> QuerySet[Notification]:
+    """A customer's own notifications, newest first."""
+    return (
+        Notification.objects.using(ALIAS)
+        .filter(customer_id=customer_id)
+        .order_by("-created_at", "-id")
+    )
+
+
+def recipient_name(*, customer_id: UUID) -> str:
+    """The customer's name, or "" before they are known here."""
+    return (
+        Recipient.objects.using(ALIAS).filter(pk=customer_id).values_list("name", flat=True).first()
+        or ""
+    )

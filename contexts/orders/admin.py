@@ -1,0 +1,54 @@
+from django.contrib import admin
+
+from .models import Cart, CartItem, Order, OrderLine
+
+
+class CartItemInline(admin.TabularInline):
+    model = CartItem
+    extra = 0
+    readonly_fields = (
+        "product_id",
+        "sku",
+        "name",
+        "unit_price",
+        "currency",
+        "quantity",
+        "added_at",
+    )
+
+
+@admin.register(Cart)
+class CartAdmin(admin.ModelAdmin):
+    list_display = ("customer_id", "created_at", "updated_at")
+    search_fields = ("customer_id", "id")
+    inlines = (CartItemInline,)
+
+
+class OrderLineInline(admin.TabularInline):
+    model = OrderLine
+    extra = 0
+    can_delete = False
+    readonly_fields = ("product_id", "sku", "name", "unit_price", "quantity", "line_total")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "customer_id",
+        "status",
+        "total",
+        "currency",
+        "cancellation_reason",
+        "created_at",
+    )
+    list_filter = ("status", "cancellation_reason", "created_at")
+    search_fields = ("id", "customer_id", "payment_id", "saga_id")
+    readonly_fields = [f.name for f in Order._meta.fields]
+    inlines = (OrderLineInline,)
+
+    def has_add_permission(self, request) -> bool:
+        return False  # orders come from checkout, never from a form

@@ -1,0 +1,159 @@
+"""Orders API: cart, checkout and the customer's orders."""
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.generics import ListAPIView
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from cleave.api import ApplicationError
+from cleave.security import IsCustomer
+
+from .. import commands, queries
+
+MONEY = {"max_digits": 12, "decimal_places": 2, "coerce_to_string": True}
+
+
+class CartItemOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    product_id = serializers.UUIDField()
+    sku = serializers.CharField()
+    name = serializers.CharField()
+    unit_price = serializers.DecimalField(**MONEY)
+    quantity = serializers.IntegerField()
+    line_total = serializers.DecimalField(**MONEY)
+
+
+class CartOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    items = CartItemOutput(many=True)
+    total = serializers.DecimalField(**MONEY)
+    currency = serializers.CharField()
+
+
+class OrderLineOutput(serializers.Serializer):
+    product_id = serializers.UUIDField()
+    sku = serializers.CharField()
+    name = serializers.CharField()
+    unit_price = serializers.DecimalField(**MONEY)
+    quantity = serializers.IntegerField()
+    line_total = serializers.DecimalField(**MONEY)
+
+
+class OrderOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.CharField()
+    lines = OrderLineOutput(many=True)
+    total = serializers.DecimalField(**MONEY)
+    currency = serializers.CharField()
+    payment_id = serializers.UUIDField(allow_null=True)
+    cancellation_reason = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class CartView(APIView):
+    permission_classes = (IsCustomer,)
+
+    @extend_schema(responses={200: CartOutput}, summary="The customer's cart")
+    def get(self, request):
+        cart = commands.cart_ensure(customer_id=request.user.id)
+        items = list(cart.items.using(commands.ALIAS).all())
+        body = {
+            "id": cart.id,
+            "items": items,
+            "total": sum((item.line_total for item in items), 0),
+            "currency": items[0].currency if items else settings.CLEAVE_CURRENCY,
+        }
+        return Response(CartOutput(body).data)
+
+
+class CartItemsView(APIView):
+    permission_classes = (IsCustomer,)
+
+    class Input(serializers.Serializer):
+        product_id = serializers.UUIDField()
+        quantity = serializers.IntegerField(min_value=1, max_value=1000)
+
+    @extend_schema(request=Input, responses={201: CartItemOutput}, summary="Add to cart")
+    def post(self, request):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        item = commands.cart_add_item(customer_id=request.user.id, **data.validated_data)
+        return Response(CartItemOutput(item).data, status=status.HTTP_201_CREATED)
+
+
+class CartItemView(APIView):
+    permission_classes = (IsCustomer,)
+
+    class Input(serializers.Serializer):
+        quantity = serializers.IntegerField(min_value=1, max_value=1000)
+
+    @extend_schema(request=Input, responses={200: CartItemOutput}, summary="Change quantity")
+    def patch(self, request, item_id):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        item = commands.cart_update_item(
+            customer_id=request.user.id, item_id=item_id, **data.validated_data
+        )
+        return Response(CartItemOutput(item).data)
+
+    @extend_schema(responses={204: None}, summary="Remove from cart")
+    def delete(self, request, item_id):
+        commands.cart_remove_item(customer_id=request.user.id, item_id=item_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CheckoutView(APIView):
+    permission_classes = (IsCustomer,)
+
+    class Input(serializers.Serializer):
+        payment_method = serializers.CharField(max_length=100)
+
+    class Output(serializers.Serializer):
+        order_id = serializers.UUIDField()
+        status = serializers.CharField()
+        saga_id = serializers.UUIDField()
+
+    @extend_schema(
+        request=Input,
+        responses={202: Output},
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+        summary="Check out the cart",
+    )
+    def post(self, request):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        key = request.headers.get("Idempotency-Key") or None
+        if key is not None and not (1 <= len(key) <= 255):
+            raise ApplicationError(
+                "Idempotency-Key must be 1 to 255 characters.",
+                errors={"Idempotency-Key": ["1 to 255 characters."]},
+            )
+        order, _created = commands.order_checkout(
+            customer_id=request.user.id, idempotency_key=key, **data.validated_data
+        )
+        order.refresh_from_db(using=commands.ALIAS)
+        body = {"order_id": order.id, "status": order.status, "saga_id": order.saga_id}
+        return Response(self.Output(body).data, status=status.HTTP_202_ACCEPTED)
+
+
+class OrderListView(ListAPIView):
+    permission_classes = (IsCustomer,)
+    serializer_class = OrderOutput
+
+    @extend_schema(summary="The customer's orders, newest first")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        return queries.orders_for_customer(customer_id=self.request.user.id)
+
+
+class OrderDetailView(APIView):
+    permission_classes = (IsCustomer,)
+
+    @extend_schema(responses={200: OrderOutput}, summary="One of the customer's orders")
+    def get(self, request, order_id):
+        order = queries.order_for_customer(customer_id=request.user.id, order_id=order_id)
+        return Response(OrderOutput(order).data)

@@ -1,0 +1,294 @@
+"""Write side of the orders context: carts, checkout, order outcomes."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from uuid import UUID
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from cleave.api import ApplicationError, Conflict, NotFound
+from cleave.client import ServiceClient
+from cleave.events import publish
+from cleave.sagas import start as saga_start
+
+from .models import Cart, CartItem, Order, OrderLine
+
+ALIAS = "orders"
+CHECKOUT_SAGA = "checkout"
+
+
+class EmptyCart(ApplicationError):
+    code = "empty-cart"
+    title = "The cart is empty"
+
+
+def cart_ensure(*, customer_id: UUID) -> Cart:
+    """Return the customer's cart, creating it on first use."""
+    cart = Cart.objects.using(ALIAS).filter(customer_id=customer_id).first()
+    if cart is not None:
+        return cart
+    try:
+        with transaction.atomic(using=ALIAS):
+            return Cart.objects.using(ALIAS).create(customer_id=customer_id)
+    except IntegrityError:  # created concurrently (e.g. by the user.created handler)
+        return Cart.objects.using(ALIAS).get(customer_id=customer_id)
+
+
+def _product(product_id: UUID) -> dict:
+    """Read a product from the catalog's published API."""
+    response = ServiceClient("catalog", caller="orders").get(f"/products/{product_id}")
+    if response.status_code == 404:
+        raise ApplicationError(
+            f"No product {product_id}.",
+            code="unknown-product",
+            errors={"product_id": [f"No product {product_id}."]},
+        )
+    response.raise_for_status()
+    data = response.json()
+    try:
+        data["price"] = Decimal(str(data["price"]))
+    except (KeyError, InvalidOperation) as exc:
+        raise ApplicationError("The catalog returned an unusable price.", status=502) from exc
+    return data
+
+
+def cart_add_item(*, customer_id: UUID, product_id: UUID, quantity: int) -> CartItem:
+    """Add a product to the cart (or raise its quantity), at the catalog's current price."""
+    if quantity < 1:
+        raise ApplicationError(
+            "Quantity must be at least 1.", errors={"quantity": ["Must be ≥ 1."]}
+        )
+    product = _product(product_id)
+    cart = cart_ensure(customer_id=customer_id)
+    with transaction.atomic(using=ALIAS):
+        item = (
+            CartItem.objects.using(ALIAS)
+            .select_for_update()
+            .filter(cart=cart, product_id=product_id)
+            .first()
+        )
+        if item is None:
+            item = CartItem.objects.using(ALIAS).create(
+                cart=cart,
+                product_id=product_id,
+                sku=product["sku"],
+                name=product["name"],
+                unit_price=product["price"],
+                currency=product.get("currency") or settings.CLEAVE_CURRENCY,
+                quantity=quantity,
+            )
+        else:
+            item.quantity += quantity
+            item.unit_price = product["price"]
+            item.save(using=ALIAS, update_fields=["quantity", "unit_price"])
+    return item
+
+
+def _own_item(customer_id: UUID, item_id: UUID) -> CartItem:
+    item = (
+        CartItem.objects.using(ALIAS)
+        .select_for_update()
+        .filter(pk=item_id, cart__customer_id=customer_id)
+        .first()
+    )
+    if item is None:
+        raise NotFound(f"No item {item_id} in your cart.")
+    return item
+
+
+def cart_update_item(*, customer_id: UUID, item_id: UUID, quantity: int) -> CartItem:
+    if quantity < 1:
+        raise ApplicationError(
+            "Quantity must be at least 1.", errors={"quantity": ["Must be ≥ 1."]}
+        )
+    with transaction.atomic(using=ALIAS):
+        item = _own_item(customer_id, item_id)
+        item.quantity = quantity
+        item.save(using=ALIAS, update_fields=["quantity"])
+    return item
+
+
+def cart_remove_item(*, customer_id: UUID, item_id: UUID) -> None:
+    with transaction.atomic(using=ALIAS):
+        _own_item(customer_id, item_id).delete()
+
+
+def _line_payload(line: OrderLine) -> dict:
+    return {
+        "product_id": line.product_id,
+        "sku": line.sku,
+        "name": line.name,
+        "unit_price": line.unit_price,
+        "quantity": line.quantity,
+        "line_total": line.line_total,
+    }
+
+
+def order_checkout(
+    *, customer_id: UUID, payment_method: str, idempotency_key: str | None = None
+) -> tuple[Order, bool]:
+    """
+    Turn the cart into a pending order and start the checkout saga.
+
+    Returns (order, created). The same `idempotency_key` from the same customer
+    returns the first order and starts nothing.
+    """
+    if idempotency_key:
+        existing = _order_by_key(customer_id, idempotency_key)
+        if existing is not None:
+            return existing, False
+    try:
+        with transaction.atomic(using=ALIAS):
+            cart = (
+                Cart.objects.using(ALIAS)
+                .select_for_update()
+                .filter(customer_id=customer_id)
+                .first()
+            )
+            items = list(cart.items.using(ALIAS).all()) if cart else []
+            if not items:
+                raise EmptyCart("Add products to the cart before checking out.")
+            currencies = {item.currency for item in items}
+            if len(currencies) != 1:
+                raise ApplicationError("The cart mixes currencies.", code="mixed-currencies")
+            order = Order.objects.using(ALIAS).create(
+                customer_id=customer_id,
+                total=sum((item.line_total for item in items), Decimal("0")),
+                currency=currencies.pop(),
+                payment_method=payment_method,
+                idempotency_key=idempotency_key or None,
+            )
+            lines = OrderLine.objects.using(ALIAS).bulk_create(
+                [
+                    OrderLine(
+                        order=order,
+                        product_id=item.product_id,
+                        sku=item.sku,
+                        name=item.name,
+                        unit_price=item.unit_price,
+                        quantity=item.quantity,
+                        line_total=item.line_total,
+                    )
+                    for item in items
+                ]
+            )
+            CartItem.objects.using(ALIAS).filter(cart=cart).delete()
+            publish(
+                "order.placed",
+                {
+                    "order_id": order.id,
+                    "customer_id": customer_id,
+                    "lines": [_line_payload(line) for line in lines],
+                    "total": order.total,
+                    "currency": order.currency,
+                },
+            )
+            saga = saga_start(
+                CHECKOUT_SAGA,
+                data={
+                    "order_id": str(order.id),
+                    "customer_id": str(customer_id),
+                    "payment_method": payment_method,
+                    "amount": str(order.total),
+                    "currency": order.currency,
+                    "lines": [{"sku": line.sku, "quantity": line.quantity} for line in lines],
+                },
+            )
+            order.saga_id = saga.id
+            order.save(using=ALIAS, update_fields=["saga_id"])
+    except IntegrityError:
+        # the same key raced in from a second request: answer with the winner
+        existing = _order_by_key(customer_id, idempotency_key) if idempotency_key else None
+        if existing is None:
+            raise
+        return existing, False
+    return order, True
+
+
+def _order_by_key(customer_id: UUID, key: str) -> Order | None:
+    return Order.objects.using(ALIAS).filter(customer_id=customer_id, idempotency_key=key).first()
+
+
+def _locked_order(order_id: UUID) -> Order:
+    order = Order.objects.using(ALIAS).select_for_update().filter(pk=order_id).first()
+    if order is None:
+        raise NotFound(f"No order {order_id}.")
+    return order
+
+
+def order_confirm(*, order_id: UUID, payment_id: UUID, reservation_id: UUID) -> Order:
+    """Mark a pending order confirmed and publish `order.confirmed` (idempotent)."""
+    with transaction.atomic(using=ALIAS):
+        order = _locked_order(order_id)
+        if order.status == Order.Status.CONFIRMED:
+            return order
+        if order.status != Order.Status.PENDING:
+            raise Conflict(f"Order {order_id} is {order.status}; it cannot be confirmed.")
+        order.status = Order.Status.CONFIRMED
+        order.payment_id = payment_id
+        order.reservation_id = reservation_id
+        order.confirmed_at = timezone.now()
+        order.save(
+            using=ALIAS,
+            update_fields=["status", "payment_id", "reservation_id", "confirmed_at", "updated_at"],
+        )
+        publish(
+            "order.confirmed",
+            {
+                "order_id": order.id,
+                "customer_id": order.customer_id,
+                "lines": [_line_payload(line) for line in order.lines.using(ALIAS).all()],
+                "total": order.total,
+                "currency": order.currency,
+                "payment_id": payment_id,
+            },
+        )
+    return order
+
+
+def order_cancel(
+    *,
+    order_id: UUID,
+    reason: str,
+    payment_id: UUID | None = None,
+    reservation_id: UUID | None = None,
+) -> Order:
+    """Mark a pending order cancelled with `reason` and publish `order.cancelled` (idempotent)."""
+    if reason not in Order.CancellationReason.values:
+        raise ValueError(f"Unknown cancellation reason {reason!r}")
+    with transaction.atomic(using=ALIAS):
+        order = _locked_order(order_id)
+        if order.status == Order.Status.CANCELLED:
+            return order
+        if order.status != Order.Status.PENDING:
+            raise Conflict(f"Order {order_id} is {order.status}; it cannot be cancelled.")
+        order.status = Order.Status.CANCELLED
+        order.cancellation_reason = reason
+        order.payment_id = payment_id or order.payment_id
+        order.reservation_id = reservation_id or order.reservation_id
+        order.cancelled_at = timezone.now()
+        order.save(
+            using=ALIAS,
+            update_fields=[
+                "status",
+                "cancellation_reason",
+                "payment_id",
+                "reservation_id",
+                "cancelled_at",
+                "updated_at",
+            ],
+        )
+        publish(
+            "order.cancelled",
+            {
+                "order_id": order.id,
+                "customer_id": order.customer_id,
+                "reason": reason,
+                "total": order.total,
+                "currency": order.currency,
+            },
+        )
+    return order

@@ -1,0 +1,33 @@
+from django.contrib import admin, messages
+
+from cleave.api import ApplicationError
+
+from . import commands
+from .models import Payment
+
+
+@admin.register(Payment)
+class PaymentAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "order_id", "amount", "currency", "status", "failure_reason")
+    list_filter = ("status", "failure_reason", "currency", "created_at")
+    search_fields = ("id", "order_id", "customer_id", "provider_reference", "idempotency_key")
+    readonly_fields = [field.name for field in Payment._meta.fields]
+    actions = ("refund",)
+
+    def has_add_permission(self, request) -> bool:
+        return False  # payments come from the checkout saga through the API
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # a payment is a financial record
+
+    @admin.action(description="Refund the selected captured payments")
+    def refund(self, request, queryset):
+        refunded = 0
+        for payment in queryset.filter(status=Payment.Status.CAPTURED):
+            try:
+                commands.payment_refund(payment_id=payment.id)
+            except ApplicationError as exc:
+                messages.error(request, f"Payment {payment.id}: {exc.detail}")
+            else:
+                refunded += 1
+        messages.success(request, f"Refunded {refunded} payment(s).")

@@ -1,0 +1,1 @@
+"""The payments context reacts to no other context's events: orders call its API."""

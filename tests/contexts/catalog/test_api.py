@@ -1,0 +1,146 @@
+import uuid
+
+import pytest
+
+from cleave.testing import service_headers, unit
+
+from .factories import CategoryFactory, ProductFactory
+
+pytestmark = unit
+
+PRODUCTS = "/api/catalog/products"
+
+
+def test_products_are_listed_in_pages_with_their_public_fields(api):
+    category = CategoryFactory(slug="kitchen", name="Kitchen")
+    product = ProductFactory(
+        sku="KIT-1",
+        name="Pan",
+        description="Cast iron.",
+        price="39.95",
+        category=category,
+    )
+
+    response = api.get(PRODUCTS)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["count"], body["next"], body["previous"]) == (1, None, None)
+    assert body["results"] == [
+        {
+            "id": str(product.id),
+            "sku": "KIT-1",
+            "name": "Pan",
+            "description": "Cast iron.",
+            "price": "39.95",
+            "currency": "EUR",
+            "category": "kitchen",
+        }
+    ]
+
+
+def test_inactive_products_are_not_listed(api):
+    ProductFactory(sku="ON-1", active=True)
+    ProductFactory(sku="OFF-1", active=False)
+
+    body = api.get(PRODUCTS).json()
+
+    assert [p["sku"] for p in body["results"]] == ["ON-1"]
+
+
+def test_the_list_pages_by_twenty(api):
+    category = CategoryFactory()
+    ProductFactory.create_batch(25, category=category)
+
+    first = api.get(PRODUCTS).json()
+    second = api.get(PRODUCTS, {"page": 2}).json()
+
+    assert first["count"] == 25
+    assert len(first["results"]) == 20
+    assert first["next"].endswith("page=2")
+    assert len(second["results"]) == 5
+    assert second["next"] is None
+    assert {p["sku"] for p in first["results"]}.isdisjoint(p["sku"] for p in second["results"])
+
+
+def test_a_page_past_the_end_is_a_404_problem(api):
+    response = api.get(PRODUCTS, {"page": 9})
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("term", ["CHEF", "forged", "kit-knf"])
+def test_search_matches_name_description_or_sku_ignoring_case(api, term):
+    ProductFactory(sku="KIT-KNF-001", name="Chef's Knife", description="Forged steel.")
+    ProductFactory(sku="BOO-1", name="Book", description="Paper.")
+
+    body = api.get(PRODUCTS, {"search": term}).json()
+
+    assert [p["sku"] for p in body["results"]] == ["KIT-KNF-001"]
+
+
+def test_category_filter_keeps_that_category_only(api):
+    ProductFactory(sku="A-1", category=CategoryFactory(slug="apparel"))
+    ProductFactory(sku="B-1", category=CategoryFactory(slug="books"))
+
+    body = api.get(PRODUCTS, {"category": "books"}).json()
+
+    assert [p["sku"] for p in body["results"]] == ["B-1"]
+
+
+def test_a_malformed_category_filter_is_a_400_problem(api):
+    response = api.get(PRODUCTS, {"category": "not a slug"})
+
+    assert response.status_code == 400
+    assert response.json()["type"].endswith("validation-error")
+    assert "category" in response.json()["errors"]
+
+
+def test_a_product_is_shown_by_id(api):
+    product = ProductFactory(sku="OUT-1", price="249.00")
+
+    response = api.get(f"{PRODUCTS}/{product.id}")
+
+    assert response.status_code == 200
+    assert response.json()["sku"] == "OUT-1"
+    assert response.json()["price"] == "249.00"
+
+
+def test_an_unknown_or_inactive_product_is_a_404_problem(api):
+    inactive = ProductFactory(active=False)
+
+    for product_id in (uuid.uuid4(), inactive.id):
+        response = api.get(f"{PRODUCTS}/{product_id}")
+
+        assert response.status_code == 404
+        assert response["Content-Type"] == "application/problem+json"
+        assert response.json()["status"] == 404
+
+
+def test_a_malformed_product_id_is_a_404(api):
+    response = api.get(f"{PRODUCTS}/not-a-uuid")
+
+    assert response.status_code == 404
+
+
+def test_categories_are_listed_by_name(api):
+    CategoryFactory(slug="outdoor", name="Outdoor")
+    CategoryFactory(slug="apparel", name="Apparel")
+
+    response = api.get("/api/catalog/categories")
+
+    assert response.status_code == 200
+    assert response.json() == [
+        {"slug": "apparel", "name": "Apparel"},
+        {"slug": "outdoor", "name": "Outdoor"},
+    ]
+
+
+def test_other_contexts_may_read_the_catalog_with_a_service_token(api):
+    ProductFactory(sku="S-1")
+
+    response = api.get(PRODUCTS, headers=service_headers("catalog:read", service="inventory"))
+
+    assert response.status_code == 200
+    assert response.json()["count"] == 1

@@ -1,0 +1,59 @@
+"""A small shop for the orders tests: one customer, two products with stock."""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pytest
+
+from cleave.testing import customer_headers
+from contexts.catalog.models import Category, Product
+from contexts.inventory.models import StockItem
+from contexts.users.commands import customer_register
+
+
+@dataclass
+class Shop:
+    customer: object
+    headers: dict
+    tee: Product
+    mug: Product
+
+
+def make_product(sku: str, price: str, stock: int, category: Category) -> Product:
+    product = Product.objects.create(
+        sku=sku, name=f"Product {sku}", description="", price=Decimal(price), category=category
+    )
+    StockItem.objects.create(sku=sku, on_hand=stock)
+    return product
+
+
+@pytest.fixture
+def shop() -> Shop:
+    category = Category.objects.create(slug="apparel", name="Apparel")
+    customer = customer_register(email="ada@example.com", password="correct horse", name="Ada")
+    return Shop(
+        customer=customer,
+        headers=customer_headers(customer.id, customer.email),
+        tee=make_product("TEE-1", "19.90", 10, category),
+        mug=make_product("MUG-1", "8.50", 5, category),
+    )
+
+
+def add(api, shop, product, quantity=1):
+    response = api.post(
+        "/api/orders/cart/items",
+        {"product_id": str(product.id), "quantity": quantity},
+        format="json",
+        headers=shop.headers,
+    )
+    assert response.status_code == 201, response.json()
+    return response.json()
+
+
+def checkout(api, shop, payment_method="tok_visa", key=None):
+    headers = dict(shop.headers)
+    if key:
+        headers["Idempotency-Key"] = key
+    return api.post(
+        "/api/orders/checkout", {"payment_method": payment_method}, format="json", headers=headers
+    )

@@ -1,0 +1,221 @@
+import uuid
+from decimal import Decimal
+
+import pytest
+from django.db import connections
+
+from cleave.api import ApplicationError, NotFound
+from cleave.testing import flows, published, unit
+from contexts.payments import commands
+from contexts.payments.models import Payment
+from contexts.payments.providers import FakeProvider, ProviderError
+
+from .factories import PaymentFactory
+
+
+def charge(payment_method="tok_visa", **overrides):
+    arguments = {
+        "order_id": uuid.uuid4(),
+        "customer_id": uuid.uuid4(),
+        "amount": Decimal("39.80"),
+        "currency": "EUR",
+        "payment_method": payment_method,
+        **overrides,
+    }
+    return commands.payment_charge(**arguments)
+
+
+@unit
+def test_an_approved_charge_is_captured_and_publishes_payment_completed():
+    payment, created = charge(amount="39.80")
+
+    assert created
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.CAPTURED
+    assert payment.amount == Decimal("39.80")
+    assert payment.failure_reason == ""
+    assert payment.provider_reference.startswith("fake_ch_")
+    [event] = published("payments", "payment.completed")
+    assert event.data == {
+        "payment_id": str(payment.id),
+        "order_id": str(payment.order_id),
+        "customer_id": str(payment.customer_id),
+        "amount": "39.80",
+        "currency": "EUR",
+    }
+    assert published("payments", "payment.failed") == []
+
+
+@unit
+@pytest.mark.parametrize(
+    ("token", "status", "reason"),
+    [
+        ("tok_chargeDeclined", Payment.Status.DECLINED, "declined"),
+        ("tok_unknown", Payment.Status.DECLINED, "invalid_method"),
+        ("tok_error", Payment.Status.FAILED, "error"),
+        ("tok_timeout", Payment.Status.FAILED, "timeout"),
+    ],
+)
+def test_a_charge_that_does_not_go_through_publishes_payment_failed_with_the_reason(
+    token, status, reason
+):
+    payment, created = charge(token)
+
+    assert created
+    payment.refresh_from_db()
+    assert payment.status == status
+    assert payment.failure_reason == reason
+    [event] = published("payments", "payment.failed")
+    assert event.data["payment_id"] == str(payment.id)
+    assert event.data["reason"] == reason
+    assert published("payments", "payment.completed") == []
+
+
+@unit
+def test_a_repeated_idempotency_key_returns_the_first_payment_without_charging_again():
+    first, created_first = charge(idempotency_key="order-1-charge")
+    again, created_again = charge("tok_chargeDeclined", idempotency_key="order-1-charge")
+
+    assert created_first and not created_again
+    assert again.pk == first.pk
+    assert again.status == Payment.Status.CAPTURED
+    assert Payment.objects.using("payments").count() == 1
+    assert len(published("payments")) == 1
+
+
+@unit
+def test_charges_without_a_key_are_independent():
+    charge()
+    charge()
+    assert Payment.objects.using("payments").count() == 2
+
+
+@unit
+@pytest.mark.parametrize(
+    ("field", "overrides"),
+    [
+        ("amount", {"amount": Decimal("0")}),
+        ("amount", {"amount": Decimal("-5.00")}),
+        ("amount", {"amount": "1.005"}),
+        ("amount", {"amount": "lots"}),
+        ("amount", {"amount": Decimal("NaN")}),
+        ("amount", {"amount": Decimal("10000000000.00")}),
+        ("currency", {"currency": "euro"}),
+        ("payment_method", {"payment_method": ""}),
+        ("payment_method", {"payment_method": "t" * 101}),
+        ("Idempotency-Key", {"idempotency_key": "k" * 256}),
+    ],
+)
+def test_invalid_charges_are_refused_with_400_and_nothing_is_stored(field, overrides):
+    with pytest.raises(ApplicationError) as refused:
+        charge(**overrides)
+
+    assert refused.value.status == 400
+    assert field in refused.value.errors
+    assert Payment.objects.using("payments").count() == 0
+    assert published("payments") == []
+
+
+class SpyProvider(FakeProvider):
+    """Remembers whether the payments database was inside a transaction when called."""
+
+    in_transaction: list[bool] = []
+
+    def charge(self, **kwargs):
+        SpyProvider.in_transaction.append(connections["payments"].in_atomic_block)
+        return super().charge(**kwargs)
+
+
+@flows
+def test_the_provider_is_called_outside_any_transaction(settings):
+    settings.CLEAVE_PAYMENT_PROVIDER = f"{__name__}.SpyProvider"
+    SpyProvider.in_transaction.clear()
+
+    charge()
+
+    assert SpyProvider.in_transaction == [False]
+
+
+class RacingProvider(FakeProvider):
+    """While the provider answers, a concurrent request with the same key stores its payment."""
+
+    def charge(self, *, reference, **kwargs):
+        PaymentFactory(idempotency_key=reference, method="tok_visa")
+        return super().charge(reference=reference, **kwargs)
+
+
+@flows
+def test_a_concurrent_charge_with_the_same_key_returns_the_payment_stored_first(settings):
+    settings.CLEAVE_PAYMENT_PROVIDER = f"{__name__}.RacingProvider"
+
+    payment, created = charge(idempotency_key="race-key")
+
+    assert not created
+    assert Payment.objects.using("payments").get().pk == payment.pk
+    assert published("payments") == []
+
+
+@unit
+def test_refunding_a_captured_payment_marks_it_refunded_and_publishes_payment_refunded():
+    payment, _ = charge()
+
+    refunded = commands.payment_refund(payment_id=payment.id)
+
+    assert refunded.status == Payment.Status.REFUNDED
+    assert refunded.refunded_at is not None
+    [event] = published("payments", "payment.refunded")
+    assert event.data == {
+        "payment_id": str(payment.id),
+        "order_id": str(payment.order_id),
+        "customer_id": str(payment.customer_id),
+        "amount": "39.80",
+        "currency": "EUR",
+    }
+
+
+@unit
+def test_refunding_twice_refunds_once():
+    payment, _ = charge()
+
+    commands.payment_refund(payment_id=payment.id)
+    again = commands.payment_refund(payment_id=payment.id)
+
+    assert again.status == Payment.Status.REFUNDED
+    assert len(published("payments", "payment.refunded")) == 1
+
+
+@unit
+@pytest.mark.parametrize("status", [Payment.Status.DECLINED, Payment.Status.FAILED])
+def test_a_payment_that_was_never_captured_has_nothing_to_refund(status):
+    payment = PaymentFactory(status=status, failure_reason="declined")
+
+    unchanged = commands.payment_refund(payment_id=payment.id)
+
+    assert unchanged.status == status
+    assert unchanged.refunded_at is None
+    assert published("payments", "payment.refunded") == []
+
+
+@unit
+def test_refunding_an_unknown_payment_is_not_found():
+    with pytest.raises(NotFound):
+        commands.payment_refund(payment_id=uuid.uuid4())
+
+
+class BrokenRefundProvider(FakeProvider):
+    def refund(self, *, reference, amount):
+        raise ProviderError("down")
+
+
+@unit
+def test_a_refund_the_provider_fails_leaves_the_payment_captured(settings):
+    payment = PaymentFactory()
+    settings.CLEAVE_PAYMENT_PROVIDER = f"{__name__}.BrokenRefundProvider"
+
+    with pytest.raises(commands.ProviderUnavailable) as refused:
+        commands.payment_refund(payment_id=payment.id)
+
+    assert refused.value.status == 503
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.CAPTURED
+    assert published("payments", "payment.refunded") == []

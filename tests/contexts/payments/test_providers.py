@@ -1,0 +1,81 @@
+from decimal import Decimal
+
+import pytest
+
+from contexts.payments import providers
+from contexts.payments.providers import (
+    FakeProvider,
+    PaymentProvider,
+    ProviderError,
+    ProviderResult,
+    ProviderTimeout,
+)
+
+
+def charge(token: str) -> ProviderResult:
+    return FakeProvider().charge(
+        token=token, amount=Decimal("10.00"), currency="EUR", reference="ref-1"
+    )
+
+
+def test_tok_visa_is_approved_with_a_provider_reference():
+    result = charge("tok_visa")
+    assert result.approved
+    assert result.reference.startswith("fake_ch_")
+
+
+def test_tok_charge_declined_is_declined():
+    result = charge("tok_chargeDeclined")
+    assert result.status == ProviderResult.DECLINED
+    assert result.decline_reason == "declined"
+
+
+def test_an_unknown_token_is_declined_as_an_invalid_method():
+    result = charge("tok_mastercard_of_dreams")
+    assert result.status == ProviderResult.DECLINED
+    assert result.decline_reason == "invalid_method"
+
+
+def test_tok_timeout_raises_a_timeout_which_is_a_provider_error():
+    with pytest.raises(ProviderTimeout):
+        charge("tok_timeout")
+    assert issubclass(ProviderTimeout, ProviderError)
+
+
+def test_tok_error_raises_a_provider_error():
+    with pytest.raises(ProviderError):
+        charge("tok_error")
+
+
+def test_a_refund_succeeds_and_may_be_repeated():
+    provider = FakeProvider()
+    provider.refund(reference="fake_ch_1", amount=Decimal("10.00"))
+    provider.refund(reference="fake_ch_1", amount=Decimal("10.00"))
+
+
+def test_the_base_provider_states_its_contract():
+    with pytest.raises(NotImplementedError):
+        PaymentProvider().charge(token="t", amount=Decimal(1), currency="EUR", reference="r")
+    with pytest.raises(NotImplementedError):
+        PaymentProvider().refund(reference="r", amount=Decimal(1))
+
+
+def test_the_fake_provider_is_the_default(settings):
+    if hasattr(settings, "CLEAVE_PAYMENT_PROVIDER"):
+        del settings.CLEAVE_PAYMENT_PROVIDER
+    assert isinstance(providers.get_provider(), FakeProvider)
+
+
+class OtherProvider(FakeProvider):
+    pass
+
+
+def test_another_provider_can_be_plugged_in_by_setting(settings):
+    settings.CLEAVE_PAYMENT_PROVIDER = f"{__name__}.OtherProvider"
+    assert isinstance(providers.get_provider(), OtherProvider)
+
+
+def test_a_provider_setting_naming_something_else_is_refused(settings):
+    settings.CLEAVE_PAYMENT_PROVIDER = "decimal.Decimal"
+    with pytest.raises(TypeError):
+        providers.get_provider()
