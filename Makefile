@@ -36,8 +36,9 @@ test-fast: install
 	$(BIN)/pytest -x -q
 
 lint: install
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --config importlinter.ini
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python manage.py check
 

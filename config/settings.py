@@ -38,6 +38,10 @@ CLEAVE_CONTEXTS = local_context_names(CLEAVE_ALL_CONTEXTS, os.environ.get("CLEAV
 CLEAVE_EVENT_TRANSPORT = os.environ.get("CLEAVE_EVENT_TRANSPORT", "inprocess")
 CLEAVE_SERVICE_NAME = os.environ.get("CLEAVE_SERVICE_NAME", "cleave")
 CLEAVE_CURRENCY = os.environ.get("CLEAVE_CURRENCY", "EUR")
+CLEAVE_RESERVATION_TTL = int(os.environ.get("CLEAVE_RESERVATION_TTL", "900"))
+CLEAVE_PAYMENT_PROVIDER = os.environ.get(
+    "CLEAVE_PAYMENT_PROVIDER", "contexts.payments.providers.FakeProvider"
+)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

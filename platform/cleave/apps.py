@@ -13,5 +13,8 @@ class CleaveConfig(AppConfig):
         from django.conf import settings
 
         from cleave import contexts, observability, openapi  # noqa: F401 - checks, schema extensions
+        from cleave.events.transports import get_transport
 
+        # refuse an unknown CLEAVE_EVENT_TRANSPORT at start-up, not at first publish
+        get_transport()
         observability.setup_tracing(getattr(settings, "CLEAVE_SERVICE_NAME", "cleave"))

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from uuid import UUID
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -109,7 +110,7 @@ def get_transport() -> Transport:
         try:
             path = _TRANSPORTS[key]
         except KeyError:
-            raise ValueError(
+            raise ImproperlyConfigured(
                 f"CLEAVE_EVENT_TRANSPORT={key!r} is not one of {sorted(_TRANSPORTS)}"
             ) from None
         _instance = import_string(path)()

@@ -1,0 +1,107 @@
+"""The service client's in-process transport: same routing, auth and headers as HTTP."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from cleave import flow
+from cleave.client import HttpTransport, InProcessTransport, ServiceClient, ServiceError
+from cleave.security import decode_service_token, issue_service_token
+from cleave.testing import unit
+from contexts.users import commands
+
+
+class RecordingTransport(InProcessTransport):
+    """The in-process transport, remembering what each call sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+
+    def send(self, client, method, path, body, headers, params):
+        self.sent.append({"method": method, "path": path, "headers": dict(headers)})
+        return super().send(client, method, path, body, headers, params)
+
+
+@pytest.fixture
+def customer():
+    return commands.customer_register(email="ada@example.com", password="x" * 10, name="Ada")
+
+
+def test_a_local_context_is_called_in_process_and_a_remote_one_over_http(monkeypatch):
+    assert isinstance(ServiceClient("users", caller="orders").transport, InProcessTransport)
+
+    monkeypatch.setenv("USERS_SERVICE_URL", "http://users.internal:8000")
+    client = ServiceClient("users", caller="orders")
+    assert isinstance(client.transport, HttpTransport)
+    assert client.base_url() == "http://users.internal:8000"
+
+
+@unit
+def test_an_in_process_call_carries_the_flow_ids_caller_and_token(customer):
+    transport = RecordingTransport()
+    client = ServiceClient("users", caller="orders", transport=transport)
+
+    with flow.flow(request_id="req-1", correlation_id="checkout-1", causation_id="evt-1"):
+        response = client.get(f"/customers/{customer.id}")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["email"] == "ada@example.com"
+    (call,) = transport.sent
+    assert call["method"] == "GET"
+    assert call["path"] == f"/api/users/customers/{customer.id}"
+    headers = call["headers"]
+    assert headers["X-Request-ID"] == "req-1"
+    assert headers["X-Correlation-ID"] == "checkout-1"
+    assert headers["X-Causation-ID"] == "evt-1"
+    assert headers["X-Service-Name"] == "orders"
+    principal = decode_service_token(headers["X-Service-Token"])
+    assert principal.name == "orders"
+    assert principal.has("users:read")
+    # The target's middleware saw the same request id: the call went through the stack.
+    assert response.headers["X-Request-ID"] == "req-1"
+
+
+@unit
+def test_a_call_without_a_running_flow_gets_fresh_ids(customer):
+    transport = RecordingTransport()
+
+    ServiceClient("users", caller="orders", transport=transport).get(f"/customers/{customer.id}")
+
+    headers = transport.sent[0]["headers"]
+    assert uuid.UUID(headers["X-Request-ID"])
+    assert uuid.UUID(headers["X-Correlation-ID"])
+
+
+@unit
+def test_a_caller_without_the_permission_is_refused_with_403(customer, settings):
+    assert "users:read" not in settings.CLEAVE_SERVICE_GRANTS["analytics"]
+
+    response = ServiceClient("users", caller="analytics").get(f"/customers/{customer.id}")
+
+    assert response.status_code == 403
+    assert response.headers["Content-Type"] == "application/problem+json"
+    with pytest.raises(ServiceError) as raised:
+        response.raise_for_status()
+    assert raised.value.status == 403
+
+
+@unit
+def test_an_unknown_resource_is_a_404_the_caller_can_tell_apart(customer):
+    client = ServiceClient("users", caller="orders")
+
+    response = client.get(f"/customers/{uuid.uuid4()}")
+
+    assert response.status_code == 404
+    assert response.json()["status"] == 404
+    assert client.get(f"/customers/{customer.id}").raise_for_status().ok
+
+
+@unit
+def test_an_explicit_service_token_from_the_environment_wins(customer, monkeypatch):
+    monkeypatch.setenv("ANALYTICS_SERVICE_TOKEN", issue_service_token("analytics", ["users:read"]))
+
+    response = ServiceClient("users", caller="analytics").get(f"/customers/{customer.id}")
+
+    assert response.status_code == 200

@@ -1,0 +1,283 @@
+"""The event bus: outbox in the business transaction, registry, inbox, retries and relay."""
+
+from __future__ import annotations
+
+import uuid
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import transaction
+from django.utils import timezone
+
+from cleave.events import InvalidEventPayload, UnknownEventType, bus, publish
+from cleave.events.envelope import Envelope
+from cleave.events.models import InboxRecord, OutboxEvent
+from cleave.testing import flows, published, unit
+from contexts.users import commands
+from contexts.users.models import Customer
+
+from .support import user_created_data
+
+
+class Boom(Exception):
+    """Raised by tests to roll a transaction back."""
+
+
+def register(email: str = "ada@example.com") -> Customer:
+    return commands.customer_register(email=email, password="correct horse", name="Ada")
+
+
+@flows
+def test_an_event_published_in_a_rolled_back_transaction_leaves_no_trace(local_subscriber):
+    seen: list[Envelope] = []
+    local_subscriber(seen.append)
+
+    with pytest.raises(Boom), transaction.atomic(using="users"):
+        register()
+        raise Boom
+
+    assert not Customer.objects.using("users").exists()
+    assert not OutboxEvent.objects.using("users").exists()
+    assert seen == []
+
+
+@flows
+def test_a_committed_event_is_stored_and_delivered_to_its_subscribers(local_subscriber):
+    seen: list[Envelope] = []
+    local_subscriber(seen.append)
+
+    with transaction.atomic(using="users"):
+        customer = register()
+        assert seen == [], "nothing may be delivered before commit"
+
+    row = OutboxEvent.objects.using("users").get(type="user.created")
+    assert row.source == "users"
+    assert row.version == 1
+    assert row.data["customer_id"] == str(customer.id)
+    assert [envelope.id for envelope in seen] == [str(row.id)]
+    assert seen[0].data["email"] == "ada@example.com"
+    assert InboxRecord.objects.using("users").filter(event_id=row.id).exists()
+
+
+@flows
+def test_an_event_whose_subscribers_all_succeed_is_marked_published(probe_event, local_subscriber):
+    seen: list[int] = []
+    local_subscriber(lambda envelope: seen.append(envelope.data["n"]), probe_event)
+
+    with transaction.atomic(using="users"):
+        envelope = publish(probe_event, {"n": 1})
+
+    row = OutboxEvent.objects.using("users").get(pk=envelope.id)
+    assert row.status == OutboxEvent.Status.PUBLISHED
+    assert row.published_at is not None
+    assert row.attempts == 1
+    assert seen == [1]
+
+
+@flows
+def test_the_envelope_carries_the_flow_ids_of_the_request(api, local_subscriber):
+    seen: list[Envelope] = []
+    local_subscriber(seen.append)
+
+    response = api.post(
+        "/api/users/",
+        {"email": "ada@example.com", "password": "correct horse", "name": "Ada"},
+        format="json",
+        headers={"X-Request-ID": "req-42", "X-Correlation-ID": "checkout-7"},
+    )
+
+    assert response.status_code == 201, response.content
+    (envelope,) = published("users", "user.created")
+    assert envelope.correlation_id == "checkout-7"
+    assert envelope.causation_id == "req-42"
+    assert seen[0].correlation_id == "checkout-7"
+
+
+@unit
+def test_publishing_an_unregistered_type_is_refused():
+    with pytest.raises(UnknownEventType), transaction.atomic(using="users"):
+        publish("user.teleported", {"customer_id": str(uuid.uuid4())})
+
+    assert not OutboxEvent.objects.using("users").exists()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {key: value for key, value in user_created_data().items() if key != "email"},
+        user_created_data(customer_id="not-a-uuid"),
+        user_created_data(name=42),
+        user_created_data(unexpected="field"),
+    ],
+    ids=["missing-field", "bad-uuid", "wrong-type", "extra-field"],
+)
+@unit
+def test_publishing_an_invalid_payload_is_refused_and_writes_nothing(data):
+    with pytest.raises(InvalidEventPayload) as raised, transaction.atomic(using="users"):
+        publish("user.created", data)
+
+    assert raised.value.type_name == "user.created"
+    assert not OutboxEvent.objects.using("users").exists()
+
+
+def _envelope(data: dict | None = None) -> Envelope:
+    return Envelope(
+        id=str(uuid.uuid4()),
+        type="user.created",
+        version=1,
+        source="users",
+        timestamp=timezone.now().isoformat(),
+        data=data or user_created_data(),
+        correlation_id="flow-1",
+    )
+
+
+@unit
+def test_the_inbox_applies_an_event_once_however_often_it_arrives():
+    effects: list[str] = []
+
+    def handler(envelope: Envelope) -> None:
+        effects.append(envelope.id)
+
+    handler.__module__ = "contexts.users.handlers"
+    sub = bus.Subscription("user.created", handler)
+    envelope = _envelope()
+
+    first = bus.apply(sub, envelope)
+    second = bus.apply(sub, envelope)
+
+    assert (first, second) == ("applied", "duplicate")
+    assert effects == [envelope.id]
+    assert InboxRecord.objects.using("users").filter(event_id=envelope.id).count() == 1
+
+
+@unit
+def test_a_handler_that_fails_rolls_back_its_effect_and_its_inbox_row():
+    calls: list[str] = []
+
+    def handler(envelope: Envelope) -> None:
+        calls.append(envelope.id)
+        Customer.objects.using("users").create(email="half@example.com", name="Half", password="x")
+        if len(calls) == 1:
+            raise Boom("first delivery fails after writing")
+
+    handler.__module__ = "contexts.users.handlers"
+    sub = bus.Subscription("user.created", handler)
+    envelope = _envelope()
+
+    with pytest.raises(Boom):
+        bus.apply(sub, envelope)
+
+    assert not Customer.objects.using("users").exists()
+    assert not InboxRecord.objects.using("users").exists()
+    assert bus.apply(sub, envelope) == "applied"
+    assert Customer.objects.using("users").count() == 1
+
+
+@unit
+def test_a_consumed_payload_is_validated_against_the_publishers_schema():
+    def handler(envelope: Envelope) -> None:
+        raise AssertionError("an invalid payload must not reach the handler")
+
+    handler.__module__ = "contexts.users.handlers"
+    sub = bus.Subscription("user.created", handler)
+
+    with pytest.raises(InvalidEventPayload):
+        bus.apply(sub, _envelope({"customer_id": "nope"}))
+
+    assert not InboxRecord.objects.using("users").exists()
+
+
+@flows
+def test_a_failing_handler_keeps_the_event_pending_until_the_relay_delivers_it(
+    api, probe_event, local_subscriber
+):
+    state = {"broken": True}
+    delivered: list[int] = []
+
+    def flaky(envelope: Envelope) -> None:
+        if state["broken"]:
+            raise RuntimeError("mail server down")
+        delivered.append(envelope.data["n"])
+
+    local_subscriber(flaky, probe_event)
+    # The vehicle: a real registration request whose user.created subscriber fails.
+    local_subscriber(flaky, "user.created")
+
+    response = api.post(
+        "/api/users/",
+        {"email": "ada@example.com", "password": "correct horse", "name": "Ada"},
+        format="json",
+    )
+    with transaction.atomic(using="users"):
+        envelope = publish(probe_event, {"n": 7})
+
+    # The publisher's request succeeds: delivery failures never break it.
+    assert response.status_code == 201, response.content
+    assert Customer.objects.using("users").filter(email="ada@example.com").exists()
+    for row in OutboxEvent.objects.using("users").all():
+        assert row.status == OutboxEvent.Status.PENDING
+        assert row.attempts == 1
+        assert "RuntimeError: mail server down" in row.last_error
+    assert delivered == []
+
+    call_command("events", "relay", "--once", stdout=StringIO())
+    row = OutboxEvent.objects.using("users").get(pk=envelope.id)
+    assert (row.status, row.attempts) == (OutboxEvent.Status.PENDING, 2)
+
+    state["broken"] = False
+    out = StringIO()
+    call_command("events", "relay", "--once", stdout=out)
+
+    row.refresh_from_db(using="users")
+    assert row.status == OutboxEvent.Status.PUBLISHED
+    assert row.last_error == ""
+    assert row.attempts == 3
+    assert 7 in delivered
+    assert "relayed" in out.getvalue()
+
+    delivered.clear()
+    call_command("events", "relay", "--once", stdout=StringIO())
+    assert 7 not in delivered, "a published event is not delivered again"
+
+
+@flows
+def test_the_relay_skips_handlers_that_already_applied_the_event(probe_event, local_subscriber):
+    healthy: list[str] = []
+    state = {"broken": True}
+
+    def flaky(envelope: Envelope) -> None:
+        if state["broken"]:
+            raise RuntimeError("not yet")
+
+    local_subscriber(lambda envelope: healthy.append(envelope.id), probe_event)
+    local_subscriber(flaky, probe_event)
+
+    with transaction.atomic(using="users"):
+        envelope = publish(probe_event, {"n": 1})
+    state["broken"] = False
+    call_command("events", "relay", "--once", stdout=StringIO())
+
+    assert healthy == [envelope.id]
+    row = OutboxEvent.objects.using("users").get(pk=envelope.id)
+    assert row.status == OutboxEvent.Status.PUBLISHED
+    assert InboxRecord.objects.using("users").filter(event_id=envelope.id).count() == 2
+
+
+@flows
+def test_the_events_command_lists_and_counts_the_outbox(probe_event, local_subscriber):
+    local_subscriber(lambda envelope: None, probe_event)
+    with transaction.atomic(using="users"):
+        envelope = publish(probe_event, {"n": 3})
+
+    listing, stats = StringIO(), StringIO()
+    call_command("events", "list", "--context", "users", "--type", probe_event, stdout=listing)
+    call_command("events", "stats", stdout=stats)
+
+    (line,) = listing.getvalue().splitlines()
+    assert line.split()[2:] == ["users", probe_event, "published", envelope.id]
+    users_row = next(row for row in stats.getvalue().splitlines() if row.startswith("users"))
+    assert users_row.split() == ["users", "0", "1"]
+    with pytest.raises(CommandError, match="No local context"):
+        call_command("events", "list", "--context", "warehouse", stdout=StringIO())

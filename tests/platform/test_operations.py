@@ -1,0 +1,134 @@
+"""Problem details, the operations endpoints and the OpenAPI schema."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.management import call_command
+from drf_spectacular.drainage import GENERATOR_STATS
+
+from cleave.testing import unit
+
+PROBLEM = "application/problem+json"
+
+
+def test_an_unknown_url_is_a_404_problem(api):
+    response = api.get("/api/no-such-thing/here")
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == PROBLEM
+    body = json.loads(response.content)
+    assert body["status"] == 404
+    assert body["title"] == "Not found"
+    assert body["type"].startswith("https://")
+    assert "/api/no-such-thing/here" in body["detail"]
+
+
+@unit
+def test_malformed_json_is_a_400_problem(api):
+    response = api.post("/api/users/", data='{"email": ', content_type="application/json")
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == PROBLEM
+    body = json.loads(response.content)
+    assert body["status"] == 400
+    assert body["detail"]
+
+
+@unit
+def test_invalid_fields_are_a_400_problem_naming_each_field(api):
+    response = api.post("/api/users/", {"email": "not-an-email", "name": ""}, format="json")
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == PROBLEM
+    body = json.loads(response.content)
+    assert body["type"].endswith("/validation-error")
+    assert set(body["errors"]) == {"email", "password", "name"}
+
+
+def test_a_wrong_media_type_is_a_415_problem(api):
+    response = api.post("/api/users/", data="email=a", content_type="text/plain")
+
+    assert response.status_code == 415
+    assert response["Content-Type"] == PROBLEM
+
+
+def test_a_missing_token_is_a_401_problem(api):
+    response = api.get("/api/users/me")
+
+    assert response.status_code == 401
+    assert response["Content-Type"] == PROBLEM
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_health_answers_without_touching_a_database(api):
+    response = api.get("/health")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_every_response_carries_a_request_id(api):
+    assert api.get("/health")["X-Request-ID"]
+    assert api.get("/health", headers={"X-Request-ID": "abc-123"})["X-Request-ID"] == "abc-123"
+    # An id that could smuggle something into logs is replaced.
+    assert api.get("/health", headers={"X-Request-ID": "a b\nc"})["X-Request-ID"] != "a b\nc"
+
+
+@unit
+def test_ready_checks_every_database_alias(api, settings):
+    response = api.get("/ready")
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["status"] == "ok"
+    assert set(body["checks"]) == {f"database:{alias}" for alias in settings.DATABASES}
+    assert all(check["status"] == "ok" for check in body["checks"].values())
+
+
+@unit
+def test_ready_answers_503_when_the_broker_is_down(api, settings):
+    settings.CLEAVE_EVENT_TRANSPORT = "celery"
+    settings.CELERY_BROKER_URL = "amqp://guest:guest@127.0.0.1:1//"
+
+    response = api.get("/ready")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["broker"]["status"] == "error"
+
+
+def test_metrics_are_exposed_in_the_prometheus_text_format(api):
+    api.get("/health")
+
+    response = api.get("/metrics")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    text = response.content.decode()
+    assert "# TYPE" in text
+    assert "django_http_requests_total_by_method_total" in text
+
+
+def test_the_openapi_schema_is_served(api):
+    response = api.get("/api/schema/", headers={"Accept": "application/vnd.oai.openapi+json"})
+
+    assert response.status_code == 200
+    schema = json.loads(response.content)
+    assert schema["openapi"].startswith("3.")
+    assert "/api/users/customers/{customer_id}" in schema["paths"]
+
+
+def test_the_generated_schema_validates_without_errors(tmp_path):
+    GENERATOR_STATS.reset()
+
+    call_command("spectacular", "--validate", "--file", str(tmp_path / "schema.yml"))
+
+    errors = dict(GENERATOR_STATS._error_cache)
+    assert not errors, "\n".join(errors)
+    assert (tmp_path / "schema.yml").read_text().startswith("openapi: 3")
+
+
+@pytest.mark.parametrize("path", ["/api/docs/", "/admin/login/"])
+def test_the_docs_and_the_admin_login_are_served(api, path):
+    assert api.get(path).status_code == 200

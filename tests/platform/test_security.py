@@ -1,0 +1,217 @@
+"""Customer and service tokens, service permissions and the token-issuing command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from io import StringIO
+from pathlib import Path
+
+import jwt
+import pytest
+from django.core.management import CommandError, call_command
+
+from cleave import security
+from cleave.security import (
+    ServicePrincipal,
+    TokenError,
+    decode_customer_token,
+    decode_service_token,
+    issue_customer_tokens,
+    issue_service_token,
+)
+from cleave.testing import customer_headers, service_headers, unit
+from contexts.users import commands
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# Long enough that PyJWT does not warn: the point is the wrong key, not a weak one.
+FORGED_SECRET = "an-attacker-guessed-this-secret-but-it-is-wrong"
+
+
+def _claims(settings, **overrides) -> dict:
+    now = int(time.time())
+    return {
+        "iss": settings.CLEAVE_JWT_ISSUER,
+        "aud": security.SERVICE_AUDIENCE,
+        "sub": "orders",
+        "typ": "service",
+        "perms": ["users:read"],
+        "iat": now,
+        "exp": now + 60,
+        "jti": uuid.uuid4().hex,
+        **overrides,
+    }
+
+
+def test_a_service_token_round_trips_its_name_and_permissions():
+    principal = decode_service_token(issue_service_token("orders", ["users:read", "catalog:read"]))
+
+    assert principal == ServicePrincipal("orders", frozenset({"users:read", "catalog:read"}))
+
+
+def test_an_expired_service_token_is_rejected():
+    token = issue_service_token("orders", ["users:read"], ttl=-5)
+
+    with pytest.raises(TokenError, match="expired"):
+        decode_service_token(token)
+
+
+def test_a_service_token_signed_with_another_secret_is_rejected(settings):
+    forged = jwt.encode(_claims(settings), FORGED_SECRET, algorithm="HS256")
+
+    with pytest.raises(TokenError, match="invalid"):
+        decode_service_token(forged)
+
+
+def test_an_unsigned_token_is_rejected(settings):
+    unsigned = jwt.encode(_claims(settings), key=None, algorithm="none")
+
+    with pytest.raises(TokenError):
+        decode_service_token(unsigned)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"iss": "someone-else"}, {"aud": security.CUSTOMER_AUDIENCE}, {"typ": "access"}],
+    ids=["issuer", "audience", "type"],
+)
+def test_a_service_token_with_a_wrong_claim_is_rejected(settings, overrides):
+    token = jwt.encode(
+        _claims(settings, **overrides), settings.CLEAVE_SERVICE_JWT_SECRET, algorithm="HS256"
+    )
+
+    with pytest.raises(TokenError):
+        decode_service_token(token)
+
+
+def test_a_service_token_with_malformed_permissions_is_rejected(settings):
+    token = jwt.encode(
+        _claims(settings, perms="users:read"), settings.CLEAVE_SERVICE_JWT_SECRET, algorithm="HS256"
+    )
+
+    with pytest.raises(TokenError, match="permissions"):
+        decode_service_token(token)
+
+
+def test_a_customer_token_is_not_a_service_token_and_the_reverse():
+    tokens = issue_customer_tokens(uuid.uuid4(), email="ada@example.com")
+
+    with pytest.raises(TokenError):
+        decode_service_token(tokens["access"])
+    with pytest.raises(TokenError):
+        decode_customer_token(issue_service_token("orders", []))
+
+
+def test_a_refresh_token_is_not_an_access_token():
+    tokens = issue_customer_tokens(uuid.uuid4())
+
+    with pytest.raises(TokenError, match="access token is required"):
+        decode_customer_token(tokens["refresh"])
+    assert decode_customer_token(tokens["refresh"], token_type="refresh")["typ"] == "refresh"
+
+
+def test_an_expired_customer_token_is_rejected(settings):
+    settings.CLEAVE_ACCESS_TOKEN_TTL = -5
+    tokens = issue_customer_tokens(uuid.uuid4())
+
+    with pytest.raises(TokenError, match="expired"):
+        decode_customer_token(tokens["access"])
+
+
+@pytest.mark.parametrize(
+    ("granted", "asked", "allowed"),
+    [
+        ({"users:read"}, "users:read", True),
+        ({"users:read"}, "users:write", False),
+        ({"users:write"}, "users:read", True),
+        ({"users:write"}, "users:write", True),
+        ({"users:*"}, "users:write", True),
+        ({"users:*"}, "orders:read", False),
+        ({"*"}, "payments:write", True),
+        ({"orders:write"}, "users:read", False),
+        (set(), "users:read", False),
+    ],
+)
+def test_a_service_principal_holds_what_it_was_granted(granted, asked, allowed):
+    assert ServicePrincipal("svc", frozenset(granted)).has(asked) is allowed
+
+
+@unit
+def test_the_api_answers_401_problem_for_forged_or_expired_tokens(api, settings):
+    customer = commands.customer_register(email="ada@example.com", password="x" * 10, name="Ada")
+    url = f"/api/users/customers/{customer.id}"
+    forged = jwt.encode(_claims(settings), FORGED_SECRET, algorithm="HS256")
+    expired = issue_service_token("orders", ["users:read"], ttl=-5)
+
+    for token in (forged, expired):
+        response = api.get(url, headers={"X-Service-Token": token})
+        assert response.status_code == 401, response.content
+        assert response["Content-Type"] == "application/problem+json"
+    refresh = issue_customer_tokens(customer.id)["refresh"]
+    response = api.get("/api/users/me", headers={"Authorization": f"Bearer {refresh}"})
+    assert response.status_code == 401
+
+    assert api.get(url, headers=service_headers("users:read")).status_code == 200
+    assert api.get(url, headers=service_headers("orders:read")).status_code == 403
+    # A customer token does not open a service endpoint.
+    assert api.get(url, headers=customer_headers(customer.id)).status_code == 403
+
+
+def test_issue_service_token_prints_a_token_carrying_the_permissions():
+    out = StringIO()
+
+    call_command(
+        "issue_service_token",
+        "--service",
+        "ops-script",
+        "--permissions",
+        "analytics:read, orders:write",
+        "--ttl",
+        "120",
+        stdout=out,
+    )
+
+    principal = decode_service_token(out.getvalue().strip())
+    assert principal.name == "ops-script"
+    assert principal.permissions == frozenset({"analytics:read", "orders:write"})
+    claims = jwt.decode(out.getvalue().strip(), options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 120
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--service", "ops", "--permissions", "analytics"], "Invalid permission"),
+        (["--service", "ops", "--permissions", "orders:delete"], "Invalid permission"),
+        (["--service", "no spaces", "--permissions", "orders:read"], "--service"),
+        (["--service", "ops", "--ttl", "0"], "--ttl"),
+    ],
+)
+def test_issue_service_token_refuses_bad_arguments(arguments, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("issue_service_token", *arguments, stdout=StringIO())
+
+
+def test_issue_service_token_exits_non_zero_with_a_message_from_the_shell():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "issue_service_token",
+            "--service",
+            "ops",
+            "--permissions",
+            "everything",
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert "Invalid permission(s) ['everything']" in result.stderr
