@@ -212,6 +212,8 @@ CLEAVE_EVENT_MAX_ATTEMPTS = int(os.environ.get("CLEAVE_EVENT_MAX_ATTEMPTS", "5")
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# --- Celery: events (issue 3 owns this block) ---
+# --- Celery: sagas and periodic jobs (issue 4 owns this block) ---
 
 # --- logging ----------------------------------------------------------------------
 LOG_LEVEL = os.environ.get("CLEAVE_LOG_LEVEL", "INFO")

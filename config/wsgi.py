@@ -7,3 +7,10 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 application = get_wsgi_application()
+
+# The embedded default has no beat or worker processes: the web process runs
+# the periodic jobs (saga recovery, relay sweeps, expiries) itself.
+if os.environ.get("CLEAVE_EMBEDDED_SCHEDULER", "on").lower() not in {"off", "0", "false"}:
+    from cleave import periodic
+
+    periodic.start_embedded()

@@ -12,7 +12,7 @@ class CleaveConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
-        from cleave import contexts, observability, openapi  # noqa: F401 - checks, schema extensions
+        from cleave import contexts, jobs, observability, openapi  # noqa: F401 - registrations
         from cleave.events.transports import get_transport
 
         # refuse an unknown CLEAVE_EVENT_TRANSPORT at start-up, not at first publish

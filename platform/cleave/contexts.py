@@ -28,8 +28,9 @@ class ContextConfig(AppConfig):
     Base AppConfig for a bounded context.
 
     Subclasses set `label` and may set `database` (defaults to the label) and
-    `url_prefix` (defaults to the label). On ready, the context's `events` and
-    `handlers` modules are imported so its event types and subscribers register.
+    `url_prefix` (defaults to the label). On ready, the context's `events`,
+    `handlers`, `sagas` and `jobs` modules are imported so its event types,
+    subscribers, saga definitions and periodic jobs register.
     """
 
     database: str = ""
@@ -60,6 +61,7 @@ class ContextConfig(AppConfig):
             register_module_event_types(events_module, context=self.label)
         self._import_optional("handlers")
         self._import_optional("sagas")
+        self._import_optional("jobs")
 
     def _import_optional(self, submodule: str) -> Any:
         name = f"{self.name}.{submodule}"
