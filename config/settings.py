@@ -213,7 +213,55 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # --- Celery: events (issue 3 owns this block) ---
+# See docs/events.md. Every exchange and queue name starts with this prefix, so
+# several installations (or test runs) can share one broker.
+CLEAVE_EVENT_QUEUE_PREFIX = os.environ.get("CLEAVE_EVENT_QUEUE_PREFIX", "")
+CLEAVE_CELERY_APP = "config.celery.app"
+# A failing handler is retried after base * 2**(attempt - 1) seconds (half of it
+# random jitter), at most RETRY_MAX, until CLEAVE_EVENT_MAX_ATTEMPTS; then dead-lettered.
+CLEAVE_EVENT_RETRY_BASE = float(os.environ.get("CLEAVE_EVENT_RETRY_BASE", "1"))
+CLEAVE_EVENT_RETRY_MAX = float(os.environ.get("CLEAVE_EVENT_RETRY_MAX", "300"))
+# The relay sweep publishes pending rows older than the grace period (younger
+# ones belong to the process that just committed them), every interval seconds.
+CLEAVE_EVENT_RELAY_GRACE = float(os.environ.get("CLEAVE_EVENT_RELAY_GRACE", "2"))
+CLEAVE_EVENT_RELAY_INTERVAL = float(os.environ.get("CLEAVE_EVENT_RELAY_INTERVAL", "2"))
+# Run the relay sweep in a thread of every Celery worker (instead of, or besides, beat).
+CLEAVE_EVENT_RELAY_IN_WORKER = env_bool("CLEAVE_EVENT_RELAY_IN_WORKER", default=False)
+# A retry overdue by this many seconds was lost (its worker died): the sweep sends it again.
+CLEAVE_EVENT_REDELIVER_AFTER = float(os.environ.get("CLEAVE_EVENT_REDELIVER_AFTER", "30"))
+# A restarted Redis (new run_id) lost what it held: events it accepted within
+# this many seconds before are published again (consumers drop the duplicates).
+CLEAVE_EVENT_REDIS_REPUBLISH_WINDOW = float(
+    os.environ.get("CLEAVE_EVENT_REDIS_REPUBLISH_WINDOW", "3600")
+)
+CELERY_TASK_DEFAULT_QUEUE = f"{CLEAVE_EVENT_QUEUE_PREFIX}celery"
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_TIMEOUT = float(os.environ.get("CELERY_BROKER_CONNECTION_TIMEOUT", "3"))
+# Celery's Django fixup closes every database connection before and after each
+# task unless told to reuse them: reconnecting costs more than most handlers.
+# (A worker that hits a broken connection closes them all itself.)
+CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "100")) or None
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "sentinel://")):
+    # Redis has no acknowledgements: a message a worker took waits in an
+    # "unacked" set and returns to its queue after the visibility timeout. It
+    # must exceed the longest handler run and CLEAVE_EVENT_RETRY_MAX.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": int(os.environ.get("CLEAVE_REDIS_VISIBILITY_TIMEOUT", "3600")),
+        "unacked_restore_interval": int(os.environ.get("CLEAVE_REDIS_RESTORE_INTERVAL", "10")),
+        "unacked_restore_throttle": 1,
+    }
+else:
+    # RabbitMQ: every publish waits for the broker's confirm (persisted to disk
+    # for a durable queue) before the relay marks the outbox row published.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
 # --- Celery: sagas and periodic jobs (issue 4 owns this block) ---
+# How sagas run: "inprocess" (driven by the process that starts them) or
+# "celery" (the task `cleave.sagas.run` on the owning context's queue, named
+# like the event queues). Unset, it follows CLEAVE_EVENT_TRANSPORT. See docs/sagas.md.
+CLEAVE_SAGA_RUNNER = os.environ.get("CLEAVE_SAGA_RUNNER", "")
 
 # --- logging ----------------------------------------------------------------------
 LOG_LEVEL = os.environ.get("CLEAVE_LOG_LEVEL", "INFO")

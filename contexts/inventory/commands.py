@@ -257,10 +257,10 @@ def reservation_commit(*, reservation_id: UUID) -> Reservation:
         reservation = _locked(reservation_id)
         if reservation.status == Reservation.Status.COMMITTED:
             return reservation
-        if reservation.status == Reservation.Status.RELEASED:
+        if reservation.status in (Reservation.Status.RELEASED, Reservation.Status.RETURNED):
             raise Conflict(
-                f"Reservation {reservation_id} was released ({reservation.release_reason}) "
-                "and can no longer be committed.",
+                f"Reservation {reservation_id} was {reservation.status} "
+                f"({reservation.release_reason}) and can no longer be committed.",
                 code="reservation-released",
             )
         lines = _reservation_lines(reservation)
@@ -295,15 +295,20 @@ def reservation_commit(*, reservation_id: UUID) -> Reservation:
     return reservation
 
 
-def _release(reservation_id: UUID, reason: str) -> tuple[Reservation, bool]:
+def _check_reason(reason: str) -> str:
     reason = (reason or "").strip()
     if not reason:
         raise _invalid("reason", "This field may not be blank.")
     if len(reason) > REASON_MAX_LENGTH:
         raise _invalid("reason", f"Ensure this has no more than {REASON_MAX_LENGTH} characters.")
+    return reason
+
+
+def _release(reservation_id: UUID, reason: str) -> tuple[Reservation, bool]:
+    reason = _check_reason(reason)
     with transaction.atomic(using=ALIAS):
         reservation = _locked(reservation_id)
-        if reservation.status == Reservation.Status.RELEASED:
+        if reservation.status in (Reservation.Status.RELEASED, Reservation.Status.RETURNED):
             return reservation, False
         if reservation.status == Reservation.Status.COMMITTED:
             raise Conflict(
@@ -346,10 +351,48 @@ def reservation_release(*, reservation_id: UUID, reason: str = "released") -> Re
     """
     Give a held reservation's stock back; publish `inventory.released`.
 
-    Releasing again changes nothing; a committed reservation cannot be
-    released (409).
+    Releasing again (or releasing a returned one) changes nothing; a
+    committed reservation cannot be released (409).
     """
     reservation, _ = _release(reservation_id, reason)
+    return reservation
+
+
+def reservation_return(*, reservation_id: UUID, reason: str = "returned") -> Reservation:
+    """
+    Put a committed reservation's stock back on the shelf; publish `inventory.returned`.
+
+    Used when a confirmed order is refunded before its goods left. Returning
+    again changes nothing; a held or released reservation took nothing off
+    the shelf, so it is returned unchanged.
+    """
+    reason = _check_reason(reason)
+    with transaction.atomic(using=ALIAS):
+        reservation = _locked(reservation_id)
+        if reservation.status != Reservation.Status.COMMITTED:
+            return reservation
+        lines = _reservation_lines(reservation)
+        now = timezone.now()
+        for sku, quantity in lines.items():
+            restocked = (
+                StockItem.objects.using(ALIAS)
+                .filter(sku=sku)
+                .update(on_hand=F("on_hand") + quantity, updated_at=now)
+            )
+            if not restocked:  # the SKU's row was deleted by hand: nothing to put back on
+                logger.warning("Returning reservation %s: no stock row for %s", reservation_id, sku)
+        reservation.status = Reservation.Status.RETURNED
+        reservation.release_reason = reason
+        reservation.save(using=ALIAS, update_fields=["status", "release_reason", "updated_at"])
+        publish(
+            "inventory.returned",
+            {
+                "reservation_id": reservation.id,
+                "order_id": reservation.order_id,
+                "lines": _lines_payload(lines),
+                "reason": reason,
+            },
+        )
     return reservation
 
 

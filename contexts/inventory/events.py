@@ -29,3 +29,10 @@ INVENTORY_RELEASED = EventType(
     description="A held reservation was released: its stock is available again.",
     schema=obj({"reservation_id": UUID, "order_id": UUID, "lines": LINES, "reason": STRING}),
 )
+
+INVENTORY_RETURNED = EventType(
+    "inventory.returned",
+    version=1,
+    description="Committed stock was put back on the shelf (a refunded order): on hand rises.",
+    schema=obj({"reservation_id": UUID, "order_id": UUID, "lines": LINES, "reason": STRING}),
+)

@@ -48,6 +48,8 @@ class Reservation(models.Model):
         HELD = "held", "held"
         COMMITTED = "committed", "committed"
         RELEASED = "released", "released"
+        # committed stock put back on the shelf (an order refunded before it left)
+        RETURNED = "returned", "returned"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     order_id = models.UUIDField(db_index=True)

@@ -25,3 +25,16 @@ def reservation_get(*, reservation_id: UUID) -> Reservation:
     if reservation is None:
         raise NotFound(f"No reservation {reservation_id}.")
     return reservation
+
+
+def reservation_get_by_key(*, idempotency_key: str) -> Reservation:
+    """The reservation made with this idempotency key."""
+    reservation = (
+        Reservation.objects.using(ALIAS)
+        .prefetch_related("lines")
+        .filter(idempotency_key=idempotency_key)
+        .first()
+    )
+    if reservation is None:
+        raise NotFound(f"No reservation was made with idempotency key {idempotency_key!r}.")
+    return reservation

@@ -1,5 +1,8 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
+from cleave.api import ApplicationError
+
+from . import commands
 from .models import Cart, CartItem, Order, OrderLine
 
 
@@ -49,6 +52,32 @@ class OrderAdmin(admin.ModelAdmin):
     search_fields = ("id", "customer_id", "payment_id", "saga_id")
     readonly_fields = [f.name for f in Order._meta.fields]
     inlines = (OrderLineInline,)
+    actions = ("refund",)
+
+    @admin.action(
+        description="Refund and cancel the selected orders (customer request)",
+        permissions=["change"],
+    )
+    def refund(self, request, queryset):
+        """Compensate each order's checkout saga: stock back, payment refunded, order cancelled."""
+        for order in queryset:
+            try:
+                order = commands.order_refund(order_id=order.id)
+            except ApplicationError as exc:
+                messages.error(request, f"Order {order.id}: {exc.detail}")
+                continue
+            if order.status == order.Status.CANCELLED:
+                messages.success(request, f"Order {order.id} refunded and cancelled.")
+            else:
+                messages.warning(
+                    request,
+                    f"Order {order.id} is still {order.status}: its saga is compensating "
+                    "(see Saga instances).",
+                )
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # the refund action needs it; the form itself stays read-only
+        return super().has_change_permission(request, obj) and obj is None
 
     def has_add_permission(self, request) -> bool:
         return False  # orders come from checkout, never from a form

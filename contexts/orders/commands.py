@@ -9,10 +9,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from cleave import sagas
 from cleave.api import ApplicationError, Conflict, NotFound
 from cleave.client import ServiceClient
 from cleave.events import publish
-from cleave.sagas import start as saga_start
 
 from .models import Cart, CartItem, Order, OrderLine
 
@@ -186,8 +186,10 @@ def order_checkout(
                     "currency": order.currency,
                 },
             )
-            saga = saga_start(
+            # placing the order (this transaction) is the saga's first step
+            saga = sagas.start(
                 CHECKOUT_SAGA,
+                completed_steps=1,
                 data={
                     "order_id": str(order.id),
                     "customer_id": str(customer_id),
@@ -255,15 +257,21 @@ def order_cancel(
     reason: str,
     payment_id: UUID | None = None,
     reservation_id: UUID | None = None,
+    after_refund: bool = False,
 ) -> Order:
-    """Mark a pending order cancelled with `reason` and publish `order.cancelled` (idempotent)."""
+    """
+    Mark an order cancelled with `reason` and publish `order.cancelled` (idempotent).
+
+    Only a pending order can be cancelled, unless `after_refund`: the checkout
+    saga's compensation of a confirmed order, whose payment it has refunded.
+    """
     if reason not in Order.CancellationReason.values:
         raise ValueError(f"Unknown cancellation reason {reason!r}")
     with transaction.atomic(using=ALIAS):
         order = _locked_order(order_id)
         if order.status == Order.Status.CANCELLED:
             return order
-        if order.status != Order.Status.PENDING:
+        if order.status != Order.Status.PENDING and not after_refund:
             raise Conflict(f"Order {order_id} is {order.status}; it cannot be cancelled.")
         order.status = Order.Status.CANCELLED
         order.cancellation_reason = reason
@@ -291,4 +299,70 @@ def order_cancel(
                 "currency": order.currency,
             },
         )
+    return order
+
+
+def order_request_cancel(*, customer_id: UUID, order_id: UUID) -> Order:
+    """
+    A customer asks to cancel their order (reason `customer_request`).
+
+    A pending order's checkout saga is asked to compensate: at its next step
+    it releases the stock, voids the payment and cancels the order (if the
+    request races the confirmation, the confirmed order is refunded). A
+    confirmed order is refused (409): refunds go through an operator.
+    Asking again changes nothing.
+    """
+    reason = Order.CancellationReason.CUSTOMER_REQUEST
+    with transaction.atomic(using=ALIAS):
+        order = (
+            Order.objects.using(ALIAS)
+            .select_for_update()
+            .filter(pk=order_id, customer_id=customer_id)
+            .first()
+        )
+        if order is None:
+            raise NotFound(f"No order {order_id}.")
+        if order.status == Order.Status.CONFIRMED:
+            raise Conflict(
+                f"Order {order_id} is confirmed and can no longer be cancelled here; "
+                "ask customer service for a refund.",
+                code="order-confirmed",
+            )
+        if order.status == Order.Status.CANCELLED:
+            if order.cancellation_reason == reason:
+                return order
+            raise Conflict(
+                f"Order {order_id} was already cancelled ({order.cancellation_reason}).",
+                code="order-cancelled",
+            )
+        if order.saga_id is None:  # an order placed before sagas: nothing is held for it
+            return order_cancel(order_id=order.id, reason=reason)
+        # False when the saga is already compensating: the order ends cancelled anyway
+        sagas.request_cancel(ALIAS, order.saga_id, reason)
+    return order
+
+
+def order_refund(
+    *, order_id: UUID, reason: str = Order.CancellationReason.CUSTOMER_REQUEST
+) -> Order:
+    """
+    Refund and cancel a confirmed order (an operator's action).
+
+    The completed checkout saga is compensated: committed stock goes back on
+    the shelf, the payment is refunded, the order is cancelled with `reason`.
+    A pending order is cancelled through its running saga instead.
+    """
+    if reason not in Order.CancellationReason.values:
+        raise ApplicationError(
+            f"Unknown cancellation reason {reason!r}.", errors={"reason": ["Unknown reason."]}
+        )
+    order = Order.objects.using(ALIAS).filter(pk=order_id).first()
+    if order is None:
+        raise NotFound(f"No order {order_id}.")
+    if order.status == Order.Status.CANCELLED:
+        return order
+    if order.saga_id is None:
+        raise Conflict(f"Order {order_id} has no checkout saga to compensate.", code="no-saga")
+    sagas.compensate(ALIAS, order.saga_id, reason)
+    order.refresh_from_db(using=ALIAS)
     return order

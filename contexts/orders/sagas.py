@@ -2,9 +2,18 @@
 The checkout saga, orchestrated by orders.
 
 place_order → validate_user → reserve_inventory → process_payment → confirm_order.
-Participants are called through their published APIs with an idempotency key
-per step; on failure the completed steps are compensated in reverse: refund the
-payment, release the reservation, cancel the order with the failure's reason.
+
+Participants are called through their published APIs, each call with the
+step's idempotency key (`saga:<id>:<step>`), so a retried or resumed step gets
+the first answer back and never a second reservation or charge. When a
+reservation or a charge may have happened without the saga hearing of it (a
+timeout, a crash), the step's query finds it by that key; when the saga
+compensates, each compensation finds what its action did by the same key, and
+does nothing if the action never happened.
+
+Compensations, in reverse: put committed stock back (a refund of a confirmed
+order), void the payment (refund it if captured, settle it with the provider
+if pending), release the reservation, cancel the order with the reason.
 """
 
 from __future__ import annotations
@@ -12,20 +21,36 @@ from __future__ import annotations
 from datetime import timedelta
 from uuid import UUID
 
-from cleave.client import ServiceClient
-from cleave.sagas import SagaContext, SagaDefinition, Step, StepFailed, register
+from cleave.client import ServiceClient, ServiceResponse
+from cleave.sagas import OutcomeUnknown, SagaContext, SagaDefinition, Step, StepFailed, register
 
 from . import commands
 from .models import Order
 
 CALLER = "orders"
 
+# How long one participant call may take before its outcome counts as unknown;
+# above the service client's own timeout (CLEAVE_SERVICE_TIMEOUT), which fires first.
+CALL_TIMEOUT = 10.0
+PAYMENT_TIMEOUT = 30.0  # a card network may be slow
+
 
 def _client(service: str) -> ServiceClient:
     return ServiceClient(service, caller=CALLER)
 
 
+def _found(response: ServiceResponse) -> dict | None:
+    """The looked-up resource, or None when there is none (404)."""
+    if response.status_code == 404:
+        return None
+    return response.raise_for_status().json()
+
+
+# --- place_order ---------------------------------------------------------------------
+
+
 def place_order(saga: SagaContext) -> dict:
+    """Done by the checkout transaction itself (`completed_steps=1`); kept as a guard."""
     order = Order.objects.using(commands.ALIAS).get(pk=saga.data["order_id"])
     if order.status != Order.Status.PENDING:
         raise StepFailed("customer_request", f"order is already {order.status}")
@@ -40,8 +65,14 @@ def cancel_order(saga: SagaContext) -> dict:
         reason=saga.failure_reason or Order.CancellationReason.PAYMENT_ERROR,
         payment_id=UUID(payment_id) if payment_id else None,
         reservation_id=UUID(reservation_id) if reservation_id else None,
+        # compensating a confirmed order: its payment was refunded and its
+        # stock returned by the compensations that ran before this one
+        after_refund=True,
     )
     return {}
+
+
+# --- validate_user -------------------------------------------------------------------
 
 
 def validate_user(saga: SagaContext) -> dict:
@@ -54,11 +85,14 @@ def validate_user(saga: SagaContext) -> dict:
     return {}
 
 
+# --- reserve_inventory ------------------------------------------------------------------
+
+
 def reserve_inventory(saga: SagaContext) -> dict:
     response = _client("inventory").post(
         "/reservations",
         json={"order_id": saga.data["order_id"], "lines": saga.data["lines"]},
-        idempotency_key=saga.idempotency_key("reserve_inventory"),
+        idempotency_key=saga.key,
     )
     if response.status_code == 409:
         raise StepFailed("out_of_stock", str((response.json() or {}).get("detail", "")))
@@ -66,16 +100,41 @@ def reserve_inventory(saga: SagaContext) -> dict:
     return {"reservation_id": response.json()["id"]}
 
 
+def _reservation_by_key(saga: SagaContext) -> dict | None:
+    return _found(
+        _client("inventory").get(
+            "/reservations",
+            params={"idempotency_key": saga.idempotency_key("reserve_inventory")},
+        )
+    )
+
+
+def find_reservation(saga: SagaContext) -> dict | None:
+    """Did the reservation happen? Asked by key when the action's answer was lost."""
+    reservation = _reservation_by_key(saga)
+    if reservation is None:
+        return None
+    if reservation["status"] in ("released", "returned"):
+        raise StepFailed("timeout", f"the reservation was {reservation['status']} meanwhile")
+    return {"reservation_id": reservation["id"]}
+
+
 def release_inventory(saga: SagaContext) -> dict:
     reservation_id = saga.data.get("reservation_id")
-    if reservation_id:
-        _client("inventory").post(
-            f"/reservations/{reservation_id}/release",
-            json={"reason": saga.failure_reason or "cancelled"},
-            idempotency_key=saga.idempotency_key("release_inventory"),
-        ).raise_for_status()
-    return {}
+    if not reservation_id:  # the answer was lost: find the reservation by the action's key
+        found = _reservation_by_key(saga)
+        if found is None:
+            return {}  # nothing was reserved (a late one expires on its own)
+        reservation_id = found["id"]
+    _client("inventory").post(
+        f"/reservations/{reservation_id}/release",
+        json={"reason": saga.failure_reason or "cancelled"},
+        idempotency_key=saga.key,
+    ).raise_for_status()
+    return {"reservation_id": reservation_id}
 
+
+# --- process_payment ------------------------------------------------------------------
 
 _PAYMENT_FAILURES = {
     "declined": "payment_declined",
@@ -83,6 +142,21 @@ _PAYMENT_FAILURES = {
     "timeout": "timeout",
     "error": "payment_error",
 }
+
+
+def _payment_outcome(payment: dict) -> dict:
+    """Map a payment to the step's result, or raise what it means for the saga."""
+    if payment["status"] == "captured":
+        return {"payment_id": payment["id"]}
+    if payment["status"] == "pending":
+        raise OutcomeUnknown(
+            "timeout",
+            "the payment provider did not answer in time",
+            data={"payment_id": payment["id"]},
+        )
+    fallback = "payment_declined" if payment["status"] == "declined" else "payment_error"
+    reason = _PAYMENT_FAILURES.get(payment.get("failure_reason") or "", fallback)
+    raise StepFailed(reason, f"payment {payment['status']}", data={"payment_id": payment["id"]})
 
 
 def process_payment(saga: SagaContext) -> dict:
@@ -95,32 +169,47 @@ def process_payment(saga: SagaContext) -> dict:
             "currency": saga.data["currency"],
             "payment_method": saga.data["payment_method"],
         },
-        idempotency_key=saga.idempotency_key("process_payment"),
+        idempotency_key=saga.key,
     )
-    response.raise_for_status()
-    payment = response.json()
-    if payment["status"] == "captured":
-        return {"payment_id": payment["id"]}
-    reason = _PAYMENT_FAILURES.get(payment.get("failure_reason") or "", "payment_error")
-    if payment["status"] == "declined":
-        reason = _PAYMENT_FAILURES.get(payment.get("failure_reason") or "", "payment_declined")
-    raise StepFailed(reason, f"payment {payment['status']}", data={"payment_id": payment["id"]})
+    return _payment_outcome(response.raise_for_status().json())
 
 
-def refund_payment(saga: SagaContext) -> dict:
-    payment_id = saga.data.get("payment_id")
-    if payment_id:
-        _client("payments").post(
-            f"/{payment_id}/refund", idempotency_key=saga.idempotency_key("refund_payment")
-        ).raise_for_status()
-    return {}
+def find_payment(saga: SagaContext) -> dict | None:
+    """Was the order charged? Asked by key when the charge's answer was lost."""
+    payment = _found(
+        _client("payments").get(
+            "/charges", params={"idempotency_key": saga.idempotency_key("process_payment")}
+        )
+    )
+    return None if payment is None else _payment_outcome(payment)
+
+
+def void_payment(saga: SagaContext) -> dict:
+    """Refund the charge if captured, settle it if pending, fence its key if it never came."""
+    response = _client("payments").post(
+        "/charges/void",
+        json={
+            "idempotency_key": saga.idempotency_key("process_payment"),
+            "order_id": saga.data["order_id"],
+            "customer_id": saga.data["customer_id"],
+            "amount": saga.data["amount"],
+            "currency": saga.data["currency"],
+            "payment_method": saga.data["payment_method"],
+        },
+    )
+    payment = response.raise_for_status().json()
+    if payment["failure_reason"] == "voided":
+        return {}  # no charge was ever made: nothing to show on the order
+    return {"payment_id": payment["id"]}
+
+
+# --- confirm_order --------------------------------------------------------------------
 
 
 def confirm_order(saga: SagaContext) -> dict:
     reservation_id = saga.data["reservation_id"]
     response = _client("inventory").post(
-        f"/reservations/{reservation_id}/commit",
-        idempotency_key=saga.idempotency_key("commit_inventory"),
+        f"/reservations/{reservation_id}/commit", idempotency_key=saga.key
     )
     if response.status_code == 409:
         raise StepFailed("timeout", "the reservation expired before the order was confirmed")
@@ -130,6 +219,18 @@ def confirm_order(saga: SagaContext) -> dict:
         payment_id=UUID(saga.data["payment_id"]),
         reservation_id=UUID(reservation_id),
     )
+    return {"confirmed": True}
+
+
+def return_inventory(saga: SagaContext) -> dict:
+    """Put committed stock back on the shelf; a reservation never committed is left as it is."""
+    reservation_id = saga.data.get("reservation_id")
+    if reservation_id:
+        _client("inventory").post(
+            f"/reservations/{reservation_id}/return",
+            json={"reason": saga.failure_reason or "returned"},
+            idempotency_key=saga.key,
+        ).raise_for_status()
     return {}
 
 
@@ -138,13 +239,38 @@ CHECKOUT = register(
         name=commands.CHECKOUT_SAGA,
         context="orders",
         deadline=timedelta(minutes=5),
-        error_reason="payment_error",
+        deadline_reason=Order.CancellationReason.TIMEOUT,
+        error_reason=Order.CancellationReason.PAYMENT_ERROR,
+        cancel_reason=Order.CancellationReason.CUSTOMER_REQUEST,
         steps=(
             Step("place_order", place_order, compensation=cancel_order),
-            Step("validate_user", validate_user, error_reason="user_invalid"),
-            Step("reserve_inventory", reserve_inventory, compensation=release_inventory),
-            Step("process_payment", process_payment, compensation=refund_payment),
-            Step("confirm_order", confirm_order),
+            Step(
+                "validate_user",
+                validate_user,
+                timeout=CALL_TIMEOUT,
+                error_reason=Order.CancellationReason.USER_INVALID,
+            ),
+            Step(
+                "reserve_inventory",
+                reserve_inventory,
+                compensation=release_inventory,
+                query=find_reservation,
+                timeout=CALL_TIMEOUT,
+            ),
+            Step(
+                "process_payment",
+                process_payment,
+                compensation=void_payment,
+                query=find_payment,
+                timeout=PAYMENT_TIMEOUT,
+                error_reason=Order.CancellationReason.PAYMENT_ERROR,
+            ),
+            Step(
+                "confirm_order",
+                confirm_order,
+                compensation=return_inventory,
+                timeout=CALL_TIMEOUT,
+            ),
         ),
     )
 )

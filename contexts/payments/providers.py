@@ -60,9 +60,11 @@ class PaymentProvider:
     """
     Contract every provider fulfils.
 
-    Both calls may raise `ProviderTimeout` or `ProviderError`. `reference` is
+    Every call may raise `ProviderTimeout` or `ProviderError`. `reference` is
     this context's reference for the operation; a real provider should use it
-    as its idempotency key, so a repeated call never moves money twice.
+    as its idempotency key, so a repeated call never moves money twice, and
+    must answer `lookup(reference)` so an unknown outcome (a timeout) can be
+    settled by asking rather than guessing.
     """
 
     def charge(
@@ -74,9 +76,22 @@ class PaymentProvider:
         """Refund `amount` of the charge the provider knows as `reference`."""
         raise NotImplementedError(".refund() must be overridden")
 
+    def lookup(self, *, reference: str) -> ProviderResult | None:
+        """What became of the charge made with our `reference`; None if it never arrived."""
+        raise NotImplementedError(".lookup() must be overridden")
+
 
 class FakeProvider(PaymentProvider):
-    """A provider that needs no network: the token decides the outcome."""
+    """
+    A provider that needs no network: the token decides the outcome.
+
+    It remembers, in this process, the charges it answered by reference (so
+    `lookup` works and a repeated reference is answered, not charged, again).
+    `tok_timeout` never reaches it: lookup finds nothing.
+    """
+
+    def __init__(self) -> None:
+        self._charges: dict[str, ProviderResult] = {}
 
     APPROVED_TOKENS = frozenset({"tok_visa"})
     DECLINED_TOKENS = frozenset({"tok_chargeDeclined"})
@@ -92,15 +107,23 @@ class FakeProvider(PaymentProvider):
             raise ProviderTimeout("The payment provider did not answer in time.")
         if token in self.ERROR_TOKENS:
             raise ProviderError("The payment provider failed to process the charge.")
+        if reference in self._charges:
+            return self._charges[reference]
         provider_reference = f"fake_ch_{uuid.uuid4().hex}"
         if token in self.APPROVED_TOKENS:
-            return ProviderResult(ProviderResult.APPROVED, provider_reference)
-        if token in self.DECLINED_TOKENS:
-            return ProviderResult(ProviderResult.DECLINED, provider_reference, "declined")
-        return ProviderResult(ProviderResult.DECLINED, "", "invalid_method")
+            result = ProviderResult(ProviderResult.APPROVED, provider_reference)
+        elif token in self.DECLINED_TOKENS:
+            result = ProviderResult(ProviderResult.DECLINED, provider_reference, "declined")
+        else:
+            result = ProviderResult(ProviderResult.DECLINED, "", "invalid_method")
+        self._charges[reference] = result
+        return result
 
     def refund(self, *, reference: str, amount: Decimal) -> None:
         """Always succeeds, and repeating it is harmless."""
+
+    def lookup(self, *, reference: str) -> ProviderResult | None:
+        return self._charges.get(reference)
 
 
 @lru_cache(maxsize=4)

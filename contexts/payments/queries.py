@@ -24,3 +24,11 @@ def payment_get_for_customer(*, payment_id: UUID, customer_id: UUID) -> Payment:
     if payment is None:
         raise NotFound(f"No payment {payment_id}.")
     return payment
+
+
+def payment_get_by_key(*, idempotency_key: str) -> Payment:
+    """The payment a charge with this idempotency key made (or is making)."""
+    payment = Payment.objects.using(ALIAS).filter(idempotency_key=idempotency_key).first()
+    if payment is None:
+        raise NotFound(f"No payment was charged with idempotency key {idempotency_key!r}.")
+    return payment

@@ -1,5 +1,6 @@
 """
-Operator views of the platform tables: outbox, inbox, saga instances.
+Operator views of the platform tables: outbox, inbox, deliveries, dead
+letters, saga instances.
 
 These tables exist once per context alias, so each list has a "context" filter
 choosing the alias (the first local context by default), and a detail page
@@ -14,7 +15,7 @@ from django.contrib import admin, messages
 from django.http import HttpRequest
 
 from cleave.contexts import all_contexts
-from cleave.events.models import InboxRecord, OutboxEvent
+from cleave.events.models import DeadLetter, Delivery, InboxRecord, OutboxEvent
 from cleave.sagas.models import SagaInstance, SagaStepLog
 
 ALIAS_PARAM = "context"
@@ -83,27 +84,34 @@ class PerAliasAdmin(admin.ModelAdmin):
         return False
 
 
+class OperatorActionsMixin:
+    """Read-only rows whose changelist still offers actions (to superusers)."""
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # actions need change permission; the detail form stays read-only
+        return request.user.is_superuser and obj is None
+
+
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(PerAliasAdmin):
+class OutboxEventAdmin(OperatorActionsMixin, PerAliasAdmin):
     list_display = ("occurred_at", "type", "source", "status", "attempts", "correlation_id", "id")
     list_filter = (ContextFilter, "status", "type", "occurred_at")
-    search_fields = ("id", "type", "correlation_id")
+    search_fields = ("id", "type", "correlation_id", "causation_id")
     readonly_fields = [f.name for f in OutboxEvent._meta.fields]
     date_hierarchy = None
     actions = ("redeliver",)
 
-    @admin.action(description="Deliver the selected pending events again")
+    @admin.action(
+        description="Deliver the selected events again (subscribers that applied them skip them)"
+    )
     def redeliver(self, request, queryset):
         from cleave.events.transports import get_transport
 
         alias = queryset.db
-        ids = list(queryset.filter(status=OutboxEvent.Status.PENDING).values_list("id", flat=True))
+        ids = list(queryset.values_list("id", flat=True))
+        queryset.update(status=OutboxEvent.Status.PENDING)
         get_transport().committed(alias, ids)
-        messages.info(request, f"Redelivered {len(ids)} pending event(s) from {alias}.")
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        # the action needs change permission; the form stays read-only
-        return request.user.is_superuser and obj is None
+        messages.info(request, f"Handed {len(ids)} event(s) of {alias} to the transport again.")
 
 
 @admin.register(InboxRecord)
@@ -111,6 +119,59 @@ class InboxRecordAdmin(PerAliasAdmin):
     list_display = ("processed_at", "event_type", "source", "handler", "event_id")
     list_filter = (ContextFilter, "event_type", "source", "processed_at")
     search_fields = ("event_id", "handler")
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(OperatorActionsMixin, PerAliasAdmin):
+    list_display = (
+        "updated_at",
+        "event_type",
+        "handler",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "event_id",
+    )
+    list_filter = (ContextFilter, "status", "event_type", "source", "updated_at")
+    search_fields = ("event_id", "handler", "last_error")
+    readonly_fields = [f.name for f in Delivery._meta.fields]
+    actions = ("retry_now",)
+
+    @admin.action(description="Attempt the selected retrying deliveries now")
+    def retry_now(self, request, queryset):
+        from django.utils import timezone
+
+        from cleave.events.transports import get_transport
+
+        retrying = queryset.filter(status=Delivery.Status.RETRYING)
+        retrying.update(next_attempt_at=timezone.now())  # due now, wherever it runs
+        due = list(retrying)
+        get_transport().redrive(due)
+        messages.info(request, f"Attempting {len(due)} delivery(ies) of {queryset.db} now.")
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(OperatorActionsMixin, PerAliasAdmin):
+    list_display = ("dead_at", "event_type", "handler", "reason", "status", "attempts", "id")
+    list_filter = (ContextFilter, "status", "reason", "event_type", "source", "dead_at")
+    search_fields = ("id", "event_id", "handler", "correlation_id", "error")
+    readonly_fields = [f.name for f in DeadLetter._meta.fields]
+    actions = ("redrive",)
+
+    @admin.action(description="Redrive the selected dead letters")
+    def redrive(self, request, queryset):
+        from cleave.events import consumer
+        from cleave.events.transports import get_transport
+
+        alias = queryset.db
+        deliveries = consumer.prepare_redrive(alias, list(queryset))
+        get_transport().redrive(deliveries)
+        skipped = queryset.count() - len(deliveries)
+        messages.info(
+            request,
+            f"Redrove {len(deliveries)} dead letter(s) of {alias}"
+            + (f"; {skipped} skipped (not dead, or malformed)." if skipped else "."),
+        )
 
 
 class SagaStepInline(admin.TabularInline):
@@ -125,11 +186,13 @@ class SagaStepInline(admin.TabularInline):
         "status",
         "started_at",
         "duration_ms",
+        "idempotency_key",
         "result",
         "error",
     )
     readonly_fields = fields
     ordering = ("id",)
+    verbose_name_plural = "step timeline"
 
     def get_queryset(self, request):
         return super().get_queryset(request).using(_alias_from_request(request))
@@ -143,8 +206,68 @@ class SagaStepInline(admin.TabularInline):
 
 @admin.register(SagaInstance)
 class SagaInstanceAdmin(PerAliasAdmin):
-    list_display = ("created_at", "saga_type", "state", "current_step", "failure_reason", "id")
+    """Sagas with their step timeline; actions resume, retry and compensate (superusers)."""
+
+    list_display = (
+        "created_at",
+        "saga_type",
+        "state",
+        "current_step",
+        "failure_reason",
+        "heartbeat_at",
+        "id",
+    )
     list_filter = (ContextFilter, "state", "saga_type", "created_at")
     search_fields = ("id", "correlation_id")
     readonly_fields = [f.name for f in SagaInstance._meta.fields]
     inlines = (SagaStepInline,)
+    actions = ("resume_sagas", "retry_sagas", "compensate_sagas")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # the actions need change permission; the detail form stays read-only
+        return request.user.is_superuser and obj is None
+
+    def _operate(self, request, queryset, operation, verb: str) -> None:
+        from cleave.sagas import engine
+
+        alias = queryset.db
+        for saga in queryset:
+            try:
+                result = operation(engine, alias, saga)
+            except Exception as exc:  # one saga's trouble must not hide the others'
+                messages.error(request, f"Saga {saga.id}: {type(exc).__name__}: {exc}")
+                continue
+            reason = f" ({result.failure_reason})" if result.failure_reason else ""
+            messages.info(request, f"{verb} saga {saga.id}: now {result.state}{reason}.")
+
+    @admin.action(description="Resume the selected sagas (expired lease)", permissions=["change"])
+    def resume_sagas(self, request, queryset):
+        self._operate(
+            request, queryset, lambda engine, alias, saga: engine.run(alias, saga.id), "Resumed"
+        )
+
+    @admin.action(
+        description="Retry the compensation of the selected failed sagas", permissions=["change"]
+    )
+    def retry_sagas(self, request, queryset):
+        failed = queryset.filter(
+            state__in=(SagaInstance.State.FAILED, SagaInstance.State.COMPENSATING)
+        )
+        skipped = queryset.count() - failed.count()
+        if skipped:
+            messages.warning(request, f"Skipped {skipped} saga(s) that are not failed.")
+        self._operate(
+            request, failed, lambda engine, alias, saga: engine.retry(alias, saga.id), "Retried"
+        )
+
+    @admin.action(
+        description="Compensate the selected sagas (cancel running, refund completed)",
+        permissions=["change"],
+    )
+    def compensate_sagas(self, request, queryset):
+        self._operate(
+            request,
+            queryset.exclude(state=SagaInstance.State.COMPENSATED),
+            lambda engine, alias, saga: engine.compensate(alias, saga.id),
+            "Compensated",
+        )

@@ -15,7 +15,12 @@ def relay_sweep() -> int:
 
 @periodic("cleave.sagas.resume", every=10.0)
 def resume_sagas() -> int:
-    """Continue sagas whose process died (their lease expired)."""
-    from cleave.sagas.engine import resume_all
+    """
+    Continue sagas whose process died (their lease expired).
 
-    return sum(len(resume_all(cfg.database)) for cfg in all_contexts())
+    Each is handed to the configured runner: driven here in the embedded
+    default, sent to its context's queue under Celery.
+    """
+    from cleave.sagas.engine import dispatch_resumable
+
+    return sum(dispatch_resumable(cfg.database) for cfg in all_contexts())

@@ -8,6 +8,8 @@ Test helpers for projects built on cleave (pytest + pytest-django).
 - `published(...)`: the outbox rows of a context, optionally of one type.
 - `require_server(...)`: skip (or fail, under CLEAVE_REQUIRE_SERVICES=1) when a
   server a test needs is not reachable.
+- `SagaScenario` (and the `saga_scenario` fixture, imported into a conftest):
+  saga tests written as given / when / then, with fake steps.
 """
 
 from __future__ import annotations
@@ -63,3 +65,201 @@ def require_server(name: str, host: str, port: int) -> None:
         if services_required():
             pytest.fail(f"CLEAVE_REQUIRE_SERVICES=1 but {message}")
         pytest.skip(message)
+
+
+# --- sagas: given / when / then -------------------------------------------------------------
+
+
+class SagaScenario:
+    """
+    Write a saga test as given / when / then, against a real definition.
+
+        scenario = SagaScenario("checkout")
+        scenario.given_data(order_id=..., customer_id=...)           # the saga's input
+        scenario.given_step("process_payment", fails="payment_declined")
+        scenario.when_started()                                       # runs it
+        scenario.then_state("compensated").then_reason("payment_declined")
+        scenario.then_compensated(["reserve_inventory", "place_order"])
+
+    `given_step` replaces one step's action (or, with `compensation=True`, its
+    compensation) with a fake for this scenario only; the other steps run for
+    real. The scenario registers a copy of the definition under its own name
+    and forgets it on `close()` (or at the end of a `with` block).
+    """
+
+    def __init__(self, name: str) -> None:
+        import dataclasses
+        import uuid as uuid_module
+
+        from cleave.sagas import engine
+
+        self._engine = engine
+        self._replace = dataclasses.replace
+        self.base = engine.get_definition(name)
+        self.name = f"{name}[scenario-{uuid_module.uuid4().hex[:8]}]"
+        self.definition = engine.register(self._replace(self.base, name=self.name))
+        self.alias = alias_for(self.base.context)
+        self.data: dict[str, Any] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.instance = None
+
+    # given --------------------------------------------------------------------------
+
+    def given_data(self, **data: Any) -> SagaScenario:
+        self.data.update(data)
+        return self
+
+    def given_definition(self, **changes: Any) -> SagaScenario:
+        """Change the copy's options, e.g. `deadline=timedelta(0)`."""
+        self.definition = self._engine.register(self._replace(self.definition, **changes))
+        return self
+
+    def given_step(
+        self,
+        step: str,
+        *,
+        returns: dict[str, Any] | None = None,
+        fails: str | None = None,
+        raises: BaseException | type[BaseException] | None = None,
+        unknown: str | None = None,
+        hangs: float | None = None,
+        compensation: bool = False,
+        **options: Any,
+    ) -> SagaScenario:
+        """
+        Fake one step's action (or compensation): it returns `returns`, refuses
+        with `fails`, raises `raises`, reports an unknown outcome `unknown`, or
+        sleeps `hangs` seconds first. `options` change the step itself
+        (`timeout=0.1`, `retries=0`, `query=...`).
+        """
+        from cleave.sagas import OutcomeUnknown, StepFailed
+
+        kind = "compensation" if compensation else "action"
+
+        def fake(ctx):
+            self.calls.append((step, kind))
+            if hangs:
+                import time
+
+                time.sleep(hangs)
+            if fails:
+                raise StepFailed(fails, f"{step} refused (scenario)")
+            if unknown:
+                raise OutcomeUnknown(unknown, f"{step}: outcome unknown (scenario)")
+            if raises is not None:
+                raise raises
+            return dict(returns or {})
+
+        fake.__name__ = f"fake_{step}_{kind}"
+        index = self.definition.step_index(step)
+        steps = list(self.definition.steps)
+        steps[index] = self._replace(steps[index], **{kind: fake}, **options)
+        return self.given_definition(steps=tuple(steps))
+
+    # when ---------------------------------------------------------------------------
+
+    def when_started(self, **data: Any):
+        """Start the saga (it runs as configured, in-process by default) and reload it."""
+        from django.db import transaction
+
+        from cleave.sagas import start
+
+        with transaction.atomic(using=self.alias):
+            self.instance = start(self.name, data={**self.data, **data})
+        return self.reload()
+
+    def when_resumed(self):
+        self._engine.run(self.alias, self.instance.id)
+        return self.reload()
+
+    def when_cancel_requested(self, reason: str):
+        from django.db import transaction
+
+        with transaction.atomic(using=self.alias):
+            self._engine.request_cancel(self.alias, self.instance.id, reason)
+        return self.reload()
+
+    def when_compensated(self, reason: str | None = None):
+        self._engine.compensate(self.alias, self.instance.id, reason)
+        return self.reload()
+
+    def reload(self):
+        from cleave.sagas.models import SagaInstance
+
+        self.instance = SagaInstance.objects.using(self.alias).get(pk=self.instance.id)
+        return self.instance
+
+    # then ---------------------------------------------------------------------------
+
+    def timeline(self) -> list[tuple[str, str, str]]:
+        """(step, kind, status) of every logged attempt, in order."""
+        from cleave.sagas.models import SagaStepLog
+
+        rows = SagaStepLog.objects.using(self.alias).filter(saga_id=self.instance.id)
+        return [(log.step, log.kind, log.status) for log in rows.order_by("id")]
+
+    def then_state(self, state: str) -> SagaScenario:
+        self.reload()
+        assert self.instance.state == state, (
+            f"saga is {self.instance.state}, expected {state}; timeline: {self.timeline()}"
+        )
+        return self
+
+    def then_reason(self, reason: str) -> SagaScenario:
+        assert self.instance.failure_reason == reason, (
+            f"reason is {self.instance.failure_reason!r}, expected {reason!r}"
+        )
+        return self
+
+    def then_timeline(self, expected: list[tuple[str, str, str]]) -> SagaScenario:
+        assert self.timeline() == expected, f"timeline: {self.timeline()}"
+        return self
+
+    def then_completed_steps(self, expected: list[str]) -> SagaScenario:
+        done = [
+            s for s, kind, status in self.timeline() if kind == "action" and status == "succeeded"
+        ]
+        assert done == expected, f"completed actions: {done}"
+        return self
+
+    def then_compensated(self, expected: list[str]) -> SagaScenario:
+        """The steps whose compensation succeeded, in the order they ran."""
+        done = [
+            s
+            for s, kind, status in self.timeline()
+            if kind == "compensation" and status == "succeeded"
+        ]
+        assert done == expected, f"compensated: {done}"
+        return self
+
+    def then_data(self, **expected: Any) -> SagaScenario:
+        for key, value in expected.items():
+            assert self.instance.data.get(key) == value, (
+                f"data[{key!r}] is {self.instance.data.get(key)!r}, expected {value!r}"
+            )
+        return self
+
+    # clean-up -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._engine._definitions.pop(self.name, None)
+
+    def __enter__(self) -> SagaScenario:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+@pytest.fixture
+def saga_scenario():
+    """`saga_scenario("checkout")` → a SagaScenario, forgotten after the test."""
+    made: list[SagaScenario] = []
+
+    def make(name: str) -> SagaScenario:
+        made.append(SagaScenario(name))
+        return made[-1]
+
+    yield make
+    for scenario in made:
+        scenario.close()

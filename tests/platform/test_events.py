@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from cleave.events import InvalidEventPayload, UnknownEventType, bus, publish
 from cleave.events.envelope import Envelope
-from cleave.events.models import InboxRecord, OutboxEvent
+from cleave.events.models import Delivery, InboxRecord, OutboxEvent
 from cleave.testing import flows, published, unit
 from contexts.users import commands
 from contexts.users.models import Customer
@@ -190,9 +190,10 @@ def test_a_consumed_payload_is_validated_against_the_publishers_schema():
 
 
 @flows
-def test_a_failing_handler_keeps_the_event_pending_until_the_relay_delivers_it(
-    api, probe_event, local_subscriber
+def test_a_failing_handler_is_retried_by_the_relay_until_it_succeeds(
+    api, probe_event, local_subscriber, settings
 ):
+    settings.CLEAVE_EVENT_RETRY_BASE = 0  # every retry is due at once
     state = {"broken": True}
     delivered: list[int] = []
 
@@ -201,7 +202,7 @@ def test_a_failing_handler_keeps_the_event_pending_until_the_relay_delivers_it(
             raise RuntimeError("mail server down")
         delivered.append(envelope.data["n"])
 
-    local_subscriber(flaky, probe_event)
+    handler = local_subscriber(flaky, probe_event)
     # The vehicle: a real registration request whose user.created subscriber fails.
     local_subscriber(flaky, "user.created")
 
@@ -216,34 +217,56 @@ def test_a_failing_handler_keeps_the_event_pending_until_the_relay_delivers_it(
     # The publisher's request succeeds: delivery failures never break it.
     assert response.status_code == 201, response.content
     assert Customer.objects.using("users").filter(email="ada@example.com").exists()
-    for row in OutboxEvent.objects.using("users").all():
-        assert row.status == OutboxEvent.Status.PENDING
-        assert row.attempts == 1
-        assert "RuntimeError: mail server down" in row.last_error
+    # Each event was handed to its handlers; the failures wait for a retry.
+    assert not OutboxEvent.objects.using("users").filter(status="pending").exists()
+    delivery = Delivery.objects.using("users").get(event_id=envelope.id)
+    assert (delivery.status, delivery.attempts) == ("retrying", 1)
+    assert delivery.handler == f"{handler.__module__}.{handler.__qualname__}"
+    assert "RuntimeError: mail server down" in delivery.last_error
+    assert delivery.next_attempt_at is not None
     assert delivered == []
 
     call_command("events", "relay", "--once", stdout=StringIO())
-    row = OutboxEvent.objects.using("users").get(pk=envelope.id)
-    assert (row.status, row.attempts) == (OutboxEvent.Status.PENDING, 2)
+    delivery.refresh_from_db(using="users")
+    assert (delivery.status, delivery.attempts) == ("retrying", 2)
 
     state["broken"] = False
     out = StringIO()
     call_command("events", "relay", "--once", stdout=out)
 
-    row.refresh_from_db(using="users")
-    assert row.status == OutboxEvent.Status.PUBLISHED
-    assert row.last_error == ""
-    assert row.attempts == 3
+    delivery.refresh_from_db(using="users")
+    assert (delivery.status, delivery.attempts) == ("applied", 3)
     assert 7 in delivered
-    assert "relayed" in out.getvalue()
+    assert "retried" in out.getvalue()
 
     delivered.clear()
     call_command("events", "relay", "--once", stdout=StringIO())
-    assert 7 not in delivered, "a published event is not delivered again"
+    assert 7 not in delivered, "an applied event is not delivered again"
 
 
 @flows
-def test_the_relay_skips_handlers_that_already_applied_the_event(probe_event, local_subscriber):
+def test_a_retry_waits_for_its_backoff(probe_event, local_subscriber, settings):
+    settings.CLEAVE_EVENT_RETRY_BASE = 60
+    calls: list[str] = []
+
+    def failing(envelope: Envelope) -> None:
+        calls.append(envelope.id)
+        raise RuntimeError("still down")
+
+    local_subscriber(failing, probe_event)
+    with transaction.atomic(using="users"):
+        envelope = publish(probe_event, {"n": 1})
+
+    call_command("events", "relay", "--once", stdout=StringIO())
+
+    delivery = Delivery.objects.using("users").get(event_id=envelope.id)
+    assert calls == [envelope.id], "not due for another 30 to 60 seconds"
+    assert 30 <= (delivery.next_attempt_at - delivery.updated_at).total_seconds() <= 60
+
+
+@flows
+def test_the_relay_retries_only_the_handler_that_failed(probe_event, local_subscriber, settings):
+    settings.CLEAVE_EVENT_RETRY_BASE = 0
     healthy: list[str] = []
     state = {"broken": True}
 
@@ -266,6 +289,28 @@ def test_the_relay_skips_handlers_that_already_applied_the_event(probe_event, lo
 
 
 @flows
+def test_the_relay_delivers_an_event_a_crash_left_pending(probe_event, local_subscriber):
+    seen: list[int] = []
+    local_subscriber(lambda envelope: seen.append(envelope.data["n"]), probe_event)
+    with transaction.atomic(using="users"):
+        envelope = publish(probe_event, {"n": 5})
+    # as if the process had died between the commit and the hand-over
+    OutboxEvent.objects.using("users").filter(pk=envelope.id).update(status="pending")
+    seen.clear()
+
+    call_command("events", "relay", "--once", stdout=StringIO())
+
+    assert seen == [], "the inbox knows the handler applied it already"
+    assert OutboxEvent.objects.using("users").get(pk=envelope.id).status == "published"
+    InboxRecord.objects.using("users").filter(event_id=envelope.id).delete()
+    OutboxEvent.objects.using("users").filter(pk=envelope.id).update(status="pending")
+
+    call_command("events", "relay", "--once", stdout=StringIO())
+
+    assert seen == [5]
+
+
+@flows
 def test_the_events_command_lists_and_counts_the_outbox(probe_event, local_subscriber):
     local_subscriber(lambda envelope: None, probe_event)
     with transaction.atomic(using="users"):
@@ -277,7 +322,9 @@ def test_the_events_command_lists_and_counts_the_outbox(probe_event, local_subsc
 
     (line,) = listing.getvalue().splitlines()
     assert line.split()[2:] == ["users", probe_event, "published", envelope.id]
-    users_row = next(row for row in stats.getvalue().splitlines() if row.startswith("users"))
-    assert users_row.split() == ["users", "0", "1"]
+    header, *rows = stats.getvalue().splitlines()
+    assert header.split() == ["context", "pending", "published", "retrying", "dead"]
+    users_row = next(row for row in rows if row.startswith("users"))
+    assert users_row.split() == ["users", "0", "1", "0", "0"]
     with pytest.raises(CommandError, match="No local context"):
         call_command("events", "list", "--context", "warehouse", stdout=StringIO())

@@ -16,6 +16,11 @@ urlpatterns = [
         name="reservation-commit",
     ),
     path(
+        "reservations/<uuid:reservation_id>/return",
+        views.ReservationReturnView.as_view(),
+        name="reservation-return",
+    ),
+    path(
         "reservations/<uuid:reservation_id>/release",
         views.ReservationReleaseView.as_view(),
         name="reservation-release",

@@ -56,8 +56,50 @@ class StockDetailView(APIView):
 
 
 class ReservationCreateView(APIView):
+    """
+    Service endpoints on the reservations collection.
+
+    POST holds stock (`inventory:write`); GET finds the reservation made with
+    an idempotency key (`inventory:read`), so a caller that never heard the
+    answer can ask instead of guessing.
+    """
+
     permission_classes = (ServicePermission,)
-    required_permission = "inventory:write"
+
+    @property
+    def required_permission(self) -> str:
+        return "inventory:read" if self._reading else "inventory:write"
+
+    @property
+    def allow_staff(self) -> bool:
+        return self._reading
+
+    @property
+    def _reading(self) -> bool:
+        return self.request.method in ("GET", "HEAD", "OPTIONS")
+
+    class Lookup(serializers.Serializer):
+        idempotency_key = serializers.CharField(max_length=commands.IDEMPOTENCY_KEY_MAX_LENGTH)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "idempotency_key",
+                str,
+                OpenApiParameter.QUERY,
+                required=True,
+                description="The Idempotency-Key the reservation was made with.",
+            )
+        ],
+        responses={200: ReservationOutput},
+        operation_id="inventory_reservations_find_by_key",
+        summary="Find a reservation by its idempotency key (service)",
+    )
+    def get(self, request):
+        data = self.Lookup(data=request.query_params)
+        data.is_valid(raise_exception=True)
+        reservation = queries.reservation_get_by_key(**data.validated_data)
+        return Response(ReservationOutput(reservation).data)
 
     class Input(serializers.Serializer):
         order_id = serializers.UUIDField()
@@ -131,6 +173,31 @@ class ReservationReleaseView(APIView):
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
         reservation = commands.reservation_release(
+            reservation_id=reservation_id, reason=data.validated_data["reason"]
+        )
+        return Response(ReservationOutput(reservation).data)
+
+
+class ReservationReturnView(APIView):
+    """Service endpoint: put a committed reservation's stock back (`inventory:write`)."""
+
+    permission_classes = (ServicePermission,)
+    required_permission = "inventory:write"
+
+    class Input(serializers.Serializer):
+        reason = serializers.CharField(
+            required=False, max_length=commands.REASON_MAX_LENGTH, default="returned"
+        )
+
+    @extend_schema(
+        request=Input,
+        responses={200: ReservationOutput},
+        summary="Return committed stock to the shelf (service)",
+    )
+    def post(self, request, reservation_id):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        reservation = commands.reservation_return(
             reservation_id=reservation_id, reason=data.validated_data["reason"]
         )
         return Response(ReservationOutput(reservation).data)

@@ -104,16 +104,19 @@ class CartItemView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class OrderStateOutput(serializers.Serializer):
+    order_id = serializers.UUIDField()
+    status = serializers.CharField()
+    saga_id = serializers.UUIDField(allow_null=True)
+
+
 class CheckoutView(APIView):
     permission_classes = (IsCustomer,)
 
     class Input(serializers.Serializer):
         payment_method = serializers.CharField(max_length=100)
 
-    class Output(serializers.Serializer):
-        order_id = serializers.UUIDField()
-        status = serializers.CharField()
-        saga_id = serializers.UUIDField()
+    Output = OrderStateOutput
 
     @extend_schema(
         request=Input,
@@ -157,3 +160,23 @@ class OrderDetailView(APIView):
     def get(self, request, order_id):
         order = queries.order_for_customer(customer_id=request.user.id, order_id=order_id)
         return Response(OrderOutput(order).data)
+
+
+class OrderCancelView(APIView):
+    """A customer cancels their pending order; the checkout saga compensates."""
+
+    permission_classes = (IsCustomer,)
+
+    @extend_schema(
+        request=None,
+        responses={202: OrderStateOutput},
+        summary="Cancel a pending order",
+        description="202 while or after the checkout saga compensates (poll the order); "
+        "409 when the order is confirmed (a refund goes through customer service) "
+        "or was cancelled for another reason; 404 for another customer's order.",
+    )
+    def post(self, request, order_id):
+        order = commands.order_request_cancel(customer_id=request.user.id, order_id=order_id)
+        order.refresh_from_db(using=commands.ALIAS)
+        body = {"order_id": order.id, "status": order.status, "saga_id": order.saga_id}
+        return Response(OrderStateOutput(body).data, status=status.HTTP_202_ACCEPTED)

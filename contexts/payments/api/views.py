@@ -40,10 +40,50 @@ class PaymentDetailView(APIView):
 
 
 class ChargeView(APIView):
-    """Service endpoint: charge an order (`payments:write`). Declined is not an error."""
+    """
+    Service endpoints on the charges collection.
+
+    POST charges an order (`payments:write`; declined is not an error). GET
+    finds the charge made with an idempotency key (`payments:read`), so a
+    caller that never heard the answer can ask instead of guessing.
+    """
 
     permission_classes = (ServicePermission,)
-    required_permission = "payments:write"
+
+    @property
+    def required_permission(self) -> str:
+        return "payments:read" if self._reading else "payments:write"
+
+    @property
+    def allow_staff(self) -> bool:
+        return self._reading  # operators may look a charge up, never make one
+
+    @property
+    def _reading(self) -> bool:
+        return self.request.method in ("GET", "HEAD", "OPTIONS")
+
+    class Lookup(serializers.Serializer):
+        idempotency_key = serializers.CharField(max_length=commands.MAX_KEY_LENGTH)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "idempotency_key",
+                str,
+                OpenApiParameter.QUERY,
+                required=True,
+                description="The Idempotency-Key the charge was made with.",
+            )
+        ],
+        responses={200: PaymentOutput},
+        operation_id="payments_charges_find_by_key",
+        summary="Find a charge by its idempotency key (service)",
+    )
+    def get(self, request):
+        data = self.Lookup(data=request.query_params)
+        data.is_valid(raise_exception=True)
+        payment = queries.payment_get_by_key(**data.validated_data)
+        return Response(PaymentOutput(payment).data)
 
     class Input(serializers.Serializer):
         order_id = serializers.UUIDField()
@@ -78,6 +118,31 @@ class ChargeView(APIView):
             PaymentOutput(payment).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
+
+
+class VoidView(APIView):
+    """
+    Service endpoint: settle a charge the caller gave up on (`payments:write`).
+
+    Found by the charge's idempotency key: captured becomes refunded, pending
+    is settled with the provider, absent is fenced so a late charge with that
+    key never reaches the provider. Idempotent.
+    """
+
+    permission_classes = (ServicePermission,)
+    required_permission = "payments:write"
+
+    class Input(ChargeView.Input):
+        idempotency_key = serializers.CharField(max_length=commands.MAX_KEY_LENGTH)
+
+    @extend_schema(
+        request=Input, responses={200: PaymentOutput}, summary="Void a charge by its key (service)"
+    )
+    def post(self, request):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        payment = commands.payment_void(**data.validated_data)
+        return Response(PaymentOutput(payment).data)
 
 
 class RefundView(APIView):

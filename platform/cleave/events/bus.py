@@ -129,9 +129,12 @@ def publish(
         causation_id=causation_id or current.causation_id or "",
         traceparent=_current_traceparent() or "",
     )
+    envelope = row.envelope()
     transport = get_transport()
-    transaction.on_commit(lambda: transport.committed(alias, [row.id]), using=alias)
-    return row.envelope()
+    transaction.on_commit(
+        lambda: transport.committed(alias, [row.id], envelopes=[envelope]), using=alias
+    )
+    return envelope
 
 
 def _current_traceparent() -> str | None:
@@ -155,12 +158,17 @@ def apply(sub: Subscription, envelope: Envelope) -> str:
     subscriber's alias; a second delivery finds the row and does nothing.
     Raises whatever the handler raised (the transport decides about retries).
     """
+    event_type = registry.find(envelope.type)
+    if event_type is not None:
+        event_type.validate(envelope.data)
+    return apply_validated(sub, envelope)
+
+
+def apply_validated(sub: Subscription, envelope: Envelope) -> str:
+    """`apply()` for an envelope whose payload the caller has already validated."""
     from .models import InboxRecord
 
     alias = sub.context.database
-    event_type = _known_type(envelope.type)
-    if event_type is not None:
-        event_type.validate(envelope.data)
     with transaction.atomic(using=alias):
         try:
             with transaction.atomic(using=alias):
@@ -183,10 +191,3 @@ def apply(sub: Subscription, envelope: Envelope) -> str:
         ):
             sub.func(envelope)
     return HandlerOutcome.APPLIED
-
-
-def _known_type(name: str) -> registry.EventType | None:
-    try:
-        return registry.get(name)
-    except registry.UnknownEventType:
-        return None

@@ -9,6 +9,7 @@ Payloads are validated against a JSON Schema on publish and on consumption.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import ModuleType
 from typing import Any
 
@@ -41,10 +42,15 @@ class EventType:
     def __post_init__(self) -> None:
         Draft202012Validator.check_schema(self.schema)
 
+    @cached_property
+    def _validator(self) -> Draft202012Validator:
+        """Compiled once per type: building a validator costs more than validating."""
+        return Draft202012Validator(self.schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
     def validate(self, data: Any) -> None:
-        validator = Draft202012Validator(
-            self.schema, format_checker=Draft202012Validator.FORMAT_CHECKER
-        )
+        validator = self._validator
+        if validator.is_valid(data):  # the common case, without sorting errors
+            return
         error = next(iter(sorted(validator.iter_errors(data), key=lambda e: list(e.path))), None)
         if error is not None:
             path = ".".join(str(part) for part in error.absolute_path)
@@ -82,6 +88,52 @@ def get(name: str) -> EventType:
         return _types[name]
     except KeyError:
         raise UnknownEventType(f"No registered event type {name!r}") from None
+
+
+_remote_loaded = False
+
+
+def find(name: str) -> EventType | None:
+    """
+    The registered type `name`, or None when no context declares it.
+
+    A consumer validates what it receives against the publisher's schema. In a
+    split deployment the publisher is not installed in the consumer's process,
+    so its `events` module (a plain declaration, the context's published
+    contract) is loaded on first need.
+    """
+    if name not in _types:
+        load_remote_types()
+    return _types.get(name)
+
+
+def load_remote_types() -> None:
+    """Register the event types of contexts this process does not serve (once)."""
+    global _remote_loaded
+    if _remote_loaded:
+        return
+    _remote_loaded = True
+    import logging
+    from importlib import import_module
+
+    from django.conf import settings
+
+    from cleave.contexts import is_local
+
+    package = getattr(settings, "CLEAVE_CONTEXT_PACKAGE", "")
+    for label in getattr(settings, "CLEAVE_ALL_CONTEXTS", []):
+        if not package or is_local(label):
+            continue
+        try:
+            module = import_module(f"{package}.{label}.events")
+        except Exception:  # a remote contract that cannot load is not validated
+            logging.getLogger(__name__).warning(
+                "Cannot load the event types of remote context %s", label, exc_info=True
+            )
+            continue
+        for value in vars(module).values():
+            if isinstance(value, EventType) and value.name not in _types:
+                register(value, context=label)
 
 
 def all_types() -> list[EventType]:

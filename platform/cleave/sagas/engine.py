@@ -1,15 +1,37 @@
 """
 Durable orchestrated sagas, written by hand: no library persists sagas per
-context alias with a step log, leases and compensation the way this project needs.
+context alias with a step log, leases, timeouts and compensation the way this
+project needs.
 
-A `SagaDefinition` is an ordered list of `Step`s. An instance is persisted in
-its owning context's alias; after each step its result is stored before the
-next step begins, so a crashed process leaves a record another process can pick
-up (`resume`). A step raises `StepFailed(reason)` when a participant refuses;
-any other exception is retried with exponential backoff and jitter, then counts
-as a failure. On failure the completed steps are compensated in reverse order.
-Each step call gets an idempotency key derived from the saga id and the step
-name, which participants honour, so re-running a step never repeats its effect.
+A `SagaDefinition` is an ordered list of `Step`s. An instance lives in its
+owning context's alias. One process at a time drives it, holding a *lease*
+(renewed at every step boundary and, while a participant is being called, by a
+watchdog thread: the heartbeat); every write of the driver is fenced by the
+lease. A process that dies stops renewing it, and once it expires `resume` (a
+command, a periodic job) continues the saga elsewhere.
+
+Every attempt of every step is a row in the step log, written `started` before
+the participant is called and finished, with the step's result, in the same
+transaction that advances the instance. A `started` row found later therefore
+means "the process died during this call": the outcome is unknown, and the
+action is simply called again with the same idempotency key (participants
+return the first result).
+
+How a step ends:
+
+- it returns a dict: merged into the saga's data; the next step begins;
+- it raises `StepFailed(reason)`: a participant refused, nothing took effect;
+  the completed steps are compensated in reverse order;
+- it raises `OutcomeUnknown`, any other exception (after `retries` attempts
+  with exponential backoff and jitter), or it exceeds its `timeout`: the step
+  *may* have taken effect. The step's `query` (if any) asks the participant by
+  idempotency key; if that cannot settle it, the step is compensated too, so
+  every compensation must be idempotent and safe when its action never ran.
+
+Compensations are retried with backoff; when they are exhausted the saga is
+`failed` and waits for an operator (`sagas retry`). A saga can be asked to
+compensate from outside (`request_cancel`, `compensate`): a running one at its
+next step boundary, a completed one by undoing every step (a refund).
 """
 
 from __future__ import annotations
@@ -21,14 +43,16 @@ import socket
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 from uuid import UUID
 
 from django.conf import settings
-from django.db import transaction
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -39,9 +63,13 @@ from .models import SagaInstance, SagaStepLog
 
 logger = logging.getLogger(__name__)
 
+State = SagaInstance.State
+Kind = SagaStepLog.Kind
+Status = SagaStepLog.Status
+
 
 class StepFailed(Exception):
-    """A participant refused the step; the saga compensates with `reason`."""
+    """A participant refused the step; nothing took effect. The saga compensates with `reason`."""
 
     def __init__(
         self, reason: str, detail: str = "", *, data: dict[str, Any] | None = None
@@ -52,18 +80,65 @@ class StepFailed(Exception):
         self.data = data or {}
 
 
+class OutcomeUnknown(Exception):
+    """
+    The step may or may not have taken effect (a timeout, a pending answer).
+
+    The engine asks the step's `query`, and otherwise compensates the step
+    itself as well as the completed ones.
+    """
+
+    def __init__(
+        self, reason: str | None = None, detail: str = "", *, data: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(detail or reason or "outcome unknown")
+        self.reason = reason
+        self.detail = detail
+        self.data = data or {}
+
+
+class Superseded(Exception):
+    """This driver lost the saga (its step timed out, or its lease was taken over)."""
+
+
 class SagaContext:
     """What a step sees: the saga's id, its accumulated data and correlation id."""
 
-    def __init__(self, instance: SagaInstance) -> None:
+    def __init__(
+        self,
+        instance: SagaInstance,
+        *,
+        step: str | None = None,
+        kind: str = Kind.ACTION,
+        attempt: int = 1,
+    ) -> None:
         self.instance = instance
         self.id: UUID = instance.id
         self.data: dict[str, Any] = dict(instance.data)
         self.correlation_id = instance.correlation_id
         self.failure_reason = instance.failure_reason
+        self.step = step
+        self.kind = kind
+        self.attempt = attempt
 
-    def idempotency_key(self, step: str) -> str:
-        return f"saga:{self.id}:{step}"
+    def idempotency_key(self, step: str | None = None, kind: str = Kind.ACTION) -> str:
+        """
+        The key a participant deduplicates this call by.
+
+        An action's key is `saga:<id>:<step>`, the same on every attempt and
+        after a crash; a compensation, or a query, can name the action's key
+        to find what the action did even when the action never returned.
+        """
+        name = step or self.step
+        if not name:
+            raise ValueError("idempotency_key() needs a step name outside a step")
+        suffix = "" if kind in (Kind.ACTION, Kind.QUERY) else f":{kind}"
+        return f"saga:{self.id}:{name}{suffix}"
+
+    @property
+    def key(self) -> str:
+        """The idempotency key of the call being made now."""
+        return self.idempotency_key(self.step, self.kind)
 
 
 StepFn = Callable[[SagaContext], dict[str, Any] | None]
@@ -71,16 +146,38 @@ StepFn = Callable[[SagaContext], dict[str, Any] | None]
 
 @dataclass(frozen=True)
 class Step:
+    """
+    One step: an action, its optional compensation and query, a timeout and a retry policy.
+
+    `retries` counts extra attempts after a technical error. `timeout`
+    (seconds) bounds one action call; a call that exceeds it has an unknown
+    outcome (`timeout_reason`). `error_reason` is the failure reason when
+    technical errors persist (else the definition's). `query(ctx)` settles an
+    unknown outcome: it returns the action's result if the action took
+    effect, None if it did not, raises `StepFailed` for a refusal, anything
+    else when it still cannot tell.
+    """
+
     name: str
     action: StepFn
     compensation: StepFn | None = None
     retries: int = 2
     timeout: float | None = None
     error_reason: str | None = None
+    query: StepFn | None = None
+    timeout_reason: str = "timeout"
 
 
 @dataclass(frozen=True)
 class SagaDefinition:
+    """
+    An ordered list of steps owned by one context.
+
+    `deadline` bounds the whole saga (reason `deadline_reason` when it
+    passes); `cancel_reason` is the reason used when an operator compensates
+    without giving one.
+    """
+
     name: str
     context: str
     steps: tuple[Step, ...]
@@ -88,6 +185,8 @@ class SagaDefinition:
     error_reason: str = "error"
     compensation_retries: int = 5
     on_finished: StepFn | None = field(default=None)
+    deadline_reason: str = "timeout"
+    cancel_reason: str = "cancelled"
 
     def step_index(self, name: str) -> int:
         for index, step in enumerate(self.steps):
@@ -115,15 +214,94 @@ def definitions() -> list[SagaDefinition]:
     return list(_definitions.values())
 
 
-# --- starting and running -------------------------------------------------------
+# --- runners ---------------------------------------------------------------------------
 
 
-def start(name: str, *, data: dict[str, Any], correlation_id: str | None = None) -> SagaInstance:
+class Runner(Protocol):
+    def schedule(self, alias: str, saga_id: UUID) -> None: ...
+
+
+class InProcessRunner:
+    """The embedded default: drive the saga in this process, now."""
+
+    def schedule(self, alias: str, saga_id: UUID) -> None:
+        try:
+            run(alias, saga_id)
+        except Exception:  # the saga keeps its lease; recovery resumes it
+            logger.exception("Saga %s stopped with an unexpected error", saga_id)
+
+
+class CeleryRunner:
+    """Send the task `cleave.sagas.run` to the owning context's queue."""
+
+    def schedule(self, alias: str, saga_id: UUID) -> None:
+        saga = SagaInstance.objects.using(alias).only("context").filter(pk=saga_id).first()
+        if saga is None:
+            return
+        celery_app().send_task(TASK_NAME, args=(alias, str(saga_id)), queue=queue_for(saga.context))
+
+
+TASK_NAME = "cleave.sagas.run"
+
+
+def celery_app():
+    """
+    The project's Celery app (`CLEAVE_CELERY_APP`, `config.celery.app` by default).
+
+    Named explicitly because a web process never imports it otherwise, and
+    its queue declarations (arguments included) must be the ones used.
+    """
+    from django.utils.module_loading import import_string
+
+    return import_string(getattr(settings, "CLEAVE_CELERY_APP", "config.celery.app"))
+
+
+def queue_for(context: str) -> str:
+    """A context's Celery queue: the one its event handlers use."""
+    from cleave.events.topology import queue_name
+
+    return queue_name(context)
+
+
+_RUNNERS: dict[str, type] = {"inprocess": InProcessRunner, "celery": CeleryRunner}
+
+
+def runner_name() -> str:
+    """`CLEAVE_SAGA_RUNNER`, which follows `CLEAVE_EVENT_TRANSPORT` unless set."""
+    name = getattr(settings, "CLEAVE_SAGA_RUNNER", None)
+    if not name:
+        transport = getattr(settings, "CLEAVE_EVENT_TRANSPORT", "inprocess")
+        name = "celery" if transport == "celery" else "inprocess"
+    if name not in _RUNNERS:
+        raise ImproperlyConfigured(f"CLEAVE_SAGA_RUNNER={name!r} is not one of {sorted(_RUNNERS)}")
+    return name
+
+
+def get_runner() -> Runner:
+    return _RUNNERS[runner_name()]()
+
+
+# --- starting -----------------------------------------------------------------------------
+
+
+def start(
+    name: str,
+    *,
+    data: dict[str, Any],
+    correlation_id: str | None = None,
+    completed_steps: int = 0,
+) -> SagaInstance:
     """
     Create a saga instance in the owning context's alias, in the caller's
     transaction; it starts running after that transaction commits.
+
+    `completed_steps` says the caller's transaction itself did the work of the
+    first steps (orders places the order in the transaction that starts the
+    checkout): they are logged as done, and compensated like any other.
     """
     definition = get_definition(name)
+    if not 0 <= completed_steps <= len(definition.steps):
+        raise ValueError(f"completed_steps must be 0 to {len(definition.steps)}")
     alias = alias_for(definition.context)
     now = timezone.now()
     instance = SagaInstance.objects.using(alias).create(
@@ -132,32 +310,48 @@ def start(name: str, *, data: dict[str, Any], correlation_id: str | None = None)
         data=data,
         correlation_id=correlation_id or flow.correlation_id(),
         deadline=now + definition.deadline if definition.deadline else None,
+        current_step=completed_steps,
     )
-    runner = get_runner()
-    transaction.on_commit(lambda: runner.schedule(alias, instance.id), using=alias)
+    if completed_steps:
+        SagaStepLog.objects.using(alias).bulk_create(
+            SagaStepLog(
+                saga=instance,
+                step_index=index,
+                step=step.name,
+                kind=Kind.ACTION,
+                status=Status.SUCCEEDED,
+                result={},
+                error="done by the transaction that started the saga",
+                started_at=now,
+                finished_at=now,
+                duration_ms=0.0,
+            )
+            for index, step in enumerate(definition.steps[:completed_steps])
+        )
+    _schedule_after_commit(alias, instance.id)
     return instance
 
 
-class InProcessRunner:
-    """Run a saga in the current process right after its creating transaction commits."""
-
-    def schedule(self, alias: str, saga_id: UUID) -> None:
-        try:
-            run(alias, saga_id)
-        except Exception:  # the saga stays leased; recovery resumes it
-            logger.exception("Saga %s stopped with an unexpected error", saga_id)
+def _schedule_after_commit(alias: str, saga_id: UUID) -> None:
+    runner = get_runner()
+    transaction.on_commit(lambda: runner.schedule(alias, saga_id), using=alias)
 
 
-def get_runner() -> InProcessRunner:
-    return InProcessRunner()
+# --- leases -----------------------------------------------------------------------------
 
 
 def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+    # unique per drive: two drivers in one thread (a timed-out step's late
+    # return, and its successor) must not mistake each other for themselves
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
-def _lease_seconds() -> int:
-    return int(getattr(settings, "CLEAVE_SAGA_LEASE_SECONDS", 30))
+def _lease_seconds() -> float:
+    return float(getattr(settings, "CLEAVE_SAGA_LEASE_SECONDS", 30))
+
+
+def _lease_until(now: datetime) -> datetime:
+    return now + timedelta(seconds=_lease_seconds())
 
 
 def acquire(alias: str, saga_id: UUID, owner: str) -> bool:
@@ -170,31 +364,42 @@ def acquire(alias: str, saga_id: UUID, owner: str) -> bool:
         .filter(
             Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(lease_owner=owner)
         )
-        .update(lease_owner=owner, lease_expires_at=now + timedelta(seconds=_lease_seconds()))
+        .update(
+            lease_owner=owner, lease_expires_at=_lease_until(now), heartbeat_at=now, updated_at=now
+        )
     )
     return taken == 1
+
+
+# --- driving ------------------------------------------------------------------------------
 
 
 def run(alias: str, saga_id: UUID) -> SagaInstance:
     """Drive one saga as far as it goes now; return its persisted state."""
     owner = _owner()
-    if not acquire(alias, saga_id, owner):
-        return SagaInstance.objects.using(alias).get(pk=saga_id)
-    instance = SagaInstance.objects.using(alias).get(pk=saga_id)
-    definition = get_definition(instance.saga_type)
-    with flow.flow(correlation_id=instance.correlation_id, causation_id=str(instance.id)):
-        while not instance.is_final:
-            if instance.state == SagaInstance.State.RUNNING:
-                instance = _run_next_action(alias, definition, instance, owner)
-            elif instance.state == SagaInstance.State.COMPENSATING:
-                instance = _run_next_compensation(alias, definition, instance, owner)
-            else:  # pragma: no cover - states are closed
-                break
-    SagaInstance.objects.using(alias).filter(pk=saga_id, lease_owner=owner).update(
-        lease_owner="", lease_expires_at=None
-    )
-    instance.refresh_from_db(using=alias)
-    return instance
+    if acquire(alias, saga_id, owner):
+        driver = None
+        try:
+            driver = _Driver(alias, saga_id, owner)
+            driver.drive()
+        except Superseded:
+            logger.info("Saga %s: another driver took over", saga_id)
+            driver = None
+        finally:
+            if driver is None or not driver.instance.is_final:
+                _release(alias, saga_id, owner)
+        if driver is not None and driver.instance.is_final:
+            return driver.instance  # exactly as this driver persisted it
+    return SagaInstance.objects.using(alias).get(pk=saga_id)
+
+
+def _release(alias: str, saga_id: UUID, owner: str) -> None:
+    try:
+        SagaInstance.objects.using(alias).filter(pk=saga_id, lease_owner=owner).update(
+            lease_owner="", lease_expires_at=None
+        )
+    except Exception:  # the lease then simply expires
+        logger.exception("Saga %s: could not release its lease", saga_id)
 
 
 def _backoff(attempt: int) -> float:
@@ -202,135 +407,543 @@ def _backoff(attempt: int) -> float:
     return base * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)  # noqa: S311 - jitter
 
 
-def _log_start(alias: str, instance: SagaInstance, index: int, step: Step, kind: str, attempt: int):
-    return SagaStepLog.objects.using(alias).create(
-        saga=instance,
-        step_index=index,
-        step=step.name,
-        kind=kind,
-        attempt=attempt,
-        status=SagaStepLog.Status.STARTED,
-    )
-
-
-def _finish_log(log: SagaStepLog, status: str, *, result=None, error: str = "") -> None:
-    log.status = status
-    log.result = result
-    log.error = error[:20000]
-    log.finished_at = timezone.now()
-    log.duration_ms = (log.finished_at - log.started_at).total_seconds() * 1000
-
-
-def _call(fn: StepFn, instance: SagaInstance) -> dict[str, Any]:
-    ctx = SagaContext(instance)
+def _invoke(
+    fn: StepFn, instance: SagaInstance, step: Step, kind: str, attempt: int
+) -> dict[str, Any] | None:
+    """Call one action, compensation or query (a seam for tests that inject faults)."""
+    ctx = SagaContext(instance, step=step.name, kind=kind, attempt=attempt)
     with observability.tracer().start_as_current_span(
-        f"saga {instance.saga_type} {fn.__name__}",
-        attributes={"cleave.saga_id": str(instance.id), "cleave.step": fn.__name__},
+        f"saga {instance.saga_type} {step.name} {kind}",
+        attributes={
+            "cleave.saga_id": str(instance.id),
+            "cleave.step": step.name,
+            "cleave.step_kind": kind,
+            "cleave.attempt": attempt,
+        },
     ):
-        return fn(ctx) or {}
+        result = fn(ctx)
+    if kind == Kind.QUERY:
+        return result
+    return result or {}
 
 
-def _run_next_action(alias: str, definition: SagaDefinition, instance: SagaInstance, owner: str):
-    index = instance.current_step
-    if index >= len(definition.steps):
-        return _finish(alias, definition, instance, SagaInstance.State.COMPLETED, owner)
-    step = definition.steps[index]
-    if instance.deadline and timezone.now() > instance.deadline:
-        return _begin_compensation(alias, instance, index, "timeout", "saga deadline passed", owner)
-    attempt = 0
-    while True:
-        attempt += 1
-        log = _log_start(alias, instance, index, step, SagaStepLog.Kind.ACTION, attempt)
-        try:
-            result = _call(step.action, instance)
-        except StepFailed as exc:
-            _finish_log(log, SagaStepLog.Status.FAILED, error=f"{exc.reason}: {exc.detail}")
-            log.save(using=alias)
-            if exc.data:
-                instance.data = {**instance.data, **exc.data}
-            return _begin_compensation(alias, instance, index, exc.reason, exc.detail, owner)
-        except Exception as exc:
-            _finish_log(log, SagaStepLog.Status.ERROR, error=traceback.format_exc())
-            log.save(using=alias)
-            logger.warning("Saga %s step %s attempt %s: %s", instance.id, step.name, attempt, exc)
-            if attempt <= step.retries:
-                time.sleep(_backoff(attempt))
-                continue
-            reason = step.error_reason or definition.error_reason
-            return _begin_compensation(alias, instance, index, reason, str(exc), owner)
-        with transaction.atomic(using=alias):
-            _finish_log(log, SagaStepLog.Status.SUCCEEDED, result=result)
-            log.save(using=alias)
-            instance.data = {**instance.data, **result}
-            instance.current_step = index + 1
-            instance.lease_expires_at = timezone.now() + timedelta(seconds=_lease_seconds())
-            instance.save(
-                using=alias,
-                update_fields=["data", "current_step", "lease_expires_at", "updated_at"],
-            )
-        return instance
+@dataclass
+class _Outcome:
+    """What an unknown outcome turned out to be."""
+
+    result: dict[str, Any] | None = None  # the action took effect with this result
+    refusal: StepFailed | None = None  # the participant refused
+    absent: bool = False  # the action did not take effect
 
 
-def _begin_compensation(alias, instance, failed_index, reason, detail, owner):
-    with transaction.atomic(using=alias):
-        instance.state = SagaInstance.State.COMPENSATING
-        instance.failure_reason = reason
-        instance.current_step = failed_index  # steps [0, failed_index) completed
-        instance.data = {**instance.data, "failure_detail": detail[:1000]}
-        instance.save(
-            using=alias,
-            update_fields=["state", "failure_reason", "current_step", "data", "updated_at"],
+class _Driver:
+    """One process's drive of one saga, while it holds the lease as `owner`."""
+
+    def __init__(self, alias: str, saga_id: UUID, owner: str) -> None:
+        self.alias = alias
+        self.saga_id = saga_id
+        self.owner = owner
+        self.instance = SagaInstance.objects.using(alias).get(pk=saga_id)
+        self.definition = get_definition(self.instance.saga_type)
+        # the `started` log row this driver wrote for its next call
+        self.prepared: SagaStepLog | None = None
+
+    # --- persistence, fenced by the lease ------------------------------------------
+
+    def _save(self, *, fence_cancel: bool = False, **fields: Any) -> bool:
+        """
+        Update the instance if this driver still holds the lease; raise Superseded if not.
+
+        With `fence_cancel`, return False (writing nothing) when a cancellation
+        was requested meanwhile, so the caller can honour it first.
+        """
+        now = timezone.now()
+        fields.setdefault("lease_expires_at", _lease_until(now))
+        rows = SagaInstance.objects.using(self.alias).filter(
+            pk=self.saga_id, lease_owner=self.owner
         )
-    logger.info("Saga %s compensating after %s: %s", instance.id, reason, detail)
-    return instance
+        if fence_cancel:
+            rows = rows.filter(cancel_requested="")
+        if rows.update(**fields, heartbeat_at=now, updated_at=now):
+            for name, value in fields.items():
+                setattr(self.instance, name, value)
+            return True
+        current = (
+            SagaInstance.objects.using(self.alias)
+            .filter(pk=self.saga_id)
+            .values("lease_owner", "cancel_requested")
+            .first()
+        )
+        if current is None or current["lease_owner"] != self.owner:
+            raise Superseded()
+        self.instance.cancel_requested = current["cancel_requested"]
+        return False
+
+    def _start_log(self, index: int, kind: str, attempt: int) -> SagaStepLog:
+        """Write a `started` row (and renew the lease) before calling a participant."""
+        with transaction.atomic(using=self.alias):
+            self._save()
+            return self._log(index, kind, attempt)
+
+    def _log(self, index: int, kind: str, attempt: int) -> SagaStepLog:
+        step = self.definition.steps[index]
+        ctx = SagaContext(self.instance, step=step.name, kind=kind)
+        return SagaStepLog.objects.using(self.alias).create(
+            saga_id=self.saga_id,
+            step_index=index,
+            step=step.name,
+            kind=kind,
+            attempt=attempt,
+            status=Status.STARTED,
+            idempotency_key=ctx.key,
+        )
+
+    def _finish_log(self, log: SagaStepLog, status: str, *, result=None, error: str = "") -> None:
+        """Finish a `started` row; raise Superseded if a watchdog finished it first."""
+        now = timezone.now()
+        done = (
+            SagaStepLog.objects.using(self.alias)
+            .filter(pk=log.pk, status=Status.STARTED)
+            .update(
+                status=status,
+                result=result,
+                error=error[:20000],
+                finished_at=now,
+                duration_ms=(now - log.started_at).total_seconds() * 1000,
+            )
+        )
+        if not done:
+            raise Superseded()
+        log.status = status
+
+    # --- the loop ---------------------------------------------------------------------
+
+    def drive(self) -> None:
+        with flow.flow(correlation_id=self.instance.correlation_id, causation_id=str(self.saga_id)):
+            while not self.instance.is_final:
+                if self.instance.state == State.RUNNING:
+                    self._advance()
+                elif self.instance.state == State.COMPENSATING:
+                    self._compensate_next()
+                else:  # pragma: no cover - states are closed
+                    break
+
+    def _open_attempt(self, index: int, kinds: tuple[str, ...]) -> SagaStepLog | None:
+        """The last log row, if it is an unfinished or timed-out call of step `index`."""
+        last = SagaStepLog.objects.using(self.alias).filter(saga_id=self.saga_id).order_by("id")
+        last = last.last()
+        if (
+            last is not None
+            and last.step_index == index
+            and last.kind in kinds
+            and last.status in (Status.STARTED, Status.TIMEOUT)
+        ):
+            return last
+        return None
+
+    def _interrupted(self, log: SagaStepLog) -> None:
+        self._finish_log(
+            log, Status.ERROR, error="interrupted: the process making this call stopped"
+        )
+
+    def _budget(self, step: Step) -> float | None:
+        """The step's timeout, cut short by the saga's deadline."""
+        budget = step.timeout
+        if self.instance.deadline is not None:
+            left = (self.instance.deadline - timezone.now()).total_seconds()
+            budget = max(0.0, left) if budget is None else max(0.0, min(budget, left))
+        return budget
+
+    def _advance(self) -> None:
+        index = self.instance.current_step
+        steps = self.definition.steps
+        prepared, self.prepared = self.prepared, None
+        in_doubt = timed_out = False
+        # with a row of its own prepared, this driver knows the log ends with it
+        open_attempt = (
+            None if prepared is not None else self._open_attempt(index, (Kind.ACTION, Kind.QUERY))
+        )
+        if open_attempt is not None:
+            in_doubt = True  # a call of this step may have taken effect
+            if open_attempt.status == Status.TIMEOUT:
+                timed_out = True
+            else:  # its process died during the call
+                self._interrupted(open_attempt)
+            prepared = None
+        if index >= len(steps):
+            if self.instance.cancel_requested:
+                # asked to cancel while the last step ran: undo everything
+                return self._begin_compensation(
+                    len(steps), self.instance.cancel_requested, "cancellation requested"
+                )
+            return self._finish(State.COMPLETED)
+        step = steps[index]
+        if self.instance.cancel_requested or self._past_deadline():
+            self._discard(prepared)
+            if self.instance.cancel_requested:
+                reason, detail = self.instance.cancel_requested, "cancellation requested"
+            else:
+                reason, detail = self.definition.deadline_reason, "saga deadline passed"
+            return self._begin_compensation(index + in_doubt, reason, detail)
+        if timed_out:
+            return self._settle_unknown(step, index, step.timeout_reason, open_attempt.error)
+        log = prepared
+        attempt = log.attempt if log is not None else self._attempts(index) + 1
+        while True:
+            if log is None:
+                log = self._start_log(index, Kind.ACTION, attempt)
+            watchdog = self._watch(log, self._budget(step))
+            try:
+                result = _invoke(step.action, self.instance, step, Kind.ACTION, attempt)
+            except StepFailed as exc:
+                self._finish_log(log, Status.FAILED, error=f"{exc.reason}: {exc.detail}")
+                return self._begin_compensation(index, exc.reason, exc.detail, data=exc.data)
+            except OutcomeUnknown as exc:
+                self._finish_log(log, Status.ERROR, error=f"outcome unknown: {exc}")
+                reason = exc.reason or step.error_reason or self.definition.error_reason
+                return self._settle_unknown(step, index, reason, str(exc), data=exc.data)
+            except Exception as exc:
+                self._finish_log(log, Status.ERROR, error=traceback.format_exc())
+                logger.warning(
+                    "Saga %s step %s attempt %s: %s", self.saga_id, step.name, attempt, exc
+                )
+                if attempt <= step.retries and not self._past_deadline():
+                    time.sleep(_backoff(attempt))
+                    attempt += 1
+                    log = None
+                    continue
+                reason = step.error_reason or self.definition.error_reason
+                return self._settle_unknown(step, index, reason, str(exc))
+            finally:
+                watchdog.stop()
+            return self._complete_step(log, index, result)
+
+    def _discard(self, prepared: SagaStepLog | None) -> None:
+        """Drop a `started` row whose call will not be made after all."""
+        if prepared is not None:
+            SagaStepLog.objects.using(self.alias).filter(
+                pk=prepared.pk, status=Status.STARTED
+            ).delete()
+
+    def _past_deadline(self) -> bool:
+        return bool(self.instance.deadline and timezone.now() >= self.instance.deadline)
+
+    def _complete_step(self, log: SagaStepLog, index: int, result: dict[str, Any]) -> None:
+        """Persist the step's result, advance, and open the next step's log row: one commit."""
+        steps = self.definition.steps
+        with transaction.atomic(using=self.alias):
+            self._finish_log(log, Status.SUCCEEDED, result=result)
+            data = {**self.instance.data, **result}
+            nxt = index + 1
+            fenced = self._save(fence_cancel=True, data=data, current_step=nxt)
+            if not fenced:  # a cancellation arrived: record the result, then honour it
+                self._save(data=data, current_step=nxt)
+            elif nxt < len(steps) and not self._past_deadline():
+                self.prepared = self._log(nxt, Kind.ACTION, 1)
+
+    def _settle_unknown(
+        self,
+        step: Step,
+        index: int,
+        reason: str,
+        detail: str,
+        *,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        """Ask the step's query what happened; compensate the step too if it cannot tell."""
+        if data:
+            self._save(data={**self.instance.data, **data})
+        outcome = self._query(step, index)
+        if outcome.result is not None:
+            with transaction.atomic(using=self.alias):
+                self._save(data={**self.instance.data, **outcome.result}, current_step=index + 1)
+            return None
+        if outcome.refusal is not None:
+            exc = outcome.refusal
+            return self._begin_compensation(index, exc.reason, exc.detail, data=exc.data)
+        if outcome.absent and self._attempts(index) <= step.retries and not self._past_deadline():
+            return None  # it did not take effect: the next pass calls the action again
+        return self._begin_compensation(index + 1, reason, detail)
+
+    def _attempts(self, index: int) -> int:
+        return (
+            SagaStepLog.objects.using(self.alias)
+            .filter(saga_id=self.saga_id, step_index=index, kind=Kind.ACTION)
+            .count()
+        )
+
+    def _query(self, step: Step, index: int) -> _Outcome:
+        if step.query is None:
+            return _Outcome()
+        for attempt in range(1, step.retries + 2):
+            log = self._start_log(index, Kind.QUERY, attempt)
+            watchdog = self._watch(log, None)
+            try:
+                found = _invoke(step.query, self.instance, step, Kind.QUERY, attempt)
+            except StepFailed as exc:
+                self._finish_log(log, Status.FAILED, error=f"{exc.reason}: {exc.detail}")
+                return _Outcome(refusal=exc)
+            except OutcomeUnknown as exc:
+                self._finish_log(log, Status.ERROR, error=f"outcome unknown: {exc}")
+                return _Outcome()
+            except Exception:
+                self._finish_log(log, Status.ERROR, error=traceback.format_exc())
+                if attempt <= step.retries:
+                    time.sleep(_backoff(attempt))
+                    continue
+                return _Outcome()
+            finally:
+                watchdog.stop()
+            self._finish_log(log, Status.SUCCEEDED, result=found)
+            if found is None:
+                return _Outcome(absent=True)
+            return _Outcome(result=dict(found))
+        return _Outcome()  # pragma: no cover - the loop always returns
+
+    def _begin_compensation(
+        self, upto: int, reason: str, detail: str, *, data: dict[str, Any] | None = None
+    ) -> None:
+        """Compensate steps [0, upto) in reverse order, with `reason`."""
+        with transaction.atomic(using=self.alias):
+            self._discard(self.prepared)
+            self._save(
+                state=State.COMPENSATING,
+                failure_reason=reason,
+                current_step=upto,
+                data={
+                    **self.instance.data,
+                    **(data or {}),
+                    "failure_detail": (detail or "")[:1000],
+                },
+            )
+        self.prepared = None
+        logger.info("Saga %s compensating after %s: %s", self.saga_id, reason, detail)
+
+    def _compensate_next(self) -> None:
+        if self.instance.current_step == 0:
+            return self._finish(State.COMPENSATED)
+        index = self.instance.current_step - 1
+        step = self.definition.steps[index]
+        if step.compensation is None:
+            self._save(current_step=index)
+            return None
+        open_attempt = self._open_attempt(index, (Kind.COMPENSATION,))
+        if open_attempt is not None:
+            self._interrupted(open_attempt)
+        attempt = (
+            SagaStepLog.objects.using(self.alias)
+            .filter(saga_id=self.saga_id, step_index=index, kind=Kind.COMPENSATION)
+            .count()
+        )
+        tries = 0
+        while True:
+            attempt += 1
+            tries += 1
+            log = self._start_log(index, Kind.COMPENSATION, attempt)
+            watchdog = self._watch(log, None)
+            try:
+                result = _invoke(step.compensation, self.instance, step, Kind.COMPENSATION, attempt)
+            except Exception as exc:
+                self._finish_log(log, Status.ERROR, error=traceback.format_exc())
+                logger.warning(
+                    "Saga %s compensation %s attempt %s: %s", self.saga_id, step.name, attempt, exc
+                )
+                if tries <= self.definition.compensation_retries:
+                    time.sleep(_backoff(tries))
+                    continue
+                return self._finish(State.FAILED)
+            finally:
+                watchdog.stop()
+            with transaction.atomic(using=self.alias):
+                self._finish_log(log, Status.SUCCEEDED, result=result)
+                self._save(data={**self.instance.data, **result}, current_step=index)
+            return None
+
+    def _finish(self, state: str) -> None:
+        with transaction.atomic(using=self.alias):
+            finished = self._save(
+                # a cancellation that arrives as the saga completes still counts
+                fence_cancel=state == State.COMPLETED,
+                state=state,
+                completed_at=timezone.now(),
+                lease_owner="",
+                lease_expires_at=None,
+            )
+            if not finished:
+                return
+            if self.definition.on_finished is not None:
+                self.definition.on_finished(SagaContext(self.instance))
+        if state == State.FAILED:
+            logger.error(
+                "Saga %s failed: compensation exhausted after %s; an operator must act",
+                self.saga_id,
+                self.instance.failure_reason,
+            )
+
+    # --- step timeouts ----------------------------------------------------------------
+
+    def _watch(self, log: SagaStepLog, budget: float | None) -> _Watchdog:
+        watchdog = _Watchdog(self.alias, self.saga_id, log, self.owner, budget)
+        watchdog.start()
+        return watchdog
 
 
-def _run_next_compensation(alias, definition, instance, owner):
-    if instance.current_step == 0:
-        return _finish(alias, definition, instance, SagaInstance.State.COMPENSATED, owner)
-    index = instance.current_step - 1
-    step = definition.steps[index]
-    if step.compensation is None:
-        instance.current_step = index
-        instance.save(using=alias, update_fields=["current_step", "updated_at"])
-        return instance
-    attempt = 0
-    while True:
-        attempt += 1
-        log = _log_start(alias, instance, index, step, SagaStepLog.Kind.COMPENSATION, attempt)
+class _Watchdog(threading.Thread):
+    """
+    Keeps the lease alive while a participant is being called, and enforces the timeout.
+
+    Every third of the lease it renews the lease (the heartbeat), so a live
+    driver keeps its saga however long a call takes, while a dead one's lease
+    runs out quickly. When `budget` seconds pass first, the call's outcome is
+    unknown: `_on_timeout` takes the saga from the blocked driver.
+    """
+
+    def __init__(
+        self, alias: str, saga_id: UUID, log: SagaStepLog, owner: str, budget: float | None
+    ) -> None:
+        super().__init__(name=f"cleave-saga-watchdog-{saga_id}", daemon=True)
+        self.alias = alias
+        self.saga_id = saga_id
+        self.log = log
+        self.owner = owner
+        self.budget = budget
+        self.done = threading.Event()
+
+    def stop(self) -> None:
+        self.done.set()
+
+    def run(self) -> None:
         try:
-            result = _call(step.compensation, instance)
-        except Exception as exc:
-            _finish_log(log, SagaStepLog.Status.ERROR, error=traceback.format_exc())
-            log.save(using=alias)
-            logger.warning(
-                "Saga %s compensation %s attempt %s: %s", instance.id, step.name, attempt, exc
-            )
-            if attempt <= definition.compensation_retries:
-                time.sleep(_backoff(attempt))
-                continue
-            return _finish(alias, definition, instance, SagaInstance.State.FAILED, owner)
+            interval = max(_lease_seconds() / 3, 0.05)
+            ends = None if self.budget is None else time.monotonic() + self.budget
+            while True:
+                wait = interval if ends is None else min(interval, ends - time.monotonic())
+                if self.done.wait(max(wait, 0.0)):
+                    return
+                if ends is not None and time.monotonic() >= ends:
+                    _on_timeout(
+                        alias=self.alias,
+                        saga_id=self.saga_id,
+                        log_id=self.log.pk,
+                        started_at=self.log.started_at,
+                        owner=self.owner,
+                        budget=self.budget,
+                    )
+                    return
+                self._beat()
+        finally:
+            connections.close_all()  # this thread's own connections
+
+    def _beat(self) -> None:
+        now = timezone.now()
+        try:
+            SagaInstance.objects.using(self.alias).filter(
+                pk=self.saga_id, lease_owner=self.owner
+            ).update(lease_expires_at=_lease_until(now), heartbeat_at=now)
+        except Exception:  # the next beat tries again; the lease has two more thirds
+            logger.warning("Saga %s: heartbeat failed", self.saga_id, exc_info=True)
+
+
+def _on_timeout(
+    *, alias: str, saga_id: UUID, log_id: int, started_at: datetime, owner: str, budget: float
+) -> None:
+    """
+    A step call outlived its budget: mark the attempt `timeout` and hand the saga on.
+
+    The blocked driver loses its lease here; when its call finally returns,
+    its fenced writes fail and it stops. The next driver settles the unknown
+    outcome (query, else compensate the step too).
+    """
+    try:
+        now = timezone.now()
         with transaction.atomic(using=alias):
-            _finish_log(log, SagaStepLog.Status.SUCCEEDED, result=result)
-            log.save(using=alias)
-            instance.data = {**instance.data, **result}
-            instance.current_step = index
-            instance.lease_expires_at = timezone.now() + timedelta(seconds=_lease_seconds())
-            instance.save(
-                using=alias,
-                update_fields=["data", "current_step", "lease_expires_at", "updated_at"],
+            marked = (
+                SagaStepLog.objects.using(alias)
+                .filter(pk=log_id, status=Status.STARTED)
+                .update(
+                    status=Status.TIMEOUT,
+                    error=f"no answer within {budget:.3g} s: the outcome is unknown",
+                    finished_at=now,
+                    duration_ms=(now - started_at).total_seconds() * 1000,
+                )
             )
-        return instance
+            if not marked:
+                return
+            handed = (
+                SagaInstance.objects.using(alias)
+                .filter(pk=saga_id, lease_owner=owner)
+                .update(lease_owner="", lease_expires_at=None, heartbeat_at=now, updated_at=now)
+            )
+            if not handed:
+                transaction.set_rollback(True, using=alias)
+                return
+        logger.warning("Saga %s: a step call exceeded %.3g s; settling it", saga_id, budget)
+        get_runner().schedule(alias, saga_id)
+    except Exception:
+        logger.exception("Saga %s: the step timeout could not be handled", saga_id)
 
 
-def _finish(alias, definition, instance, state, owner):
-    with transaction.atomic(using=alias):
-        instance.state = state
-        instance.completed_at = timezone.now()
-        instance.save(using=alias, update_fields=["state", "completed_at", "updated_at"])
-        if definition.on_finished is not None:
-            definition.on_finished(SagaContext(instance))
-    return instance
+# --- operator and caller controls ----------------------------------------------------------
+
+
+def request_cancel(alias: str, saga_id: UUID, reason: str) -> bool:
+    """
+    Ask a running saga to compensate with `reason` (in the caller's transaction).
+
+    The driver honours it at its next step boundary; if none holds the lease
+    the saga is scheduled after commit. False if the saga is no longer running.
+    """
+    asked = (
+        SagaInstance.objects.using(alias)
+        .filter(pk=saga_id, state=State.RUNNING, cancel_requested="")
+        .update(cancel_requested=reason, updated_at=timezone.now())
+    )
+    if asked:
+        _schedule_after_commit(alias, saga_id)
+    return bool(asked)
+
+
+def compensate(alias: str, saga_id: UUID, reason: str | None = None) -> SagaInstance:
+    """
+    Undo a saga now, with `reason` (the definition's `cancel_reason` by default).
+
+    A completed saga compensates every step (for the checkout: a refund); a
+    running one is asked to cancel; a failed one retries its compensation.
+    """
+    instance = SagaInstance.objects.using(alias).get(pk=saga_id)
+    definition = get_definition(instance.saga_type)
+    reason = reason or definition.cancel_reason
+    now = timezone.now()
+    if instance.state == State.COMPLETED:
+        SagaInstance.objects.using(alias).filter(pk=saga_id, state=State.COMPLETED).update(
+            state=State.COMPENSATING,
+            current_step=len(definition.steps),
+            failure_reason=reason,
+            cancel_requested=reason,
+            completed_at=None,
+            lease_owner="",
+            lease_expires_at=None,
+            updated_at=now,
+        )
+    elif instance.state == State.RUNNING:
+        with transaction.atomic(using=alias):
+            request_cancel(alias, saga_id, reason)
+        return SagaInstance.objects.using(alias).get(pk=saga_id)
+    elif instance.state == State.FAILED:
+        return retry(alias, saga_id)
+    return run(alias, saga_id)
+
+
+def retry(alias: str, saga_id: UUID) -> SagaInstance:
+    """Run a failed saga's compensation again (or continue a stalled one)."""
+    SagaInstance.objects.using(alias).filter(pk=saga_id, state=State.FAILED).update(
+        state=State.COMPENSATING,
+        completed_at=None,
+        lease_owner="",
+        lease_expires_at=None,
+        updated_at=timezone.now(),
+    )
+    return run(alias, saga_id)
 
 
 # --- recovery ----------------------------------------------------------------------
@@ -348,4 +961,20 @@ def resumable(alias: str):
 
 
 def resume_all(alias: str) -> list[SagaInstance]:
-    return [run(alias, saga_id) for saga_id in resumable(alias).values_list("id", flat=True)]
+    """Continue, in this process, every saga of `alias` whose process died."""
+    resumed = []
+    for saga_id in list(resumable(alias).values_list("id", flat=True)):
+        try:
+            resumed.append(run(alias, saga_id))
+        except Exception:  # one broken saga must not keep the others waiting
+            logger.exception("Saga %s could not be resumed", saga_id)
+    return resumed
+
+
+def dispatch_resumable(alias: str, *, limit: int = 500) -> int:
+    """Hand every resumable saga of `alias` to the configured runner; return how many."""
+    runner = get_runner()
+    ids = list(resumable(alias).values_list("id", flat=True)[:limit])
+    for saga_id in ids:
+        runner.schedule(alias, saga_id)
+    return len(ids)

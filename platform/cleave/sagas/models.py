@@ -30,6 +30,12 @@ class SagaInstance(models.Model):
     correlation_id = models.CharField(max_length=128, db_index=True)
     lease_owner = models.CharField(max_length=120, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # The driving process renews its lease at every step boundary; the last
+    # renewal shows operators whether a running saga is alive.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # A reason asked for from outside (a customer cancelling, an operator
+    # refunding): the driver compensates with it at the next step boundary.
+    cancel_requested = models.CharField(max_length=120, blank=True, default="")
     deadline = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -51,6 +57,7 @@ class SagaInstance(models.Model):
 class SagaStepLog(models.Model):
     class Kind(models.TextChoices):
         ACTION = "action", "action"
+        QUERY = "query", "query"
         COMPENSATION = "compensation", "compensation"
 
     class Status(models.TextChoices):
@@ -58,6 +65,7 @@ class SagaStepLog(models.Model):
         SUCCEEDED = "succeeded", "succeeded"
         FAILED = "failed", "failed"
         ERROR = "error", "error"
+        TIMEOUT = "timeout", "timeout"
 
     id = models.BigAutoField(primary_key=True)
     saga = models.ForeignKey(SagaInstance, on_delete=models.CASCADE, related_name="steps")
@@ -66,6 +74,7 @@ class SagaStepLog(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     attempt = models.PositiveIntegerField(default=1)
     status = models.CharField(max_length=16, choices=Status.choices)
+    idempotency_key = models.CharField(max_length=255, blank=True, default="")
     result = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
     started_at = models.DateTimeField(default=timezone.now)

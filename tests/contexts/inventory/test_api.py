@@ -295,7 +295,45 @@ def test_release_after_commit_is_a_409_problem(api):
     assert (stock("A").on_hand, stock("A").reserved) == (7, 0)
 
 
-@pytest.mark.parametrize("suffix", ["/commit", "/release"])
+def test_return_puts_committed_stock_back(api):
+    StockItemFactory(sku="A", on_hand=10)
+    created = reserve(api, ("A", 3))
+    api.post(f"{RESERVATIONS}/{created['id']}/commit", headers=WRITE)
+
+    response = api.post(
+        f"{RESERVATIONS}/{created['id']}/return",
+        {"reason": "customer_request"},
+        format="json",
+        headers=WRITE,
+    )
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "returned"
+    assert (stock("A").on_hand, stock("A").reserved) == (10, 0)
+
+
+def test_a_reservation_is_found_by_its_idempotency_key(api):
+    StockItemFactory(sku="A", on_hand=10)
+    created = reserve(api, ("A", 1), **{"Idempotency-Key": "saga:7:reserve_inventory"})
+
+    found = api.get(RESERVATIONS, {"idempotency_key": "saga:7:reserve_inventory"}, headers=READ)
+    missing = api.get(RESERVATIONS, {"idempotency_key": "nope"}, headers=READ)
+    no_key = api.get(RESERVATIONS, headers=READ)
+
+    assert found.status_code == 200
+    assert found.json()["id"] == created["id"]
+    assert missing.status_code == 404
+    assert no_key.status_code == 400
+    assert "idempotency_key" in no_key.json()["errors"]
+
+
+def test_looking_a_reservation_up_by_key_needs_inventory_read(api):
+    query = {"idempotency_key": "k"}
+    assert api.get(RESERVATIONS, query).status_code == 401
+    assert api.get(RESERVATIONS, query, headers=customer_headers(uuid.uuid4())).status_code == 403
+
+
+@pytest.mark.parametrize("suffix", ["/commit", "/release", "/return"])
 def test_commit_and_release_need_inventory_write(api, suffix):
     StockItemFactory(sku="A", on_hand=10)
     created = reserve(api, ("A", 3))

@@ -254,6 +254,82 @@ def test_expired_held_reservations_are_released_and_others_left_alone():
     assert (stock("A").on_hand, stock("A").reserved) == (8, 3)
 
 
+def test_the_periodic_job_releases_reservations_that_outlived_their_expiry():
+    from cleave import periodic
+
+    StockItemFactory(sku="A", on_hand=10)
+    expired = reserve(("A", 4))
+    Reservation.objects.using("inventory").filter(pk=expired.id).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    job = periodic.get("inventory.release_expired")
+
+    assert (job.context, job.run()) == ("inventory", 1)
+    assert queries.reservation_get(reservation_id=expired.id).status == "released"
+    assert stock("A").reserved == 0
+
+
+# --- return (a refunded order's stock goes back on the shelf) ----------------------------
+
+
+def test_returning_a_committed_reservation_puts_its_stock_back_on_the_shelf():
+    StockItemFactory(sku="A", on_hand=10)
+    reservation = reserve(("A", 3))
+    commands.reservation_commit(reservation_id=reservation.id)
+
+    returned = commands.reservation_return(reservation_id=reservation.id, reason="refunded")
+
+    assert (returned.status, returned.release_reason) == ("returned", "refunded")
+    assert (stock("A").on_hand, stock("A").reserved) == (10, 0)
+    [event] = published("inventory", "inventory.returned")
+    assert event.data["lines"] == [{"sku": "A", "quantity": 3}]
+    assert event.data["reason"] == "refunded"
+
+
+def test_returning_twice_puts_the_stock_back_once():
+    StockItemFactory(sku="A", on_hand=10)
+    reservation = reserve(("A", 3))
+    commands.reservation_commit(reservation_id=reservation.id)
+
+    commands.reservation_return(reservation_id=reservation.id)
+    commands.reservation_return(reservation_id=reservation.id)
+
+    assert stock("A").on_hand == 10
+    assert len(published("inventory", "inventory.returned")) == 1
+
+
+def test_returning_a_held_reservation_changes_nothing_and_release_still_works():
+    StockItemFactory(sku="A", on_hand=10)
+    reservation = reserve(("A", 3))
+
+    assert commands.reservation_return(reservation_id=reservation.id).status == "held"
+    assert commands.reservation_release(reservation_id=reservation.id).status == "released"
+    assert (stock("A").on_hand, stock("A").reserved) == (10, 0)
+
+
+def test_a_returned_reservation_can_be_neither_committed_nor_released_again():
+    StockItemFactory(sku="A", on_hand=10)
+    reservation = reserve(("A", 3))
+    commands.reservation_commit(reservation_id=reservation.id)
+    commands.reservation_return(reservation_id=reservation.id)
+
+    assert commands.reservation_release(reservation_id=reservation.id).status == "returned"
+    with pytest.raises(Conflict):
+        commands.reservation_commit(reservation_id=reservation.id)
+    assert (stock("A").on_hand, stock("A").reserved) == (10, 0)
+
+
+def test_a_reservation_is_found_by_its_idempotency_key():
+    StockItemFactory(sku="A", on_hand=10)
+    reservation = reserve(("A", 1), idempotency_key="saga:1:reserve_inventory")
+
+    found = queries.reservation_get_by_key(idempotency_key="saga:1:reserve_inventory")
+
+    assert found.pk == reservation.pk
+    with pytest.raises(NotFound):
+        queries.reservation_get_by_key(idempotency_key="another")
+
+
 # --- stock ---------------------------------------------------------------------------
 
 

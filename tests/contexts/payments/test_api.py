@@ -79,13 +79,13 @@ def test_a_declined_charge_is_not_an_http_error(api):
     assert response.json()["failure_reason"] == "declined"
 
 
-def test_a_provider_timeout_answers_a_failed_payment(api):
+def test_a_provider_timeout_answers_a_pending_payment_whose_outcome_is_unknown(api):
     response = api.post(
         CHARGES, charge_body(payment_method="tok_timeout"), format="json", headers=write_headers()
     )
 
     assert response.status_code == 201
-    assert response.json()["status"] == "failed"
+    assert response.json()["status"] == "pending"
     assert response.json()["failure_reason"] == "timeout"
 
 
@@ -159,6 +159,111 @@ def test_charging_without_payments_write_is_403(api, make_headers):
 
     assert_problem(response, 403)
     assert Payment.objects.using("payments").count() == 0
+
+
+# --- GET /api/payments/charges?idempotency_key= ---------------------------------------
+
+
+def test_a_service_finds_a_charge_by_its_idempotency_key(api):
+    payment = PaymentFactory(idempotency_key="saga:1:process_payment")
+
+    response = api.get(
+        CHARGES,
+        {"idempotency_key": "saga:1:process_payment"},
+        headers=service_headers("payments:read"),
+    )
+
+    assert response.status_code == 200
+    assert response.json()["id"] == str(payment.id)
+    assert response.json()["status"] == "captured"
+
+
+def test_a_key_no_charge_was_made_with_is_404(api):
+    response = api.get(
+        CHARGES, {"idempotency_key": "never-used"}, headers=service_headers("payments:read")
+    )
+
+    assert_problem(response, 404)
+
+
+def test_looking_a_charge_up_needs_its_key(api):
+    body = assert_problem(api.get(CHARGES, headers=service_headers("payments:read")), 400)
+    assert "idempotency_key" in body["errors"]
+
+
+def test_looking_a_charge_up_needs_payments_read(api):
+    query = {"idempotency_key": "k"}
+    assert_problem(api.get(CHARGES, query), 401)
+    assert_problem(api.get(CHARGES, query, headers=service_headers("inventory:read")), 403)
+    assert_problem(api.get(CHARGES, query, headers=customer_headers(uuid.uuid4())), 403)
+
+
+def test_staff_may_look_a_charge_up_but_not_charge(api, django_user_model):
+    PaymentFactory(idempotency_key="k-staff")
+    staff = django_user_model.objects.create_user("op", password="pw", is_staff=True)
+    api.force_login(staff)
+
+    assert api.get(CHARGES, {"idempotency_key": "k-staff"}).status_code == 200
+    assert_problem(api.post(CHARGES, charge_body(), format="json"), 403)
+
+
+# --- POST /api/payments/charges/void ---------------------------------------------------
+
+
+def void_body(**overrides):
+    return {**charge_body(), "idempotency_key": "saga:9:process_payment", **overrides}
+
+
+def test_voiding_a_captured_charge_refunds_it(api):
+    body = void_body()
+    api.post(
+        CHARGES,
+        body | {"idempotency_key": None},
+        format="json",
+        headers=write_headers(**{"Idempotency-Key": body["idempotency_key"]}),
+    )
+
+    response = api.post(f"{CHARGES}/void", body, format="json", headers=write_headers())
+
+    assert response.status_code == 200, response.json()
+    assert response.json()["status"] == "refunded"
+    assert len(published("payments", "payment.refunded")) == 1
+
+
+def test_voiding_a_charge_that_never_arrived_fences_its_key(api):
+    body = void_body()
+
+    voided = api.post(f"{CHARGES}/void", body, format="json", headers=write_headers())
+    late = api.post(
+        CHARGES,
+        charge_body(),
+        format="json",
+        headers=write_headers(**{"Idempotency-Key": body["idempotency_key"]}),
+    )
+
+    assert voided.status_code == 200
+    assert (voided.json()["status"], voided.json()["failure_reason"]) == ("failed", "voided")
+    assert late.status_code == 200
+    assert late.json()["id"] == voided.json()["id"]
+    assert published("payments") == []
+
+
+def test_voiding_needs_the_charges_key_and_payments_write(api):
+    body = assert_problem(
+        api.post(
+            f"{CHARGES}/void",
+            void_body(idempotency_key=""),
+            format="json",
+            headers=write_headers(),
+        ),
+        400,
+    )
+    assert "idempotency_key" in body["errors"]
+    assert_problem(api.post(f"{CHARGES}/void", void_body(), format="json"), 401)
+    response = api.post(
+        f"{CHARGES}/void", void_body(), format="json", headers=service_headers("payments:read")
+    )
+    assert_problem(response, 403)
 
 
 # --- POST /api/payments/{id}/refund ------------------------------------------------

@@ -8,7 +8,7 @@ from cleave.api import ApplicationError, NotFound
 from cleave.testing import flows, published, unit
 from contexts.payments import commands
 from contexts.payments.models import Payment
-from contexts.payments.providers import FakeProvider, ProviderError
+from contexts.payments.providers import FakeProvider, ProviderError, ProviderTimeout
 
 from .factories import PaymentFactory
 
@@ -53,7 +53,6 @@ def test_an_approved_charge_is_captured_and_publishes_payment_completed():
         ("tok_chargeDeclined", Payment.Status.DECLINED, "declined"),
         ("tok_unknown", Payment.Status.DECLINED, "invalid_method"),
         ("tok_error", Payment.Status.FAILED, "error"),
-        ("tok_timeout", Payment.Status.FAILED, "timeout"),
     ],
 )
 def test_a_charge_that_does_not_go_through_publishes_payment_failed_with_the_reason(
@@ -69,6 +68,16 @@ def test_a_charge_that_does_not_go_through_publishes_payment_failed_with_the_rea
     assert event.data["payment_id"] == str(payment.id)
     assert event.data["reason"] == reason
     assert published("payments", "payment.completed") == []
+
+
+@unit
+def test_a_provider_timeout_leaves_the_payment_pending_and_publishes_nothing():
+    payment, created = charge("tok_timeout", idempotency_key="k-timeout")
+
+    assert created
+    payment.refresh_from_db()
+    assert (payment.status, payment.failure_reason) == ("pending", "timeout")
+    assert published("payments") == []
 
 
 @unit
@@ -136,22 +145,36 @@ def test_the_provider_is_called_outside_any_transaction(settings):
     assert SpyProvider.in_transaction == [False]
 
 
-class RacingProvider(FakeProvider):
-    """While the provider answers, a concurrent request with the same key stores its payment."""
+class CountingProvider(FakeProvider):
+    charges = 0
 
-    def charge(self, *, reference, **kwargs):
-        PaymentFactory(idempotency_key=reference, method="tok_visa")
-        return super().charge(reference=reference, **kwargs)
+    def charge(self, **kwargs):
+        CountingProvider.charges += 1
+        return super().charge(**kwargs)
 
 
 @flows
-def test_a_concurrent_charge_with_the_same_key_returns_the_payment_stored_first(settings):
-    settings.CLEAVE_PAYMENT_PROVIDER = f"{__name__}.RacingProvider"
+def test_a_concurrent_charge_with_the_same_key_returns_the_payment_stored_first(
+    settings, monkeypatch
+):
+    settings.CLEAVE_PAYMENT_PROVIDER = f"{__name__}.CountingProvider"
+    CountingProvider.charges = 0
+    first = PaymentFactory(idempotency_key="race-key")
+    # the racing request stored its attempt between our look-up and our insert
+    real, calls = commands._by_key, []
+
+    def by_key(key):
+        calls.append(key)
+        return None if len(calls) == 1 else real(key)
+
+    monkeypatch.setattr(commands, "_by_key", by_key)
 
     payment, created = charge(idempotency_key="race-key")
 
     assert not created
-    assert Payment.objects.using("payments").get().pk == payment.pk
+    assert payment.pk == first.pk
+    assert len(calls) == 2  # looked up, lost the insert race, looked up again
+    assert CountingProvider.charges == 0
     assert published("payments") == []
 
 
@@ -219,3 +242,131 @@ def test_a_refund_the_provider_fails_leaves_the_payment_captured(settings):
     payment.refresh_from_db()
     assert payment.status == Payment.Status.CAPTURED
     assert published("payments", "payment.refunded") == []
+
+
+# --- voiding a charge the caller gave up on ---------------------------------------------
+
+
+def void(key="saga:1:process_payment", **overrides):
+    arguments = {
+        "idempotency_key": key,
+        "order_id": uuid.uuid4(),
+        "customer_id": uuid.uuid4(),
+        "amount": Decimal("39.80"),
+        "currency": "EUR",
+        "payment_method": "tok_visa",
+        **overrides,
+    }
+    return commands.payment_void(**arguments)
+
+
+@unit
+def test_voiding_a_captured_charge_refunds_it():
+    payment, _ = charge(idempotency_key="k1")
+
+    voided = void("k1")
+
+    assert voided.pk == payment.pk
+    assert voided.status == Payment.Status.REFUNDED
+    assert len(published("payments", "payment.refunded")) == 1
+
+
+@unit
+def test_voiding_a_pending_charge_the_provider_never_took_fails_it_with_timeout():
+    payment, _ = charge("tok_timeout", idempotency_key="k2")
+
+    voided = void("k2")
+
+    assert voided.pk == payment.pk
+    assert (voided.status, voided.failure_reason) == ("failed", "timeout")
+    [event] = published("payments", "payment.failed")
+    assert event.data["reason"] == "timeout"
+
+
+class CapturesThenTimesOut(FakeProvider):
+    """The provider takes the money but its answer never arrives."""
+
+    def charge(self, **kwargs):
+        super().charge(**{**kwargs, "token": "tok_visa"})
+        raise ProviderTimeout("no answer")
+
+
+@unit
+def test_voiding_a_pending_charge_the_provider_did_capture_refunds_it(settings):
+    settings.CLEAVE_PAYMENT_PROVIDER = f"{__name__}.CapturesThenTimesOut"
+    payment, _ = charge(idempotency_key="k3")
+    assert payment.status == Payment.Status.PENDING
+
+    voided = void("k3")
+
+    assert voided.status == Payment.Status.REFUNDED
+    assert voided.provider_reference.startswith("fake_ch_")
+    assert [e.type for e in published("payments")] == ["payment.completed", "payment.refunded"]
+
+
+@unit
+def test_voiding_a_key_no_charge_arrived_with_fences_it_against_a_late_charge():
+    voided = void("k4")
+    late, created = charge(idempotency_key="k4")
+
+    assert (voided.status, voided.failure_reason) == ("failed", "voided")
+    assert not created
+    assert late.pk == voided.pk
+    assert Payment.objects.using("payments").count() == 1
+    assert published("payments") == []
+
+
+class VoidedWhileAnswering(FakeProvider):
+    """The caller gives up and voids the charge while the provider is still capturing it."""
+
+    def charge(self, *, reference, **kwargs):
+        result = super().charge(reference=reference, **kwargs)
+        pending = Payment.objects.using("payments").get(idempotency_key=reference)
+        Payment.objects.using("payments").filter(pk=pending.pk).update(
+            status=Payment.Status.FAILED, failure_reason=Payment.FailureReason.TIMEOUT
+        )
+        return result
+
+
+@flows
+def test_a_capture_that_arrives_after_the_charge_was_voided_is_refunded(settings):
+    settings.CLEAVE_PAYMENT_PROVIDER = f"{__name__}.VoidedWhileAnswering"
+
+    payment, _ = charge(idempotency_key="k5")
+
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.REFUNDED
+    assert [e.type for e in published("payments")] == ["payment.completed", "payment.refunded"]
+
+
+@unit
+@pytest.mark.parametrize("status", [Payment.Status.DECLINED, Payment.Status.REFUNDED])
+def test_voiding_a_settled_charge_changes_nothing(status):
+    PaymentFactory(status=status, idempotency_key="k6")
+
+    assert void("k6").status == status
+    assert published("payments") == []
+
+
+@unit
+def test_voiding_twice_is_harmless():
+    charge(idempotency_key="k7")
+
+    assert void("k7").status == void("k7").status == Payment.Status.REFUNDED
+    assert len(published("payments", "payment.refunded")) == 1
+
+
+class LookupFails(FakeProvider):
+    def lookup(self, *, reference):
+        raise ProviderError("down")
+
+
+@unit
+def test_a_pending_charge_stays_pending_when_the_provider_cannot_be_asked(settings):
+    charge("tok_timeout", idempotency_key="k8")
+    settings.CLEAVE_PAYMENT_PROVIDER = f"{__name__}.LookupFails"
+
+    with pytest.raises(commands.ProviderUnavailable):
+        void("k8")
+
+    assert Payment.objects.using("payments").get(idempotency_key="k8").status == "pending"

@@ -58,6 +58,25 @@ def test_the_base_provider_states_its_contract():
         PaymentProvider().charge(token="t", amount=Decimal(1), currency="EUR", reference="r")
     with pytest.raises(NotImplementedError):
         PaymentProvider().refund(reference="r", amount=Decimal(1))
+    with pytest.raises(NotImplementedError):
+        PaymentProvider().lookup(reference="r")
+
+
+def test_the_fake_provider_answers_a_repeated_reference_without_charging_again():
+    provider = FakeProvider()
+    first = provider.charge(token="tok_visa", amount=Decimal(1), currency="EUR", reference="r")
+    again = provider.charge(token="tok_visa", amount=Decimal(1), currency="EUR", reference="r")
+
+    assert again == first
+    assert provider.lookup(reference="r") == first
+
+
+def test_the_fake_provider_knows_nothing_of_a_timed_out_charge():
+    provider = FakeProvider()
+    with pytest.raises(ProviderTimeout):
+        provider.charge(token="tok_timeout", amount=Decimal(1), currency="EUR", reference="t")
+
+    assert provider.lookup(reference="t") is None
 
 
 def test_the_fake_provider_is_the_default(settings):

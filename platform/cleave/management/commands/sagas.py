@@ -1,10 +1,25 @@
+"""
+`manage.py sagas`: list, show, resume, retry and compensate saga instances.
+
+Instances live in their owning context's alias; every local alias is searched.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 
 from cleave.contexts import all_contexts
 from cleave.sagas import engine
 from cleave.sagas.models import SagaInstance
+
+_DURATION = re.compile(r"^(\d+)\s*([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 def _find(saga_id: str) -> tuple[str, SagaInstance]:
@@ -19,30 +34,62 @@ def _find(saga_id: str) -> tuple[str, SagaInstance]:
     raise CommandError(f"No saga {saga_id} in any local context.")
 
 
+def _since(value: str) -> datetime:
+    """`30m`, `2h`, `7d` ago, or an ISO date or date-time."""
+    match = _DURATION.match(value.strip())
+    if match:
+        amount, unit = match.groups()
+        return timezone.now() - timedelta(**{_UNITS[unit]: int(amount)})
+    moment = parse_datetime(value)
+    if moment is None:
+        day = parse_date(value)
+        if day is not None:
+            moment = datetime(day.year, day.month, day.day)
+    if moment is None:
+        raise CommandError(f"--since {value!r}: use 30m, 2h, 7d or an ISO date or date-time.")
+    return moment if timezone.is_aware(moment) else timezone.make_aware(moment)
+
+
+def _outcome(saga: SagaInstance) -> str:
+    reason = f" ({saga.failure_reason})" if saga.failure_reason else ""
+    return f"{saga.id}: {saga.state}{reason}"
+
+
 class Command(BaseCommand):
-    help = "Operate sagas: list, show, resume."
+    help = "Operate sagas: list, show, resume, retry, compensate."
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
-        lister = sub.add_parser("list")
+        lister = sub.add_parser("list", help="saga instances, newest first")
         lister.add_argument("--state", choices=[s for s, _ in SagaInstance.State.choices])
         lister.add_argument("--type")
+        lister.add_argument("--since", help="30m, 2h, 7d, or an ISO date or date-time")
         lister.add_argument("--limit", type=int, default=50)
-        show = sub.add_parser("show")
+        show = sub.add_parser("show", help="one saga and its step timeline")
         show.add_argument("saga_id")
         resume = sub.add_parser("resume", help="continue sagas whose process died")
         resume.add_argument("saga_id", nargs="?")
+        retry = sub.add_parser("retry", help="run a failed saga's compensation again")
+        retry.add_argument("saga_id")
+        compensate = sub.add_parser(
+            "compensate", help="undo a saga: cancel a running one, refund a completed one"
+        )
+        compensate.add_argument("saga_id")
+        compensate.add_argument("--reason", help="the failure reason (default: the saga's own)")
 
     def handle(self, *args, action, **options):
         getattr(self, f"do_{action}")(**options)
 
-    def do_list(self, state=None, type=None, limit=50, **_):
+    def do_list(self, state=None, type=None, since=None, limit=50, **_):
+        after = _since(since) if since else None
         for cfg in all_contexts():
             rows = SagaInstance.objects.using(cfg.database).all()
             if state:
                 rows = rows.filter(state=state)
             if type:
                 rows = rows.filter(saga_type=type)
+            if after:
+                rows = rows.filter(created_at__gte=after)
             for saga in rows[:limit]:
                 self.stdout.write(
                     f"{saga.created_at:%Y-%m-%d %H:%M:%S} {saga.saga_type:<12} {saga.state:<13} "
@@ -56,23 +103,46 @@ class Command(BaseCommand):
             f"  state: {saga.state}  step: {saga.current_step}  "
             f"reason: {saga.failure_reason or '-'}"
         )
-        self.stdout.write(f"  correlation: {saga.correlation_id}")
+        lease = (
+            f"{saga.lease_owner} until {saga.lease_expires_at:%H:%M:%S}"
+            if saga.lease_owner and saga.lease_expires_at
+            else "-"
+        )
+        self.stdout.write(
+            f"  correlation: {saga.correlation_id}  heartbeat: {saga.heartbeat_at or '-'}  "
+            f"lease: {lease}  deadline: {saga.deadline or '-'}  "
+            f"cancel requested: {saga.cancel_requested or '-'}"
+        )
         for log in saga.steps.using(alias).order_by("id"):
             self.stdout.write(
                 f"  {log.started_at:%H:%M:%S.%f} {log.step:<18} {log.kind:<12} "
                 f"#{log.attempt} {log.status:<9} {log.duration_ms or 0:.1f} ms "
-                f"{(log.error.splitlines() or [''])[-1][:80]}"
+                f"{log.idempotency_key} {(log.error.splitlines() or [''])[-1][:80]}"
             )
 
     def do_resume(self, saga_id=None, **_):
         if saga_id:
             alias, saga = _find(saga_id)
-            result = engine.run(alias, saga.id)
-            self.stdout.write(f"{result.id}: {result.state}")
+            self.stdout.write(_outcome(engine.run(alias, saga.id)))
             return
         count = 0
         for cfg in all_contexts():
             for result in engine.resume_all(cfg.database):
                 count += 1
-                self.stdout.write(f"{result.id}: {result.state}")
+                self.stdout.write(_outcome(result))
         self.stdout.write(f"resumed {count} saga(s)")
+
+    def do_retry(self, saga_id, **_):
+        alias, saga = _find(saga_id)
+        if saga.state not in (SagaInstance.State.FAILED, SagaInstance.State.COMPENSATING):
+            raise CommandError(
+                f"Saga {saga.id} is {saga.state}; only a failed (or stalled compensating) "
+                "saga can be retried. Use `resume` for a running one."
+            )
+        self.stdout.write(_outcome(engine.retry(alias, saga.id)))
+
+    def do_compensate(self, saga_id, reason=None, **_):
+        alias, saga = _find(saga_id)
+        if saga.state == SagaInstance.State.COMPENSATED:
+            raise CommandError(f"Saga {saga.id} is already compensated.")
+        self.stdout.write(_outcome(engine.compensate(alias, saga.id, reason)))

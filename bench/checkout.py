@@ -1,0 +1,353 @@
+"""
+Checkout throughput and latency through the full checkout saga, against a
+baseline that makes the same database writes in one plain transaction.
+
+    .venv/bin/python bench/checkout.py                      # embedded SQLite, then PostgreSQL
+    .venv/bin/python bench/checkout.py --backend sqlite --orders 300
+
+Each backend runs in its own subprocess (settings are read at start-up) on
+fresh databases: SQLite files in a temporary data directory, or throw-away
+PostgreSQL databases for every context (CLEAVE_BENCH_POSTGRES_URL, default
+postgres://postgres@127.0.0.1:5432), dropped afterwards. In one run the
+subprocess seeds a shop, then times, sequentially:
+
+- the baseline: per order, one transaction (nested atomics on the orders,
+  inventory and payments aliases, which commit together) that writes what a
+  confirmed checkout leaves behind: the order and its lines, the emptied cart,
+  the reservation, its lines and the stock movement, the captured payment;
+  no event bus, no saga, no service client;
+- the saga: `order_checkout()` as the API calls it, which runs the whole
+  checkout saga in-process (outbox, events and their handlers, the service
+  client's in-process HTTP calls, the step log) to a confirmed order.
+
+Commits are counted by wrapping the database connections: every `COMMIT` of
+a transaction block, plus every write statement run in autocommit mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTEXTS = ("users", "catalog", "inventory", "orders", "payments", "notifications", "analytics")
+POSTGRES = os.environ.get("CLEAVE_BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+
+
+# --- the parent: one subprocess per backend ------------------------------------------------
+
+
+def _clean_env(data_dir: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.endswith("DATABASE_URL") and not k.startswith("CLEAVE_")
+    }
+    env.update(
+        CLEAVE_DATA_DIR=data_dir,
+        CLEAVE_LOG_LEVEL="ERROR",
+        CLEAVE_EMBEDDED_SCHEDULER="off",
+        DJANGO_EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
+        DJANGO_SETTINGS_MODULE="config.settings",
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+def _pg(statement: str) -> None:
+    import psycopg
+
+    parts = urlsplit(POSTGRES)
+    with psycopg.connect(
+        host=parts.hostname,
+        port=parts.port or 5432,
+        user=parts.username or "postgres",
+        password=parts.password or "",
+        dbname="postgres",
+        autocommit=True,
+    ) as conn:
+        conn.execute(statement)
+
+
+def run_backend(backend: str, orders: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="cleave-bench-") as data_dir:
+        env = _clean_env(data_dir)
+        created: list[str] = []
+        try:
+            if backend == "postgres":
+                prefix = f"cleave_bench_{uuid.uuid4().hex[:8]}"
+                for alias in CONTEXTS:
+                    name = f"{prefix}_{alias}"
+                    _pg(f"CREATE DATABASE {name}")
+                    created.append(name)
+                    env[f"{alias.upper()}_DATABASE_URL"] = f"{POSTGRES.rstrip('/')}/{name}"
+            for args in (
+                ["manage.py", "migrate_all", "--noinput"],
+                [str(Path(__file__).resolve()), "--worker", "--orders", str(orders)],
+            ):
+                done = subprocess.run(
+                    [sys.executable, *args],
+                    cwd=ROOT,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
+                if done.returncode != 0:
+                    raise RuntimeError(f"{args[0]} failed:\n{done.stdout}\n{done.stderr}")
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+        finally:
+            for name in created:
+                _pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    result["backend"] = "embedded SQLite" if backend == "sqlite" else "PostgreSQL"
+    return result
+
+
+def _row(result: dict, kind: str) -> str:
+    r = result[kind]
+    return (
+        f"| {result['backend']} | {kind} | {r['orders']} | {r['throughput']:.1f} | "
+        f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['commits_per_order']:.1f} |"
+    )
+
+
+def report(results: list[dict]) -> str:
+    lines = [
+        "| backend | run | orders | orders/s | p50 ms | p99 ms | commits/order |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for result in results:
+        lines += [_row(result, "baseline"), _row(result, "saga")]
+    lines.append("")
+    for result in results:
+        lines.append(
+            f"{result['backend']}: saga / baseline throughput = {result['ratio']:.2f}x "
+            f"(target ≥ 0.5x); {result['saga']['commits_per_order']:.1f} commits per order "
+            f"through the saga, {result['baseline']['commits_per_order']:.1f} in the baseline."
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--orders", type=int, default=200)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help="print the raw results as JSON")
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(_measure(args.orders)))
+        return []
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    results = [run_backend(backend, args.orders) for backend in backends]
+    print(json.dumps(results, indent=2) if args.json else report(results))
+    return results
+
+
+# --- the worker: seed, measure, count ------------------------------------------------------------
+
+
+class CommitCounter:
+    """Count commits on every connection: transaction blocks and autocommit writes."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def install(self) -> None:
+        from django.db.backends.base.base import BaseDatabaseWrapper
+        from django.db.backends.signals import connection_created
+
+        counter = self
+        original_commit = BaseDatabaseWrapper.commit
+
+        def commit(self):
+            counter.count += 1
+            return original_commit(self)
+
+        BaseDatabaseWrapper.commit = commit
+
+        def wrap(execute, sql, params, many, context):
+            connection = context["connection"]
+            if not connection.in_atomic_block and connection.get_autocommit():
+                verb = sql.lstrip().split(" ", 1)[0].upper()
+                if verb in {"INSERT", "UPDATE", "DELETE", "REPLACE"}:
+                    counter.count += 1
+            return execute(sql, params, many, context)
+
+        def on_connect(sender, connection, **kwargs):
+            connection.execute_wrappers.append(wrap)
+
+        connection_created.connect(on_connect, weak=False)
+        from django.db import connections
+
+        for connection in connections.all(initialized_only=True):
+            connection.execute_wrappers.append(wrap)
+
+
+def _seed(customers: int):
+    from decimal import Decimal
+
+    from contexts.catalog.models import Category, Product
+    from contexts.inventory.models import StockItem
+    from contexts.orders.models import Cart, CartItem
+    from contexts.users.models import Customer
+
+    category = Category.objects.create(slug="bench", name="Bench")
+    products = [
+        Product.objects.create(
+            sku=f"BENCH-{n}", name=f"Bench item {n}", price=Decimal("9.90"), category=category
+        )
+        for n in range(2)
+    ]
+    for product in products:
+        StockItem.objects.using("inventory").create(sku=product.sku, on_hand=1_000_000)
+    people = Customer.objects.using("users").bulk_create(
+        Customer(email=f"bench{n}@example.com", name=f"Bench {n}", password="!")
+        for n in range(customers)
+    )
+    carts = Cart.objects.using("orders").bulk_create(Cart(customer_id=p.id) for p in people)
+    CartItem.objects.using("orders").bulk_create(
+        CartItem(
+            cart=cart,
+            product_id=product.id,
+            sku=product.sku,
+            name=product.name,
+            unit_price=product.price,
+            currency="EUR",
+            quantity=1 + n,
+        )
+        for cart in carts
+        for n, product in enumerate(products)
+    )
+    return [p.id for p in people]
+
+
+def baseline_checkout(customer_id) -> None:
+    """What a confirmed checkout writes, in one transaction, without bus or saga."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.db import transaction
+    from django.db.models import F
+    from django.utils import timezone
+
+    from contexts.inventory.models import Reservation, ReservationLine, StockItem
+    from contexts.orders.models import Cart, CartItem, Order, OrderLine
+    from contexts.payments.models import Payment
+
+    now = timezone.now()
+    with (
+        transaction.atomic(using="orders"),
+        transaction.atomic(using="inventory"),
+        transaction.atomic(using="payments"),
+    ):
+        cart = Cart.objects.using("orders").select_for_update().get(customer_id=customer_id)
+        items = list(cart.items.using("orders").all())
+        total = sum((item.line_total for item in items), Decimal("0"))
+        order = Order.objects.using("orders").create(
+            customer_id=customer_id, total=total, currency="EUR", payment_method="tok_visa"
+        )
+        OrderLine.objects.using("orders").bulk_create(
+            OrderLine(
+                order=order,
+                product_id=item.product_id,
+                sku=item.sku,
+                name=item.name,
+                unit_price=item.unit_price,
+                quantity=item.quantity,
+                line_total=item.line_total,
+            )
+            for item in items
+        )
+        CartItem.objects.using("orders").filter(cart=cart).delete()
+        reservation = Reservation.objects.using("inventory").create(
+            order_id=order.id, status="committed", expires_at=now + timedelta(minutes=15)
+        )
+        ReservationLine.objects.using("inventory").bulk_create(
+            ReservationLine(reservation=reservation, sku=item.sku, quantity=item.quantity)
+            for item in items
+        )
+        for item in sorted(items, key=lambda i: i.sku):
+            moved = (
+                StockItem.objects.using("inventory")
+                .filter(sku=item.sku, on_hand__gte=item.quantity)
+                .update(on_hand=F("on_hand") - item.quantity)
+            )
+            assert moved, "out of stock"
+        payment = Payment.objects.using("payments").create(
+            order_id=order.id,
+            customer_id=customer_id,
+            amount=total,
+            currency="EUR",
+            method="tok_visa",
+            status="captured",
+            provider_reference=f"fake_ch_{uuid.uuid4().hex}",
+        )
+        Order.objects.using("orders").filter(pk=order.id).update(
+            status="confirmed",
+            payment_id=payment.id,
+            reservation_id=reservation.id,
+            confirmed_at=now,
+        )
+
+
+def saga_checkout(customer_id) -> None:
+    from contexts.orders.commands import order_checkout
+
+    order, _ = order_checkout(customer_id=customer_id, payment_method="tok_visa")
+    order.refresh_from_db(using="orders")
+    assert order.status == "confirmed", (order.status, order.cancellation_reason)
+
+
+def _time(fn, customers: list, counter: CommitCounter) -> dict:
+    latencies = []
+    commits_before = counter.count
+    started = time.perf_counter()
+    for customer_id in customers:
+        t0 = time.perf_counter()
+        fn(customer_id)
+        latencies.append((time.perf_counter() - t0) * 1000)
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "orders": len(customers),
+        "seconds": round(elapsed, 3),
+        "throughput": len(customers) / elapsed,
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))],
+        "commits_per_order": (counter.count - commits_before) / len(customers),
+    }
+
+
+def _measure(orders: int) -> dict:
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    warm_up = 10
+    customers = _seed(2 * (orders + warm_up))
+    counter = CommitCounter()
+    counter.install()
+    half = orders + warm_up
+    baseline_customers, saga_customers = customers[:half], customers[half:]
+    for customer_id in baseline_customers[:warm_up]:
+        baseline_checkout(customer_id)
+    for customer_id in saga_customers[:warm_up]:
+        saga_checkout(customer_id)
+    baseline = _time(baseline_checkout, baseline_customers[warm_up:], counter)
+    saga = _time(saga_checkout, saga_customers[warm_up:], counter)
+    ratio = saga["throughput"] / baseline["throughput"]
+    return {"baseline": baseline, "saga": saga, "ratio": ratio}
+
+
+if __name__ == "__main__":
+    main()

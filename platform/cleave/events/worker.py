@@ -1,0 +1,127 @@
+"""
+The consuming side of the Celery transport: what `cleave.events.handle` does
+in a worker (`celery -A config worker -Q <context>...`).
+
+A message from the topic exchange carries no queue name, so the worker runs
+the event for the subscribers of every context whose queue it consumes; a
+worker consuming several queues gets one copy per queue and the inbox (and
+the `Delivery` bookkeeping) makes the extra copies no-ops. A retry names its
+context and handlers and goes to that context's queue only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
+from django.utils import timezone
+
+from cleave.contexts import all_contexts, get_context
+
+from . import bus, consumer, topology
+from .envelope import Envelope
+
+logger = logging.getLogger("cleave.events")
+
+# How long a worker waits before handing back a message it could not process
+# at all (its database is down): the broker redelivers it, nothing is lost.
+REQUEUE_PAUSE = 2.0
+
+
+def consumed_labels(app) -> list[str]:
+    """The local contexts whose queues this worker consumes (all of them if none is named)."""
+    labels = []
+    for name in app.amqp.queues.consume_from:
+        label = topology.label_for_queue(name)
+        if label and label not in labels:
+            labels.append(label)
+    return labels or [cfg.label for cfg in all_contexts()]
+
+
+def check_queues(app) -> None:
+    """Refuse to consume the queue of a context this process does not serve."""
+    from django.conf import settings
+
+    local = {cfg.label for cfg in all_contexts()}
+    known = set(getattr(settings, "CLEAVE_ALL_CONTEXTS", []))
+    for name in app.amqp.queues.consume_from:
+        label = name[len(topology.prefix()) :] if name.startswith(topology.prefix()) else None
+        if label in known and label not in local:
+            raise ImproperlyConfigured(
+                f"This worker consumes queue {name!r} but context {label!r} is not in "
+                "CLEAVE_CONTEXTS: its handlers and database are not available here."
+            )
+
+
+def parse(raw: Any) -> Envelope:
+    if not isinstance(raw, dict):
+        raise ValueError(f"an event envelope is an object, not {type(raw).__name__}")
+    envelope = Envelope.from_dict(raw)
+    uuid.UUID(str(envelope.id))
+    if not isinstance(envelope.type, str) or not envelope.type:
+        raise ValueError("an event envelope needs a type")
+    if not isinstance(envelope.data, dict):
+        raise ValueError("an event's data is an object")
+    return envelope
+
+
+def handle(
+    app, raw: Any, *, context: str | None = None, handlers: list[str] | None = None
+) -> list[consumer.Result]:
+    """
+    Run one event message. Handler failures are recorded and retried, never
+    raised; anything else (a database that is down) raises `Reject` with
+    requeue, after a pause, so the broker keeps the message.
+    """
+    from celery.exceptions import Reject
+
+    if context is not None:
+        try:
+            get_context(context)
+        except LookupError:
+            raise Reject(f"context {context!r} is not served here", requeue=False) from None
+    labels = [context] if context else consumed_labels(app)
+    try:
+        try:
+            envelope = parse(raw)
+        except (TypeError, ValueError) as exc:
+            for label in labels:
+                consumer.dead_letter_malformed(get_context(label).database, label, raw, str(exc))
+            return []
+        results: list[consumer.Result] = []
+        for label in labels:
+            for sub in bus.subscriptions_for(envelope.type, subscriber_context=label):
+                if handlers and sub.name not in handlers:
+                    continue
+                results.append(consumer.consume(sub, envelope))
+    except Exception as exc:
+        logger.exception("Could not process event message; handing it back to the broker")
+        # connections are reused between tasks (CELERY_DB_REUSE_MAX): a broken
+        # one must not fail the next messages too
+        connections.close_all()
+        time.sleep(REQUEUE_PAUSE)
+        raise Reject(exc, requeue=True) from exc
+    _schedule_retries(envelope, results)
+    return results
+
+
+def _schedule_retries(envelope: Envelope, results: list[consumer.Result]) -> None:
+    by_context: dict[str, list[consumer.Result]] = {}
+    for result in results:
+        if result.outcome == consumer.Outcome.RETRY:
+            by_context.setdefault(result.context, []).append(result)
+    from . import broker
+
+    for label, failed in by_context.items():
+        due = min(r.next_attempt_at for r in failed if r.next_attempt_at)
+        countdown = max(0.0, (due - timezone.now()).total_seconds())
+        try:
+            broker.send_to_context(
+                label, envelope, handlers=[r.handler for r in failed], countdown=countdown
+            )
+        except Exception:  # recorded as due: the relay sweep sends it when it is overdue
+            logger.exception("Could not schedule the retry of %s for %s", envelope.id, label)

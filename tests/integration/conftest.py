@@ -1,0 +1,71 @@
+"""
+Fixtures for the tests that run a whole installation in subprocesses against a
+real broker (see live.py). The databases are migrated once per session into a
+template directory and copied for each test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cleave.testing import require_server
+
+from .live import LiveSystem, live_system
+
+BROKERS = {
+    "rabbitmq": (
+        os.environ.get("CLEAVE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//"),
+        "RabbitMQ",
+        5672,
+    ),
+    "redis": (os.environ.get("CLEAVE_TEST_REDIS_URL", "redis://127.0.0.1:6379/7"), "Redis", 6379),
+}
+
+
+@pytest.fixture(scope="session")
+def live_secrets() -> dict[str, str]:
+    """The test process's secrets, so tokens it mints are valid in the live system."""
+    from django.conf import settings
+
+    return {
+        "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+        "CLEAVE_JWT_SECRET": settings.CLEAVE_JWT_SECRET,
+        "CLEAVE_SERVICE_JWT_SECRET": settings.CLEAVE_SERVICE_JWT_SECRET,
+    }
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory, live_secrets) -> Path:
+    """SQLite files of every alias, migrated once for the session."""
+    root = tmp_path_factory.mktemp("live-template")
+    template = LiveSystem(root, transport="inprocess", broker_url="memory://", secrets=live_secrets)
+    template.migrate()
+    return template.data_dir
+
+
+def make_live(root: Path, broker: str, template: Path, secrets: dict[str, str]):
+    if broker == "inprocess":
+        url, transport = "memory://", "inprocess"
+    else:
+        url, name, port = BROKERS[broker]
+        require_server(name, "127.0.0.1", port)
+        transport = "celery"
+    manager = live_system(root, transport=transport, broker_url=url, secrets=secrets)
+    system = manager.__enter__()
+    for source in template.glob("*.sqlite3"):
+        shutil.copy(source, system.data_dir / source.name)
+    return manager, system
+
+
+@pytest.fixture(params=["rabbitmq", "redis"])
+def live(request, tmp_path, migrated_template, live_secrets):
+    """A fresh installation on the Celery transport, over each broker in turn."""
+    manager, system = make_live(tmp_path, request.param, migrated_template, live_secrets)
+    try:
+        yield system
+    finally:
+        manager.__exit__(None, None, None)

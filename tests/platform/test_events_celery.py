@@ -1,0 +1,365 @@
+"""
+The Celery transport's pieces without a broker: the topology it declares,
+the relay (with a recording stand-in for the broker) and what a worker does
+with a message. The real brokers are in tests/integration/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from types import SimpleNamespace
+
+import pytest
+from celery import Celery
+from celery.exceptions import Reject
+from django.db import connections, transaction
+from django.utils import timezone
+
+from cleave.events import broker, consumer, publish, topology, worker
+from cleave.events.envelope import Envelope
+from cleave.events.models import DeadLetter, Delivery, InboxRecord, OutboxEvent
+from cleave.events.transports import CeleryTransport, PublishError
+from cleave.testing import flows, unit
+
+# --- topology ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("glob", "pattern"),
+    [
+        ("order.confirmed", "order.confirmed"),
+        ("order.*", "order.#"),
+        ("*", "#"),
+        ("*.created", "#.created"),
+        ("user.cre?ted", "user.#"),
+        ("*.*", "#"),
+    ],
+)
+def test_a_subscription_glob_becomes_a_topic_pattern_matching_at_least_as_much(glob, pattern):
+    assert topology.topic_pattern(glob) == pattern
+
+
+@unit
+def test_each_context_queue_is_durable_bound_to_its_subscriptions_and_dead_letters(settings):
+    settings.CLEAVE_EVENT_QUEUE_PREFIX = "shop1."
+
+    queue = topology.context_queue("analytics")
+    dead = topology.dead_queue("analytics")
+
+    assert queue.name == "shop1.analytics" and queue.durable
+    assert {(b.exchange.name, b.routing_key) for b in queue.bindings} == {
+        ("shop1.cleave.events", "user.created"),
+        ("shop1.cleave.events", "order.confirmed"),
+        ("shop1.cleave.events", "order.cancelled"),
+    }
+    exchange = next(iter(queue.bindings)).exchange
+    assert (exchange.type, exchange.durable, exchange.delivery_mode) == ("topic", True, 2)
+    assert queue.queue_arguments == {
+        "x-dead-letter-exchange": "shop1.cleave.dead",
+        "x-dead-letter-routing-key": "shop1.analytics.dead",
+    }
+    assert (dead.name, dead.exchange.name, dead.routing_key) == (
+        "shop1.analytics.dead",
+        "shop1.cleave.dead",
+        "shop1.analytics.dead",
+    )
+    assert topology.context_queue("catalog").bindings == set(), "catalog subscribes to nothing"
+    assert topology.label_for_queue("shop1.orders") == "orders"
+    assert topology.label_for_queue("shop1.celery") is None
+    assert topology.label_for_queue("orders") is None
+
+
+@unit
+def test_install_adds_every_local_context_queue_to_a_celery_app(settings):
+    settings.CLEAVE_EVENT_QUEUE_PREFIX = "shop2."
+    app = Celery("probe", set_as_current=False, fixups=[])
+
+    topology.install(app)
+
+    names = set(app.amqp.queues)
+    assert {f"shop2.{label}" for label in ("users", "orders", "analytics")} <= names
+    orders = app.amqp.queues["shop2.orders"]
+    assert {b.routing_key for b in orders.bindings} == {"user.created"}
+
+
+# --- the relay, with a broker stand-in --------------------------------------------------
+
+
+class RecordingBroker:
+    """Replaces cleave.events.broker's network calls; records what was published."""
+
+    def __init__(self, fail_after: int | None = None, delay: float = 0.0):
+        self.published: list[str] = []
+        self.fail_after = fail_after
+        self.delay = delay
+        self.lock = threading.Lock()
+
+    def install(self, monkeypatch) -> RecordingBroker:
+        @contextlib.contextmanager
+        def producer():
+            yield SimpleNamespace(connection=None)
+
+        def publish_event(prod, envelope, **kwargs):
+            time.sleep(self.delay)
+            with self.lock:
+                if self.fail_after is not None and len(self.published) >= self.fail_after:
+                    raise ConnectionRefusedError(111, "Connection refused")
+                self.published.append(envelope.id)
+
+        monkeypatch.setattr(broker, "producer", producer)
+        monkeypatch.setattr(broker, "epoch", lambda connection: "")
+        monkeypatch.setattr(broker, "ensure_topology", lambda connection, epoch: None)
+        monkeypatch.setattr(broker, "publish_event", publish_event)
+        return self
+
+
+def _pending_rows(count: int, alias: str = "users") -> list[str]:
+    ids = []
+    with transaction.atomic(using=alias):
+        for n in range(count):
+            row = OutboxEvent.objects.using(alias).create(
+                type="user.blocked",
+                source=alias,
+                data={"customer_id": str(uuid.uuid4()), "n": n},
+                occurred_at=timezone.now() - timezone.timedelta(seconds=10),
+            )
+            ids.append(str(row.id))
+    return ids
+
+
+@flows
+def test_the_celery_relay_publishes_right_after_commit_and_marks_rows_once_confirmed(
+    settings, monkeypatch
+):
+    settings.CLEAVE_EVENT_TRANSPORT = "celery"
+    recorder = RecordingBroker().install(monkeypatch)
+
+    with transaction.atomic(using="users"):
+        envelope = publish("user.blocked", {"customer_id": str(uuid.uuid4())})
+        assert recorder.published == [], "nothing leaves before commit"
+
+    assert recorder.published == [envelope.id]
+    row = OutboxEvent.objects.using("users").get(pk=envelope.id)
+    assert (row.status, row.attempts, row.last_error) == ("published", 1, "")
+    assert row.published_at is not None
+
+
+@flows
+def test_rows_the_broker_refused_stay_pending_with_the_error_and_the_request_goes_on(
+    settings, monkeypatch, api
+):
+    settings.CLEAVE_EVENT_TRANSPORT = "celery"
+    recorder = RecordingBroker(fail_after=0).install(monkeypatch)
+    monkeypatch.setattr(CeleryTransport, "BREAKER_SECONDS", 0)
+
+    response = api.post(
+        "/api/users/",
+        {"email": "ada@example.com", "password": "correct horse", "name": "Ada"},
+        format="json",
+    )
+
+    assert response.status_code == 201, response.content
+    row = OutboxEvent.objects.using("users").get(type="user.created")
+    assert (row.status, row.attempts) == ("pending", 1)
+    assert "ConnectionRefusedError" in row.last_error
+    recorder.fail_after = None
+    from cleave.events.relay import sweep
+
+    sweep(grace=timezone.timedelta(0))
+    row.refresh_from_db(using="users")
+    assert (row.status, row.attempts, row.last_error) == ("published", 2, "")
+    assert recorder.published == [str(row.id)]
+
+
+@flows
+def test_a_broker_failing_mid_batch_keeps_only_the_unconfirmed_rows_pending(settings, monkeypatch):
+    settings.CLEAVE_EVENT_TRANSPORT = "celery"
+    RecordingBroker(fail_after=2).install(monkeypatch)
+    ids = _pending_rows(4)
+
+    with pytest.raises(PublishError, match="published 2 of 4"):
+        CeleryTransport().publish("users")
+
+    statuses = dict(OutboxEvent.objects.using("users").values_list("id", "status"))
+    assert [statuses[uuid.UUID(i)] for i in ids] == ["published", "published", "pending", "pending"]
+
+
+@flows
+def test_the_sweep_leaves_young_rows_to_the_process_that_committed_them(settings, monkeypatch):
+    settings.CLEAVE_EVENT_TRANSPORT = "celery"
+    settings.CLEAVE_EVENT_RELAY_GRACE = 5  # the old rows are 10 s old
+    recorder = RecordingBroker().install(monkeypatch)
+    with transaction.atomic(using="users"):
+        young = OutboxEvent.objects.using("users").create(
+            type="user.blocked", source="users", data={"customer_id": str(uuid.uuid4())}
+        )
+    old = _pending_rows(1)
+
+    from cleave.events.relay import sweep
+
+    sweep(["users"])
+
+    assert recorder.published == old
+    assert OutboxEvent.objects.using("users").get(pk=young.pk).status == "pending"
+
+
+@pytest.mark.parametrize("alias", ["users", "orders"])
+@flows
+def test_relays_running_at_once_publish_each_row_exactly_once(settings, monkeypatch, alias):
+    if connections[alias].vendor == "sqlite":
+        pytest.skip("needs a database server: the test databases of SQLite are in memory")
+    settings.CLEAVE_EVENT_TRANSPORT = "celery"
+    settings.CLEAVE_EVENT_RELAY_BATCH = 10
+    recorder = RecordingBroker(delay=0.002).install(monkeypatch)
+    ids = _pending_rows(60, alias)
+    errors: list[BaseException] = []
+
+    def relay():
+        try:
+            transport = CeleryTransport()
+            while transport.publish(alias):
+                pass
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=relay) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert sorted(recorder.published) == sorted(ids), "every row once, none twice"
+    assert not OutboxEvent.objects.using(alias).filter(status="pending").exists()
+
+
+# --- the worker -----------------------------------------------------------------------
+
+
+def _app(*queues: str):
+    return SimpleNamespace(
+        amqp=SimpleNamespace(queues=SimpleNamespace(consume_from=dict.fromkeys(queues)))
+    )
+
+
+def _envelope(type_name: str = "user.created", **data) -> Envelope:
+    customer = str(uuid.uuid4())
+    return Envelope(
+        id=str(uuid.uuid4()),
+        type=type_name,
+        version=1,
+        source="users",
+        timestamp=timezone.now().isoformat(),
+        data=data
+        or {
+            "customer_id": customer,
+            "email": f"{customer[:8]}@example.com",
+            "name": "Ada",
+            "created_at": "2025-01-01T12:00:00+00:00",
+        },
+    )
+
+
+@flows
+def test_a_worker_runs_the_subscribers_of_the_contexts_whose_queues_it_consumes():
+    envelope = _envelope()
+
+    results = worker.handle(_app("orders", "celery"), envelope.to_dict())
+
+    assert [(r.context, r.outcome) for r in results] == [("orders", "applied")]
+    assert InboxRecord.objects.using("orders").filter(event_id=envelope.id).exists()
+    assert not InboxRecord.objects.using("analytics").filter(event_id=envelope.id).exists()
+    again = worker.handle(_app("orders"), envelope.to_dict())
+    assert [r.outcome for r in again] == ["duplicate"]
+
+
+@flows
+def test_a_failing_handler_gets_a_retry_sent_to_its_own_queue_only(
+    settings, monkeypatch, local_subscriber
+):
+    settings.CLEAVE_EVENT_RETRY_BASE = 10
+    sent: list[dict] = []
+    monkeypatch.setattr(
+        broker,
+        "send_to_context",
+        lambda label, envelope, handlers=None, countdown=0: sent.append(
+            {"label": label, "handlers": handlers, "countdown": countdown}
+        ),
+    )
+
+    def broken(envelope):
+        raise RuntimeError("boom")
+
+    handler = local_subscriber(broken, "user.created")  # in the users context
+    envelope = _envelope()
+
+    results = worker.handle(_app("users", "orders"), envelope.to_dict())
+
+    assert sorted((r.context, r.outcome) for r in results) == [
+        ("orders", "applied"),
+        ("users", "retry"),
+    ]
+    name = f"{handler.__module__}.{handler.__qualname__}"
+    (retry,) = sent
+    assert (retry["label"], retry["handlers"]) == ("users", [name])
+    assert 5 <= retry["countdown"] <= 10
+    # another copy of the event (the orders queue's) does not attempt it before it is due
+    copy = worker.handle(_app("users", "orders"), envelope.to_dict())
+    assert sorted(r.outcome for r in copy) == ["duplicate", "skipped"]
+    assert Delivery.objects.using("users").get(event_id=envelope.id).attempts == 1
+
+
+@flows
+def test_a_message_that_is_not_an_event_is_dead_lettered_as_malformed():
+    worker.handle(_app("analytics"), {"type": "user.created", "data": "nonsense"})
+    worker.handle(_app("analytics"), ["not", "an", "envelope"])
+
+    letters = DeadLetter.objects.using("analytics").order_by("dead_at")
+    assert [letter.reason for letter in letters] == ["malformed", "malformed"]
+    assert "lacks" in letters[0].error
+
+
+@flows
+def test_a_worker_hands_a_message_back_when_it_cannot_record_anything(monkeypatch):
+    monkeypatch.setattr(worker, "REQUEUE_PAUSE", 0)
+
+    def database_down(*args, **kwargs):
+        raise ConnectionError("database is down")
+
+    monkeypatch.setattr(consumer, "consume", database_down)
+
+    with pytest.raises(Reject) as rejected:
+        worker.handle(_app("analytics"), _envelope().to_dict())
+
+    assert rejected.value.requeue is True
+
+
+@unit
+def test_a_worker_refuses_a_queue_of_a_context_this_process_does_not_serve(settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.CLEAVE_ALL_CONTEXTS = [*settings.CLEAVE_ALL_CONTEXTS, "warehouse"]
+
+    with pytest.raises(ImproperlyConfigured, match="warehouse"):
+        worker.check_queues(_app("orders", "warehouse"))
+    worker.check_queues(_app("orders", "celery"))
+    with pytest.raises(Reject):
+        worker.handle(_app("orders"), _envelope().to_dict(), context="warehouse")
+
+
+@unit
+def test_beat_schedules_the_relay_sweep_on_the_default_queue():
+    from config.celery import app
+
+    app.finalize()  # the schedule is built when the app is finalized
+    entry = app.conf.beat_schedule["cleave.events.relay_sweep"]
+
+    assert entry["task"] == "cleave.periodic.run"
+    assert entry["args"] == ("cleave.events.relay_sweep",)
+    assert entry["options"]["queue"] == app.conf.task_default_queue
+    assert entry["options"]["expires"] == entry["schedule"]

@@ -1,0 +1,126 @@
+"""The saga admin: instances with their step timeline, filters and operator actions."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.db import transaction
+
+from cleave.sagas import SagaDefinition, Step, StepFailed, start
+from cleave.sagas.models import SagaInstance
+from cleave.testing import flows
+
+pytestmark = [flows, pytest.mark.usefixtures("no_saga_backoff")]
+
+CHANGELIST = "/admin/cleave/sagainstance/"
+
+
+@pytest.fixture
+def definition(saga_definitions):
+    calls = {"release": 0}
+
+    def release(ctx):
+        calls["release"] += 1
+        if calls["release"] <= 2:
+            raise ConnectionError("inventory is down")
+        return {"released": True}
+
+    def charge(ctx):
+        raise StepFailed("payment_declined", "declined")
+
+    return saga_definitions(
+        SagaDefinition(
+            name=f"test.admin-{uuid.uuid4().hex[:6]}",
+            context="users",
+            steps=(Step("reserve", lambda ctx: {}, release), Step("charge", charge)),
+            compensation_retries=1,
+        )
+    )
+
+
+def started(definition) -> SagaInstance:
+    with transaction.atomic(using="users"):
+        saga = start(definition.name, data={})
+    return SagaInstance.objects.using("users").get(pk=saga.id)
+
+
+def test_the_changelist_filters_by_state_and_type(admin_client, definition):
+    saga = started(definition)
+
+    listed = admin_client.get(CHANGELIST, {"context": "users", "state": "failed"})
+    other = admin_client.get(CHANGELIST, {"context": "users", "state": "completed"})
+    typed = admin_client.get(CHANGELIST, {"context": "users", "saga_type": definition.name})
+
+    assert listed.status_code == 200
+    assert str(saga.id) in listed.content.decode()
+    assert str(saga.id) not in other.content.decode()
+    assert str(saga.id) in typed.content.decode()
+
+
+def test_the_detail_page_shows_the_step_timeline(admin_client, definition):
+    saga = started(definition)
+
+    page = admin_client.get(f"{CHANGELIST}{saga.id}/change/", {"context": "users"})
+
+    body = page.content.decode()
+    assert page.status_code == 200
+    assert "step timeline" in body.lower()
+    assert "inventory is down" in body
+    assert f"saga:{saga.id}:reserve" in body
+
+
+def test_the_retry_action_runs_a_failed_sagas_compensation_again(admin_client, definition):
+    saga = started(definition)
+    assert saga.state == "failed"
+
+    response = admin_client.post(
+        f"{CHANGELIST}?context=users",
+        {"action": "retry_sagas", "_selected_action": [str(saga.id)]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    saga.refresh_from_db(using="users")
+    assert saga.state == "compensated"
+    assert "now compensated" in response.content.decode()
+
+
+def test_the_compensate_action_undoes_a_completed_saga(admin_client, saga_definitions):
+    undone = []
+    definition = saga_definitions(
+        SagaDefinition(
+            name=f"test.admin-{uuid.uuid4().hex[:6]}",
+            context="users",
+            steps=(Step("reserve", lambda ctx: {}, lambda ctx: undone.append(1)),),
+            cancel_reason="operator",
+        )
+    )
+    saga = started(definition)
+    assert saga.state == "completed"
+
+    admin_client.post(
+        f"{CHANGELIST}?context=users",
+        {"action": "compensate_sagas", "_selected_action": [str(saga.id)]},
+    )
+
+    saga.refresh_from_db(using="users")
+    assert (saga.state, saga.failure_reason) == ("compensated", "operator")
+    assert undone == [1]
+
+
+def test_staff_without_superuser_may_look_but_not_act(client, django_user_model, definition):
+    staff = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    from django.contrib.auth.models import Permission
+
+    staff.user_permissions.add(Permission.objects.get(codename="view_sagainstance"))
+    client.force_login(staff)
+    saga = started(definition)
+
+    assert client.get(CHANGELIST, {"context": "users"}).status_code == 200
+    client.post(
+        f"{CHANGELIST}?context=users",
+        {"action": "retry_sagas", "_selected_action": [str(saga.id)]},
+    )
+    saga.refresh_from_db(using="users")
+    assert saga.state == "failed"
