@@ -238,22 +238,13 @@ class CeleryRunner:
         saga = SagaInstance.objects.using(alias).only("context").filter(pk=saga_id).first()
         if saga is None:
             return
+        from cleave.events.broker import celery_app
+
+        # the same app, with the same queue declarations, that carries the events
         celery_app().send_task(TASK_NAME, args=(alias, str(saga_id)), queue=queue_for(saga.context))
 
 
 TASK_NAME = "cleave.sagas.run"
-
-
-def celery_app():
-    """
-    The project's Celery app (`CLEAVE_CELERY_APP`, `config.celery.app` by default).
-
-    Named explicitly because a web process never imports it otherwise, and
-    its queue declarations (arguments included) must be the ones used.
-    """
-    from django.utils.module_loading import import_string
-
-    return import_string(getattr(settings, "CLEAVE_CELERY_APP", "config.celery.app"))
 
 
 def queue_for(context: str) -> str:
