@@ -228,19 +228,28 @@ class ServicePermission(permissions.BasePermission):
     The request carries a service token holding the view's `required_permission`.
 
     Views set `required_permission = "inventory:write"`; with `allow_staff = True`
-    a staff session from the admin is accepted as well.
+    a staff session from the admin is accepted as well. A view whose reads and
+    writes differ sets `read_permission` and `write_permission` instead: safe
+    methods need the first (and, with `allow_staff_read = True`, admit staff),
+    the others the second.
     """
 
     message = "A service token with the required permission is required."
 
     def has_permission(self, request, view) -> bool:
-        required = getattr(view, "required_permission", None)
+        reading = request.method in permissions.SAFE_METHODS
+        if getattr(view, "read_permission", None) and getattr(view, "write_permission", None):
+            required = view.read_permission if reading else view.write_permission
+            allow_staff = reading and getattr(view, "allow_staff_read", False)
+        else:
+            required = getattr(view, "required_permission", None)
+            allow_staff = getattr(view, "allow_staff", False)
         if not required:
             raise NotImplementedError(f"{type(view).__name__} must set .required_permission")
         user = request.user
         if getattr(user, "is_service", False):
             return user.has(required)
-        return bool(getattr(view, "allow_staff", False) and _is_staff(user))
+        return bool(allow_staff and _is_staff(user))
 
 
 def service_permission(permission: str, *, allow_staff: bool = False) -> type[ServicePermission]:

@@ -215,3 +215,24 @@ def test_issue_service_token_exits_non_zero_with_a_message_from_the_shell():
     assert result.returncode != 0
     assert result.stdout == ""
     assert "Invalid permission(s) ['everything']" in result.stderr
+
+
+def test_a_view_with_read_and_write_permissions_checks_each_by_method():
+    from types import SimpleNamespace
+
+    from django.contrib.auth.models import AnonymousUser
+
+    from cleave.security import ServicePermission, ServicePrincipal
+
+    view = SimpleNamespace(
+        read_permission="stock:read", write_permission="stock:write", allow_staff_read=True
+    )
+    reader = ServicePrincipal("reporting", frozenset({"stock:read"}))
+    staff = SimpleNamespace(is_authenticated=True, is_staff=True, is_active=True)
+    check = ServicePermission().has_permission
+
+    assert check(SimpleNamespace(method="GET", user=reader), view)
+    assert not check(SimpleNamespace(method="POST", user=reader), view)
+    assert check(SimpleNamespace(method="GET", user=staff), view)
+    assert not check(SimpleNamespace(method="POST", user=staff), view)
+    assert not check(SimpleNamespace(method="GET", user=AnonymousUser()), view)

@@ -65,18 +65,9 @@ class ReservationCreateView(APIView):
     """
 
     permission_classes = (ServicePermission,)
-
-    @property
-    def required_permission(self) -> str:
-        return "inventory:read" if self._reading else "inventory:write"
-
-    @property
-    def allow_staff(self) -> bool:
-        return self._reading
-
-    @property
-    def _reading(self) -> bool:
-        return self.request.method in ("GET", "HEAD", "OPTIONS")
+    read_permission = "inventory:read"
+    write_permission = "inventory:write"
+    allow_staff_read = True
 
     class Lookup(serializers.Serializer):
         idempotency_key = serializers.CharField(max_length=commands.IDEMPOTENCY_KEY_MAX_LENGTH)

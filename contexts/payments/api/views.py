@@ -49,18 +49,9 @@ class ChargeView(APIView):
     """
 
     permission_classes = (ServicePermission,)
-
-    @property
-    def required_permission(self) -> str:
-        return "payments:read" if self._reading else "payments:write"
-
-    @property
-    def allow_staff(self) -> bool:
-        return self._reading  # operators may look a charge up, never make one
-
-    @property
-    def _reading(self) -> bool:
-        return self.request.method in ("GET", "HEAD", "OPTIONS")
+    read_permission = "payments:read"
+    write_permission = "payments:write"
+    allow_staff_read = True  # operators may look a charge up, never make one
 
     class Lookup(serializers.Serializer):
         idempotency_key = serializers.CharField(max_length=commands.MAX_KEY_LENGTH)
