@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from uuid import UUID
 
+from django.conf import settings
 from django.db.models import QuerySet
 
 from cleave.api import NotFound
@@ -13,10 +15,15 @@ from .models import Cart, Order
 ALIAS = "orders"
 
 
-def cart_for_customer(*, customer_id: UUID) -> Cart | None:
-    return (
-        Cart.objects.using(ALIAS).prefetch_related("items").filter(customer_id=customer_id).first()
-    )
+def cart_contents(*, cart: Cart) -> dict:
+    """The cart with its items, their total and its currency."""
+    items = list(cart.items.using(ALIAS).all())
+    return {
+        "id": cart.id,
+        "items": items,
+        "total": sum((item.line_total for item in items), Decimal("0")),
+        "currency": items[0].currency if items else settings.CLEAVE_CURRENCY,
+    }
 
 
 def orders_for_customer(*, customer_id: UUID) -> QuerySet[Order]:

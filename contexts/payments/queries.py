@@ -11,13 +11,6 @@ from .models import Payment
 ALIAS = "payments"
 
 
-def payment_get(*, payment_id: UUID) -> Payment:
-    payment = Payment.objects.using(ALIAS).filter(pk=payment_id).first()
-    if payment is None:
-        raise NotFound(f"No payment {payment_id}.")
-    return payment
-
-
 def payment_get_for_customer(*, payment_id: UUID, customer_id: UUID) -> Payment:
     """A customer's own payment; another customer's is not found, not forbidden."""
     payment = Payment.objects.using(ALIAS).filter(pk=payment_id, customer_id=customer_id).first()

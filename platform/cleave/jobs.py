@@ -1,16 +1,23 @@
 """The platform's own periodic jobs (see cleave.periodic)."""
 
+from django.conf import settings
+
 from cleave.contexts import all_contexts
 from cleave.periodic import periodic
 
 
-@periodic("cleave.events.relay_sweep", every=5.0)
-def relay_sweep() -> int:
-    """Deliver committed events still pending in any local outbox (crash recovery, retries)."""
-    from cleave.events.transports import get_transport
+@periodic(
+    "cleave.events.relay_sweep", every=float(getattr(settings, "CLEAVE_EVENT_RELAY_INTERVAL", 2))
+)
+def relay_sweep() -> dict:
+    """
+    The relay sweep: publish committed events left pending (a crash, a broker
+    away) and attempt the failed deliveries whose backoff has passed. The same
+    sweep as `manage.py events relay`.
+    """
+    from cleave.events.relay import sweep
 
-    transport = get_transport()
-    return sum(transport.deliver_pending(cfg.database) for cfg in all_contexts())
+    return sweep()
 
 
 @periodic("cleave.sagas.resume", every=10.0)

@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.db import close_old_connections
+
 logger = logging.getLogger(__name__)
 
 
@@ -31,11 +33,16 @@ class Job:
     context: str | None = None
 
     def run(self) -> object:
+        # a scheduler thread lives long: never reuse a connection that a
+        # database restart between two runs has broken
+        close_old_connections()
         try:
             return self.func()
         except Exception:  # one failing job must not stop the scheduler
             logger.exception("Periodic job %s failed", self.name)
             return None
+        finally:
+            close_old_connections()
 
 
 _jobs: dict[str, Job] = {}

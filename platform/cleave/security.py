@@ -250,19 +250,3 @@ class ServicePermission(permissions.BasePermission):
         if getattr(user, "is_service", False):
             return user.has(required)
         return bool(allow_staff and _is_staff(user))
-
-
-def service_permission(permission: str, *, allow_staff: bool = False) -> type[ServicePermission]:
-    """Return a permission class requiring `permission` (for function-style views)."""
-    return type(
-        f"Requires_{permission.replace(':', '_')}",
-        (ServicePermission,),
-        {"has_permission": lambda self, request, view: _check(request, permission, allow_staff)},
-    )
-
-
-def _check(request, permission: str, allow_staff: bool) -> bool:
-    user = request.user
-    if getattr(user, "is_service", False):
-        return user.has(permission)
-    return allow_staff and _is_staff(user)

@@ -328,3 +328,32 @@ def test_the_events_command_lists_and_counts_the_outbox(probe_event, local_subsc
     assert users_row.split() == ["users", "0", "1", "0", "0"]
     with pytest.raises(CommandError, match="No local context"):
         call_command("events", "list", "--context", "warehouse", stdout=StringIO())
+
+
+@flows
+def test_the_periodic_relay_job_sends_due_retries_as_the_relay_command_does(
+    probe_event, local_subscriber, settings
+):
+    # The embedded scheduler and Celery beat run this job, not `events relay`.
+    from cleave import periodic
+
+    settings.CLEAVE_EVENT_RETRY_BASE = 0
+    state = {"broken": True}
+    delivered: list[int] = []
+
+    def flaky(envelope: Envelope) -> None:
+        if state["broken"]:
+            raise RuntimeError("mail server down")
+        delivered.append(envelope.data["n"])
+
+    local_subscriber(flaky, probe_event)
+    with transaction.atomic(using="users"):
+        envelope = publish(probe_event, {"n": 11})
+    assert Delivery.objects.using("users").get(event_id=envelope.id).status == "retrying"
+
+    state["broken"] = False
+    periodic.get("cleave.events.relay_sweep").run()
+
+    delivery = Delivery.objects.using("users").get(event_id=envelope.id)
+    assert (delivery.status, delivery.attempts) == ("applied", 2)
+    assert delivered == [11]

@@ -1,6 +1,5 @@
 """Orders API: cart, checkout and the customer's orders."""
 
-from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
@@ -58,14 +57,7 @@ class CartView(APIView):
     @extend_schema(responses={200: CartOutput}, summary="The customer's cart")
     def get(self, request):
         cart = commands.cart_ensure(customer_id=request.user.id)
-        items = list(cart.items.using(commands.ALIAS).all())
-        body = {
-            "id": cart.id,
-            "items": items,
-            "total": sum((item.line_total for item in items), 0),
-            "currency": items[0].currency if items else settings.CLEAVE_CURRENCY,
-        }
-        return Response(CartOutput(body).data)
+        return Response(CartOutput(queries.cart_contents(cart=cart)).data)
 
 
 class CartItemsView(APIView):

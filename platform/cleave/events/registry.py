@@ -136,10 +136,6 @@ def load_remote_types() -> None:
                 register(value, context=label)
 
 
-def all_types() -> list[EventType]:
-    return sorted(_types.values(), key=lambda t: t.name)
-
-
 def obj(properties: dict[str, Any], *, required: list[str] | None = None) -> dict[str, Any]:
     """Shorthand for a closed JSON-Schema object; every property required by default."""
     return {

@@ -63,7 +63,3 @@ def start_thread() -> threading.Thread:
         )
         _thread.start()
     return _thread
-
-
-def stop_thread() -> None:
-    _stop.set()
