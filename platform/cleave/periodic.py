@@ -33,16 +33,11 @@ class Job:
     context: str | None = None
 
     def run(self) -> object:
-        # a scheduler thread lives long: never reuse a connection that a
-        # database restart between two runs has broken
-        close_old_connections()
         try:
             return self.func()
         except Exception:  # one failing job must not stop the scheduler
             logger.exception("Periodic job %s failed", self.name)
             return None
-        finally:
-            close_old_connections()
 
 
 _jobs: dict[str, Job] = {}
@@ -80,7 +75,13 @@ def run_forever(stop: threading.Event | None = None, *, tick: float = 0.5) -> No
         now = time.monotonic()
         for job in jobs():
             if now >= due.get(job.name, 0.0):
-                job.run()
+                # this thread lives long: never reuse a connection that a
+                # database restart between two runs has broken
+                close_old_connections()
+                try:
+                    job.run()
+                finally:
+                    close_old_connections()
                 due[job.name] = time.monotonic() + job.every
         stop.wait(tick)
 
