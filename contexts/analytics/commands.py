@@ -7,7 +7,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -21,13 +21,10 @@ logger = logging.getLogger(__name__)
 
 
 def counter_add(*, name: str, amount: Decimal | int = 1) -> None:
-    """Add `amount` to a counter, creating it at zero first."""
-    with transaction.atomic(using=ALIAS):
-        Counter.objects.using(ALIAS).get_or_create(name=name)
-        # F() adds in the database, so concurrent handlers never lose an update
-        Counter.objects.using(ALIAS).filter(name=name).update(
-            value=F("value") + Decimal(amount), updated_at=timezone.now()
-        )
+    """Add `amount` to a counter, creating it first if it does not exist yet."""
+    # no savepoint of its own inside a handler's transaction: a failure fails it all
+    with transaction.atomic(using=ALIAS, savepoint=False):
+        _add(Counter, {"name": name}, {}, value=F("value") + Decimal(amount))
 
 
 def order_confirmed_record(*, lines: list[dict], total: str, currency: str) -> None:
@@ -40,7 +37,7 @@ def order_confirmed_record(*, lines: list[dict], total: str, currency: str) -> N
             currency,
             settings.CLEAVE_CURRENCY,
         )
-    with transaction.atomic(using=ALIAS):
+    with transaction.atomic(using=ALIAS, savepoint=False):
         counter_add(name=Counter.ORDERS_CONFIRMED)
         if counts_revenue:
             counter_add(name=Counter.REVENUE, amount=Decimal(total))
@@ -54,16 +51,35 @@ def order_confirmed_record(*, lines: list[dict], total: str, currency: str) -> N
 
 
 def product_sales_add(*, product_id: UUID, sku: str, quantity: int, revenue: Decimal) -> None:
-    with transaction.atomic(using=ALIAS):
-        ProductSales.objects.using(ALIAS).get_or_create(
-            product_id=product_id, defaults={"sku": sku}
-        )
-        ProductSales.objects.using(ALIAS).filter(product_id=product_id).update(
+    with transaction.atomic(using=ALIAS, savepoint=False):
+        _add(
+            ProductSales,
+            {"product_id": product_id},
+            {"sku": sku},
             sku=sku,
             quantity=F("quantity") + quantity,
             revenue=F("revenue") + revenue,
-            updated_at=timezone.now(),
         )
+
+
+def _add(model, key: dict, defaults: dict, **changes) -> None:
+    """
+    Apply `changes` (F() increments) to the row `key`, creating it at zero first.
+
+    The UPDATE goes first: the row exists but for the very first event, so the
+    common case is one statement. F() adds in the database, so concurrent
+    handlers never lose an update; a concurrent first insert is absorbed by the
+    unique key (inside a savepoint, so the caller's transaction goes on).
+    """
+    rows = model.objects.using(ALIAS).filter(**key)
+    if rows.update(**changes, updated_at=timezone.now()):
+        return
+    try:
+        with transaction.atomic(using=ALIAS):
+            model.objects.using(ALIAS).create(**key, **defaults)
+    except IntegrityError:
+        pass  # created concurrently: the update below adds to it
+    rows.update(**changes, updated_at=timezone.now())
 
 
 def analytics_reset() -> None:

@@ -102,8 +102,9 @@ def _lines_payload(lines: Mapping[str, int]) -> list[dict[str, Any]]:
 
 
 def _reservation_lines(reservation: Reservation) -> dict[str, int]:
-    rows = ReservationLine.objects.using(ALIAS).filter(reservation=reservation).order_by("sku")
-    return {row.sku: row.quantity for row in rows}
+    rows = list(ReservationLine.objects.using(ALIAS).filter(reservation=reservation))
+    reservation.keep_lines(rows)
+    return {row.sku: row.quantity for row in reservation.line_items}
 
 
 # --- stock -----------------------------------------------------------------------
@@ -189,20 +190,18 @@ def reservation_create(
     wanted = merge_lines(lines)
     ttl = _reservation_ttl(ttl_seconds)
     key = idempotency_key or None
-    if key is not None:
-        if len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
-            raise _invalid(
-                "idempotency_key",
-                f"Ensure this has no more than {IDEMPOTENCY_KEY_MAX_LENGTH} characters.",
-            )
-        existing = _by_key(key)
-        if existing is not None:
-            return _replayed(existing, order_id=order_id, lines=wanted), False
+    if key is not None and len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+        raise _invalid(
+            "idempotency_key",
+            f"Ensure this has no more than {IDEMPOTENCY_KEY_MAX_LENGTH} characters.",
+        )
     try:
         with transaction.atomic(using=ALIAS):
             now = timezone.now()
-            # The row goes first: a concurrent request with the same key then
-            # waits on the unique index instead of holding stock it will give back.
+            # The row goes first: a repeated key fails on the unique index
+            # before anything is held (the first reservation is then returned),
+            # and a concurrent request with the same key waits on that index
+            # instead of holding stock it would give back.
             reservation = Reservation.objects.using(ALIAS).create(
                 order_id=order_id,
                 idempotency_key=key,
@@ -215,9 +214,11 @@ def reservation_create(
                 raise OutOfStock(
                     f"Not enough stock for {', '.join(short)}.", errors={"lines": short}
                 )
-            ReservationLine.objects.using(ALIAS).bulk_create(
-                ReservationLine(reservation=reservation, sku=sku, quantity=quantity)
-                for sku, quantity in wanted.items()
+            reservation.keep_lines(
+                ReservationLine.objects.using(ALIAS).bulk_create(
+                    ReservationLine(reservation=reservation, sku=sku, quantity=quantity)
+                    for sku, quantity in wanted.items()
+                )
             )
             publish(
                 "inventory.reserved",
@@ -232,7 +233,7 @@ def reservation_create(
         existing = _by_key(key) if key is not None else None
         if existing is None:
             raise
-        # a concurrent request with the same key committed first
+        # a repeated request, or a concurrent one with the same key that committed first
         return _replayed(existing, order_id=order_id, lines=wanted), False
     return reservation, True
 

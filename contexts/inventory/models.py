@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 import uuid
 
 from django.db import models
@@ -69,6 +71,18 @@ class Reservation(models.Model):
 
     def __str__(self) -> str:
         return f"Reservation {self.id} ({self.status})"
+
+    @property
+    def line_items(self) -> list[ReservationLine]:
+        """The lines in SKU order: as the command that wrote or read them kept them, else read."""
+        kept = self.__dict__.get("_line_items")
+        if kept is None:
+            kept = self._line_items = list(self.lines.all())
+        return kept
+
+    def keep_lines(self, lines: list[ReservationLine]) -> None:
+        """Remember the lines just written or read, so `line_items` needs no query."""
+        self._line_items = sorted(lines, key=lambda line: line.sku)
 
 
 class ReservationLine(models.Model):

@@ -14,7 +14,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from cleave.api import NotFound
@@ -27,10 +27,10 @@ NO_RECIPIENT = "no recipient"
 logger = logging.getLogger(__name__)
 
 
-def _send_after_commit(notification_ids: list[UUID]) -> None:
-    for notification_id in notification_ids:
+def _send_after_commit(notifications: list[Notification]) -> None:
+    for notification in notifications:
         transaction.on_commit(
-            partial(notification_send, notification_id=notification_id),
+            partial(_send, notification),
             using=ALIAS,
             robust=True,  # a failed send is logged, not raised into the committing caller
         )
@@ -48,9 +48,9 @@ def recipient_upsert(*, customer_id: UUID, email: str, name: str) -> Recipient:
             customer_id=customer_id, defaults={"email": email, "name": name}
         )
         waiting = list(
-            Notification.objects.using(ALIAS)
-            .filter(customer_id=customer_id, status=Notification.Status.PENDING)
-            .values_list("id", flat=True)
+            Notification.objects.using(ALIAS).filter(
+                customer_id=customer_id, status=Notification.Status.PENDING
+            )
         )
         _send_after_commit(waiting)
     return recipient
@@ -65,20 +65,22 @@ def notification_create(
     One event gives at most one notification of a kind: a repeat returns the
     stored one and sends nothing.
     """
-    with transaction.atomic(using=ALIAS):
-        notification, created = Notification.objects.using(ALIAS).get_or_create(
-            event_id=event_id,
-            kind=kind,
-            defaults={
-                "customer_id": customer_id,
-                "channel": Notification.Channel.EMAIL,
-                "subject": subject[:255],
-                "body": body,
-            },
-        )
-        if created:
-            _send_after_commit([notification.id])
-    return notification, created
+    with transaction.atomic(using=ALIAS, savepoint=False):
+        try:
+            # insert first: the unique (event, kind) key refuses a repeat
+            with transaction.atomic(using=ALIAS):
+                notification = Notification.objects.using(ALIAS).create(
+                    event_id=event_id,
+                    kind=kind,
+                    customer_id=customer_id,
+                    channel=Notification.Channel.EMAIL,
+                    subject=subject[:255],
+                    body=body,
+                )
+        except IntegrityError:
+            return Notification.objects.using(ALIAS).get(event_id=event_id, kind=kind), False
+        _send_after_commit([notification])
+    return notification, True
 
 
 def notification_send(*, notification_id: UUID) -> Notification:
@@ -92,11 +94,15 @@ def notification_send(*, notification_id: UUID) -> Notification:
     notification = Notification.objects.using(ALIAS).filter(pk=notification_id).first()
     if notification is None:
         raise NotFound(f"No notification {notification_id}.")
+    return _send(notification)
+
+
+def _send(notification: Notification) -> Notification:
     if notification.status == Notification.Status.SENT:
         return notification
     unsent = (
         Notification.objects.using(ALIAS)
-        .filter(pk=notification_id)
+        .filter(pk=notification.pk)
         .exclude(status=Notification.Status.SENT)
     )
     recipient = Recipient.objects.using(ALIAS).filter(pk=notification.customer_id).first()
@@ -114,11 +120,15 @@ def notification_send(*, notification_id: UUID) -> Notification:
             fail_silently=False,
         )
     except Exception as exc:  # any backend failure (SMTP, file system) is recorded
-        logger.warning("Sending notification %s failed: %s", notification_id, exc)
-        with transaction.atomic(using=ALIAS):
-            unsent.update(status=Notification.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+        logger.warning("Sending notification %s failed: %s", notification.pk, exc)
+        outcome = {"status": Notification.Status.FAILED, "error": f"{type(exc).__name__}: {exc}"}
     else:
-        with transaction.atomic(using=ALIAS):
-            unsent.update(status=Notification.Status.SENT, sent_at=timezone.now(), error="")
-    notification.refresh_from_db(using=ALIAS)
+        outcome = {"status": Notification.Status.SENT, "sent_at": timezone.now(), "error": ""}
+    with transaction.atomic(using=ALIAS):
+        recorded = unsent.update(**outcome)
+    if recorded:
+        for name, value in outcome.items():
+            setattr(notification, name, value)
+    else:  # sent meanwhile by another delivery
+        notification.refresh_from_db(using=ALIAS)
     return notification

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal, InvalidOperation
 from uuid import UUID
 
@@ -154,12 +155,14 @@ def order_checkout(
             currencies = {item.currency for item in items}
             if len(currencies) != 1:
                 raise ApplicationError("The cart mixes currencies.", code="mixed-currencies")
+            saga_id = uuid.uuid4()
             order = Order.objects.using(ALIAS).create(
                 customer_id=customer_id,
                 total=sum((item.line_total for item in items), Decimal("0")),
                 currency=currencies.pop(),
                 payment_method=payment_method,
                 idempotency_key=idempotency_key or None,
+                saga_id=saga_id,
             )
             lines = OrderLine.objects.using(ALIAS).bulk_create(
                 [
@@ -187,8 +190,9 @@ def order_checkout(
                 },
             )
             # placing the order (this transaction) is the saga's first step
-            saga = sagas.start(
+            sagas.start(
                 CHECKOUT_SAGA,
+                saga_id=saga_id,
                 completed_steps=1,
                 data={
                     "order_id": str(order.id),
@@ -199,8 +203,6 @@ def order_checkout(
                     "lines": [{"sku": line.sku, "quantity": line.quantity} for line in lines],
                 },
             )
-            order.saga_id = saga.id
-            order.save(using=ALIAS, update_fields=["saga_id"])
     except IntegrityError:
         # the same key raced in from a second request: answer with the winner
         existing = _order_by_key(customer_id, idempotency_key) if idempotency_key else None

@@ -153,11 +153,8 @@ def payment_charge(
     currency = _valid_currency(currency)
     payment_method = _valid_method(payment_method)
     idempotency_key = _valid_key(idempotency_key)
-    if idempotency_key is not None:
-        existing = _by_key(idempotency_key)
-        if existing is not None:
-            return existing, False
     try:
+        # a repeated key fails on the unique index: the first attempt is returned
         with transaction.atomic(using=ALIAS):
             payment = Payment.objects.using(ALIAS).create(
                 order_id=order_id,
@@ -169,7 +166,7 @@ def payment_charge(
                 idempotency_key=idempotency_key,
             )
     except IntegrityError:
-        # a concurrent request with the same key stored its attempt first
+        # a repeated request, or a concurrent one with the same key, stored its attempt first
         existing = _by_key(idempotency_key) if idempotency_key else None
         if existing is None:
             raise
@@ -181,23 +178,32 @@ def payment_charge(
         # the key lets the provider recognise a retried charge
         reference=_reference(payment),
     )
-    return _settle(payment.id, status, failure_reason, provider_reference), True
+    return _settle(payment, status, failure_reason, provider_reference), True
 
 
-def _settle(payment_id: UUID, status: str, failure_reason: str, provider_reference: str) -> Payment:
+def _settle(payment: Payment, status: str, failure_reason: str, provider_reference: str) -> Payment:
     """Record the provider's answer on a pending payment, unless it was settled meanwhile."""
+    now = timezone.now()
     with transaction.atomic(using=ALIAS):
-        payment = Payment.objects.using(ALIAS).select_for_update().get(pk=payment_id)
-        if payment.status == Payment.Status.PENDING:
+        # conditional: a void that settled the payment meanwhile wins
+        settled = (
+            Payment.objects.using(ALIAS)
+            .filter(pk=payment.id, status=Payment.Status.PENDING)
+            .update(
+                status=status,
+                failure_reason=failure_reason,
+                provider_reference=provider_reference,
+                updated_at=now,
+            )
+        )
+        if settled:
             payment.status = status
             payment.failure_reason = failure_reason
             payment.provider_reference = provider_reference
-            payment.save(
-                using=ALIAS,
-                update_fields=["status", "failure_reason", "provider_reference", "updated_at"],
-            )
+            payment.updated_at = now
             _publish_outcome(payment)
             return payment
+    payment = Payment.objects.using(ALIAS).get(pk=payment.id)
     if status == Payment.Status.CAPTURED:
         # The caller gave up and voided this payment while the provider was
         # still answering, and the provider did capture: give the money back.

@@ -8,16 +8,25 @@ id are attached to every log record, so JSON logs can be joined across contexts.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
+from prometheus_client import Histogram
 
 from cleave import flow
+
+SERVICE_CALL_SECONDS = Histogram(
+    "cleave_service_call_seconds",
+    "Calls made through the service client, by caller, target, method and status "
+    "('unavailable': no answer).",
+    ["caller", "service", "method", "status"],
+)
 
 REQUEST_ID_HEADER = "X-Request-ID"
 CORRELATION_HEADER = "X-Correlation-ID"
@@ -36,16 +45,23 @@ class RequestContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request_id = _sane(request.headers.get(REQUEST_ID_HEADER)) or flow.new_id()
-        correlation_id = _sane(request.headers.get(CORRELATION_HEADER)) or request_id
-        causation_id = _sane(request.headers.get(CAUSATION_HEADER)) or request_id
-        request.request_id = request_id  # type: ignore[attr-defined]
-        with flow.flow(
-            request_id=request_id, correlation_id=correlation_id, causation_id=causation_id
-        ):
+        with request_flow(request) as ids:
             response = self.get_response(request)
-        response[REQUEST_ID_HEADER] = request_id
+        response[REQUEST_ID_HEADER] = ids.request_id
         return response
+
+
+@contextlib.contextmanager
+def request_flow(request: HttpRequest) -> Iterator[flow.Flow]:
+    """Run a block with the flow ids a request carries (new ones where it carries none)."""
+    request_id = _sane(request.headers.get(REQUEST_ID_HEADER)) or flow.new_id()
+    correlation_id = _sane(request.headers.get(CORRELATION_HEADER)) or request_id
+    causation_id = _sane(request.headers.get(CAUSATION_HEADER)) or request_id
+    request.request_id = request_id  # type: ignore[attr-defined]
+    with flow.flow(
+        request_id=request_id, correlation_id=correlation_id, causation_id=causation_id
+    ) as ids:
+        yield ids
 
 
 class LogContextFilter(logging.Filter):
@@ -155,10 +171,18 @@ def setup_tracing(service_name: str) -> None:
     _tracing_ready = True
 
 
+_tracer: tuple[object, object] | None = None
+
+
 def tracer():
+    """The platform's tracer (made once per tracer provider)."""
+    global _tracer
     from opentelemetry import trace
 
-    return trace.get_tracer("cleave")
+    provider = trace.get_tracer_provider()
+    if _tracer is None or _tracer[0] is not provider:
+        _tracer = (provider, trace.get_tracer("cleave"))
+    return _tracer[1]
 
 
 def span_from_traceparent(name: str, traceparent: str | None, **attributes: object):

@@ -40,7 +40,7 @@ class ReservationOutput(serializers.Serializer):
     id = serializers.UUIDField()
     order_id = serializers.UUIDField()
     status = serializers.CharField()
-    lines = LineOutput(many=True)
+    lines = LineOutput(many=True, source="line_items")
     expires_at = serializers.DateTimeField()
     created_at = serializers.DateTimeField()
 

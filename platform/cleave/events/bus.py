@@ -14,16 +14,17 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from cleave import flow, observability
+from cleave import db, flow, observability
 from cleave.contexts import ContextConfig, alias_for, context_for_module
 
 from . import registry
@@ -72,10 +73,29 @@ def subscriber(*patterns: str) -> Callable[[Handler], Handler]:
     return decorate
 
 
+_found: dict[tuple[str, str | None], tuple[tuple, list[Subscription]]] = {}
+
+
 def subscriptions_for(
     type_name: str, *, subscriber_context: str | None = None
 ) -> list[Subscription]:
     """The local subscriptions that receive `type_name` (optionally of one context)."""
+    from django.apps import apps
+
+    # remembered per type until a subscription or the installed apps change
+    signature = (tuple(map(id, _subscriptions)), id(apps.app_configs))
+    key = (type_name, subscriber_context)
+    hit = _found.get(key)
+    if hit is not None and hit[0] == signature:
+        return list(hit[1])
+    found = _subscriptions_for(type_name, subscriber_context)
+    if len(_found) > 4096:
+        _found.clear()
+    _found[key] = (signature, found)
+    return list(found)
+
+
+def _subscriptions_for(type_name: str, subscriber_context: str | None) -> list[Subscription]:
     from cleave.contexts import is_local
 
     found = []
@@ -110,7 +130,9 @@ def publish(
 
     Call it inside that context's `transaction.atomic(using=alias)`: the row
     commits or rolls back with the business change, and the transport hears of
-    it only after commit.
+    it only after commit. An event that the transport has nowhere to carry
+    (in-process, no local subscriber) is written already published: it is
+    kept in the event log, for replay, and nothing waits for it.
     """
     from .models import OutboxEvent
     from .transports import get_transport
@@ -120,20 +142,44 @@ def publish(
     event_type.validate(payload)
     current = flow.current()
     alias = alias_for(event_type.context)
-    row = OutboxEvent.objects.using(alias).create(
+    now = timezone.now()
+    envelope = Envelope(
+        id=str(uuid.uuid4()),
         type=event_type.name,
         version=event_type.version,
         source=event_type.context,
+        timestamp=now.isoformat(),
         data=payload,
         correlation_id=correlation_id or current.correlation_id or flow.new_id(),
-        causation_id=causation_id or current.causation_id or "",
-        traceparent=_current_traceparent() or "",
+        causation_id=causation_id or current.causation_id or None,
+        traceparent=_current_traceparent() or None,
     )
-    envelope = row.envelope()
     transport = get_transport()
-    transaction.on_commit(
-        lambda: transport.committed(alias, [row.id], envelopes=[envelope]), using=alias
+    settled = not transport.carries(envelope.type)
+    db.insert(
+        OutboxEvent,
+        alias,
+        {
+            "id": envelope.id,
+            "type": envelope.type,
+            "version": envelope.version,
+            "source": envelope.source,
+            "data": payload,
+            "correlation_id": envelope.correlation_id,
+            "causation_id": envelope.causation_id or "",
+            "traceparent": envelope.traceparent or "",
+            "occurred_at": now,
+            "status": OutboxEvent.Status.PUBLISHED if settled else OutboxEvent.Status.PENDING,
+            "published_at": now if settled else None,
+            "attempts": 0,
+            "last_error": "",
+            "broker_epoch": "",
+        },
     )
+    if not settled:
+        transaction.on_commit(
+            lambda: transport.committed(alias, [envelope.id], envelopes=[envelope]), using=alias
+        )
     return envelope
 
 
@@ -170,16 +216,20 @@ def apply_validated(sub: Subscription, envelope: Envelope) -> str:
 
     alias = sub.context.database
     with transaction.atomic(using=alias):
-        try:
-            with transaction.atomic(using=alias):
-                InboxRecord.objects.using(alias).create(
-                    event_id=envelope.id,
-                    handler=sub.name,
-                    event_type=envelope.type,
-                    source=envelope.source,
-                    processed_at=timezone.now(),
-                )
-        except IntegrityError:
+        # insert-or-ignore: a second delivery inserts nothing and changes nothing
+        recorded = db.insert(
+            InboxRecord,
+            alias,
+            {
+                "event_id": envelope.id,
+                "handler": sub.name,
+                "event_type": envelope.type,
+                "source": envelope.source,
+                "processed_at": timezone.now(),
+            },
+            ignore_conflicts=True,
+        )
+        if not recorded:
             return HandlerOutcome.DUPLICATE
         with (
             flow.flow(correlation_id=envelope.correlation_id, causation_id=envelope.id),

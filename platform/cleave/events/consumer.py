@@ -84,18 +84,24 @@ def _validate(envelope: Envelope) -> None:
         event_type.validate(envelope.data)
 
 
-def consume(sub: bus.Subscription, envelope: Envelope, *, force: bool = False) -> Result:
+def consume(
+    sub: bus.Subscription, envelope: Envelope, *, force: bool = False, fresh: bool = False
+) -> Result:
     """
     Attempt `sub` on `envelope` once, recording the outcome in the subscriber's alias.
 
     Without `force`, an event this handler already dead-lettered, or whose next
     attempt is not due, is left alone: a retry (or an operator) owns it.
-    `force` (redrive, replay) attempts it anyway. Never raises for a handler's
-    failure; a database that is down while recording it does raise.
+    `force` (redrive, replay) attempts it anyway. `fresh`: the first attempt
+    at an event this process has just published and validated, which no
+    delivery record can know of yet (the in-process fast path). Never raises
+    for a handler's failure; a database that is down while recording it does raise.
     """
     Delivery, _ = _models()
     alias = sub.context.database
     label = sub.context.label
+    if fresh:
+        return _attempt(sub, envelope, alias, label, None, validated=True)
     now = timezone.now()
     delivery = Delivery.objects.using(alias).filter(event_id=envelope.id, handler=sub.name).first()
     if delivery is not None and not force:
@@ -105,9 +111,23 @@ def consume(sub: bus.Subscription, envelope: Envelope, *, force: bool = False) -
             return Result(sub.name, label, Outcome.DUPLICATE)
         if delivery.next_attempt_at and delivery.next_attempt_at > now + DUE_TOLERANCE:
             return Result(sub.name, label, Outcome.SKIPPED, delivery.next_attempt_at)
+    return _attempt(sub, envelope, alias, label, delivery)
+
+
+def _attempt(
+    sub: bus.Subscription,
+    envelope: Envelope,
+    alias: str,
+    label: str,
+    delivery,
+    *,
+    validated: bool = False,
+) -> Result:
+    Delivery, _ = _models()
     attempt = (delivery.attempts if delivery else 0) + 1
     try:
-        _validate(envelope)
+        if not validated:
+            _validate(envelope)
     except registry.InvalidEventPayload as exc:
         logger.error("Dead-lettering %s %s for %s: %s", envelope.type, envelope.id, sub.name, exc)
         dead_letter(

@@ -6,7 +6,7 @@ project needs.
 A `SagaDefinition` is an ordered list of `Step`s. An instance lives in its
 owning context's alias. One process at a time drives it, holding a *lease*
 (renewed at every step boundary and, while a participant is being called, by a
-watchdog thread: the heartbeat); every write of the driver is fenced by the
+monitor thread: the heartbeat); every write of the driver is fenced by the
 lease. A process that dies stops renewing it, and once it expires `resume` (a
 command, a periodic job) continues the saga elsewhere.
 
@@ -56,7 +56,7 @@ from django.db import connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from cleave import flow, observability
+from cleave import db, flow, observability
 from cleave.contexts import alias_for
 
 from .models import SagaInstance, SagaStepLog
@@ -218,11 +218,17 @@ def definitions() -> list[SagaDefinition]:
 
 
 class Runner(Protocol):
+    # whether `start()` may lease a new saga to this process, which then drives
+    # it right after the commit (see `_Start`)
+    drives_here: bool
+
     def schedule(self, alias: str, saga_id: UUID) -> None: ...
 
 
 class InProcessRunner:
     """The embedded default: drive the saga in this process, now."""
+
+    drives_here = True
 
     def schedule(self, alias: str, saga_id: UUID) -> None:
         try:
@@ -230,9 +236,18 @@ class InProcessRunner:
         except Exception:  # the saga keeps its lease; recovery resumes it
             logger.exception("Saga %s stopped with an unexpected error", saga_id)
 
+    def drive_started(self, started: _Start) -> None:
+        """Drive a saga this process started and leased in the committed transaction."""
+        try:
+            run(started.alias, started.instance.id, started=started)
+        except Exception:  # the saga keeps its lease; recovery resumes it when it expires
+            logger.exception("Saga %s stopped with an unexpected error", started.instance.id)
+
 
 class CeleryRunner:
     """Send the task `cleave.sagas.run` to the owning context's queue."""
+
+    drives_here = False
 
     def schedule(self, alias: str, saga_id: UUID) -> None:
         saga = SagaInstance.objects.using(alias).only("context").filter(pk=saga_id).first()
@@ -275,57 +290,151 @@ def get_runner() -> Runner:
 # --- starting -----------------------------------------------------------------------------
 
 
+@dataclass
+class _Start:
+    """
+    A saga started by this process for the in-process runner, leased in the
+    starting transaction: after the commit the runner drives it from here
+    without reading it back or taking the lease again.
+    """
+
+    alias: str
+    instance: SagaInstance
+    owner: str
+    prepared: SagaStepLog | None
+
+
 def start(
     name: str,
     *,
     data: dict[str, Any],
     correlation_id: str | None = None,
     completed_steps: int = 0,
+    saga_id: UUID | None = None,
 ) -> SagaInstance:
     """
     Create a saga instance in the owning context's alias, in the caller's
     transaction; it starts running after that transaction commits.
 
+    `saga_id` lets the caller store the saga's id on its own rows before
+    starting it (a fresh one by default).
+
     `completed_steps` says the caller's transaction itself did the work of the
     first steps (orders places the order in the transaction that starts the
     checkout): they are logged as done, and compensated like any other.
+
+    With the in-process runner the instance is created leased to this process,
+    with its first step's log row already `started`, so the drive that follows
+    the commit writes nothing before its first call. Should the process die
+    first, the lease expires and recovery resumes the saga like any other.
     """
     definition = get_definition(name)
     if not 0 <= completed_steps <= len(definition.steps):
         raise ValueError(f"completed_steps must be 0 to {len(definition.steps)}")
     alias = alias_for(definition.context)
+    runner = get_runner()
     now = timezone.now()
-    instance = SagaInstance.objects.using(alias).create(
-        saga_type=name,
-        context=definition.context,
-        data=data,
-        correlation_id=correlation_id or flow.correlation_id(),
-        deadline=now + definition.deadline if definition.deadline else None,
-        current_step=completed_steps,
-    )
+    owner = _owner() if getattr(runner, "drives_here", False) else ""
+    values = {
+        "id": saga_id or uuid.uuid4(),
+        "saga_type": name,
+        "context": definition.context,
+        "state": State.RUNNING,
+        "current_step": completed_steps,
+        "data": data,
+        "failure_reason": "",
+        "correlation_id": correlation_id or flow.correlation_id(),
+        "lease_owner": owner,
+        "lease_expires_at": _lease_until(now) if owner else None,
+        "heartbeat_at": now if owner else None,
+        "cancel_requested": "",
+        "deadline": now + definition.deadline if definition.deadline else None,
+        "created_at": now,
+        "updated_at": now,
+        "completed_at": None,
+    }
+    db.insert(SagaInstance, alias, values)
+    instance = SagaInstance(**values)
+    instance._state.adding = False
+    instance._state.db = alias
     if completed_steps:
-        SagaStepLog.objects.using(alias).bulk_create(
-            SagaStepLog(
-                saga=instance,
-                step_index=index,
-                step=step.name,
-                kind=Kind.ACTION,
-                status=Status.SUCCEEDED,
-                result={},
-                error="done by the transaction that started the saga",
-                started_at=now,
-                finished_at=now,
-                duration_ms=0.0,
-            )
-            for index, step in enumerate(definition.steps[:completed_steps])
+        db.insert_many(
+            SagaStepLog,
+            alias,
+            [
+                {
+                    "saga_id": instance.id,
+                    "step_index": index,
+                    "step": step.name,
+                    "kind": Kind.ACTION,
+                    "attempt": 1,
+                    "status": Status.SUCCEEDED,
+                    "idempotency_key": "",
+                    "result": {},
+                    "error": "done by the transaction that started the saga",
+                    "started_at": now,
+                    "finished_at": now,
+                    "duration_ms": 0.0,
+                }
+                for index, step in enumerate(definition.steps[:completed_steps])
+            ],
         )
-    _schedule_after_commit(alias, instance.id)
+    if not owner:
+        _schedule_after_commit(alias, instance.id)
+        return instance
+    prepared = None
+    if completed_steps < len(definition.steps):
+        prepared = _insert_log(alias, instance, definition, completed_steps, Kind.ACTION, 1, now)
+    started = _Start(alias=alias, instance=instance, owner=owner, prepared=prepared)
+    transaction.on_commit(lambda: runner.drive_started(started), using=alias)
     return instance
+
+
+def _insert_log(
+    alias: str,
+    instance: SagaInstance,
+    definition: SagaDefinition,
+    index: int,
+    kind: str,
+    attempt: int,
+    now: datetime | None = None,
+) -> SagaStepLog:
+    """Write a `started` step-log row for one call; return it (in memory, with its id)."""
+    step = definition.steps[index]
+    values = {
+        "saga_id": instance.id,
+        "step_index": index,
+        "step": step.name,
+        "kind": kind,
+        "attempt": attempt,
+        "status": Status.STARTED,
+        "idempotency_key": SagaContext(instance, step=step.name, kind=kind).key,
+        "result": None,
+        "error": "",
+        "started_at": now or timezone.now(),
+        "finished_at": None,
+        "duration_ms": None,
+    }
+    pk = db.insert(SagaStepLog, alias, values, returning_pk=True)
+    log = SagaStepLog(id=pk, **values)
+    log._state.adding = False
+    log._state.db = alias
+    return log
 
 
 def _schedule_after_commit(alias: str, saga_id: UUID) -> None:
     runner = get_runner()
     transaction.on_commit(lambda: runner.schedule(alias, saga_id), using=alias)
+
+
+def _completed(state: str = State.COMPLETED) -> dict[str, Any]:
+    """The fields that end a saga in `state`, its lease released."""
+    return {
+        "state": state,
+        "completed_at": timezone.now(),
+        "lease_owner": "",
+        "lease_expires_at": None,
+    }
 
 
 # --- leases -----------------------------------------------------------------------------
@@ -365,13 +474,18 @@ def acquire(alias: str, saga_id: UUID, owner: str) -> bool:
 # --- driving ------------------------------------------------------------------------------
 
 
-def run(alias: str, saga_id: UUID) -> SagaInstance:
-    """Drive one saga as far as it goes now; return its persisted state."""
-    owner = _owner()
-    if acquire(alias, saga_id, owner):
+def run(alias: str, saga_id: UUID, *, started: _Start | None = None) -> SagaInstance:
+    """
+    Drive one saga as far as it goes now; return its persisted state.
+
+    `started`: the saga was just started and leased by this process (the
+    in-process runner, right after the starting commit).
+    """
+    owner = started.owner if started is not None else _owner()
+    if started is not None or acquire(alias, saga_id, owner):
         driver = None
         try:
-            driver = _Driver(alias, saga_id, owner)
+            driver = _Driver(alias, saga_id, owner, started=started)
             driver.drive()
         except Superseded:
             logger.info("Saga %s: another driver took over", saga_id)
@@ -430,14 +544,20 @@ class _Outcome:
 class _Driver:
     """One process's drive of one saga, while it holds the lease as `owner`."""
 
-    def __init__(self, alias: str, saga_id: UUID, owner: str) -> None:
+    def __init__(
+        self, alias: str, saga_id: UUID, owner: str, *, started: _Start | None = None
+    ) -> None:
         self.alias = alias
         self.saga_id = saga_id
         self.owner = owner
-        self.instance = SagaInstance.objects.using(alias).get(pk=saga_id)
-        self.definition = get_definition(self.instance.saga_type)
         # the `started` log row this driver wrote for its next call
         self.prepared: SagaStepLog | None = None
+        if started is not None:
+            self.instance = started.instance
+            self.prepared = started.prepared
+        else:
+            self.instance = SagaInstance.objects.using(alias).get(pk=saga_id)
+        self.definition = get_definition(self.instance.saga_type)
 
     # --- persistence, fenced by the lease ------------------------------------------
 
@@ -450,12 +570,12 @@ class _Driver:
         """
         now = timezone.now()
         fields.setdefault("lease_expires_at", _lease_until(now))
-        rows = SagaInstance.objects.using(self.alias).filter(
-            pk=self.saga_id, lease_owner=self.owner
-        )
+        fields["heartbeat_at"] = now
+        fields["updated_at"] = now
+        where: dict[str, Any] = {"id": self.saga_id, "lease_owner": self.owner}
         if fence_cancel:
-            rows = rows.filter(cancel_requested="")
-        if rows.update(**fields, heartbeat_at=now, updated_at=now):
+            where["cancel_requested"] = ""
+        if db.update(SagaInstance, self.alias, fields, where=where):
             for name, value in fields.items():
                 setattr(self.instance, name, value)
             return True
@@ -477,31 +597,22 @@ class _Driver:
             return self._log(index, kind, attempt)
 
     def _log(self, index: int, kind: str, attempt: int) -> SagaStepLog:
-        step = self.definition.steps[index]
-        ctx = SagaContext(self.instance, step=step.name, kind=kind)
-        return SagaStepLog.objects.using(self.alias).create(
-            saga_id=self.saga_id,
-            step_index=index,
-            step=step.name,
-            kind=kind,
-            attempt=attempt,
-            status=Status.STARTED,
-            idempotency_key=ctx.key,
-        )
+        return _insert_log(self.alias, self.instance, self.definition, index, kind, attempt)
 
     def _finish_log(self, log: SagaStepLog, status: str, *, result=None, error: str = "") -> None:
-        """Finish a `started` row; raise Superseded if a watchdog finished it first."""
+        """Finish a `started` row; raise Superseded if the monitor timed it out first."""
         now = timezone.now()
-        done = (
-            SagaStepLog.objects.using(self.alias)
-            .filter(pk=log.pk, status=Status.STARTED)
-            .update(
-                status=status,
-                result=result,
-                error=error[:20000],
-                finished_at=now,
-                duration_ms=(now - log.started_at).total_seconds() * 1000,
-            )
+        done = db.update(
+            SagaStepLog,
+            self.alias,
+            {
+                "status": status,
+                "result": result,
+                "error": error[:20000],
+                "finished_at": now,
+                "duration_ms": (now - log.started_at).total_seconds() * 1000,
+            },
+            where={"id": log.pk, "status": Status.STARTED},
         )
         if not done:
             raise Superseded()
@@ -620,12 +731,21 @@ class _Driver:
         return bool(self.instance.deadline and timezone.now() >= self.instance.deadline)
 
     def _complete_step(self, log: SagaStepLog, index: int, result: dict[str, Any]) -> None:
-        """Persist the step's result, advance, and open the next step's log row: one commit."""
+        """
+        Persist the step's result and advance, in one commit: with the next
+        step's log row opened, or, after the last step, the saga completed.
+        """
         steps = self.definition.steps
         with transaction.atomic(using=self.alias):
             self._finish_log(log, Status.SUCCEEDED, result=result)
             data = {**self.instance.data, **result}
             nxt = index + 1
+            if nxt >= len(steps) and self.definition.on_finished is None:
+                # a cancellation that arrives as the saga completes still counts
+                if self._save(fence_cancel=True, data=data, current_step=nxt, **_completed()):
+                    return
+                self._save(data=data, current_step=nxt)
+                return
             fenced = self._save(fence_cancel=True, data=data, current_step=nxt)
             if not fenced:  # a cancellation arrived: record the result, then honour it
                 self._save(data=data, current_step=nxt)
@@ -755,10 +875,7 @@ class _Driver:
             finished = self._save(
                 # a cancellation that arrives as the saga completes still counts
                 fence_cancel=state == State.COMPLETED,
-                state=state,
-                completed_at=timezone.now(),
-                lease_owner="",
-                lease_expires_at=None,
+                **_completed(state),
             )
             if not finished:
                 return
@@ -773,66 +890,153 @@ class _Driver:
 
     # --- step timeouts ----------------------------------------------------------------
 
-    def _watch(self, log: SagaStepLog, budget: float | None) -> _Watchdog:
-        watchdog = _Watchdog(self.alias, self.saga_id, log, self.owner, budget)
-        watchdog.start()
-        return watchdog
+    def _watch(self, log: SagaStepLog, budget: float | None) -> _Watch:
+        return _monitor().watch(self.alias, self.saga_id, log, self.owner, budget)
 
 
-class _Watchdog(threading.Thread):
-    """
-    Keeps the lease alive while a participant is being called, and enforces the timeout.
+@dataclass(eq=False)
+class _Watch:
+    """One participant call being watched: its lease to renew and its time budget."""
 
-    Every third of the lease it renews the lease (the heartbeat), so a live
-    driver keeps its saga however long a call takes, while a dead one's lease
-    runs out quickly. When `budget` seconds pass first, the call's outcome is
-    unknown: `_on_timeout` takes the saga from the blocked driver.
-    """
-
-    def __init__(
-        self, alias: str, saga_id: UUID, log: SagaStepLog, owner: str, budget: float | None
-    ) -> None:
-        super().__init__(name=f"cleave-saga-watchdog-{saga_id}", daemon=True)
-        self.alias = alias
-        self.saga_id = saga_id
-        self.log = log
-        self.owner = owner
-        self.budget = budget
-        self.done = threading.Event()
+    alias: str
+    saga_id: UUID
+    log: SagaStepLog
+    owner: str
+    budget: float | None
+    next_beat: float
+    ends: float | None
+    monitor: _Monitor | None = None
 
     def stop(self) -> None:
-        self.done.set()
+        if self.monitor is not None:
+            self.monitor.forget(self)
 
-    def run(self) -> None:
-        try:
-            interval = max(_lease_seconds() / 3, 0.05)
-            ends = None if self.budget is None else time.monotonic() + self.budget
-            while True:
-                wait = interval if ends is None else min(interval, ends - time.monotonic())
-                if self.done.wait(max(wait, 0.0)):
-                    return
-                if ends is not None and time.monotonic() >= ends:
-                    _on_timeout(
-                        alias=self.alias,
-                        saga_id=self.saga_id,
-                        log_id=self.log.pk,
-                        started_at=self.log.started_at,
-                        owner=self.owner,
-                        budget=self.budget,
-                    )
-                    return
-                self._beat()
-        finally:
-            connections.close_all()  # this thread's own connections
 
-    def _beat(self) -> None:
-        now = timezone.now()
-        try:
-            SagaInstance.objects.using(self.alias).filter(
-                pk=self.saga_id, lease_owner=self.owner
-            ).update(lease_expires_at=_lease_until(now), heartbeat_at=now)
-        except Exception:  # the next beat tries again; the lease has two more thirds
-            logger.warning("Saga %s: heartbeat failed", self.saga_id, exc_info=True)
+class _Monitor:
+    """
+    Keeps the lease alive while participants are being called, and enforces timeouts.
+
+    One daemon thread per process watches every call in flight. Every third
+    of the lease it renews the lease of each (the heartbeat), so a live
+    driver keeps its saga however long a call takes, while a dead one's lease
+    runs out quickly. When a call's budget passes first, its outcome is
+    unknown: `_on_timeout` (in a thread of its own, as it may go on to drive
+    the saga) takes the saga from the blocked driver. A call that returns in
+    time costs one registration and nothing else.
+    """
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.watches: set[_Watch] = set()
+        self.changed = threading.Condition()
+        self.thread = threading.Thread(target=self._loop, name="cleave-saga-monitor", daemon=True)
+        self.thread.start()
+
+    def watch(
+        self, alias: str, saga_id: UUID, log: SagaStepLog, owner: str, budget: float | None
+    ) -> _Watch:
+        now = time.monotonic()
+        entry = _Watch(
+            alias=alias,
+            saga_id=saga_id,
+            log=log,
+            owner=owner,
+            budget=budget,
+            next_beat=now + _beat_interval(),
+            ends=None if budget is None else now + budget,
+            monitor=self,
+        )
+        with self.changed:
+            self.watches.add(entry)
+            self.changed.notify()
+        return entry
+
+    def forget(self, entry: _Watch) -> None:
+        with self.changed:
+            self.watches.discard(entry)
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                self._round()
+            except Exception:  # the monitor must outlive any one failure
+                logger.exception("The saga monitor failed a round")
+                time.sleep(0.1)
+
+    def _round(self) -> None:
+        while True:
+            beats: list[_Watch] = []
+            with self.changed:
+                now = time.monotonic()
+                due = [w for w in self.watches if w.ends is not None and w.ends <= now]
+                for entry in due:
+                    self.watches.discard(entry)
+                for entry in self.watches:
+                    if entry.next_beat <= now:
+                        beats.append(entry)
+                        entry.next_beat = now + _beat_interval()
+                if not due and not beats:
+                    times = [w.next_beat for w in self.watches]
+                    times += [w.ends for w in self.watches if w.ends is not None]
+                    self.changed.wait(max(0.0, min(times) - now) if times else None)
+                    continue
+            for entry in due:
+                threading.Thread(
+                    target=_timeout_thread,
+                    args=(entry,),
+                    name=f"cleave-saga-timeout-{entry.saga_id}",
+                    daemon=True,
+                ).start()
+            if beats:
+                for entry in beats:
+                    _beat(entry)
+                # connections are not kept between rounds: a database restart
+                # between two beats must not leave this thread a dead connection
+                connections.close_all()
+
+
+_monitor_instance: _Monitor | None = None
+_monitor_lock = threading.Lock()
+
+
+def _monitor() -> _Monitor:
+    """This process's monitor (a forked child starts its own)."""
+    global _monitor_instance
+    current = _monitor_instance
+    if current is None or current.pid != os.getpid() or not current.thread.is_alive():
+        with _monitor_lock:
+            current = _monitor_instance
+            if current is None or current.pid != os.getpid() or not current.thread.is_alive():
+                current = _monitor_instance = _Monitor()
+    return current
+
+
+def _beat_interval() -> float:
+    return max(_lease_seconds() / 3, 0.05)
+
+
+def _beat(entry: _Watch) -> None:
+    now = timezone.now()
+    try:
+        SagaInstance.objects.using(entry.alias).filter(
+            pk=entry.saga_id, lease_owner=entry.owner
+        ).update(lease_expires_at=_lease_until(now), heartbeat_at=now)
+    except Exception:  # the next beat tries again; the lease has two more thirds
+        logger.warning("Saga %s: heartbeat failed", entry.saga_id, exc_info=True)
+
+
+def _timeout_thread(entry: _Watch) -> None:
+    try:
+        _on_timeout(
+            alias=entry.alias,
+            saga_id=entry.saga_id,
+            log_id=entry.log.pk,
+            started_at=entry.log.started_at,
+            owner=entry.owner,
+            budget=entry.budget,
+        )
+    finally:
+        connections.close_all()  # this thread's own connections
 
 
 def _on_timeout(
