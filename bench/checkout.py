@@ -247,13 +247,19 @@ def _seed(customers: int):
 
 def baseline_checkout(customer_id, *, full: bool = True) -> None:
     """
-    What a confirmed checkout leaves behind, written in one transaction,
-    without bus, saga or service client: the order and its lines, the emptied
-    cart, the reservation (committed), its lines and the stock taken, the
-    captured payment, the confirmation and, with `full`, the order-confirmed
-    notification (its outcome recorded after the commit, as sending is) and
-    the analytics counters and product sales. The customer is checked
-    (`active`) first, and the notification greets them by name, as in the saga.
+    The business writes of a confirmed checkout, as the saga's participants
+    and handlers make them, in one transaction without bus, saga or service
+    client: the order and its lines, the emptied cart; the reservation held,
+    its lines and the stock held, then the stock taken and the reservation
+    committed; the payment stored pending, then captured; the order confirmed;
+    the order-confirmed notification (its send outcome recorded after the
+    commit, as sending is); the analytics counters and product sales. The
+    customer is checked (`active`) first, and the notification greets them
+    by name, as in the saga.
+
+    `full=False` is the minimal baseline: only the final state of orders,
+    inventory and payments (reservation written committed, stock taken once,
+    payment written captured), no customer check, notification or analytics.
     """
     from datetime import timedelta
     from decimal import Decimal
@@ -300,50 +306,68 @@ def baseline_checkout(customer_id, *, full: bool = True) -> None:
             for item in items
         )
         CartItem.objects.using("orders").filter(cart=cart).delete()
+        stock = StockItem.objects.using("inventory")
         reservation = Reservation.objects.using("inventory").create(
-            order_id=order.id, status="committed", expires_at=now + timedelta(minutes=15)
+            order_id=order.id,
+            status="held" if full else "committed",
+            expires_at=now + timedelta(minutes=15),
         )
+        ordered = sorted(items, key=lambda i: i.sku)
+        if full:
+            for item in ordered:
+                held = stock.filter(sku=item.sku, on_hand__gte=F("reserved") + item.quantity)
+                assert held.update(reserved=F("reserved") + item.quantity, updated_at=now)
         ReservationLine.objects.using("inventory").bulk_create(
             ReservationLine(reservation=reservation, sku=item.sku, quantity=item.quantity)
-            for item in items
+            for item in ordered
         )
-        for item in sorted(items, key=lambda i: i.sku):
-            moved = (
-                StockItem.objects.using("inventory")
-                .filter(sku=item.sku, on_hand__gte=item.quantity)
-                .update(on_hand=F("on_hand") - item.quantity)
-            )
-            assert moved, "out of stock"
         payment = Payment.objects.using("payments").create(
             order_id=order.id,
             customer_id=customer_id,
             amount=total,
             currency="EUR",
             method="tok_visa",
-            status="captured",
-            provider_reference=f"fake_ch_{uuid.uuid4().hex}",
+            status="pending" if full else "captured",
+            provider_reference="" if full else f"fake_ch_{uuid.uuid4().hex}",
         )
+        if full:
+            Payment.objects.using("payments").filter(pk=payment.pk, status="pending").update(
+                status="captured", provider_reference=f"fake_ch_{uuid.uuid4().hex}", updated_at=now
+            )
+        for item in ordered:
+            if full:
+                taken = stock.filter(sku=item.sku, reserved__gte=item.quantity).update(
+                    on_hand=F("on_hand") - item.quantity,
+                    reserved=F("reserved") - item.quantity,
+                    updated_at=now,
+                )
+            else:
+                taken = stock.filter(sku=item.sku, on_hand__gte=item.quantity).update(
+                    on_hand=F("on_hand") - item.quantity
+                )
+            assert taken, "out of stock"
+        if full:
+            Reservation.objects.using("inventory").filter(pk=reservation.pk, status="held").update(
+                status="committed", updated_at=now
+            )
         Order.objects.using("orders").filter(pk=order.id).update(
             status="confirmed",
             payment_id=payment.id,
             reservation_id=reservation.id,
             confirmed_at=now,
+            updated_at=now,
         )
         if not full:
             return
-        name = (
-            Recipient.objects.using("notifications")
-            .filter(pk=customer_id)
-            .values_list("name", flat=True)
-            .first()
-        )
+        recipient = Recipient.objects.using("notifications").filter(pk=customer_id).first()
         notification = Notification.objects.using("notifications").create(
             event_id=uuid.uuid4(),
             kind=Notification.Kind.ORDER_CONFIRMED,
             customer_id=customer_id,
             channel=Notification.Channel.EMAIL,
             subject=f"Your order {str(order.id)[:8]} is confirmed",
-            body=f"Hello {name or ''}, " + ", ".join(line.sku for line in lines),
+            body=f"Hello {recipient.name if recipient else ''}, "
+            + ", ".join(line.sku for line in lines),
         )
         for counter, amount in ((Counter.ORDERS_CONFIRMED, 1), (Counter.REVENUE, total)):
             Counter.objects.using("analytics").filter(name=counter).update(
@@ -357,7 +381,7 @@ def baseline_checkout(customer_id, *, full: bool = True) -> None:
             )
     # sent after the commit, as the notifications context does: the bench's
     # customers have no address there, which is recorded
-    if Recipient.objects.using("notifications").filter(pk=customer_id).first() is None:
+    if recipient is None:
         Notification.objects.using("notifications").filter(pk=notification.pk).update(
             error="no recipient"
         )

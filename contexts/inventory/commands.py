@@ -255,17 +255,33 @@ def reservation_commit(*, reservation_id: UUID) -> Reservation:
     released reservation cannot be committed (409).
     """
     with transaction.atomic(using=ALIAS):
-        reservation = _locked(reservation_id)
-        if reservation.status == Reservation.Status.COMMITTED:
-            return reservation
-        if reservation.status in (Reservation.Status.RELEASED, Reservation.Status.RETURNED):
+        now = timezone.now()
+        # conditional, so it takes the row lock and decides in one statement
+        held = (
+            Reservation.objects.using(ALIAS)
+            .filter(pk=reservation_id, status=Reservation.Status.HELD)
+            .update(status=Reservation.Status.COMMITTED, updated_at=now)
+        )
+        if not held:
+            reservation = _locked(reservation_id)
+            if reservation.status == Reservation.Status.COMMITTED:
+                return reservation
             raise Conflict(
                 f"Reservation {reservation_id} was {reservation.status} "
                 f"({reservation.release_reason}) and can no longer be committed.",
                 code="reservation-released",
             )
-        lines = _reservation_lines(reservation)
-        now = timezone.now()
+        # the lines and, joined to them, the reservation as it now is
+        rows = list(
+            ReservationLine.objects.using(ALIAS)
+            .filter(reservation_id=reservation_id)
+            .select_related("reservation")
+        )
+        reservation = (
+            rows[0].reservation if rows else Reservation.objects.using(ALIAS).get(pk=reservation_id)
+        )
+        reservation.keep_lines(rows)
+        lines = {row.sku: row.quantity for row in reservation.line_items}
         for sku, quantity in lines.items():
             moved = (
                 StockItem.objects.using(ALIAS)
@@ -283,8 +299,6 @@ def reservation_commit(*, reservation_id: UUID) -> Reservation:
                     f"The stock of {sku} no longer holds this reservation.",
                     code="stock-inconsistent",
                 )
-        reservation.status = Reservation.Status.COMMITTED
-        reservation.save(using=ALIAS, update_fields=["status", "updated_at"])
         publish(
             "inventory.committed",
             {

@@ -27,10 +27,12 @@ NO_RECIPIENT = "no recipient"
 logger = logging.getLogger(__name__)
 
 
-def _send_after_commit(notifications: list[Notification]) -> None:
+def _send_after_commit(
+    notifications: list[Notification], recipient: Recipient | None = None
+) -> None:
     for notification in notifications:
         transaction.on_commit(
-            partial(_send, notification),
+            partial(_send, notification, recipient),
             using=ALIAS,
             robust=True,  # a failed send is logged, not raised into the committing caller
         )
@@ -57,13 +59,20 @@ def recipient_upsert(*, customer_id: UUID, email: str, name: str) -> Recipient:
 
 
 def notification_create(
-    *, event_id: UUID, customer_id: UUID, kind: str, subject: str, body: str
+    *,
+    event_id: UUID,
+    customer_id: UUID,
+    kind: str,
+    subject: str,
+    body: str,
+    recipient: Recipient | None = None,
 ) -> tuple[Notification, bool]:
     """
     Store the notification of `kind` for one event and send it after commit.
 
     One event gives at most one notification of a kind: a repeat returns the
-    stored one and sends nothing.
+    stored one and sends nothing. `recipient`: the customer's address, when
+    the caller has just read it (else it is read when sending).
     """
     with transaction.atomic(using=ALIAS, savepoint=False):
         try:
@@ -79,7 +88,7 @@ def notification_create(
                 )
         except IntegrityError:
             return Notification.objects.using(ALIAS).get(event_id=event_id, kind=kind), False
-        _send_after_commit([notification])
+        _send_after_commit([notification], recipient)
     return notification, True
 
 
@@ -97,7 +106,7 @@ def notification_send(*, notification_id: UUID) -> Notification:
     return _send(notification)
 
 
-def _send(notification: Notification) -> Notification:
+def _send(notification: Notification, recipient: Recipient | None = None) -> Notification:
     if notification.status == Notification.Status.SENT:
         return notification
     unsent = (
@@ -105,7 +114,8 @@ def _send(notification: Notification) -> Notification:
         .filter(pk=notification.pk)
         .exclude(status=Notification.Status.SENT)
     )
-    recipient = Recipient.objects.using(ALIAS).filter(pk=notification.customer_id).first()
+    if recipient is None:
+        recipient = Recipient.objects.using(ALIAS).filter(pk=notification.customer_id).first()
     if recipient is None:
         with transaction.atomic(using=ALIAS):
             unsent.update(error=NO_RECIPIENT)

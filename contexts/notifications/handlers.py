@@ -12,7 +12,7 @@ from uuid import UUID
 from cleave.events import Envelope, subscriber
 
 from . import commands, queries
-from .models import Notification
+from .models import Notification, Recipient
 
 SHOP_NAME = "Cleave"
 
@@ -35,9 +35,8 @@ def cancellation_reason_text(reason: str) -> str:
     return CANCELLATION_REASONS.get(reason, (reason or "of a problem").replace("_", " "))
 
 
-def _greeting(customer_id: str) -> str:
-    name = queries.recipient_name(customer_id=customer_id)
-    return f"Hello {name}," if name else "Hello,"
+def _greeting(recipient: Recipient | None) -> str:
+    return f"Hello {recipient.name}," if recipient is not None and recipient.name else "Hello,"
 
 
 @subscriber("user.created")
@@ -70,13 +69,15 @@ def on_order_confirmed(envelope: Envelope) -> None:
         for line in data.get("lines", [])
     )
     order = short_id(data["order_id"])
+    recipient = queries.recipient_get(customer_id=data["customer_id"])
     commands.notification_create(
         event_id=envelope.id,
         customer_id=data["customer_id"],
         kind=Notification.Kind.ORDER_CONFIRMED,
+        recipient=recipient,
         subject=f"Your order {order} is confirmed",
         body=(
-            f"{_greeting(data['customer_id'])}\n\n"
+            f"{_greeting(recipient)}\n\n"
             f"thank you for your order {order}. We have received your payment "
             "and are preparing it:\n\n"
             f"{lines}\n\n"
@@ -91,13 +92,15 @@ def on_order_cancelled(envelope: Envelope) -> None:
     """Tell the customer their order was cancelled, and why."""
     data = envelope.data
     order = short_id(data["order_id"])
+    recipient = queries.recipient_get(customer_id=data["customer_id"])
     commands.notification_create(
         event_id=envelope.id,
         customer_id=data["customer_id"],
         kind=Notification.Kind.ORDER_CANCELLED,
+        recipient=recipient,
         subject=f"Your order {order} was cancelled",
         body=(
-            f"{_greeting(data['customer_id'])}\n\n"
+            f"{_greeting(recipient)}\n\n"
             f"we cancelled your order {order} because "
             f"{cancellation_reason_text(data.get('reason', ''))}.\n"
             "If a payment was taken for it, it is refunded.\n\n"

@@ -20,9 +20,6 @@ def notification_list(*, customer_id: UUID) -> QuerySet[Notification]:
     )
 
 
-def recipient_name(*, customer_id: UUID) -> str:
-    """The customer's name, or "" before they are known here."""
-    return (
-        Recipient.objects.using(ALIAS).filter(pk=customer_id).values_list("name", flat=True).first()
-        or ""
-    )
+def recipient_get(*, customer_id: UUID) -> Recipient | None:
+    """Where to write to a customer, or None before they are known here."""
+    return Recipient.objects.using(ALIAS).filter(pk=customer_id).first()

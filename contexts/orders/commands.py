@@ -226,25 +226,37 @@ def _locked_order(order_id: UUID) -> Order:
 def order_confirm(*, order_id: UUID, payment_id: UUID, reservation_id: UUID) -> Order:
     """Mark a pending order confirmed and publish `order.confirmed` (idempotent)."""
     with transaction.atomic(using=ALIAS):
-        order = _locked_order(order_id)
-        if order.status == Order.Status.CONFIRMED:
-            return order
-        if order.status != Order.Status.PENDING:
-            raise Conflict(f"Order {order_id} is {order.status}; it cannot be confirmed.")
-        order.status = Order.Status.CONFIRMED
-        order.payment_id = payment_id
-        order.reservation_id = reservation_id
-        order.confirmed_at = timezone.now()
-        order.save(
-            using=ALIAS,
-            update_fields=["status", "payment_id", "reservation_id", "confirmed_at", "updated_at"],
+        now = timezone.now()
+        # conditional, so it takes the row lock and decides in one statement
+        confirmed = (
+            Order.objects.using(ALIAS)
+            .filter(pk=order_id, status=Order.Status.PENDING)
+            .update(
+                status=Order.Status.CONFIRMED,
+                payment_id=payment_id,
+                reservation_id=reservation_id,
+                confirmed_at=now,
+                updated_at=now,
+            )
         )
+        if not confirmed:
+            order = Order.objects.using(ALIAS).filter(pk=order_id).first()
+            if order is None:
+                raise NotFound(f"No order {order_id}.")
+            if order.status == Order.Status.CONFIRMED:
+                return order
+            raise Conflict(f"Order {order_id} is {order.status}; it cannot be confirmed.")
+        # the lines and, joined to them, the order as it now is
+        lines = list(
+            OrderLine.objects.using(ALIAS).filter(order_id=order_id).select_related("order")
+        )
+        order = lines[0].order if lines else Order.objects.using(ALIAS).get(pk=order_id)
         publish(
             "order.confirmed",
             {
                 "order_id": order.id,
                 "customer_id": order.customer_id,
-                "lines": [_line_payload(line) for line in order.lines.using(ALIAS).all()],
+                "lines": [_line_payload(line) for line in lines],
                 "total": order.total,
                 "currency": order.currency,
                 "payment_id": payment_id,

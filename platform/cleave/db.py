@@ -17,7 +17,7 @@ in the project goes through the ORM.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -42,43 +42,53 @@ def _field(model: type[Model], name: str) -> Field:
     return field
 
 
-def _column_values(model: type[Model], values: Mapping[str, Any]) -> dict[str, Any]:
-    """Every concrete, non-auto column: given, else its default (auto_now fields: now)."""
-    complete: dict[str, Any] = {}
-    for field in model._meta.concrete_fields:
-        if field.name in values:
-            complete[field.name] = values[field.name]
-        elif field.attname in values:
-            complete[field.name] = values[field.attname]
-        elif field is model._meta.auto_field:
-            continue  # an auto-increment key: the database assigns it
-        elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            complete[field.name] = timezone.now()
-        else:
-            complete[field.name] = field.get_default()
-    unknown = (
-        set(values)
-        - {f.name for f in model._meta.concrete_fields}
-        - {f.attname for f in model._meta.concrete_fields}
-    )
-    if unknown:
-        raise ValueError(f"{model.__name__} has no columns {sorted(unknown)}")
-    return complete
+_NOW = object()  # a column filled with the current time (auto_now fields)
+
+
+@dataclass(frozen=True)
+class _InsertPlan:
+    sql: str
+    returns_pk: bool
+    # per column: the key to read from the given values (None: use `default`) and
+    # the field, whose get_db_prep_save() prepares the value as the ORM would
+    columns: tuple[tuple[str | None, Field, Any], ...]
 
 
 @cache
-def _insert_sql(
-    model: type[Model], alias: str, names: tuple[str, ...], rows: int, ignore: bool, returning: bool
-) -> tuple[str, bool]:
-    """(SQL, whether it returns the primary key itself)."""
+def _insert_plan(
+    model: type[Model],
+    alias: str,
+    given: tuple[str, ...],
+    rows: int,
+    ignore: bool,
+    returning: bool,
+) -> _InsertPlan:
+    """Which columns an insert of `given` writes, where each value comes from, and its SQL."""
+    meta = model._meta
+    known = {f.name for f in meta.concrete_fields} | {f.attname for f in meta.concrete_fields}
+    unknown = set(given) - known
+    if unknown:
+        raise ValueError(f"{model.__name__} has no columns {sorted(unknown)}")
+    columns = []
+    for field in meta.concrete_fields:
+        if field.name in given:
+            columns.append((field.name, field, None))
+        elif field.attname in given:
+            columns.append((field.attname, field, None))
+        elif field is meta.auto_field:
+            continue  # an auto-increment key: the database assigns it
+        elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            columns.append((None, field, _NOW))
+        else:
+            columns.append((None, field, field))  # the field's default, made per row
     connection = connections[alias]
     ops = connection.ops
     quote = ops.quote_name
-    fields = [_field(model, name) for name in names]
+    fields = [field for _key, field, _default in columns]
     on_conflict = OnConflict.IGNORE if ignore else None
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     sql = (
-        f"{ops.insert_statement(on_conflict=on_conflict)} {quote(model._meta.db_table)} "
+        f"{ops.insert_statement(on_conflict=on_conflict)} {quote(meta.db_table)} "
         f"({', '.join(quote(f.column) for f in fields)}) VALUES {', '.join([row] * rows)}"
     )
     suffix = ops.on_conflict_suffix_sql(fields, on_conflict, None, None)
@@ -86,18 +96,24 @@ def _insert_sql(
         sql += " " + suffix
     returns = False
     if returning and connection.features.can_return_columns_from_insert:
-        returning_sql, _params = ops.return_insert_columns([model._meta.pk])
+        returning_sql, _params = ops.return_insert_columns([meta.pk])
         if returning_sql:
             sql += " " + returning_sql
             returns = True
-    return sql, returns
+    return _InsertPlan(sql=sql, returns_pk=returns, columns=tuple(columns))
 
 
-def _params(model: type[Model], alias: str, names: Sequence[str], values: Mapping[str, Any]):
-    connection = connections[alias]
-    return [
-        _field(model, name).get_db_prep_save(values[name], connection=connection) for name in names
-    ]
+def _row_params(plan: _InsertPlan, values: Mapping[str, Any], connection) -> list[Any]:
+    params = []
+    for key, field, default in plan.columns:
+        if key is not None:
+            value = values[key]
+        elif default is _NOW:
+            value = timezone.now()
+        else:
+            value = field.get_default()
+        params.append(field.get_db_prep_save(value, connection=connection))
+    return params
 
 
 def insert(
@@ -115,60 +131,68 @@ def insert(
     returns whether it was inserted. With `returning_pk`, returns the new
     primary key (for auto-increment keys). Otherwise returns None.
     """
-    complete = _column_values(model, values)
-    names = tuple(complete)
-    sql, returns = _insert_sql(model, using, names, 1, ignore_conflicts, returning_pk)
+    plan = _insert_plan(model, using, tuple(values), 1, ignore_conflicts, returning_pk)
     connection = connections[using]
     with connection.cursor() as cursor:
-        cursor.execute(sql, _params(model, using, names, complete))
+        cursor.execute(plan.sql, _row_params(plan, values, connection))
         if ignore_conflicts:
             return cursor.rowcount == 1
         if not returning_pk:
             return None
-        if returns:
+        if plan.returns_pk:
             return connection.ops.fetch_returned_insert_columns(cursor, [])[0]
         return connection.ops.last_insert_id(cursor, model._meta.db_table, model._meta.pk.column)
 
 
 def insert_many(model: type[Model], using: str, rows: Iterable[Mapping[str, Any]]) -> int:
     """Insert several rows with one statement; every row must name the same columns."""
-    completed = [_column_values(model, row) for row in rows]
-    if not completed:
+    rows = list(rows)
+    if not rows:
         return 0
-    names = tuple(completed[0])
-    if any(tuple(row) != names for row in completed[1:]):
+    given = tuple(rows[0])
+    if any(tuple(row) != given for row in rows[1:]):
         raise ValueError("insert_many() needs the same columns in every row")
-    sql, _ = _insert_sql(model, using, names, len(completed), False, False)
+    plan = _insert_plan(model, using, given, len(rows), False, False)
+    connection = connections[using]
     params: list[Any] = []
-    for row in completed:
-        params.extend(_params(model, using, names, row))
-    with connections[using].cursor() as cursor:
-        cursor.execute(sql, params)
-    return len(completed)
+    for row in rows:
+        params.extend(_row_params(plan, row, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(plan.sql, params)
+    return len(rows)
 
 
 @cache
-def _update_sql(
+def _update_plan(
     model: type[Model],
     alias: str,
     assigned: tuple[tuple[str, bool], ...],
     conditions: tuple[tuple[str, int], ...],
-) -> str:
-    """`assigned`: (field, is an Add); `conditions`: (field, 0 for =, n for IN of n values)."""
+) -> tuple[str, tuple[Field, ...], tuple[Field, ...]]:
+    """
+    (SQL, assigned fields, condition fields) of an update.
+
+    `assigned`: (field, is an Add); `conditions`: (field, 0 for =, n for IN of n values).
+    """
     quote = connections[alias].ops.quote_name
-    sets = []
+    sets, set_fields = [], []
     for name, is_add in assigned:
-        column = quote(_field(model, name).column)
+        field = _field(model, name)
+        column = quote(field.column)
         sets.append(f"{column} = {column} + %s" if is_add else f"{column} = %s")
-    wheres = []
+        set_fields.append(field)
+    wheres, where_fields = [], []
     for name, many in conditions:
-        column = quote(_field(model, name).column)
+        field = _field(model, name)
+        column = quote(field.column)
         wheres.append(f"{column} IN ({', '.join(['%s'] * many)})" if many else f"{column} = %s")
+        where_fields.append(field)
     # identifiers come from model metadata, quoted by the backend; values are parameters
-    return (
+    sql = (
         f"UPDATE {quote(model._meta.db_table)} SET {', '.join(sets)} "  # noqa: S608
         f"WHERE {' AND '.join(wheres)}"
     )
+    return sql, tuple(set_fields), tuple(where_fields)
 
 
 def update(
@@ -187,26 +211,26 @@ def update(
     """
     if not where:
         raise ValueError("update() needs a condition")
-    connection = connections[using]
-    assigned = tuple((name, isinstance(value, Add)) for name, value in values.items())
-    conditions: list[tuple[str, int]] = []
-    params: list[Any] = []
-    for name, value in values.items():
-        field = _field(model, name)
-        raw = value.amount if isinstance(value, Add) else value
-        params.append(field.get_db_prep_save(raw, connection=connection))
+    conditions = []
     for name, value in where.items():
-        field = _field(model, name)
         if isinstance(value, list | tuple | set | frozenset):
-            items = list(value)
-            if not items:
+            if not value:
                 return 0
-            conditions.append((name, len(items)))
-            params.extend(field.get_db_prep_value(v, connection, prepared=False) for v in items)
+            conditions.append((name, len(value)))
         else:
             conditions.append((name, 0))
+    assigned = tuple((name, isinstance(value, Add)) for name, value in values.items())
+    sql, set_fields, where_fields = _update_plan(model, using, assigned, tuple(conditions))
+    connection = connections[using]
+    params: list[Any] = [
+        field.get_db_prep_save(value.amount if isinstance(value, Add) else value, connection)
+        for field, value in zip(set_fields, values.values(), strict=True)
+    ]
+    for field, value in zip(where_fields, where.values(), strict=True):
+        if isinstance(value, list | tuple | set | frozenset):
+            params.extend(field.get_db_prep_value(v, connection, prepared=False) for v in value)
+        else:
             params.append(field.get_db_prep_value(value, connection, prepared=False))
-    sql = _update_sql(model, using, assigned, tuple(conditions))
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount

@@ -145,7 +145,9 @@ def setup_tracing(service_name: str) -> None:
     Spans get ids whether or not they are exported, so logs and event envelopes
     always carry trace context. `OTEL_TRACES_EXPORTER=console` prints spans;
     `otlp` exports them when opentelemetry-exporter-otlp is installed; `none`
-    (the default) keeps them in-process. `CLEAVE_TRACING=off` disables it all.
+    (the default) records none (they are sampled out unless a caller's trace
+    is sampled, or `OTEL_TRACES_SAMPLER` says otherwise). `CLEAVE_TRACING=off`
+    disables it all.
     """
     global _tracing_ready
     import os
@@ -158,8 +160,17 @@ def setup_tracing(service_name: str) -> None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "none").lower()
+    sampler = None  # the SDK's: OTEL_TRACES_SAMPLER, else parent-based always-on
+    if exporter_name not in {"console", "otlp"} and not os.environ.get("OTEL_TRACES_SAMPLER"):
+        # Nothing exports spans: they keep their ids (logs, envelopes) but
+        # record nothing, which costs a fraction of a recorded span.
+        from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+
+        sampler = ParentBased(ALWAYS_OFF)
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service_name}), sampler=sampler
+    )
     if exporter_name == "console":
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     elif exporter_name == "otlp":

@@ -929,6 +929,9 @@ class _Monitor:
         self.pid = os.getpid()
         self.watches: set[_Watch] = set()
         self.changed = threading.Condition()
+        # when the thread wakes next by itself: a new watch wakes it only if it
+        # is due earlier (a call that returns in time then costs no thread switch)
+        self.wakes_at = 0.0
         self.thread = threading.Thread(target=self._loop, name="cleave-saga-monitor", daemon=True)
         self.thread.start()
 
@@ -946,9 +949,11 @@ class _Monitor:
             ends=None if budget is None else now + budget,
             monitor=self,
         )
+        first = entry.next_beat if entry.ends is None else min(entry.next_beat, entry.ends)
         with self.changed:
             self.watches.add(entry)
-            self.changed.notify()
+            if first < self.wakes_at:
+                self.changed.notify()
         return entry
 
     def forget(self, entry: _Watch) -> None:
@@ -976,10 +981,15 @@ class _Monitor:
                         beats.append(entry)
                         entry.next_beat = now + _beat_interval()
                 if not due and not beats:
-                    times = [w.next_beat for w in self.watches]
+                    # idle, it still wakes every beat interval: a new watch is
+                    # then never due before the thread looks again
+                    times = [now + _beat_interval()]
+                    times += [w.next_beat for w in self.watches]
                     times += [w.ends for w in self.watches if w.ends is not None]
-                    self.changed.wait(max(0.0, min(times) - now) if times else None)
+                    self.wakes_at = min(times)
+                    self.changed.wait(max(0.0, self.wakes_at - now))
                     continue
+                self.wakes_at = 0.0  # busy: every new watch notifies until it waits again
             for entry in due:
                 threading.Thread(
                     target=_timeout_thread,
