@@ -214,11 +214,16 @@ def confirm_order(saga: SagaContext) -> dict:
     if response.status_code == 409:
         raise StepFailed("timeout", "the reservation expired before the order was confirmed")
     response.raise_for_status()
-    commands.order_confirm(
-        order_id=UUID(saga.data["order_id"]),
-        payment_id=UUID(saga.data["payment_id"]),
-        reservation_id=UUID(reservation_id),
-    )
+
+    def confirm() -> None:
+        commands.order_confirm(
+            order_id=UUID(saga.data["order_id"]),
+            payment_id=UUID(saga.data["payment_id"]),
+            reservation_id=UUID(reservation_id),
+        )
+
+    # the order's confirmation and the saga's completion commit together
+    saga.with_step_commit(confirm)
     return {"confirmed": True}
 
 

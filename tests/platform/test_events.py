@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.db import transaction
 from django.utils import timezone
 
-from cleave.events import InvalidEventPayload, UnknownEventType, bus, publish
+from cleave.events import InvalidEventPayload, UnknownEventType, bus, publish, registry
 from cleave.events.envelope import Envelope
 from cleave.events.models import Delivery, InboxRecord, OutboxEvent
 from cleave.testing import flows, published, unit
@@ -119,6 +119,59 @@ def test_publishing_an_invalid_payload_is_refused_and_writes_nothing(data):
 
     assert raised.value.type_name == "user.created"
     assert not OutboxEvent.objects.using("users").exists()
+
+
+TRICKY = registry.obj(
+    {
+        "id": registry.UUID,
+        "at": registry.DATETIME,
+        "amount": registry.MONEY,
+        "count": registry.POSITIVE_INT,
+        "kind": {"type": "string", "enum": ["a", "b"]},
+        "lines": {"type": "array", "items": registry.obj({"sku": registry.STRING}), "minItems": 1},
+    },
+    required=["id"],
+)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"id": "0b6f2c1e-8a7d-4c3b-9f1e-2d5a6b7c8d9e"},
+        {"id": "0b6f2c1e8a7d4c3b9f1e2d5a6b7c8d9e"},  # a UUID without its dashes
+        {"id": "not-a-uuid"},
+        {"id": "0b6f2c1e-8a7d-4c3b-9f1e-2d5a6b7c8d9e", "at": "2026-12-01T10:00:00Z"},
+        {"id": "0b6f2c1e-8a7d-4c3b-9f1e-2d5a6b7c8d9e", "at": "2026-12-01"},
+        {"id": "0b6f2c1e-8a7d-4c3b-9f1e-2d5a6b7c8d9e", "amount": "9.90"},
+        {"id": "0b6f2c1e-8a7d-4c3b-9f1e-2d5a6b7c8d9e", "amount": "9.90\n"},
+        {"id": "0b6f2c1e-8a7d-4c3b-9f1e-2d5a6b7c8d9e", "amount": 9.9},
+        {"id": "0b6f2c1e-8a7d-4c3b-9f1e-2d5a6b7c8d9e", "count": 1},
+        {"id": "0b6f2c1e-8a7d-4c3b-9f1e-2d5a6b7c8d9e", "count": 1.0},
+        {"id": "0b6f2c1e-8a7d-4c3b-9f1e-2d5a6b7c8d9e", "count": True},
+        {"id": "0b6f2c1e-8a7d-4c3b-9f1e-2d5a6b7c8d9e", "count": 0},
+        {"id": "0b6f2c1e-8a7d-4c3b-9f1e-2d5a6b7c8d9e", "kind": "c"},
+        {"id": "0b6f2c1e-8a7d-4c3b-9f1e-2d5a6b7c8d9e", "lines": []},
+        {"id": "0b6f2c1e-8a7d-4c3b-9f1e-2d5a6b7c8d9e", "lines": [{"sku": "A", "x": 1}]},
+        {"id": "0b6f2c1e-8a7d-4c3b-9f1e-2d5a6b7c8d9e", "extra": 1},
+        {},
+        [],
+        None,
+    ],
+)
+@unit
+def test_the_compiled_check_accepts_exactly_what_the_schema_validator_accepts(data):
+    from jsonschema import Draft202012Validator
+
+    event_type = registry.EventType("test.tricky", schema=TRICKY)
+    reference = Draft202012Validator(TRICKY, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+    try:
+        event_type.validate(data)
+        accepted = True
+    except InvalidEventPayload:
+        accepted = False
+
+    assert accepted == reference.is_valid(data)
 
 
 def _envelope(data: dict | None = None) -> Envelope:

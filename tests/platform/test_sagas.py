@@ -125,6 +125,77 @@ def test_a_saga_whose_steps_all_succeed_completes_with_its_step_log(define, jour
     assert first.duration_ms is not None
 
 
+def test_an_effect_committed_with_its_step_writes_together_with_the_sagas_progress(
+    define, journal
+):
+    from contexts.users.models import Customer
+
+    def confirm(ctx: SagaContext) -> dict:
+        journal.entries.append("confirm")
+
+        def effect() -> dict:
+            # the effect's writes are not committed yet, nor is the step's result
+            assert transaction.get_connection("users").in_atomic_block
+            customer = Customer.objects.using("users").create(
+                email="effect@example.com", name="Effect", password="!"
+            )
+            return {"customer": str(customer.id)}
+
+        ctx.with_step_commit(effect)
+        return {"confirmed": True}
+
+    definition = define(
+        Step("reserve", journal.action("reserve", {"reservation": "r-1"}), journal.undo("reserve")),
+        Step("confirm", confirm),
+    )
+
+    saga = run_saga(definition)
+
+    assert saga.state == SagaInstance.State.COMPLETED
+    customer = Customer.objects.using("users").get(email="effect@example.com")
+    assert saga.data["customer"] == str(customer.id)
+    assert saga.data["confirmed"] is True
+    last = SagaStepLog.objects.using("users").filter(saga=saga).order_by("id").last()
+    assert (last.step, last.status) == ("confirm", "succeeded")
+    assert last.result == {"confirmed": True, "customer": str(customer.id)}
+
+
+def test_an_effect_that_fails_rolls_back_its_writes_and_fails_its_step(define, journal):
+    from contexts.users.models import Customer
+
+    def confirm(ctx: SagaContext) -> dict:
+        def effect() -> None:
+            Customer.objects.using("users").create(
+                email="rolled-back@example.com", name="Gone", password="!"
+            )
+            raise StepFailed("refused", "the effect refused")
+
+        ctx.with_step_commit(effect)
+        return {}
+
+    definition = define(
+        Step("reserve", journal.action("reserve", {"reservation": "r-1"}), journal.undo("reserve")),
+        Step("confirm", confirm),
+    )
+
+    saga = run_saga(definition)
+
+    assert saga.state == SagaInstance.State.COMPENSATED
+    assert saga.failure_reason == "refused"
+    assert not Customer.objects.using("users").filter(email="rolled-back@example.com").exists()
+    assert journal.entries == ["reserve", "undo reserve"]
+    assert ("confirm", "action", 1, "failed") in step_log(saga)
+
+
+def test_only_an_action_commits_with_its_step(define):
+    definition = define(Step("noop", lambda ctx: {}))
+    instance = SagaInstance(id=uuid.uuid4(), saga_type=definition.name, data={})
+    compensation = SagaContext(instance, step="noop", kind=SagaStepLog.Kind.COMPENSATION)
+
+    with pytest.raises(ValueError, match="only an action"):
+        compensation.with_step_commit(lambda: None)
+
+
 def test_a_saga_started_in_a_rolled_back_transaction_never_runs(define, journal):
     definition = define(Step("reserve", journal.action("reserve")))
 

@@ -120,6 +120,23 @@ class SagaContext:
         self.step = step
         self.kind = kind
         self.attempt = attempt
+        self.local_effects: list[Callable[[], dict[str, Any] | None]] = []
+
+    def with_step_commit(self, effect: Callable[[], dict[str, Any] | None]) -> None:
+        """
+        Run `effect` in the transaction that records this action's result.
+
+        For an action whose last part writes to the saga's own context: those
+        writes and the saga's progress then commit together, in one
+        transaction instead of two. `effect` runs after the action returns,
+        before anything is committed; it must be idempotent like the action
+        (a crash before the commit runs the action, and it, again). What it
+        returns is merged into the action's result; what it raises counts as
+        the action's failure.
+        """
+        if self.kind != Kind.ACTION:
+            raise ValueError("only an action can commit with its step")
+        self.local_effects.append(effect)
 
     def idempotency_key(self, step: str | None = None, kind: str = Kind.ACTION) -> str:
         """
@@ -512,10 +529,21 @@ def _backoff(attempt: int) -> float:
     return base * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)  # noqa: S311 - jitter
 
 
-def _invoke(
-    fn: StepFn, instance: SagaInstance, step: Step, kind: str, attempt: int
-) -> dict[str, Any] | None:
-    """Call one action, compensation or query (a seam for tests that inject faults)."""
+@dataclass(frozen=True)
+class _Returned:
+    """An action's result together with the effects to run in its step's commit."""
+
+    result: dict[str, Any]
+    local_effects: tuple[Callable[[], dict[str, Any] | None], ...]
+
+
+def _invoke(fn: StepFn, instance: SagaInstance, step: Step, kind: str, attempt: int) -> Any:
+    """
+    Call one action, compensation or query (a seam for tests that inject faults).
+
+    Returns the result; an action that asked for `with_step_commit` returns a
+    `_Returned` carrying the effects too.
+    """
     ctx = SagaContext(instance, step=step.name, kind=kind, attempt=attempt)
     with observability.tracer().start_as_current_span(
         f"saga {instance.saga_type} {step.name} {kind}",
@@ -529,6 +557,8 @@ def _invoke(
         result = fn(ctx)
     if kind == Kind.QUERY:
         return result
+    if ctx.local_effects:
+        return _Returned(result or {}, tuple(ctx.local_effects))
     return result or {}
 
 
@@ -697,6 +727,15 @@ class _Driver:
             watchdog = self._watch(log, self._budget(step))
             try:
                 result = _invoke(step.action, self.instance, step, Kind.ACTION, attempt)
+                if isinstance(result, _Returned):
+                    # the action's local writes and the step's result: one commit
+                    with transaction.atomic(using=self.alias):
+                        data = dict(result.result)
+                        for effect in result.local_effects:
+                            data.update(effect() or {})
+                        return self._complete_step(log, index, data)
+            except Superseded:
+                raise
             except StepFailed as exc:
                 self._finish_log(log, Status.FAILED, error=f"{exc.reason}: {exc.detail}")
                 return self._begin_compensation(index, exc.reason, exc.detail, data=exc.data)
@@ -736,7 +775,8 @@ class _Driver:
         step's log row opened, or, after the last step, the saga completed.
         """
         steps = self.definition.steps
-        with transaction.atomic(using=self.alias):
+        # inside an action's own commit (`with_step_commit`) it adds to it, no savepoint
+        with transaction.atomic(using=self.alias, savepoint=False):
             self._finish_log(log, Status.SUCCEEDED, result=result)
             data = {**self.instance.data, **result}
             nxt = index + 1
