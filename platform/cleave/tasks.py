@@ -20,9 +20,12 @@ def run_periodic_job(name: str) -> None:
     reject_on_worker_lost=True,
 )
 def handle_event(
-    self, envelope: dict, context: str | None = None, handlers: list[str] | None = None
+    self, envelope: dict | list[dict], context: str | None = None, handlers: list[str] | None = None
 ) -> None:
-    """Run one event for the subscribers of the contexts whose queues this worker consumes."""
+    """
+    Run an event (an envelope) or a batch of them (a list) for the subscribers
+    of the contexts whose queues this worker consumes.
+    """
     from cleave.events import worker
 
     worker.handle(self.app, envelope, context=context, handlers=handlers)

@@ -7,11 +7,13 @@ A publishing process for the tests that run real workers, driven on stdin.
 Commands (each answers one line, `ok ...` or `error ...`):
 
     publish MODE FIRST COUNT [PAUSE]  COUNT probe events n=FIRST.., one transaction
-                                      each, PAUSE seconds apart; answers "ok <ids>"
-    hang-after-commit N               publish one event and hang where the relay's
-                                      fast path would publish it (prints "committed <id>")
+                                      each, PAUSE seconds apart; answers "ok <ids>" once
+                                      the relay thread has handled them
+    hang-after-commit N               publish one event and hang where the relay thread
+                                      would publish it (prints "committed <id>")
     hang-after-publish N              publish one event and hang once the broker
                                       confirmed it, before it is marked published
+                                      (prints "published <id>")
     invalid N                         write an event whose payload breaks the schema,
                                       as a publisher on an older version would
 
@@ -63,6 +65,7 @@ def run(command: str, args: list[str]) -> str:
     from cleave.events import broker
     from cleave.events.transports import get_transport
 
+    transport = get_transport()
     if command == "publish":
         mode, first, count = args[0], int(args[1]), int(args[2])
         pause = float(args[3]) if len(args) > 3 else 0.0
@@ -71,27 +74,30 @@ def run(command: str, args: list[str]) -> str:
             ids.append(_publish_one(n, mode))
             if pause:
                 time.sleep(pause)
+        if hasattr(transport, "flush"):
+            transport.flush(timeout=60)
         return "ok " + ",".join(ids)
     if command == "hang-after-commit":
-        transport = get_transport()
-
-        def committed(alias, event_ids, envelopes=None):
-            _say("committed " + ",".join(str(i) for i in event_ids))
+        # the relay thread takes the committed event and hangs before publishing it
+        def publish_committed(alias, envelopes):
+            _say("committed " + ",".join(e.id for e in envelopes))
             time.sleep(3600)
 
-        transport.committed = committed
+        transport.publish_committed = publish_committed
         _publish_one(int(args[0]), "ok")
+        time.sleep(3600)
         return "error not reached"
     if command == "hang-after-publish":
-        original = broker.publish_event
+        original = broker.EventPublisher.publish
 
-        def publish_event(prod, envelope, **kwargs):
-            original(prod, envelope, **kwargs)
-            _say(f"published {envelope.id}")
+        def publish(self, envelopes):
+            result = original(self, envelopes)
+            _say("published " + ",".join(result.confirmed))
             time.sleep(3600)
 
-        broker.publish_event = publish_event
+        broker.EventPublisher.publish = publish
         _publish_one(int(args[0]), "ok")
+        time.sleep(3600)
         return "error not reached"
     if command == "invalid":
         from django.db import transaction

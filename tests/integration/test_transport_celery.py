@@ -80,6 +80,20 @@ def test_a_relay_killed_between_commit_and_publish_loses_nothing(live):
     assert live.inbox("analytics", event_id) == 1
 
 
+def test_a_short_lived_process_publishes_what_it_committed_before_it_exits(live):
+    live.start_worker()  # no relay process: nothing would sweep a row left pending
+
+    out = live.manage(
+        "shell",
+        "-c",
+        "import tests.integration.publisher as p; p._setup(); print(p._publish_one(21, 'ok'))",
+    ).stdout
+    event_id = out.strip().splitlines()[-1]
+
+    assert live.outbox_status(event_id) == "published", "flushed by the exiting process"
+    wait_until(lambda: live.probe_count(21) == 1, what="the event of the exited process")
+
+
 def test_a_worker_side_relay_loop_also_recovers_what_a_crash_left_pending(live):
     publisher = live.start_publisher()
     publisher.send("hang-after-commit 17")

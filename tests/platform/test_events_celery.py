@@ -6,7 +6,6 @@ with a message. The real brokers are in tests/integration/.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 import uuid
@@ -89,31 +88,49 @@ def test_install_adds_every_local_context_queue_to_a_celery_app(settings):
 
 
 class RecordingBroker:
-    """Replaces cleave.events.broker's network calls; records what was published."""
+    """Stands in for cleave.events.broker's EventPublisher; records what was published."""
 
     def __init__(self, fail_after: int | None = None, delay: float = 0.0):
         self.published: list[str] = []
+        self.batches: list[list[str]] = []
         self.fail_after = fail_after
         self.delay = delay
         self.lock = threading.Lock()
+        self.gate = threading.Event()  # cleared: publishing waits until it is set
+        self.gate.set()
+        self.called = threading.Event()
 
     def install(self, monkeypatch) -> RecordingBroker:
-        @contextlib.contextmanager
-        def producer():
-            yield SimpleNamespace(connection=None)
-
-        def publish_event(prod, envelope, **kwargs):
-            time.sleep(self.delay)
-            with self.lock:
-                if self.fail_after is not None and len(self.published) >= self.fail_after:
-                    raise ConnectionRefusedError(111, "Connection refused")
-                self.published.append(envelope.id)
-
-        monkeypatch.setattr(broker, "producer", producer)
-        monkeypatch.setattr(broker, "epoch", lambda connection: "")
-        monkeypatch.setattr(broker, "ensure_topology", lambda connection, epoch: None)
-        monkeypatch.setattr(broker, "publish_event", publish_event)
+        monkeypatch.setattr(broker, "event_publisher", lambda: self)
         return self
+
+    def publish(self, envelopes) -> broker.Published:
+        self.called.set()
+        assert self.gate.wait(timeout=10), "the test never let the broker answer"
+        time.sleep(self.delay)
+        result = broker.Published()
+        with self.lock:
+            self.batches.append([e.id for e in envelopes])
+            for envelope in envelopes:
+                if self.fail_after is not None and len(self.published) >= self.fail_after:
+                    result.error = "ConnectionRefusedError: [Errno 111] Connection refused"
+                    break
+                self.published.append(envelope.id)
+                result.confirmed.append(envelope.id)
+        return result
+
+
+@pytest.fixture
+def celery_transport(settings):
+    """The Celery transport, its relay thread flushed and its breaker closed after the test."""
+    from cleave.events.transports import get_transport
+
+    settings.CLEAVE_EVENT_TRANSPORT = "celery"
+    transport = get_transport()
+    transport._broken_until = 0.0
+    yield transport
+    transport.flush(timeout=10)
+    transport._broken_until = 0.0
 
 
 def _pending_rows(count: int, alias: str = "users") -> list[str]:
@@ -131,15 +148,15 @@ def _pending_rows(count: int, alias: str = "users") -> list[str]:
 
 
 @flows
-def test_the_celery_relay_publishes_right_after_commit_and_marks_rows_once_confirmed(
-    settings, monkeypatch
+def test_the_relay_thread_publishes_right_after_commit_and_marks_rows_once_confirmed(
+    celery_transport, monkeypatch
 ):
-    settings.CLEAVE_EVENT_TRANSPORT = "celery"
     recorder = RecordingBroker().install(monkeypatch)
 
     with transaction.atomic(using="users"):
         envelope = publish("user.blocked", {"customer_id": str(uuid.uuid4())})
         assert recorder.published == [], "nothing leaves before commit"
+    assert celery_transport.flush(timeout=10)
 
     assert recorder.published == [envelope.id]
     row = OutboxEvent.objects.using("users").get(pk=envelope.id)
@@ -148,18 +165,81 @@ def test_the_celery_relay_publishes_right_after_commit_and_marks_rows_once_confi
 
 
 @flows
-def test_rows_the_broker_refused_stay_pending_with_the_error_and_the_request_goes_on(
-    settings, monkeypatch, api
+def test_the_committing_request_does_not_wait_for_the_broker(celery_transport, monkeypatch):
+    recorder = RecordingBroker().install(monkeypatch)
+    recorder.gate.clear()  # the broker does not answer
+
+    started = time.monotonic()
+    with transaction.atomic(using="users"):
+        envelope = publish("user.blocked", {"customer_id": str(uuid.uuid4())})
+
+    assert time.monotonic() - started < 2, "the commit returned while the broker was silent"
+    assert OutboxEvent.objects.using("users").get(pk=envelope.id).status == "pending"
+    recorder.gate.set()
+    assert celery_transport.flush(timeout=10)
+    assert OutboxEvent.objects.using("users").get(pk=envelope.id).status == "published"
+
+
+@flows
+def test_commits_made_while_the_relay_thread_waits_for_the_broker_go_out_in_one_round(
+    celery_transport, monkeypatch
 ):
-    settings.CLEAVE_EVENT_TRANSPORT = "celery"
+    recorder = RecordingBroker().install(monkeypatch)
+    recorder.gate.clear()
+    ids = []
+    for _ in range(6):
+        with transaction.atomic(using="users"):
+            ids.append(publish("user.blocked", {"customer_id": str(uuid.uuid4())}).id)
+        assert recorder.called.wait(timeout=10), "the first commit woke the thread"
+
+    recorder.gate.set()
+    assert celery_transport.flush(timeout=10)
+
+    # the first commit woke the thread; the five made while it waited went together
+    assert recorder.batches == [ids[:1], ids[1:]]
+    rows = OutboxEvent.objects.using("users").filter(pk__in=ids)
+    assert set(rows.values_list("status", "attempts")) == {("published", 1)}
+
+
+@flows
+def test_rows_the_broker_did_not_confirm_stay_pending_for_the_sweep(celery_transport, monkeypatch):
+    recorder = RecordingBroker(fail_after=1).install(monkeypatch)
+    recorder.gate.clear()
+    ids = []
+    for _ in range(3):
+        with transaction.atomic(using="users"):
+            ids.append(publish("user.blocked", {"customer_id": str(uuid.uuid4())}).id)
+        assert recorder.called.wait(timeout=10)
+    recorder.gate.set()
+    assert celery_transport.flush(timeout=10)
+
+    statuses = dict(OutboxEvent.objects.using("users").values_list("id", "status"))
+    assert [statuses[uuid.UUID(i)] for i in ids] == ["published", "pending", "pending"]
+    failed = OutboxEvent.objects.using("users").get(pk=ids[2])
+    assert failed.attempts == 1 and "ConnectionRefusedError" in failed.last_error
+    assert recorder.batches == [ids[:1], ids[1:]]
+
+    recorder.fail_after = None
+    celery_transport._broken_until = 0.0
+    from cleave.events.relay import sweep
+
+    sweep(["users"], grace=timezone.timedelta(0))
+    assert not OutboxEvent.objects.using("users").filter(pk__in=ids, status="pending").exists()
+    assert recorder.published == ids
+
+
+@flows
+def test_rows_the_broker_refused_stay_pending_with_the_error_and_the_request_goes_on(
+    celery_transport, monkeypatch, api
+):
     recorder = RecordingBroker(fail_after=0).install(monkeypatch)
-    monkeypatch.setattr(CeleryTransport, "BREAKER_SECONDS", 0)
 
     response = api.post(
         "/api/users/",
         {"email": "ada@example.com", "password": "correct horse", "name": "Ada"},
         format="json",
     )
+    assert celery_transport.flush(timeout=10)
 
     assert response.status_code == 201, response.content
     row = OutboxEvent.objects.using("users").get(type="user.created")
@@ -175,8 +255,57 @@ def test_rows_the_broker_refused_stay_pending_with_the_error_and_the_request_goe
 
 
 @flows
-def test_a_broker_failing_mid_batch_keeps_only_the_unconfirmed_rows_pending(settings, monkeypatch):
-    settings.CLEAVE_EVENT_TRANSPORT = "celery"
+def test_after_a_broker_failure_the_relay_thread_leaves_new_rows_to_the_sweep_for_a_while(
+    celery_transport, monkeypatch
+):
+    recorder = RecordingBroker(fail_after=0).install(monkeypatch)
+    with transaction.atomic(using="users"):
+        first = publish("user.blocked", {"customer_id": str(uuid.uuid4())})
+    assert celery_transport.flush(timeout=10)
+    recorder.fail_after = None  # the broker is back, but the thread does not know yet
+
+    with transaction.atomic(using="users"):
+        second = publish("user.blocked", {"customer_id": str(uuid.uuid4())})
+    assert celery_transport.flush(timeout=10)
+
+    assert recorder.batches == [[first.id]], "no attempt while the breaker is open"
+    second_row = OutboxEvent.objects.using("users").get(pk=second.id)
+    assert (second_row.status, second_row.attempts) == ("pending", 0)
+
+
+def test_a_forked_process_gets_a_relay_thread_of_its_own(celery_transport, monkeypatch):
+    import os
+
+    parent = celery_transport.outlet()
+    assert celery_transport.outlet() is parent
+
+    monkeypatch.setattr(os, "getpid", lambda: parent.pid + 1)  # as in a child after fork()
+
+    child = celery_transport.outlet()
+    assert child is not parent and child.pid == parent.pid + 1
+    assert child._thread.is_alive() and child._thread is not parent._thread
+
+
+def test_a_process_that_exits_waits_a_while_for_its_relay_thread():
+    from cleave.events.relay import Outlet
+
+    published: list[str] = []
+
+    def slow(alias, envelopes):
+        time.sleep(0.3)
+        published.extend(envelopes)
+
+    outlet = Outlet(slow, exit_timeout=5)
+    outlet.put("users", ["a", "b"])
+    outlet._at_exit()  # what atexit runs
+
+    assert published == ["a", "b"]
+
+
+@flows
+def test_a_broker_failing_mid_batch_keeps_only_the_unconfirmed_rows_pending(
+    celery_transport, monkeypatch
+):
     RecordingBroker(fail_after=2).install(monkeypatch)
     ids = _pending_rows(4)
 
@@ -188,8 +317,9 @@ def test_a_broker_failing_mid_batch_keeps_only_the_unconfirmed_rows_pending(sett
 
 
 @flows
-def test_the_sweep_leaves_young_rows_to_the_process_that_committed_them(settings, monkeypatch):
-    settings.CLEAVE_EVENT_TRANSPORT = "celery"
+def test_the_sweep_leaves_young_rows_to_the_process_that_committed_them(
+    settings, celery_transport, monkeypatch
+):
     settings.CLEAVE_EVENT_RELAY_GRACE = 5  # the old rows are 10 s old
     recorder = RecordingBroker().install(monkeypatch)
     with transaction.atomic(using="users"):
@@ -315,9 +445,75 @@ def test_a_failing_handler_gets_a_retry_sent_to_its_own_queue_only(
 
 
 @flows
+def test_a_batch_message_applies_each_event_and_dead_letters_only_its_poison():
+    first, second = _envelope(), _envelope()
+    poison = _envelope()
+    poison.data.pop("email")  # breaks user.created's schema
+
+    results = worker.handle(
+        _app("orders"),
+        [first.to_dict(), "not an envelope", poison.to_dict(), second.to_dict()],
+    )
+
+    assert [r.outcome for r in results] == ["applied", "dead", "applied"]
+    inbox = set(InboxRecord.objects.using("orders").values_list("event_id", flat=True))
+    assert inbox == {uuid.UUID(first.id), uuid.UUID(second.id)}
+    letters = DeadLetter.objects.using("orders").order_by("dead_at")
+    assert [(letter.reason, str(letter.event_id)) for letter in letters][1:] == [
+        ("invalid_payload", poison.id)
+    ]
+    assert letters[0].reason == "malformed"
+
+
+@flows
+def test_a_batch_delivered_again_applies_only_the_events_it_had_not():
+    applied, new = _envelope(), _envelope()
+    worker.handle(_app("orders"), [applied.to_dict()])
+
+    # the worker died before acknowledging a message holding it and another event
+    results = worker.handle(_app("orders"), [applied.to_dict(), new.to_dict()])
+
+    assert [r.outcome for r in results] == ["duplicate", "applied"]
+    assert InboxRecord.objects.using("orders").filter(event_id=applied.id).count() == 1
+
+
+@flows
+def test_a_failing_handler_in_a_batch_is_retried_for_its_event_alone(
+    settings, monkeypatch, local_subscriber
+):
+    settings.CLEAVE_EVENT_RETRY_BASE = 10
+    sent: list[tuple[str, str, list]] = []
+    monkeypatch.setattr(
+        broker,
+        "send_to_context",
+        lambda label, envelope, handlers=None, countdown=0: sent.append(
+            (label, envelope.id, handlers)
+        ),
+    )
+    events = [_envelope() for _ in range(3)]
+    broken_id = events[1].id
+
+    def picky(envelope):
+        if envelope.id == broken_id:
+            raise RuntimeError("boom")
+
+    handler = local_subscriber(picky, "user.created")  # in the users context
+    name = f"{handler.__module__}.{handler.__qualname__}"
+
+    results = worker.handle(_app("users"), [e.to_dict() for e in events])
+
+    assert [r.outcome for r in results] == ["applied", "retry", "applied"]
+    assert sent == [("users", broken_id, [name])]
+    # the same message again: the retry is not due, the others are in the inbox
+    again = worker.handle(_app("users"), [e.to_dict() for e in events])
+    assert [r.outcome for r in again] == ["duplicate", "skipped", "duplicate"]
+    assert Delivery.objects.using("users").get(event_id=broken_id).attempts == 1
+
+
+@flows
 def test_a_message_that_is_not_an_event_is_dead_lettered_as_malformed():
     worker.handle(_app("analytics"), {"type": "user.created", "data": "nonsense"})
-    worker.handle(_app("analytics"), ["not", "an", "envelope"])
+    worker.handle(_app("analytics"), "not an envelope")
 
     letters = DeadLetter.objects.using("analytics").order_by("dead_at")
     assert [letter.reason for letter in letters] == ["malformed", "malformed"]
@@ -331,7 +527,7 @@ def test_a_worker_hands_a_message_back_when_it_cannot_record_anything(monkeypatc
     def database_down(*args, **kwargs):
         raise ConnectionError("database is down")
 
-    monkeypatch.setattr(consumer, "consume", database_down)
+    monkeypatch.setattr(consumer, "consume_many", database_down)
 
     with pytest.raises(Reject) as rejected:
         worker.handle(_app("analytics"), _envelope().to_dict())

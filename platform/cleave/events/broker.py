@@ -1,10 +1,13 @@
 """
 Talking to the broker for the Celery transport: the project's Celery app,
-publishing an event to the topic exchange, sending one context a retry or a
-redrive, and knowing which broker instance accepted a message.
+publishing events to the topic exchange (`EventPublisher`), sending one
+context a retry or a redrive, and knowing which broker instance accepted a
+message.
 
 Every message is a plain Celery task message for `cleave.events.handle`, so
-workers are ordinary `celery -A config worker -Q <context>` processes.
+workers are ordinary `celery -A config worker -Q <context>` processes. A
+message carries one event, or several consecutive events of one type
+(`CLEAVE_EVENT_MESSAGE_EVENTS`), which the worker runs one by one.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -24,14 +27,7 @@ from .envelope import Envelope
 
 logger = logging.getLogger("cleave.events")
 
-# Publishing from a request must not hang on a broker that is away: a couple of
-# quick reconnects, then the row stays pending for the sweeper.
-FAST_RETRY_POLICY = {
-    "max_retries": 1,
-    "interval_start": 0,
-    "interval_step": 0.2,
-    "interval_max": 0.5,
-}
+# Sending a retry or a redrive: a couple of quick reconnects, then give up.
 SWEEP_RETRY_POLICY = {
     "max_retries": 2,
     "interval_start": 0,
@@ -76,14 +72,6 @@ def epoch(connection) -> str:
     return str(client.info("server").get("run_id", ""))
 
 
-@contextlib.contextmanager
-def producer() -> Iterator[Any]:
-    """A pooled producer; its connection has publisher confirms on RabbitMQ."""
-    app = celery_app()
-    with app.producer_or_acquire() as prod:
-        yield prod
-
-
 def ensure_topology(connection, broker_epoch: str) -> None:
     """Declare exchanges, queues and bindings once per broker instance and process."""
     key = (connection.as_uri(), broker_epoch)
@@ -98,37 +86,231 @@ def forget_topology() -> None:
     _declared.clear()
 
 
-def publish_event(prod, envelope: Envelope, *, retry_policy: dict[str, Any]) -> None:
-    """
-    Publish one event to the topic exchange, routing key = its type.
+def events_per_message() -> int:
+    """At most this many events of one type travel in one message (1: one message per event)."""
+    return max(1, int(getattr(settings, "CLEAVE_EVENT_MESSAGE_EVENTS", 50)))
 
-    Returns once the broker confirmed it (RabbitMQ: `confirm_publish`), raises
-    otherwise. The broker copies it into every context queue bound to the type.
-    The message is Celery's own task message (built by Celery), published
-    without `send_task`'s routing and signals, which the topic route needs not.
+
+def confirm_timeout() -> float:
+    """Seconds to wait for the broker's confirms of one batch before giving it up."""
+    return float(getattr(settings, "CLEAVE_EVENT_CONFIRM_TIMEOUT", 10.0))
+
+
+def group(envelopes: list[Envelope], *, size: int) -> list[list[Envelope]]:
+    """
+    Consecutive events of one type, at most `size` per message, in publish order.
+
+    Only neighbours are grouped (A1 B1 A2 makes three messages), so a
+    subscriber sees them in the order they were published.
+    """
+    groups: list[list[Envelope]] = []
+    for envelope in envelopes:
+        last = groups[-1] if groups else None
+        if last is not None and last[0].type == envelope.type and len(last) < size:
+            last.append(envelope)
+        else:
+            groups.append([envelope])
+    return groups
+
+
+def task_message(envelopes: list[Envelope]) -> tuple[Any, dict, dict]:
+    """
+    Celery's own task message for `cleave.events.handle`: (body, headers, properties).
+
+    One event travels as its envelope (the argument is an object), several as
+    a list of envelopes; the worker takes both.
     """
     app = celery_app()
+    first = envelopes[0]
+    if len(envelopes) == 1:
+        argument: Any = first.to_dict()
+        argsrepr = f"<{first.type} {first.id}>"
+    else:
+        argument = [envelope.to_dict() for envelope in envelopes]
+        argsrepr = f"<{len(envelopes)} x {first.type} {first.id}...>"
     headers, properties, body, _ = app.amqp.create_task_message(
         uuid(),
         topology.TASK_NAME,
-        [envelope.to_dict()],
+        [argument],
         {},
         ignore_result=True,
-        argsrepr=f"<{envelope.type} {envelope.id}>",
+        argsrepr=argsrepr,
         kwargsrepr="{}",
     )
-    headers.update(cleave_event_id=envelope.id, cleave_event_type=envelope.type)
-    prod.publish(
-        body,
-        exchange=topology.exchange_name(),
-        routing_key=envelope.type,
-        headers=headers,
-        serializer="json",
-        delivery_mode=2,
-        retry=True,
-        retry_policy=retry_policy,
-        **properties,
-    )
+    headers.update(cleave_event_id=first.id, cleave_event_type=first.type)
+    if len(envelopes) > 1:
+        headers["cleave_event_count"] = len(envelopes)
+    return body, headers, properties
+
+
+@dataclass
+class Published:
+    """What one `EventPublisher.publish()` achieved."""
+
+    confirmed: list[str] = field(default_factory=list)  # event ids the broker confirmed
+    epoch: str = ""  # the broker instance that confirmed them (see `epoch()`)
+    error: str = ""  # why the others were not confirmed
+
+
+class EventPublisher:
+    """
+    Publish events to the topic exchange, routing key = their type, over a
+    connection of its own.
+
+    RabbitMQ: the channel is in confirm mode and the confirms are pipelined:
+    every message of a batch is sent, then the broker's acks are awaited
+    together (one round trip and one disk flush for the batch instead of one
+    per event). kombu's `confirm_publish` transport option would wait after
+    each message, so this connection turns it off and selects confirms on its
+    channel itself; py-amqp reports the acks (`basic_ack`, `basic_nack`, with
+    the `multiple` flag) through `channel.events`. Redis has no confirms: the
+    messages are sent in one pipeline (kombu's `Producer.batch()`) and count
+    as confirmed once Redis accepted it.
+
+    Not thread-safe: each thread uses its own (`event_publisher()`).
+    """
+
+    def __init__(self) -> None:
+        self._connection: Any = None
+        self._channel: Any = None
+        self._producer: Any = None
+        self._redis = False
+        self._next_tag = 0
+        self._unconfirmed: dict[int, list[str]] = {}
+        self._confirmed: list[str] = []
+        self._refused: list[str] = []
+
+    # --- the connection -----------------------------------------------------------------
+
+    def _connect(self) -> None:
+        from kombu import Producer
+
+        app = celery_app()
+        connection = app.connection_for_write()
+        self._redis = is_redis(connection)
+        if not self._redis:
+            connection = app.connection_for_write(transport_options={"confirm_publish": False})
+        try:
+            connection.ensure_connection(max_retries=1, timeout=connect_timeout())
+            channel = connection.channel()
+            if not self._redis:
+                channel.confirm_select()
+                channel.events["basic_ack"].add(self._on_ack)
+                channel.events["basic_nack"].add(self._on_nack)
+        except BaseException:
+            connection.release()
+            raise
+        self._connection, self._channel = connection, channel
+        self._producer = Producer(channel, auto_declare=False)
+        self._next_tag = 0
+        self._unconfirmed.clear()
+
+    def close(self) -> None:
+        """Drop the connection (the next publish opens another)."""
+        connection, self._connection = self._connection, None
+        self._channel = self._producer = None
+        self._unconfirmed.clear()
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.release()
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(delivery_tag, multiple, self._confirmed)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(delivery_tag, multiple, self._refused)
+
+    def _settle(self, delivery_tag: int, multiple: bool, into: list[str]) -> None:
+        tags = [t for t in self._unconfirmed if t <= delivery_tag] if multiple else [delivery_tag]
+        for tag in tags:
+            into.extend(self._unconfirmed.pop(tag, ()))
+
+    # --- publishing ---------------------------------------------------------------------
+
+    def publish(self, envelopes: list[Envelope]) -> Published:
+        """
+        Publish `envelopes` and return which of them the broker confirmed.
+
+        Never raises for a broker problem: what was not confirmed is in
+        `error`. A connection that had failed since its last use is replaced
+        once (the broker restarted meanwhile) before giving up.
+        """
+        reused = self._connection is not None
+        result = self._publish_once(envelopes)
+        if result.error and not result.confirmed and reused:
+            result = self._publish_once(envelopes)
+        return result
+
+    def _publish_once(self, envelopes: list[Envelope]) -> Published:
+        self._confirmed, self._refused = [], []
+        result = Published()
+        try:
+            if self._connection is None:
+                self._connect()
+            result.epoch = epoch(self._connection)
+            ensure_topology(self._connection, result.epoch)
+            messages = group(envelopes, size=events_per_message())
+            if self._redis:
+                with self._producer.batch():
+                    for batch in messages:
+                        self._send(batch)
+                self._confirmed = [e.id for e in envelopes]
+            else:
+                for batch in messages:
+                    self._send(batch)
+                    self._next_tag += 1
+                    self._unconfirmed[self._next_tag] = [e.id for e in batch]
+                self._await_confirms()
+        except Exception as exc:
+            forget_topology()
+            self.close()
+            result.error = f"{type(exc).__name__}: {exc}"
+        result.confirmed = list(self._confirmed)
+        if self._refused and not result.error:
+            result.error = f"the broker refused {len(self._refused)} event(s) (basic.nack)"
+        return result
+
+    def _send(self, batch: list[Envelope]) -> None:
+        body, headers, properties = task_message(batch)
+        self._producer.publish(
+            body,
+            exchange=topology.exchange_name(),
+            routing_key=batch[0].type,
+            headers=headers,
+            serializer="json",
+            delivery_mode=2,
+            **properties,
+        )
+
+    def _await_confirms(self) -> None:
+        import time
+
+        deadline = time.monotonic() + confirm_timeout()
+        while self._unconfirmed:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{len(self._unconfirmed)} message(s) not confirmed in time")
+            try:
+                self._connection.drain_events(timeout=remaining)
+            except TimeoutError:  # socket.timeout: nothing arrived yet
+                continue
+
+
+def connect_timeout() -> float:
+    return float(getattr(settings, "CELERY_BROKER_CONNECTION_TIMEOUT", 3.0))
+
+
+_publishers = threading.local()
+
+
+def event_publisher() -> EventPublisher:
+    """This thread's `EventPublisher` (a new one in a forked child: sockets are not shared)."""
+    import os
+
+    current = getattr(_publishers, "current", None)
+    if current is None or current[0] != os.getpid():
+        current = _publishers.current = (os.getpid(), EventPublisher())
+    return current[1]
 
 
 def send_to_context(

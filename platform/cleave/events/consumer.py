@@ -102,8 +102,47 @@ def consume(
     label = sub.context.label
     if fresh:
         return _attempt(sub, envelope, alias, label, None, validated=True)
-    now = timezone.now()
     delivery = Delivery.objects.using(alias).filter(event_id=envelope.id, handler=sub.name).first()
+    return _consume(sub, envelope, alias, label, delivery, force=force)
+
+
+def consume_many(sub: bus.Subscription, envelopes: list[Envelope]) -> list[Result]:
+    """
+    `consume()` for several events (a batch message), one result per envelope.
+
+    Their delivery records are read with one query instead of one each; then
+    every event is attempted on its own, in its own transaction, as by
+    `consume()`.
+    """
+    import uuid
+
+    Delivery, _ = _models()
+    alias = sub.context.database
+    label = sub.context.label
+    known = {
+        delivery.event_id: delivery
+        for delivery in Delivery.objects.using(alias).filter(
+            event_id__in=[envelope.id for envelope in envelopes], handler=sub.name
+        )
+    }
+    return [
+        _consume(sub, envelope, alias, label, known.get(uuid.UUID(str(envelope.id))))
+        for envelope in envelopes
+    ]
+
+
+def _consume(
+    sub: bus.Subscription,
+    envelope: Envelope,
+    alias: str,
+    label: str,
+    delivery,
+    *,
+    force: bool = False,
+) -> Result:
+    """Attempt unless the delivery record says someone else owns this event."""
+    Delivery, _ = _models()
+    now = timezone.now()
     if delivery is not None and not force:
         if delivery.status == Delivery.Status.DEAD:
             return Result(sub.name, label, Outcome.SKIPPED)

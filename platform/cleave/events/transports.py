@@ -6,11 +6,11 @@ them (`CLEAVE_EVENT_TRANSPORT`); handlers, envelope and inbox do not change.
   every local subscriber, each in its own transaction on its own alias. A
   failing handler gets a `Delivery` row and is retried by the relay sweep with
   backoff; after the last attempt it is dead-lettered.
-- `celery`: right after the commit, this process publishes the rows to the
-  broker's topic exchange (marking them published only once the broker
-  confirmed) and Celery workers consume one durable queue per context
-  (`cleave.tasks.handle_event`). Failures are retried by the worker with
-  backoff, then dead-lettered.
+- `celery`: right after the commit, a relay thread of this process publishes
+  the rows to the broker's topic exchange (marking them published only once
+  the broker confirmed) and Celery workers consume one durable queue per
+  context (`cleave.tasks.handle_event`). Failures are retried by the worker
+  with backoff, then dead-lettered.
 
 Both have a sweep (`python manage.py events relay`, the periodic job
 `cleave.events.relay_sweep`, Celery beat) that recovers what a crash left
@@ -20,6 +20,8 @@ behind: rows still pending after a grace period, and retries that are due.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from collections.abc import Iterable
 from datetime import timedelta
@@ -208,31 +210,63 @@ class CeleryTransport(Transport):
     """
     The relay publishes to the broker; Celery workers run the handlers.
 
-    `committed()` is the relay's fast path, run by the committing process right
-    after commit (no polling delay). If the broker is unreachable it backs off
-    for a few seconds (the rows stay pending; the sweep publishes them), so a
-    broker outage slows no request by more than one failed attempt.
+    `committed()` is the relay's fast path: it queues the envelopes a
+    transaction has just committed for this process's relay thread
+    (`relay.Outlet`) and returns, so a request never waits for the broker.
+    The thread publishes whatever has accumulated with pipelined publisher
+    confirms and marks the confirmed rows published with one UPDATE
+    (`publish_committed()`). If the broker fails, the thread backs off for a
+    few seconds; the rows stay pending and the sweep publishes them.
     """
 
     name = "celery"
     BREAKER_SECONDS = 5.0
+    # how long a process that exits waits for its relay thread to publish what it committed
+    FLUSH_AT_EXIT_SECONDS = 5.0
 
     def __init__(self) -> None:
         self._broken_until = 0.0
+        self._outlet = None
+        self._outlet_lock = threading.Lock()
 
     def committed(
         self, alias: str, event_ids: Iterable[UUID], envelopes: list | None = None
     ) -> None:
+        if envelopes is not None:
+            if not self.outlet().put(alias, list(envelopes)):
+                logger.warning("Relay queue full: events of %s are left to the sweep", alias)
+            return
+        # rows handed over by id (the admin's "deliver again"): read, lock and publish them now
         if time.monotonic() < self._broken_until:
             return
         try:
-            if envelopes is None:
-                self.publish(alias, ids=list(event_ids), fast=True)
-            else:
-                self.publish_committed(alias, envelopes)
-        except Exception:  # never let the broker break the publisher's request
+            self.publish(alias, ids=list(event_ids))
+        except Exception:  # never let the broker break the caller's request
             self._broken_until = time.monotonic() + self.BREAKER_SECONDS
             logger.exception("Publishing events of %s failed; the relay sweep will retry", alias)
+
+    def outlet(self):
+        """This process's relay thread, started on first use (and anew in a forked child)."""
+        from .relay import Outlet
+
+        outlet = self._outlet
+        if outlet is None or outlet.pid != os.getpid():
+            with self._outlet_lock:
+                outlet = self._outlet
+                if outlet is None or outlet.pid != os.getpid():
+                    outlet = self._outlet = Outlet(
+                        self.publish_committed,
+                        limit=relay_batch(),
+                        exit_timeout=self.FLUSH_AT_EXIT_SECONDS,
+                    )
+        return outlet
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until the relay thread handled everything committed so far."""
+        outlet = self._outlet
+        if outlet is None or outlet.pid != os.getpid():
+            return True
+        return outlet.flush(timeout)
 
     def deliver_pending(self, alias: str, *, limit: int = 500, older_than=None) -> int:
         total = self.republish_lost(alias)
@@ -242,7 +276,7 @@ class CeleryTransport(Transport):
             if count < min(limit, relay_batch()) or total >= limit:
                 return total
 
-    def publish(self, alias: str, *, ids=None, older_than=None, limit=None, fast=False) -> int:
+    def publish(self, alias: str, *, ids=None, older_than=None, limit=None) -> int:
         """
         Publish pending rows of `alias` and mark them published once confirmed.
 
@@ -253,79 +287,78 @@ class CeleryTransport(Transport):
         from . import broker
         from .models import OutboxEvent
 
-        policy = broker.FAST_RETRY_POLICY if fast else broker.SWEEP_RETRY_POLICY
         with transaction.atomic(using=alias):
             rows = pending_rows(alias, ids=ids, older_than=older_than, limit=limit)
             if not rows:
                 return 0
-            done: list[UUID] = []
-            error = broker_epoch = ""
-            try:
-                with broker.producer() as prod:
-                    broker_epoch = broker.epoch(prod.connection)
-                    broker.ensure_topology(prod.connection, broker_epoch)
-                    for row in rows:
-                        broker.publish_event(prod, row.envelope(), retry_policy=policy)
-                        done.append(row.id)
-            except Exception as exc:
+            result = broker.event_publisher().publish([row.envelope() for row in rows])
+            confirmed = {str(i) for i in result.confirmed}
+            done = [row.id for row in rows if str(row.id) in confirmed]
+            failed = [row.id for row in rows if str(row.id) not in confirmed]
+            if failed:
                 # recorded on the rows (committed below), raised after the commit
-                broker.forget_topology()
-                error = f"{type(exc).__name__}: {exc}"
-                failed = [row.id for row in rows if row.id not in set(done)]
                 OutboxEvent.objects.using(alias).filter(pk__in=failed).update(
-                    attempts=F("attempts") + 1, last_error=error[:20000]
+                    attempts=F("attempts") + 1, last_error=result.error[:20000]
                 )
             OutboxEvent.objects.using(alias).filter(pk__in=done).update(
                 status=OutboxEvent.Status.PUBLISHED,
                 published_at=timezone.now(),
                 attempts=F("attempts") + 1,
                 last_error="",
-                broker_epoch=broker_epoch,
+                broker_epoch=result.epoch,
             )
-        if error:
-            raise PublishError(f"published {len(done)} of {len(rows)} event(s) of {alias}: {error}")
+        if failed:
+            raise PublishError(
+                f"published {len(done)} of {len(rows)} event(s) of {alias}: {result.error}"
+            )
         return len(done)
 
     def publish_committed(self, alias: str, envelopes: list) -> int:
         """
-        The fast path: publish rows this process has just committed, then mark them.
+        The relay thread's work: publish rows this process has just committed,
+        then mark the confirmed ones with one UPDATE.
 
         No lock and no read: nobody else knows these rows yet, and sweeps only
         take rows older than the grace period. Should this path be slower than
         that, a sweep may publish a row as well; the inbox drops the copy. A
         crash before the mark leaves the rows pending for the sweep.
         """
+        from cleave import db
+
         from . import broker
         from .models import OutboxEvent
 
-        done: list[str] = []
-        error = broker_epoch = ""
-        try:
-            with broker.producer() as prod:
-                broker_epoch = broker.epoch(prod.connection)
-                broker.ensure_topology(prod.connection, broker_epoch)
-                for envelope in envelopes:
-                    broker.publish_event(prod, envelope, retry_policy=broker.FAST_RETRY_POLICY)
-                    done.append(envelope.id)
-        except Exception as exc:
-            broker.forget_topology()
-            error = f"{type(exc).__name__}: {exc}"
-        rows = OutboxEvent.objects.using(alias)
-        if done:
-            rows.filter(pk__in=done, status=OutboxEvent.Status.PENDING).update(
-                status=OutboxEvent.Status.PUBLISHED,
-                published_at=timezone.now(),
-                attempts=F("attempts") + 1,
-                last_error="",
-                broker_epoch=broker_epoch,
+        if time.monotonic() < self._broken_until:
+            return 0  # the broker just failed: the sweep publishes these once it is back
+        result = broker.event_publisher().publish(envelopes)
+        if result.confirmed:
+            db.update(
+                OutboxEvent,
+                alias,
+                {
+                    "status": OutboxEvent.Status.PUBLISHED,
+                    "published_at": timezone.now(),
+                    "attempts": db.Add(1),
+                    "last_error": "",
+                    "broker_epoch": result.epoch,
+                },
+                where={"id": result.confirmed, "status": OutboxEvent.Status.PENDING},
             )
-        if error:
-            failed = [e.id for e in envelopes if e.id not in set(done)]
-            rows.filter(pk__in=failed).update(attempts=F("attempts") + 1, last_error=error[:20000])
-            raise PublishError(
-                f"published {len(done)} of {len(envelopes)} event(s) of {alias}: {error}"
-            )
-        return len(done)
+        if not result.error:
+            return len(result.confirmed)
+        self._broken_until = time.monotonic() + self.BREAKER_SECONDS
+        confirmed = set(result.confirmed)
+        failed = [e.id for e in envelopes if e.id not in confirmed]
+        db.update(
+            OutboxEvent,
+            alias,
+            {"attempts": db.Add(1), "last_error": result.error[:20000]},
+            where={"id": failed},
+        )
+        raise PublishError(
+            f"published {len(result.confirmed)} of {len(envelopes)} event(s) of {alias}: "
+            f"{result.error}"
+        )
 
     def republish_lost(self, alias: str) -> int:
         """

@@ -73,9 +73,14 @@ def handle(
     app, raw: Any, *, context: str | None = None, handlers: list[str] | None = None
 ) -> list[consumer.Result]:
     """
-    Run one event message. Handler failures are recorded and retried, never
-    raised; anything else (a database that is down) raises `Reject` with
-    requeue, after a pause, so the broker keeps the message.
+    Run one event message: one envelope, or a list of envelopes (a batch).
+
+    Each event is attempted on its own (its own transaction per handler):
+    a malformed envelope or a failing handler in a batch does not hold up
+    its neighbours. Handler failures are recorded and retried, never raised;
+    anything else (a database that is down) raises `Reject` with requeue,
+    after a pause, so the broker keeps the message (the events of a batch
+    that were applied meanwhile are dropped by the inbox when it returns).
     """
     from celery.exceptions import Reject
 
@@ -85,19 +90,26 @@ def handle(
         except LookupError:
             raise Reject(f"context {context!r} is not served here", requeue=False) from None
     labels = [context] if context else consumed_labels(app)
+    results: list[consumer.Result] = []
+    retries: list[tuple[Envelope, list[consumer.Result]]] = []
     try:
-        try:
-            envelope = parse(raw)
-        except (TypeError, ValueError) as exc:
-            for label in labels:
-                consumer.dead_letter_malformed(get_context(label).database, label, raw, str(exc))
-            return []
-        results: list[consumer.Result] = []
+        envelopes = []
+        for item in raw if isinstance(raw, list) and raw else [raw]:
+            try:
+                envelopes.append(parse(item))
+            except (TypeError, ValueError) as exc:
+                for label in labels:
+                    consumer.dead_letter_malformed(
+                        get_context(label).database, label, item, str(exc)
+                    )
+        by_event: dict[str, list[consumer.Result]] = {e.id: [] for e in envelopes}
         for label in labels:
-            for sub in bus.subscriptions_for(envelope.type, subscriber_context=label):
-                if handlers and sub.name not in handlers:
-                    continue
-                results.append(consumer.consume(sub, envelope))
+            for sub, batch in _subscribers(label, envelopes, handlers):
+                for envelope, result in zip(batch, consumer.consume_many(sub, batch), strict=True):
+                    by_event[envelope.id].append(result)
+        for envelope in envelopes:
+            results.extend(by_event[envelope.id])
+            retries.append((envelope, by_event[envelope.id]))
     except Exception as exc:
         logger.exception("Could not process event message; handing it back to the broker")
         # connections are reused between tasks (CELERY_DB_REUSE_MAX): a broken
@@ -105,8 +117,22 @@ def handle(
         connections.close_all()
         time.sleep(REQUEUE_PAUSE)
         raise Reject(exc, requeue=True) from exc
-    _schedule_retries(envelope, results)
+    for envelope, outcomes in retries:
+        _schedule_retries(envelope, outcomes)
     return results
+
+
+def _subscribers(
+    label: str, envelopes: list[Envelope], handlers: list[str] | None
+) -> list[tuple[bus.Subscription, list[Envelope]]]:
+    """Each subscription of `label` with the events (in message order) it receives."""
+    found: dict[str, tuple[bus.Subscription, list[Envelope]]] = {}
+    for envelope in envelopes:
+        for sub in bus.subscriptions_for(envelope.type, subscriber_context=label):
+            if handlers and sub.name not in handlers:
+                continue
+            found.setdefault(sub.name, (sub, []))[1].append(envelope)
+    return list(found.values())
 
 
 def _schedule_retries(envelope: Envelope, results: list[consumer.Result]) -> None:
