@@ -3,25 +3,33 @@ Checkout throughput and latency through the full checkout saga, against a
 baseline that makes the same database writes in one plain transaction.
 
     .venv/bin/python bench/checkout.py                      # embedded SQLite, then PostgreSQL
-    .venv/bin/python bench/checkout.py --backend sqlite --orders 300
+    .venv/bin/python bench/checkout.py --backend sqlite --orders 300 --clients 1x1,2x4
 
-Each backend runs in its own subprocess (settings are read at start-up) on
-fresh databases: SQLite files in a temporary data directory, or throw-away
-PostgreSQL databases for every context (CLEAVE_BENCH_POSTGRES_URL, default
-postgres://postgres@127.0.0.1:5432), dropped afterwards. In one run the
-subprocess seeds a shop, then times, sequentially:
+Each backend runs on fresh databases: SQLite files in a temporary data
+directory, or throw-away PostgreSQL databases for every context
+(CLEAVE_BENCH_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432),
+dropped afterwards. A seeding subprocess makes a shop of two products (every
+order buys both: the hot items everyone wants) and one customer with a full
+cart per order. Then, for each client level `PxT` (P worker processes of T
+threads each, started together; `1x1` is one client, one order at a time;
+`2x4` is what `make run` serves with: 2 gunicorn workers of 4 threads), and
+for each kind of checkout, the workers check out `--orders` customers between
+them, after warming up on customers of their own:
 
-- the baseline: per order, one transaction (nested atomics on the orders,
-  inventory and payments aliases, which commit together) that writes what a
-  confirmed checkout leaves behind: the order and its lines, the emptied cart,
-  the reservation, its lines and the stock movement, the captured payment;
-  no event bus, no saga, no service client;
-- the saga: `order_checkout()` as the API calls it, which runs the whole
+- saga: `order_checkout()` as the API calls it, which runs the whole
   checkout saga in-process (outbox, events and their handlers, the service
-  client's in-process HTTP calls, the step log) to a confirmed order.
+  client's in-process HTTP calls, the step log) to a confirmed order, then
+  reads the order back as the API does;
+- baseline: the same business writes in one transaction on every alias
+  (nested atomics that commit together), without bus, saga or service
+  client (see `baseline_checkout`);
+- minimal baseline: only the final state of orders, inventory and payments,
+  as a monolith writing just the outcome would (the baseline of earlier runs).
 
-Commits are counted by wrapping the database connections: every `COMMIT` of
-a transaction block, plus every write statement run in autocommit mode.
+Throughput is orders / (last finish - first start) over all clients; p50 and
+p99 are per order. Commits are counted by wrapping the database connections:
+every `COMMIT` of a transaction block, plus every write statement run in
+autocommit mode.
 """
 
 from __future__ import annotations
@@ -79,7 +87,17 @@ def _pg(statement: str) -> None:
         conn.execute(statement)
 
 
-def run_backend(backend: str, orders: int) -> dict:
+def _python(args: list[str], env: dict[str, str], **kwargs) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, **kwargs
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{args[0]} failed:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def run_backend(backend: str, orders: int, levels: list[tuple[int, int]], warm_up: int) -> dict:
+    """Every kind of checkout at every client level, on one backend's fresh databases."""
     with tempfile.TemporaryDirectory(prefix="cleave-bench-") as data_dir:
         env = _clean_env(data_dir)
         created: list[str] = []
@@ -91,28 +109,79 @@ def run_backend(backend: str, orders: int) -> dict:
                     _pg(f"CREATE DATABASE {name}")
                     created.append(name)
                     env[f"{alias.upper()}_DATABASE_URL"] = f"{POSTGRES.rstrip('/')}/{name}"
-            for args in (
-                ["manage.py", "migrate_all", "--noinput"],
-                [str(Path(__file__).resolve()), "--worker", "--orders", str(orders)],
-            ):
-                done = subprocess.run(
-                    [sys.executable, *args],
-                    cwd=ROOT,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                )
-                if done.returncode != 0:
-                    raise RuntimeError(f"{args[0]} failed:\n{done.stdout}\n{done.stderr}")
-            result = json.loads(done.stdout.strip().splitlines()[-1])
+            _python(["manage.py", "migrate_all", "--noinput"], env)
+            per_run = {level: orders + warm_up * level[0] * level[1] for level in levels}
+            needed = sum(per_run.values()) * len(RUNS)
+            seeded = _python([str(Path(__file__).resolve()), "--seed", str(needed)], env)
+            customers = json.loads(seeded.stdout.strip().splitlines()[-1])
+            result: dict = {"backend": BACKENDS[backend], "levels": {}}
+            for level in levels:
+                runs = {}
+                for kind in RUNS:
+                    batch, customers = customers[: per_run[level]], customers[per_run[level] :]
+                    runs[kind] = _run_clients(env, kind, batch, level, warm_up)
+                runs["ratio"] = runs["saga"]["throughput"] / runs["baseline"]["throughput"]
+                runs["ratio_minimal"] = runs["saga"]["throughput"] / runs["minimal"]["throughput"]
+                result["levels"][f"{level[0]}x{level[1]}"] = runs
         finally:
             for name in created:
                 _pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    result["backend"] = "embedded SQLite" if backend == "sqlite" else "PostgreSQL"
     return result
 
 
+def _run_clients(
+    env: dict[str, str], kind: str, customers: list[str], level: tuple[int, int], warm_up: int
+) -> dict:
+    """Start P worker processes of T threads, let them warm up, then time them together."""
+    processes, threads = level
+    workers = []
+    try:
+        for n in range(processes):
+            worker = subprocess.Popen(
+                [sys.executable, str(Path(__file__).resolve()), "--worker", kind],
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            mine = customers[n::processes]
+            worker.stdin.write(
+                json.dumps({"customers": mine, "threads": threads, "warm_up": warm_up})
+            )
+            worker.stdin.write("\n")
+            worker.stdin.flush()
+            workers.append(worker)
+        for worker in workers:  # every worker has warmed up and waits
+            if worker.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"a {kind} worker did not start")
+        for worker in workers:
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
+        reports = []
+        for worker in workers:
+            out, _ = worker.communicate(timeout=1800)
+            if worker.returncode != 0:
+                raise RuntimeError(f"a {kind} worker failed with exit code {worker.returncode}")
+            reports.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+    latencies = sorted(ms for report in reports for ms in report["latencies_ms"])
+    count = len(latencies)
+    elapsed = max(r["finished"] for r in reports) - min(r["started"] for r in reports)
+    return {
+        "orders": count,
+        "seconds": round(elapsed, 3),
+        "throughput": count / elapsed,
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": latencies[min(count - 1, round(0.99 * (count - 1)))],
+        "commits_per_order": sum(r["commits"] for r in reports) / count,
+    }
+
+
+BACKENDS = {"sqlite": "embedded SQLite", "postgres": "PostgreSQL"}
 RUNS = {
     "minimal": "minimal baseline",
     "baseline": "baseline",
@@ -120,44 +189,73 @@ RUNS = {
 }
 
 
-def _row(result: dict, kind: str) -> str:
-    r = result[kind]
-    return (
-        f"| {result['backend']} | {RUNS[kind]} | {r['orders']} | {r['throughput']:.1f} | "
-        f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['commits_per_order']:.1f} |"
-    )
-
-
 def report(results: list[dict]) -> str:
     lines = [
-        "| backend | run | orders | orders/s | p50 ms | p99 ms | commits/order |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| backend | clients | run | orders | orders/s | p50 ms | p99 ms | commits/order |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for result in results:
-        lines += [_row(result, kind) for kind in RUNS]
+        for level, runs in result["levels"].items():
+            for kind, label in RUNS.items():
+                r = runs[kind]
+                lines.append(
+                    f"| {result['backend']} | {level} | {label} | {r['orders']} | "
+                    f"{r['throughput']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+                    f"{r['commits_per_order']:.1f} |"
+                )
     lines.append("")
     for result in results:
-        lines.append(
-            f"{result['backend']}: saga / baseline throughput = {result['ratio']:.2f}x "
-            f"(target ≥ 0.5x); saga / minimal baseline = {result['ratio_minimal']:.2f}x; "
-            f"{result['saga']['commits_per_order']:.1f} commits per order through the saga, "
-            f"{result['baseline']['commits_per_order']:.1f} in the baseline."
-        )
+        for level, runs in result["levels"].items():
+            lines.append(
+                f"{result['backend']}, {level} clients: saga / baseline throughput = "
+                f"{runs['ratio']:.2f}x (target >= 0.5x); saga / minimal baseline = "
+                f"{runs['ratio_minimal']:.2f}x; {runs['saga']['commits_per_order']:.1f} commits "
+                f"per order through the saga, {runs['baseline']['commits_per_order']:.1f} in the "
+                "baseline."
+            )
     return "\n".join(lines)
+
+
+def _level(text: str) -> tuple[int, int]:
+    processes, _, threads = text.partition("x")
+    try:
+        level = int(processes), int(threads or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not PxT, e.g. 2x4") from None
+    if min(level) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: processes and threads are at least 1")
+    return level
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
-    parser.add_argument("--orders", type=int, default=200)
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--orders", type=int, default=200, help="orders per run (all clients)")
+    parser.add_argument(
+        "--clients",
+        default="1x1,2x4",
+        help="comma-separated client levels PxT: P processes of T threads (default 1x1,2x4)",
+    )
+    parser.add_argument("--warm-up", type=int, default=5, help="untimed orders per client")
     parser.add_argument("--json", action="store_true", help="print the raw results as JSON")
+    parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=list(RUNS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker:
-        print(json.dumps(_measure(args.orders)))
+    if args.seed is not None:
+        _setup_django()
+        print(json.dumps([str(customer) for customer in _seed(args.seed)]))
         return []
+    if args.worker:
+        _work(args.worker)
+        return []
+    try:
+        levels = [_level(text) for text in args.clients.split(",")]
+    except argparse.ArgumentTypeError as exc:
+        parser.error(str(exc))
+    if args.orders < 1:
+        parser.error("--orders must be at least 1")
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
-    results = [run_backend(backend, args.orders) for backend in backends]
+    results = [run_backend(b, args.orders, levels, args.warm_up) for b in backends]
     print(json.dumps(results, indent=2) if args.json else report(results))
     return results
 
@@ -169,7 +267,14 @@ class CommitCounter:
     """Count commits on every connection: transaction blocks and autocommit writes."""
 
     def __init__(self) -> None:
+        import threading
+
         self.count = 0
+        self._lock = threading.Lock()
+
+    def add(self) -> None:
+        with self._lock:
+            self.count += 1
 
     def install(self) -> None:
         from django.db.backends.base.base import BaseDatabaseWrapper
@@ -179,7 +284,7 @@ class CommitCounter:
         original_commit = BaseDatabaseWrapper.commit
 
         def commit(self):
-            counter.count += 1
+            counter.add()
             return original_commit(self)
 
         BaseDatabaseWrapper.commit = commit
@@ -189,7 +294,7 @@ class CommitCounter:
             if not connection.in_atomic_block and connection.get_autocommit():
                 verb = sql.lstrip().split(" ", 1)[0].upper()
                 if verb in {"INSERT", "UPDATE", "DELETE", "REPLACE"}:
-                    counter.count += 1
+                    counter.add()
             return execute(sql, params, many, context)
 
         def on_connect(sender, connection, **kwargs):
@@ -400,49 +505,72 @@ def saga_checkout(customer_id) -> None:
     assert order.status == "confirmed", (order.status, order.cancellation_reason)
 
 
-def _time(fn, customers: list, counter: CommitCounter) -> dict:
-    latencies = []
-    commits_before = counter.count
-    started = time.perf_counter()
-    for customer_id in customers:
-        t0 = time.perf_counter()
-        fn(customer_id)
-        latencies.append((time.perf_counter() - t0) * 1000)
-    elapsed = time.perf_counter() - started
-    latencies.sort()
-    return {
-        "orders": len(customers),
-        "seconds": round(elapsed, 3),
-        "throughput": len(customers) / elapsed,
-        "p50_ms": statistics.median(latencies),
-        "p99_ms": latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))],
-        "commits_per_order": (counter.count - commits_before) / len(customers),
-    }
-
-
-def _measure(orders: int) -> dict:
+def _setup_django() -> None:
     sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()
-    warm_up = 10
-    runs = {
+
+
+def _work(kind: str) -> None:
+    """
+    One client process: warm up, say `ready`, wait for `go`, check out its
+    customers on T threads, print when it started and finished and each
+    order's latency.
+    """
+    _setup_django()
+    import threading
+
+    from django.db import connections
+
+    job = json.loads(sys.stdin.readline())
+    fn = {
         "minimal": minimal_baseline_checkout,
         "baseline": baseline_checkout,
         "saga": saga_checkout,
-    }
-    per_run = orders + warm_up
-    customers = _seed(len(runs) * per_run)
+    }[kind]
+    threads = job["threads"]
+    customers = [uuid.UUID(c) for c in job["customers"]]
+    warm, timed = customers[: job["warm_up"] * threads], customers[job["warm_up"] * threads :]
+    for customer_id in warm:
+        fn(customer_id)
     counter = CommitCounter()
     counter.install()
-    groups = {name: customers[n * per_run : (n + 1) * per_run] for n, name in enumerate(runs)}
-    for name, fn in runs.items():
-        for customer_id in groups[name][:warm_up]:
-            fn(customer_id)
-    results = {name: _time(fn, groups[name][warm_up:], counter) for name, fn in runs.items()}
-    results["ratio"] = results["saga"]["throughput"] / results["baseline"]["throughput"]
-    results["ratio_minimal"] = results["saga"]["throughput"] / results["minimal"]["throughput"]
-    return results
+    latencies: list[float] = []
+    failures: list[BaseException] = []
+
+    def client(share: list) -> None:
+        try:
+            for customer_id in share:
+                started = time.perf_counter()
+                fn(customer_id)
+                latencies.append((time.perf_counter() - started) * 1000)
+        except BaseException as exc:  # reported below: a failed order fails the run
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    workers = [threading.Thread(target=client, args=(timed[n::threads],)) for n in range(threads)]
+    print("ready", flush=True)
+    sys.stdin.readline()
+    started = time.time()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    finished = time.time()
+    if failures:
+        raise failures[0]
+    print(
+        json.dumps(
+            {
+                "started": started,
+                "finished": finished,
+                "latencies_ms": latencies,
+                "commits": counter.count,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -59,8 +59,48 @@ def test_an_in_process_call_carries_the_flow_ids_caller_and_token(customer):
     principal = decode_service_token(headers["X-Service-Token"])
     assert principal.name == "orders"
     assert principal.has("users:read")
-    # The target's middleware saw the same request id: the call went through the stack.
+    # The target served the call under the caller's request id, and echoes it.
     assert response.headers["X-Request-ID"] == "req-1"
+
+
+@unit
+def test_an_in_process_call_is_counted_by_caller_target_method_and_status(customer):
+    from prometheus_client import REGISTRY
+
+    labels = {"caller": "orders", "service": "users", "method": "GET", "status": "200"}
+    before = REGISTRY.get_sample_value("cleave_service_call_seconds_count", labels) or 0
+
+    ServiceClient("users", caller="orders").get(f"/customers/{customer.id}").raise_for_status()
+
+    assert REGISTRY.get_sample_value("cleave_service_call_seconds_count", labels) == before + 1
+
+
+@unit
+def test_a_path_no_view_serves_is_a_404_problem_not_an_exception():
+    response = ServiceClient("users", caller="orders").get("/no/such/thing")
+
+    assert response.status_code == 404
+    assert response.json()["status"] == 404
+
+
+@unit
+def test_a_view_that_fails_unexpectedly_answers_500_and_raises_nothing_into_the_caller(
+    customer, monkeypatch
+):
+    from contexts.users import queries
+
+    def broken(**kwargs):
+        raise RuntimeError("the disk is on fire")
+
+    monkeypatch.setattr(queries, "customer_get", broken)
+
+    response = ServiceClient("users", caller="orders").get(f"/customers/{customer.id}")
+
+    assert response.status_code == 500
+    assert response.json()["status"] == 500
+    assert "disk" not in response.content.decode()  # no internals leak to the caller
+    with pytest.raises(ServiceError):
+        response.raise_for_status()
 
 
 @unit

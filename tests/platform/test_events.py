@@ -94,6 +94,30 @@ def test_the_envelope_carries_the_flow_ids_of_the_request(api, local_subscriber)
     assert seen[0].correlation_id == "checkout-7"
 
 
+@flows
+def test_an_event_carries_its_trace_and_its_handler_continues_it(probe_event, local_subscriber):
+    from opentelemetry import trace
+
+    from cleave import observability
+
+    seen: list[int] = []
+    local_subscriber(
+        lambda envelope: seen.append(trace.get_current_span().get_span_context().trace_id),
+        probe_event,
+    )
+
+    with (
+        observability.tracer().start_as_current_span("checkout") as span,
+        transaction.atomic(using="users"),
+    ):
+        envelope = publish(probe_event, {"n": 1})
+    trace_id = span.get_span_context().trace_id
+
+    assert trace_id != 0
+    assert envelope.traceparent.split("-")[1] == format(trace_id, "032x")
+    assert seen == [trace_id]
+
+
 @unit
 def test_publishing_an_unregistered_type_is_refused():
     with pytest.raises(UnknownEventType), transaction.atomic(using="users"):
