@@ -8,16 +8,19 @@ kombu on the same broker as the ceiling.
 Each transport runs on an installation in subprocesses (tests/integration/live.py):
 fresh SQLite files, a publisher process (tests/integration/publisher.py), the
 relay sweep (`manage.py events relay`) and, for Celery, one worker consuming the
-analytics queue (prefork, 2 processes: this machine's cores). Every transport
-runs the same trivial handler (the probe's `noop` mode: the bus records the
-inbox row, the handler does nothing).
+analytics queue (threads pool, 2 threads: this machine's cores; `--pool` and
+`--concurrency` change it). Every transport runs the same trivial handler (the
+probe's `noop` mode: the bus records the inbox row, the handler does nothing).
 
 - throughput: N events published back to back by one process, one
   transaction each; events/s = N / (last handler start - first publish);
+  ev/msg = mean events per broker message (the relay thread puts consecutive
+  events of one type committed while it was busy in one message, at most
+  CLEAVE_EVENT_MESSAGE_EVENTS; set it to 1 for one message per event);
 - latency: M events published 20 ms apart (nothing queues); per event,
   commit → handler = inbox `processed_at` - outbox `occurred_at`, and the
-  relay's share, outbox `published_at` - `occurred_at` (commit, then the
-  broker's confirm);
+  relay's share, outbox `published_at` - `occurred_at` (commit, the relay
+  thread's publish, the broker's confirm);
 - raw kombu, per broker: one process publishing persistent messages (with
   publisher confirms on RabbitMQ, as the relay does), one consumer process
   with the worker's prefetch acknowledging each one; same N and M.
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -34,6 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
@@ -44,7 +49,7 @@ BROKERS = {
 }
 HANDLER = "contexts.analytics.handlers.probe_ticked"
 WORKER_PROCESSES = 2
-WORKER_POOL = "prefork"
+WORKER_POOL = "threads"
 PACE = 0.02
 
 
@@ -101,6 +106,25 @@ def _bus_rows(live, ids: list[str]) -> list[tuple[float, float | None, float]]:
     for key, (occurred, published) in outbox.items():
         rows.append((_ts(occurred), _ts(published) if published else None, _ts(handled[key])))
     return rows
+
+
+def _events_per_message(live, ids: list[str]) -> float:
+    """
+    Mean events per broker message: the relay marks each round's confirmed rows
+    with one UPDATE (one `published_at`), and a round's events of one type go
+    in messages of at most CLEAVE_EVENT_MESSAGE_EVENTS.
+    """
+    from django.conf import settings
+
+    wanted = {uuid.UUID(i).hex for i in ids}
+    rounds = Counter(
+        published
+        for key, published in live.sql("users", "SELECT id, published_at FROM cleave_outboxevent")
+        if key in wanted
+    )
+    size = settings.CLEAVE_EVENT_MESSAGE_EVENTS
+    messages = sum(math.ceil(count / size) for count in rounds.values())
+    return round(len(ids) / messages, 1)
 
 
 def _wait_handled(live, count: int, timeout: float = 300) -> None:
@@ -161,6 +185,8 @@ def bench_bus(name: str, broker_url: str | None, events: int, paced: int) -> dic
         }
         if broker_url:
             result["relay_commit_to_confirmed"] = _summary([p - o for o, p, _h in paced_rows])
+            result["events_per_message"] = _events_per_message(live, ids)
+            result["paced_events_per_message"] = _events_per_message(live, paced_ids)
         print(json.dumps(result), flush=True)
         return result
     finally:
@@ -265,14 +291,16 @@ def bench_raw(name: str, url: str, events: int, paced: int) -> dict:
 
 def report(results: list[dict]) -> str:
     lines = [
-        f"{'run':<22}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'relay p50':>11}{'relay p99':>11}",
+        f"{'run':<22}{'events/s':>10}{'ev/msg':>8}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'relay p50':>11}{'relay p99':>11}",
     ]
     for r in results:
         relay = r.get("relay_commit_to_confirmed", {})
+        per_message = r.get("events_per_message", "-" if r["name"] == "inprocess" else 1)
         lines.append(
-            f"{r['name']:<22}{r['events_per_s']:>10}{r['commit_to_handler']['p50_ms']:>9}"
-            f"{r['commit_to_handler']['p99_ms']:>9}{relay.get('p50_ms', '-'):>11}"
-            f"{relay.get('p99_ms', '-'):>11}"
+            f"{r['name']:<22}{r['events_per_s']:>10}{per_message:>8}"
+            f"{r['commit_to_handler']['p50_ms']:>9}{r['commit_to_handler']['p99_ms']:>9}"
+            f"{relay.get('p50_ms', '-'):>11}{relay.get('p99_ms', '-'):>11}"
         )
     by_name = {r["name"]: r for r in results}
     for broker in BROKERS:

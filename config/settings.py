@@ -225,6 +225,12 @@ CLEAVE_EVENT_RETRY_MAX = float(os.environ.get("CLEAVE_EVENT_RETRY_MAX", "300"))
 # ones belong to the process that just committed them), every interval seconds.
 CLEAVE_EVENT_RELAY_GRACE = float(os.environ.get("CLEAVE_EVENT_RELAY_GRACE", "2"))
 CLEAVE_EVENT_RELAY_INTERVAL = float(os.environ.get("CLEAVE_EVENT_RELAY_INTERVAL", "2"))
+# Consecutive events of one type committed close together travel in one task
+# message, at most this many (1: one message per event). See docs/events.md.
+CLEAVE_EVENT_MESSAGE_EVENTS = int(os.environ.get("CLEAVE_EVENT_MESSAGE_EVENTS", "50"))
+# RabbitMQ: seconds the relay waits for the confirms of what it published before
+# it gives up (the rows stay pending; the sweep publishes them again).
+CLEAVE_EVENT_CONFIRM_TIMEOUT = float(os.environ.get("CLEAVE_EVENT_CONFIRM_TIMEOUT", "10"))
 # Run the relay sweep in a thread of every Celery worker (instead of, or besides, beat).
 CLEAVE_EVENT_RELAY_IN_WORKER = env_bool("CLEAVE_EVENT_RELAY_IN_WORKER", default=False)
 # A retry overdue by this many seconds was lost (its worker died): the sweep sends it again.

@@ -16,6 +16,7 @@ worker); the bookkeeping is the same for all of them.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import traceback
@@ -24,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
 from . import bus, registry
@@ -108,27 +109,62 @@ def consume(
 
 def consume_many(sub: bus.Subscription, envelopes: list[Envelope]) -> list[Result]:
     """
-    `consume()` for several events (a batch message), one result per envelope.
+    `consume()` for the events of one message, one result per envelope.
 
-    Their delivery records are read with one query instead of one each; then
-    every event is attempted on its own, in its own transaction, as by
-    `consume()`.
+    Which of them have a delivery record is read with one query (usually
+    none has: a record exists only once a handler failed); then every event
+    is attempted on its own, in its own transaction, as by `consume()`.
     """
     import uuid
 
     Delivery, _ = _models()
     alias = sub.context.database
     label = sub.context.label
-    known = {
-        delivery.event_id: delivery
-        for delivery in Delivery.objects.using(alias).filter(
-            event_id__in=[envelope.id for envelope in envelopes], handler=sub.name
-        )
-    }
+    ids = [uuid.UUID(str(envelope.id)) for envelope in envelopes]
+    known = {}
+    recorded = _recorded(alias, sub.name, ids)
+    if recorded:
+        known = {
+            delivery.event_id: delivery
+            for delivery in Delivery.objects.using(alias).filter(
+                event_id__in=recorded, handler=sub.name
+            )
+        }
     return [
-        _consume(sub, envelope, alias, label, known.get(uuid.UUID(str(envelope.id))))
-        for envelope in envelopes
+        _consume(sub, envelope, alias, label, known.get(event_id))
+        for envelope, event_id in zip(envelopes, ids, strict=True)
     ]
+
+
+@functools.cache
+def _recorded_sql(alias: str, count: int) -> str:
+    Delivery, _ = _models()
+    meta = Delivery._meta
+    quote = connections[alias].ops.quote_name
+    event = quote(meta.get_field("event_id").column)
+    handler = quote(meta.get_field("handler").column)
+    # identifiers come from model metadata, quoted by the backend; values are parameters
+    return (
+        f"SELECT {event} FROM {quote(meta.db_table)} "  # noqa: S608
+        f"WHERE {handler} = %s AND {event} IN ({', '.join(['%s'] * count)})"
+    )
+
+
+def _recorded(alias: str, handler: str, event_ids: list) -> list:
+    """
+    The events among `event_ids` that `handler` has a delivery record for.
+
+    A worker asks this for every message. Written as SQL built once per
+    alias and batch size because the ORM compiles the query anew each time,
+    which costs about 25 times what the database spends answering it.
+    """
+    Delivery, _ = _models()
+    connection = connections[alias]
+    field = Delivery._meta.get_field("event_id")
+    params = [handler, *(field.get_db_prep_value(i, connection) for i in event_ids)]
+    with connection.cursor() as cursor:
+        cursor.execute(_recorded_sql(alias, len(event_ids)), params)
+        return [field.to_python(row[0]) for row in cursor.fetchall()]
 
 
 def _consume(
