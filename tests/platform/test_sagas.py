@@ -125,9 +125,7 @@ def test_a_saga_whose_steps_all_succeed_completes_with_its_step_log(define, jour
     assert first.duration_ms is not None
 
 
-def test_an_effect_committed_with_its_step_writes_together_with_the_sagas_progress(
-    define, journal
-):
+def test_an_effect_committed_with_its_step_writes_together_with_the_sagas_progress(define, journal):
     from contexts.users.models import Customer
 
     def confirm(ctx: SagaContext) -> dict:
