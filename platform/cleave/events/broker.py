@@ -147,7 +147,7 @@ def task_message(envelopes: list[Envelope]) -> tuple[Any, dict, dict]:
 class Published:
     """What one `EventPublisher.publish()` achieved."""
 
-    confirmed: list[str] = field(default_factory=list)  # event ids the broker confirmed
+    confirmed: list[str] = field(default_factory=list)  # ids the broker confirmed, in order
     epoch: str = ""  # the broker instance that confirmed them (see `epoch()`)
     error: str = ""  # why the others were not confirmed
 
@@ -265,7 +265,9 @@ class EventPublisher:
             forget_topology()
             self.close()
             result.error = f"{type(exc).__name__}: {exc}"
-        result.confirmed = list(self._confirmed)
+        # confirms of messages routed to several queues may come in any order
+        confirmed = set(self._confirmed)
+        result.confirmed = [e.id for e in envelopes if e.id in confirmed]
         if self._refused and not result.error:
             result.error = f"the broker refused {len(self._refused)} event(s) (basic.nack)"
         return result
