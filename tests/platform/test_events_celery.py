@@ -286,6 +286,22 @@ def test_a_forked_process_gets_a_relay_thread_of_its_own(celery_transport, monke
     assert child._thread.is_alive() and child._thread is not parent._thread
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_relay_thread_that_died_is_started_again(celery_transport, monkeypatch):
+    outlet = celery_transport.outlet()
+
+    def die(alias, envelopes):
+        raise SystemExit  # not an Exception: it ends the thread
+
+    monkeypatch.setattr(outlet, "_publish", die)
+    outlet.put("users", ["lost"])
+    outlet._thread.join(timeout=5)
+    assert not outlet.alive()
+
+    replacement = celery_transport.outlet()
+    assert replacement is not outlet and replacement.alive()
+
+
 def test_a_process_that_exits_waits_a_while_for_its_relay_thread():
     from cleave.events.relay import Outlet
 

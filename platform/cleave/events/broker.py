@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,9 +187,10 @@ class EventPublisher:
         from kombu import Producer
 
         app = celery_app()
-        connection = app.connection_for_write()
+        connection = app.connection_for_write()  # not connected yet: no I/O
         self._redis = is_redis(connection)
         if not self._redis:
+            connection.release()
             connection = app.connection_for_write(transport_options={"confirm_publish": False})
         try:
             connection.ensure_connection(max_retries=1, timeout=connect_timeout())
@@ -285,8 +287,6 @@ class EventPublisher:
         )
 
     def _await_confirms(self) -> None:
-        import time
-
         deadline = time.monotonic() + confirm_timeout()
         while self._unconfirmed:
             remaining = deadline - time.monotonic()

@@ -110,6 +110,10 @@ class Outlet:
         self._thread.start()
         atexit.register(self._at_exit)
 
+    def alive(self) -> bool:
+        """Whether this is the thread of this process, still running."""
+        return os.getpid() == self.pid and self._thread.is_alive()
+
     def put(self, alias: str, envelopes: list) -> bool:
         """Queue one commit's envelopes; False if the queue is full (the sweep takes them)."""
         with self._changed:
@@ -126,8 +130,7 @@ class Outlet:
 
     def _at_exit(self) -> None:
         # atexit handlers are inherited by forked children, which have no thread
-        alive = os.getpid() == self.pid and self._thread.is_alive()
-        if alive and not self.flush(self._exit_timeout):
+        if self.alive() and not self.flush(self._exit_timeout):
             logger.warning("Exiting with events not yet published; the relay sweep will")
 
     def _take(self) -> dict[str, list]:

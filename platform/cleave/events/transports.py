@@ -20,7 +20,6 @@ behind: rows still pending after a grace period, and retries that are due.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterable
@@ -250,10 +249,10 @@ class CeleryTransport(Transport):
         from .relay import Outlet
 
         outlet = self._outlet
-        if outlet is None or outlet.pid != os.getpid():
+        if outlet is None or not outlet.alive():
             with self._outlet_lock:
                 outlet = self._outlet
-                if outlet is None or outlet.pid != os.getpid():
+                if outlet is None or not outlet.alive():
                     outlet = self._outlet = Outlet(
                         self.publish_committed,
                         limit=relay_batch(),
@@ -264,7 +263,7 @@ class CeleryTransport(Transport):
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until the relay thread handled everything committed so far."""
         outlet = self._outlet
-        if outlet is None or outlet.pid != os.getpid():
+        if outlet is None or not outlet.alive():
             return True
         return outlet.flush(timeout)
 
