@@ -253,7 +253,8 @@ CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "100")) or None
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "sentinel://")):
     # Redis has no acknowledgements: a message a worker took waits in an
     # "unacked" set and returns to its queue after the visibility timeout. It
-    # must exceed the longest handler run and CLEAVE_EVENT_RETRY_MAX.
+    # must exceed the longest message's handler runs (a message may carry up to
+    # CLEAVE_EVENT_MESSAGE_EVENTS events) and CLEAVE_EVENT_RETRY_MAX.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": int(os.environ.get("CLEAVE_REDIS_VISIBILITY_TIMEOUT", "3600")),
         "unacked_restore_interval": int(os.environ.get("CLEAVE_REDIS_RESTORE_INTERVAL", "10")),
