@@ -253,7 +253,9 @@ class EventPublisher:
             ensure_topology(self._connection, result.epoch)
             messages = group(envelopes, size=events_per_message())
             if self._redis:
-                with self._producer.batch():
+                # Producer.batch() pipelines the commands; a kombu without it sends each at once
+                batching = getattr(self._producer, "batch", contextlib.nullcontext)
+                with batching():
                     for batch in messages:
                         self._send(batch)
                 self._confirmed = [e.id for e in envelopes]
