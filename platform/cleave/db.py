@@ -162,6 +162,47 @@ def insert_many(model: type[Model], using: str, rows: Iterable[Mapping[str, Any]
     return len(rows)
 
 
+_MANY = list | tuple | set | frozenset
+
+
+def _conditions(where: Mapping[str, Any]) -> tuple[tuple[str, int], ...] | None:
+    """The shape of a WHERE: (field, 0 for =, n for IN of n values); None if it matches nothing."""
+    if not where:
+        raise ValueError("a condition is needed")
+    shape = []
+    for name, value in where.items():
+        if isinstance(value, _MANY):
+            if not value:
+                return None  # an empty membership matches no row
+            shape.append((name, len(value)))
+        else:
+            shape.append((name, 0))
+    return tuple(shape)
+
+
+def _where_sql(
+    model: type[Model], alias: str, conditions: tuple[tuple[str, int], ...]
+) -> tuple[str, tuple[Field, ...]]:
+    quote = connections[alias].ops.quote_name
+    wheres, fields = [], []
+    for name, many in conditions:
+        field = _field(model, name)
+        column = quote(field.column)
+        wheres.append(f"{column} IN ({', '.join(['%s'] * many)})" if many else f"{column} = %s")
+        fields.append(field)
+    return " AND ".join(wheres), tuple(fields)
+
+
+def _where_params(fields: tuple[Field, ...], where: Mapping[str, Any], connection) -> list[Any]:
+    params: list[Any] = []
+    for field, value in zip(fields, where.values(), strict=True):
+        if isinstance(value, _MANY):
+            params.extend(field.get_db_prep_value(v, connection, prepared=False) for v in value)
+        else:
+            params.append(field.get_db_prep_value(value, connection, prepared=False))
+    return params
+
+
 @cache
 def _update_plan(
     model: type[Model],
@@ -169,11 +210,7 @@ def _update_plan(
     assigned: tuple[tuple[str, bool], ...],
     conditions: tuple[tuple[str, int], ...],
 ) -> tuple[str, tuple[Field, ...], tuple[Field, ...]]:
-    """
-    (SQL, assigned fields, condition fields) of an update.
-
-    `assigned`: (field, is an Add); `conditions`: (field, 0 for =, n for IN of n values).
-    """
+    """(SQL, assigned fields, condition fields) of an update; `assigned`: (field, is an Add)."""
     quote = connections[alias].ops.quote_name
     sets, set_fields = [], []
     for name, is_add in assigned:
@@ -181,18 +218,10 @@ def _update_plan(
         column = quote(field.column)
         sets.append(f"{column} = {column} + %s" if is_add else f"{column} = %s")
         set_fields.append(field)
-    wheres, where_fields = [], []
-    for name, many in conditions:
-        field = _field(model, name)
-        column = quote(field.column)
-        wheres.append(f"{column} IN ({', '.join(['%s'] * many)})" if many else f"{column} = %s")
-        where_fields.append(field)
+    where, where_fields = _where_sql(model, alias, conditions)
     # identifiers come from model metadata, quoted by the backend; values are parameters
-    sql = (
-        f"UPDATE {quote(model._meta.db_table)} SET {', '.join(sets)} "  # noqa: S608
-        f"WHERE {' AND '.join(wheres)}"
-    )
-    return sql, tuple(set_fields), tuple(where_fields)
+    sql = f"UPDATE {quote(model._meta.db_table)} SET {', '.join(sets)} WHERE {where}"  # noqa: S608
+    return sql, tuple(set_fields), where_fields
 
 
 def update(
@@ -209,28 +238,44 @@ def update(
     or membership when its value is a list, tuple or set (an empty one
     matches nothing). `auto_now` fields are not touched unless given.
     """
-    if not where:
-        raise ValueError("update() needs a condition")
-    conditions = []
-    for name, value in where.items():
-        if isinstance(value, list | tuple | set | frozenset):
-            if not value:
-                return 0
-            conditions.append((name, len(value)))
-        else:
-            conditions.append((name, 0))
+    conditions = _conditions(where)
+    if conditions is None:
+        return 0
     assigned = tuple((name, isinstance(value, Add)) for name, value in values.items())
-    sql, set_fields, where_fields = _update_plan(model, using, assigned, tuple(conditions))
+    sql, set_fields, where_fields = _update_plan(model, using, assigned, conditions)
     connection = connections[using]
     params: list[Any] = [
         field.get_db_prep_save(value.amount if isinstance(value, Add) else value, connection)
         for field, value in zip(set_fields, values.values(), strict=True)
     ]
-    for field, value in zip(where_fields, where.values(), strict=True):
-        if isinstance(value, list | tuple | set | frozenset):
-            params.extend(field.get_db_prep_value(v, connection, prepared=False) for v in value)
-        else:
-            params.append(field.get_db_prep_value(value, connection, prepared=False))
+    params += _where_params(where_fields, where, connection)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+@cache
+def _values_plan(
+    model: type[Model], alias: str, name: str, conditions: tuple[tuple[str, int], ...]
+) -> tuple[str, Field, tuple[Field, ...]]:
+    quote = connections[alias].ops.quote_name
+    field = _field(model, name)
+    where, where_fields = _where_sql(model, alias, conditions)
+    # identifiers come from model metadata, quoted by the backend; values are parameters
+    sql = f"SELECT {quote(field.column)} FROM {quote(model._meta.db_table)} WHERE {where}"  # noqa: S608
+    return sql, field, where_fields
+
+
+def values(model: type[Model], using: str, name: str, *, where: Mapping[str, Any]) -> list[Any]:
+    """
+    `SELECT name ... WHERE where`: one column of the matching rows, as the
+    field's Python values (conditions as in `update()`).
+    """
+    conditions = _conditions(where)
+    if conditions is None:
+        return []
+    sql, field, where_fields = _values_plan(model, using, name, conditions)
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, _where_params(where_fields, where, connection))
+        return [field.to_python(row[0]) for row in cursor.fetchall()]

@@ -160,7 +160,7 @@ def issue_service_token(
 # many times with one token, and verifying the signature each time costs more
 # than the rest of a small call. Only the expiry is checked again on a hit.
 _verified: dict[tuple[str, str, str], tuple[ServicePrincipal, int]] = {}
-_VERIFIED_MAX = 1024
+_CACHE_MAX = 1024
 
 
 def decode_service_token(token: str) -> ServicePrincipal:
@@ -173,7 +173,7 @@ def decode_service_token(token: str) -> ServicePrincipal:
     if not isinstance(perms, list) or not all(isinstance(p, str) for p in perms):
         raise TokenError("The token's permissions are malformed.")
     principal = ServicePrincipal(name=str(claims["sub"]), permissions=frozenset(perms))
-    if len(_verified) >= _VERIFIED_MAX:
+    if len(_verified) >= _CACHE_MAX:
         _verified.clear()
     _verified[key] = (principal, int(claims["exp"]))
     return principal
@@ -200,7 +200,7 @@ def service_token_for(service: str, permissions: list[str] | tuple[str, ...]) ->
     if hit is not None and hit[1] - now > ttl / 4:
         return hit[0]
     token = issue_service_token(service, permissions, ttl=ttl)
-    if len(_issued) >= _VERIFIED_MAX:
+    if len(_issued) >= _CACHE_MAX:
         _issued.clear()
     _issued[key] = (token, now + ttl)
     return token

@@ -153,3 +153,18 @@ def test_json_values_survive_as_written(alias):
 
     saga.refresh_from_db(using=alias)
     assert saga.data == data
+
+
+def test_values_reads_one_column_of_the_matching_rows(alias):
+    rows = [outbox_values(), outbox_values(), outbox_values(status=OutboxEvent.Status.PUBLISHED)]
+    db.insert_many(OutboxEvent, alias, rows)
+
+    pending = db.values(
+        OutboxEvent,
+        alias,
+        "id",
+        where={"id": [r["id"] for r in rows], "status": OutboxEvent.Status.PENDING},
+    )
+
+    assert sorted(pending) == sorted([rows[0]["id"], rows[1]["id"]])
+    assert db.values(OutboxEvent, alias, "id", where={"id": []}) == []

@@ -29,9 +29,10 @@ from uuid import UUID
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, transaction
-from django.db.models import F
 from django.utils import timezone
 from django.utils.module_loading import import_string
+
+from cleave import db
 
 from . import bus, consumer
 
@@ -187,8 +188,6 @@ def deliver_committed(alias: str, envelope) -> None:
 
 
 def _mark_delivered(alias: str, event_id, results: list) -> None:
-    from cleave import db
-
     from .models import OutboxEvent
 
     failures = [r for r in results if r.outcome in (consumer.Outcome.RETRY, consumer.Outcome.DEAD)]
@@ -203,6 +202,37 @@ def _mark_delivered(alias: str, event_id, results: list) -> None:
         },
         where={"id": event_id},
     )
+
+
+def _record_publish(alias: str, ids: list, result) -> tuple[list, list]:
+    """
+    Mark the rows the broker confirmed published (those still pending) and
+    count an attempt, with the error, on the others; return (done, failed).
+    """
+    from .models import OutboxEvent
+
+    confirmed = {str(event_id) for event_id in result.confirmed}
+    done = [event_id for event_id in ids if str(event_id) in confirmed]
+    failed = [event_id for event_id in ids if str(event_id) not in confirmed]
+    db.update(
+        OutboxEvent,
+        alias,
+        {
+            "status": OutboxEvent.Status.PUBLISHED,
+            "published_at": timezone.now(),
+            "attempts": db.Add(1),
+            "last_error": "",
+            "broker_epoch": result.epoch,
+        },
+        where={"id": done, "status": OutboxEvent.Status.PENDING},
+    )
+    db.update(
+        OutboxEvent,
+        alias,
+        {"attempts": db.Add(1), "last_error": result.error[:20000]},
+        where={"id": failed},
+    )
+    return done, failed
 
 
 class CeleryTransport(Transport):
@@ -284,28 +314,14 @@ class CeleryTransport(Transport):
         sweep publishes them again; the inbox absorbs the duplicate).
         """
         from . import broker
-        from .models import OutboxEvent
 
         with transaction.atomic(using=alias):
             rows = pending_rows(alias, ids=ids, older_than=older_than, limit=limit)
             if not rows:
                 return 0
             result = broker.event_publisher().publish([row.envelope() for row in rows])
-            confirmed = {str(i) for i in result.confirmed}
-            done = [row.id for row in rows if str(row.id) in confirmed]
-            failed = [row.id for row in rows if str(row.id) not in confirmed]
-            if failed:
-                # recorded on the rows (committed below), raised after the commit
-                OutboxEvent.objects.using(alias).filter(pk__in=failed).update(
-                    attempts=F("attempts") + 1, last_error=result.error[:20000]
-                )
-            OutboxEvent.objects.using(alias).filter(pk__in=done).update(
-                status=OutboxEvent.Status.PUBLISHED,
-                published_at=timezone.now(),
-                attempts=F("attempts") + 1,
-                last_error="",
-                broker_epoch=result.epoch,
-            )
+            # recorded on the rows (committed here), raised after the commit
+            done, failed = _record_publish(alias, [row.id for row in rows], result)
         if failed:
             raise PublishError(
                 f"published {len(done)} of {len(rows)} event(s) of {alias}: {result.error}"
@@ -322,42 +338,19 @@ class CeleryTransport(Transport):
         that, a sweep may publish a row as well; the inbox drops the copy. A
         crash before the mark leaves the rows pending for the sweep.
         """
-        from cleave import db
-
         from . import broker
-        from .models import OutboxEvent
 
         if time.monotonic() < self._broken_until:
             return 0  # the broker just failed: the sweep publishes these once it is back
         result = broker.event_publisher().publish(envelopes)
-        if result.confirmed:
-            db.update(
-                OutboxEvent,
-                alias,
-                {
-                    "status": OutboxEvent.Status.PUBLISHED,
-                    "published_at": timezone.now(),
-                    "attempts": db.Add(1),
-                    "last_error": "",
-                    "broker_epoch": result.epoch,
-                },
-                where={"id": result.confirmed, "status": OutboxEvent.Status.PENDING},
+        done, failed = _record_publish(alias, [e.id for e in envelopes], result)
+        if result.error:
+            self._broken_until = time.monotonic() + self.BREAKER_SECONDS
+        if failed:
+            raise PublishError(
+                f"published {len(done)} of {len(envelopes)} event(s) of {alias}: {result.error}"
             )
-        if not result.error:
-            return len(result.confirmed)
-        self._broken_until = time.monotonic() + self.BREAKER_SECONDS
-        confirmed = set(result.confirmed)
-        failed = [e.id for e in envelopes if e.id not in confirmed]
-        db.update(
-            OutboxEvent,
-            alias,
-            {"attempts": db.Add(1), "last_error": result.error[:20000]},
-            where={"id": failed},
-        )
-        raise PublishError(
-            f"published {len(result.confirmed)} of {len(envelopes)} event(s) of {alias}: "
-            f"{result.error}"
-        )
+        return len(done)
 
     def republish_lost(self, alias: str) -> int:
         """
