@@ -254,6 +254,14 @@ def reservation_commit(*, reservation_id: UUID) -> Reservation:
     Publishes `inventory.committed`. Committing again changes nothing; a
     released reservation cannot be committed (409).
     """
+    # A reservation's lines never change once written: read them, joined to
+    # the reservation, before the transaction, which then holds the write lock
+    # only to decide and to move the stock.
+    rows = list(
+        ReservationLine.objects.using(ALIAS)
+        .filter(reservation_id=reservation_id)
+        .select_related("reservation")
+    )
     with transaction.atomic(using=ALIAS):
         now = timezone.now()
         # conditional, so it takes the row lock and decides in one statement
@@ -271,15 +279,12 @@ def reservation_commit(*, reservation_id: UUID) -> Reservation:
                 f"({reservation.release_reason}) and can no longer be committed.",
                 code="reservation-released",
             )
-        # the lines and, joined to them, the reservation as it now is
-        rows = list(
-            ReservationLine.objects.using(ALIAS)
-            .filter(reservation_id=reservation_id)
-            .select_related("reservation")
-        )
-        reservation = (
-            rows[0].reservation if rows else Reservation.objects.using(ALIAS).get(pk=reservation_id)
-        )
+        if rows:  # as the update left it
+            reservation = rows[0].reservation
+            reservation.status = Reservation.Status.COMMITTED
+            reservation.updated_at = now
+        else:
+            reservation = Reservation.objects.using(ALIAS).get(pk=reservation_id)
         reservation.keep_lines(rows)
         lines = {row.sku: row.quantity for row in reservation.line_items}
         for sku, quantity in lines.items():

@@ -223,8 +223,35 @@ def _locked_order(order_id: UUID) -> Order:
     return order
 
 
-def order_confirm(*, order_id: UUID, payment_id: UUID, reservation_id: UUID) -> Order:
-    """Mark a pending order confirmed and publish `order.confirmed` (idempotent)."""
+def order_placed(*, order_id: UUID) -> tuple[Order, list[OrderLine]]:
+    """
+    An order and its lines as placed: what never changes once it is placed.
+
+    A caller about to confirm the order reads them here, before opening the
+    transaction that `order_confirm()` joins, so that transaction holds its
+    write lock only to decide and publish.
+    """
+    lines = list(OrderLine.objects.using(ALIAS).filter(order_id=order_id).select_related("order"))
+    order = lines[0].order if lines else Order.objects.using(ALIAS).filter(pk=order_id).first()
+    if order is None:
+        raise NotFound(f"No order {order_id}.")
+    return order, lines
+
+
+def order_confirm(
+    *,
+    order_id: UUID,
+    payment_id: UUID,
+    reservation_id: UUID,
+    placed: tuple[Order, list[OrderLine]] | None = None,
+) -> Order:
+    """
+    Mark a pending order confirmed and publish `order.confirmed` (idempotent).
+
+    `placed`: what `order_placed()` returned for this order, read beforehand;
+    read here, before this command's transaction, when not given.
+    """
+    order, lines = placed if placed is not None else order_placed(order_id=order_id)
     with transaction.atomic(using=ALIAS):
         now = timezone.now()
         # conditional, so it takes the row lock and decides in one statement
@@ -240,17 +267,17 @@ def order_confirm(*, order_id: UUID, payment_id: UUID, reservation_id: UUID) -> 
             )
         )
         if not confirmed:
-            order = Order.objects.using(ALIAS).filter(pk=order_id).first()
-            if order is None:
+            current = Order.objects.using(ALIAS).filter(pk=order_id).first()
+            if current is None:
                 raise NotFound(f"No order {order_id}.")
-            if order.status == Order.Status.CONFIRMED:
-                return order
-            raise Conflict(f"Order {order_id} is {order.status}; it cannot be confirmed.")
-        # the lines and, joined to them, the order as it now is
-        lines = list(
-            OrderLine.objects.using(ALIAS).filter(order_id=order_id).select_related("order")
-        )
-        order = lines[0].order if lines else Order.objects.using(ALIAS).get(pk=order_id)
+            if current.status == Order.Status.CONFIRMED:
+                return current
+            raise Conflict(f"Order {order_id} is {current.status}; it cannot be confirmed.")
+        # the order as the update left it
+        order.status = Order.Status.CONFIRMED
+        order.payment_id = payment_id
+        order.reservation_id = reservation_id
+        order.confirmed_at = order.updated_at = now
         publish(
             "order.confirmed",
             {

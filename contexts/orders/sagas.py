@@ -215,11 +215,16 @@ def confirm_order(saga: SagaContext) -> dict:
         raise StepFailed("timeout", "the reservation expired before the order was confirmed")
     response.raise_for_status()
 
+    order_id = UUID(saga.data["order_id"])
+    # read before the step's commit opens: it never changes once the order is placed
+    placed = commands.order_placed(order_id=order_id)
+
     def confirm() -> None:
         commands.order_confirm(
-            order_id=UUID(saga.data["order_id"]),
+            order_id=order_id,
             payment_id=UUID(saga.data["payment_id"]),
             reservation_id=UUID(reservation_id),
+            placed=placed,
         )
 
     # the order's confirmation and the saga's completion commit together

@@ -9,7 +9,10 @@ built once per model, column list and database vendor, from the model's
 metadata and the backend's own operations (quoting, insert-or-ignore,
 RETURNING), and its parameters are prepared by the model's fields exactly as
 the ORM prepares them. Statements run through `connection.cursor()`, so they
-take part in the caller's transaction and in every execute wrapper.
+take part in the caller's transaction and in every execute wrapper. A
+statement can also be prepared first and run later (`prepare_insert()`,
+`prepare_update()`, `Statement.run()`), so that a transaction holds its locks
+only while the statements execute.
 
 Written by hand because no library offers this for Django; everything else
 in the project goes through the ORM.
@@ -116,6 +119,65 @@ def _row_params(plan: _InsertPlan, values: Mapping[str, Any], connection) -> lis
     return params
 
 
+@dataclass(frozen=True)
+class Statement:
+    """
+    A statement with its parameters prepared, to run later: built before a
+    transaction opens, it leaves the transaction (and, on SQLite, the
+    database's write lock) only the execution itself.
+    """
+
+    using: str
+    sql: str | None  # None: the statement matches no row and is not sent
+    params: list[Any]
+    kind: str  # "update", "insert", "insert_ignore" or "insert_pk"
+    model: type[Model]
+    returns_pk: bool = False
+
+    def run(self) -> Any:
+        """
+        Execute in the caller's transaction, if any. An update returns the
+        rows it changed; an insert None, or whether it inserted the row
+        (`ignore_conflicts`), or the new primary key (`returning_pk`).
+        """
+        if self.sql is None:
+            return 0
+        connection = connections[self.using]
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, self.params)
+            if self.kind == "update":
+                return cursor.rowcount
+            if self.kind == "insert_ignore":
+                return cursor.rowcount == 1
+            if self.kind == "insert":
+                return None
+            if self.returns_pk:
+                return connection.ops.fetch_returned_insert_columns(cursor, [])[0]
+            meta = self.model._meta
+            return connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
+
+
+def prepare_insert(
+    model: type[Model],
+    using: str,
+    values: Mapping[str, Any],
+    *,
+    ignore_conflicts: bool = False,
+    returning_pk: bool = False,
+) -> Statement:
+    """`insert()`, built and prepared now, run by `Statement.run()`."""
+    plan = _insert_plan(model, using, tuple(values), 1, ignore_conflicts, returning_pk)
+    kind = "insert_ignore" if ignore_conflicts else "insert_pk" if returning_pk else "insert"
+    return Statement(
+        using=using,
+        sql=plan.sql,
+        params=_row_params(plan, values, connections[using]),
+        kind=kind,
+        model=model,
+        returns_pk=plan.returns_pk,
+    )
+
+
 def insert(
     model: type[Model],
     using: str,
@@ -131,17 +193,9 @@ def insert(
     returns whether it was inserted. With `returning_pk`, returns the new
     primary key (for auto-increment keys). Otherwise returns None.
     """
-    plan = _insert_plan(model, using, tuple(values), 1, ignore_conflicts, returning_pk)
-    connection = connections[using]
-    with connection.cursor() as cursor:
-        cursor.execute(plan.sql, _row_params(plan, values, connection))
-        if ignore_conflicts:
-            return cursor.rowcount == 1
-        if not returning_pk:
-            return None
-        if plan.returns_pk:
-            return connection.ops.fetch_returned_insert_columns(cursor, [])[0]
-        return connection.ops.last_insert_id(cursor, model._meta.db_table, model._meta.pk.column)
+    return prepare_insert(
+        model, using, values, ignore_conflicts=ignore_conflicts, returning_pk=returning_pk
+    ).run()
 
 
 def insert_many(model: type[Model], using: str, rows: Iterable[Mapping[str, Any]]) -> int:
@@ -224,6 +278,28 @@ def _update_plan(
     return sql, tuple(set_fields), where_fields
 
 
+def prepare_update(
+    model: type[Model],
+    using: str,
+    values: Mapping[str, Any],
+    *,
+    where: Mapping[str, Any],
+) -> Statement:
+    """`update()`, built and prepared now, run by `Statement.run()`."""
+    conditions = _conditions(where)
+    if conditions is None:
+        return Statement(using=using, sql=None, params=[], kind="update", model=model)
+    assigned = tuple((name, isinstance(value, Add)) for name, value in values.items())
+    sql, set_fields, where_fields = _update_plan(model, using, assigned, conditions)
+    connection = connections[using]
+    params: list[Any] = [
+        field.get_db_prep_save(value.amount if isinstance(value, Add) else value, connection)
+        for field, value in zip(set_fields, values.values(), strict=True)
+    ]
+    params += _where_params(where_fields, where, connection)
+    return Statement(using=using, sql=sql, params=params, kind="update", model=model)
+
+
 def update(
     model: type[Model],
     using: str,
@@ -238,20 +314,7 @@ def update(
     or membership when its value is a list, tuple or set (an empty one
     matches nothing). `auto_now` fields are not touched unless given.
     """
-    conditions = _conditions(where)
-    if conditions is None:
-        return 0
-    assigned = tuple((name, isinstance(value, Add)) for name, value in values.items())
-    sql, set_fields, where_fields = _update_plan(model, using, assigned, conditions)
-    connection = connections[using]
-    params: list[Any] = [
-        field.get_db_prep_save(value.amount if isinstance(value, Add) else value, connection)
-        for field, value in zip(set_fields, values.values(), strict=True)
-    ]
-    params += _where_params(where_fields, where, connection)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
+    return prepare_update(model, using, values, where=where).run()
 
 
 @cache

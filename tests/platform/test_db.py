@@ -45,6 +45,18 @@ def outbox_values(**overrides):
     return values
 
 
+def started_log_values(saga):
+    return {
+        "saga_id": saga.id,
+        "step_index": 0,
+        "step": "reserve",
+        "kind": SagaStepLog.Kind.ACTION,
+        "attempt": 1,
+        "status": SagaStepLog.Status.STARTED,
+        "result": None,
+    }
+
+
 def test_an_inserted_row_reads_back_through_the_orm_as_written(alias):
     values = outbox_values()
 
@@ -84,15 +96,7 @@ def test_insert_or_ignore_reports_whether_the_row_was_new(alias):
 
 def test_an_auto_increment_key_is_returned(alias):
     saga = SagaInstance.objects.using(alias).create(saga_type="t", context="users", data={})
-    values = {
-        "saga_id": saga.id,
-        "step_index": 0,
-        "step": "reserve",
-        "kind": SagaStepLog.Kind.ACTION,
-        "attempt": 1,
-        "status": SagaStepLog.Status.STARTED,
-        "result": None,
-    }
+    values = started_log_values(saga)
 
     first = db.insert(SagaStepLog, alias, values, returning_pk=True)
     second = db.insert(SagaStepLog, alias, values, returning_pk=True)
@@ -168,3 +172,37 @@ def test_values_reads_one_column_of_the_matching_rows(alias):
 
     assert sorted(pending) == sorted([rows[0]["id"], rows[1]["id"]])
     assert db.values(OutboxEvent, alias, "id", where={"id": []}) == []
+
+
+def test_statements_prepared_before_a_transaction_run_inside_it(alias):
+    """Nothing is written until a statement runs; run, it commits or rolls back with the caller."""
+    kept, dropped = outbox_values(), outbox_values()
+    db.insert(OutboxEvent, alias, dropped)
+    saga = SagaInstance.objects.using(alias).create(saga_type="t", context="users", data={})
+    log_values = started_log_values(saga)
+
+    insert = db.prepare_insert(OutboxEvent, alias, kept)
+    ignored = db.prepare_insert(OutboxEvent, alias, dropped, ignore_conflicts=True)
+    keyed = db.prepare_insert(SagaStepLog, alias, log_values, returning_pk=True)
+    update = db.prepare_update(
+        OutboxEvent, alias, {"attempts": db.Add(2)}, where={"id": kept["id"]}
+    )
+    nothing = db.prepare_update(OutboxEvent, alias, {"attempts": 9}, where={"id": []})
+    assert not OutboxEvent.objects.using(alias).filter(pk=kept["id"]).exists()
+
+    with transaction.atomic(using=alias):
+        assert insert.run() is None
+        assert ignored.run() is False
+        pk = keyed.run()
+        assert update.run() == 1
+        assert nothing.run() == 0
+
+    assert OutboxEvent.objects.using(alias).get(pk=kept["id"]).attempts == 2
+    assert SagaStepLog.objects.using(alias).get(pk=pk).step == "reserve"
+
+    rolled_back = outbox_values()
+    statement = db.prepare_insert(OutboxEvent, alias, rolled_back)
+    with pytest.raises(RuntimeError), transaction.atomic(using=alias):
+        statement.run()
+        raise RuntimeError("the caller's transaction fails")
+    assert not OutboxEvent.objects.using(alias).filter(pk=rolled_back["id"]).exists()

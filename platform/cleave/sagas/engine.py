@@ -401,13 +401,14 @@ def start(
         return instance
     prepared = None
     if completed_steps < len(definition.steps):
-        prepared = _insert_log(alias, instance, definition, completed_steps, Kind.ACTION, 1, now)
+        opening = _log_statement(alias, instance, definition, completed_steps, Kind.ACTION, 1, now)
+        prepared = _run_log(alias, *opening)
     started = _Start(alias=alias, instance=instance, owner=owner, prepared=prepared)
     transaction.on_commit(lambda: runner.drive_started(started), using=alias)
     return instance
 
 
-def _insert_log(
+def _log_statement(
     alias: str,
     instance: SagaInstance,
     definition: SagaDefinition,
@@ -415,8 +416,8 @@ def _insert_log(
     kind: str,
     attempt: int,
     now: datetime | None = None,
-) -> SagaStepLog:
-    """Write a `started` step-log row for one call; return it (in memory, with its id)."""
+) -> tuple[db.Statement, dict[str, Any]]:
+    """The insert of a `started` step-log row for one call, prepared; and its values."""
     step = definition.steps[index]
     values = {
         "saga_id": instance.id,
@@ -432,8 +433,12 @@ def _insert_log(
         "finished_at": None,
         "duration_ms": None,
     }
-    pk = db.insert(SagaStepLog, alias, values, returning_pk=True)
-    log = SagaStepLog(id=pk, **values)
+    return db.prepare_insert(SagaStepLog, alias, values, returning_pk=True), values
+
+
+def _run_log(alias: str, statement: db.Statement, values: dict[str, Any]) -> SagaStepLog:
+    """Run a prepared `started` row's insert; return the row (in memory, with its id)."""
+    log = SagaStepLog(id=statement.run(), **values)
     log._state.adding = False
     log._state.db = alias
     return log
@@ -598,6 +603,12 @@ class _Driver:
         With `fence_cancel`, return False (writing nothing) when a cancellation
         was requested meanwhile, so the caller can honour it first.
         """
+        return self._run_save(*self._save_statement(fence_cancel=fence_cancel, **fields))
+
+    def _save_statement(
+        self, *, fence_cancel: bool = False, **fields: Any
+    ) -> tuple[db.Statement, dict[str, Any]]:
+        """`_save()`'s update, prepared (the lease renewed from now); and its fields."""
         now = timezone.now()
         fields.setdefault("lease_expires_at", _lease_until(now))
         fields["heartbeat_at"] = now
@@ -605,7 +616,11 @@ class _Driver:
         where: dict[str, Any] = {"id": self.saga_id, "lease_owner": self.owner}
         if fence_cancel:
             where["cancel_requested"] = ""
-        if db.update(SagaInstance, self.alias, fields, where=where):
+        return db.prepare_update(SagaInstance, self.alias, fields, where=where), fields
+
+    def _run_save(self, statement: db.Statement, fields: dict[str, Any]) -> bool:
+        """Run a prepared `_save()`, with its verdict."""
+        if statement.run():
             for name, value in fields.items():
                 setattr(self.instance, name, value)
             return True
@@ -627,12 +642,18 @@ class _Driver:
             return self._log(index, kind, attempt)
 
     def _log(self, index: int, kind: str, attempt: int) -> SagaStepLog:
-        return _insert_log(self.alias, self.instance, self.definition, index, kind, attempt)
+        opening = _log_statement(self.alias, self.instance, self.definition, index, kind, attempt)
+        return _run_log(self.alias, *opening)
 
     def _finish_log(self, log: SagaStepLog, status: str, *, result=None, error: str = "") -> None:
         """Finish a `started` row; raise Superseded if the monitor timed it out first."""
+        self._run_finish(log, status, self._finish_statement(log, status, result, error))
+
+    def _finish_statement(
+        self, log: SagaStepLog, status: str, result=None, error: str = ""
+    ) -> db.Statement:
         now = timezone.now()
-        done = db.update(
+        return db.prepare_update(
             SagaStepLog,
             self.alias,
             {
@@ -644,7 +665,9 @@ class _Driver:
             },
             where={"id": log.pk, "status": Status.STARTED},
         )
-        if not done:
+
+    def _run_finish(self, log: SagaStepLog, status: str, statement: db.Statement) -> None:
+        if not statement.run():
             raise Superseded()
         log.status = status
 
@@ -773,24 +796,31 @@ class _Driver:
         """
         Persist the step's result and advance, in one commit: with the next
         step's log row opened, or, after the last step, the saga completed.
+
+        The statements are prepared before the transaction opens, so that it
+        holds its locks (on SQLite, the file's write lock) only while they run.
         """
         steps = self.definition.steps
+        data = {**self.instance.data, **result}
+        nxt = index + 1
+        last = nxt >= len(steps) and self.definition.on_finished is None
+        finish = self._finish_statement(log, Status.SUCCEEDED, result)
+        ending = _completed() if last else {}
+        save = self._save_statement(fence_cancel=True, data=data, current_step=nxt, **ending)
+        opening = None
+        if not last and nxt < len(steps) and not self._past_deadline():
+            opening = _log_statement(
+                self.alias, self.instance, self.definition, nxt, Kind.ACTION, 1
+            )
         # inside an action's own commit (`with_step_commit`) it adds to it, no savepoint
         with transaction.atomic(using=self.alias, savepoint=False):
-            self._finish_log(log, Status.SUCCEEDED, result=result)
-            data = {**self.instance.data, **result}
-            nxt = index + 1
-            if nxt >= len(steps) and self.definition.on_finished is None:
-                # a cancellation that arrives as the saga completes still counts
-                if self._save(fence_cancel=True, data=data, current_step=nxt, **_completed()):
-                    return
+            self._run_finish(log, Status.SUCCEEDED, finish)
+            # a cancellation that arrives as the step completes still counts
+            if not self._run_save(*save):
+                # it did: record the result, then honour it
                 self._save(data=data, current_step=nxt)
-                return
-            fenced = self._save(fence_cancel=True, data=data, current_step=nxt)
-            if not fenced:  # a cancellation arrived: record the result, then honour it
-                self._save(data=data, current_step=nxt)
-            elif nxt < len(steps) and not self._past_deadline():
-                self.prepared = self._log(nxt, Kind.ACTION, 1)
+            elif opening is not None:
+                self.prepared = _run_log(self.alias, *opening)
 
     def _settle_unknown(
         self,

@@ -158,6 +158,11 @@ def test_committing_takes_the_stock_off_the_shelf():
     committed = commands.reservation_commit(reservation_id=reservation.id)
 
     assert committed.status == Reservation.Status.COMMITTED
+    # the reservation was read before the transaction: it comes back as stored
+    stored = Reservation.objects.using("inventory").get(pk=reservation.id)
+    for field in Reservation._meta.concrete_fields:
+        assert getattr(committed, field.attname) == getattr(stored, field.attname), field.name
+    assert [(line.sku, line.quantity) for line in committed.line_items] == [("A", 3), ("B", 5)]
     assert (stock("A").on_hand, stock("A").reserved, stock("A").available) == (7, 0, 7)
     assert (stock("B").on_hand, stock("B").reserved) == (0, 0)
     [event] = published("inventory", "inventory.committed")
