@@ -4,6 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# gunicorn: worker processes of one thread each (see bench/README.md, "Checkout saga")
+WORKERS ?= 4
+THREADS ?= 1
 STAMP := $(VENV)/.installed
 
 .PHONY: install run serve migrate seed test test-fast lint format bench clean
@@ -25,7 +28,7 @@ seed: migrate
 ## Set up and run the whole system on the embedded default at http://$(HOST):$(PORT)
 run: seed
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(BIN)/gunicorn config.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 4 \
+	$(BIN)/gunicorn config.wsgi --bind $(HOST):$(PORT) --workers $(WORKERS) --threads $(THREADS) \
 		--access-logfile - --timeout 60
 
 ## Set up and run the test suite (and the boundary and lint checks)

@@ -3,7 +3,7 @@ Checkout throughput and latency through the full checkout saga, against a
 baseline that makes the same database writes in one plain transaction.
 
     .venv/bin/python bench/checkout.py                      # embedded SQLite, then PostgreSQL
-    .venv/bin/python bench/checkout.py --backend sqlite --orders 300 --clients 1x1,2x4
+    .venv/bin/python bench/checkout.py --backend sqlite --orders 300 --clients 1x1,2x4,4x1
 
 Each backend runs on fresh databases: SQLite files in a temporary data
 directory, or throw-away PostgreSQL databases for every context
@@ -12,7 +12,7 @@ dropped afterwards. A seeding subprocess makes a shop of two products (every
 order buys both: the hot items everyone wants) and one customer with a full
 cart per order. Then, for each client level `PxT` (P worker processes of T
 threads each, started together; `1x1` is one client, one order at a time;
-`2x4` is what `make run` serves with: 2 gunicorn workers of 4 threads), and
+`4x1` is what `make run` serves with: 4 gunicorn workers of one thread), and
 for each kind of checkout, the workers check out `--orders` customers between
 them, after warming up on customers of their own:
 
@@ -26,10 +26,16 @@ them, after warming up on customers of their own:
 - minimal baseline: only the final state of orders, inventory and payments,
   as a monolith writing just the outcome would (the baseline of earlier runs).
 
+Every level runs `--repeat` rounds (default 3) of the three kinds, one kind
+after the other, so that each round's saga / baseline ratio compares runs
+made close together on a machine whose speed drifts; the reported ratio is
+the median of the rounds' ratios, and each kind's throughput the median of
+its rounds.
+
 Throughput is orders / (last finish - first start) over all clients; p50 and
-p99 are per order. Commits are counted by wrapping the database connections:
-every `COMMIT` of a transaction block, plus every write statement run in
-autocommit mode.
+p99 are per order, over the orders of every round. Commits are counted by
+wrapping the database connections: every `COMMIT` of a transaction block,
+plus every write statement run in autocommit mode.
 """
 
 from __future__ import annotations
@@ -96,8 +102,15 @@ def _python(args: list[str], env: dict[str, str], **kwargs) -> subprocess.Comple
     return done
 
 
-def run_backend(backend: str, orders: int, levels: list[tuple[int, int]], warm_up: int) -> dict:
-    """Every kind of checkout at every client level, on one backend's fresh databases."""
+def run_backend(
+    backend: str, orders: int, levels: list[tuple[int, int]], warm_up: int, repeat: int = 1
+) -> dict:
+    """
+    Every kind of checkout at every client level, `repeat` rounds, on one
+    backend's fresh databases. Within a round the kinds run one after the
+    other, so each round's saga / baseline ratio compares runs made close
+    together; the reported ratio is the median of the rounds' ratios.
+    """
     with tempfile.TemporaryDirectory(prefix="cleave-bench-") as data_dir:
         env = _clean_env(data_dir)
         created: list[str] = []
@@ -111,22 +124,46 @@ def run_backend(backend: str, orders: int, levels: list[tuple[int, int]], warm_u
                     env[f"{alias.upper()}_DATABASE_URL"] = f"{POSTGRES.rstrip('/')}/{name}"
             _python(["manage.py", "migrate_all", "--noinput"], env)
             per_run = {level: orders + warm_up * level[0] * level[1] for level in levels}
-            needed = sum(per_run.values()) * len(RUNS)
+            needed = sum(per_run.values()) * len(RUNS) * repeat
             seeded = _python([str(Path(__file__).resolve()), "--seed", str(needed)], env)
             customers = json.loads(seeded.stdout.strip().splitlines()[-1])
-            result: dict = {"backend": BACKENDS[backend], "levels": {}}
+            result: dict = {"backend": BACKENDS[backend], "repeat": repeat, "levels": {}}
             for level in levels:
-                runs = {}
-                for kind in RUNS:
-                    batch, customers = customers[: per_run[level]], customers[per_run[level] :]
-                    runs[kind] = _run_clients(env, kind, batch, level, warm_up)
-                runs["ratio"] = runs["saga"]["throughput"] / runs["baseline"]["throughput"]
-                runs["ratio_minimal"] = runs["saga"]["throughput"] / runs["minimal"]["throughput"]
-                result["levels"][f"{level[0]}x{level[1]}"] = runs
+                rounds: dict[str, list[dict]] = {kind: [] for kind in RUNS}
+                for _ in range(repeat):
+                    for kind in RUNS:
+                        batch = customers[: per_run[level]]
+                        customers = customers[per_run[level] :]
+                        rounds[kind].append(_run_clients(env, kind, batch, level, warm_up))
+                result["levels"][f"{level[0]}x{level[1]}"] = _summary(rounds)
         finally:
             for name in created:
                 _pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     return result
+
+
+def _summary(rounds: dict[str, list[dict]]) -> dict:
+    """Per kind: median throughput over the rounds, latencies over all orders; the ratios."""
+    runs: dict = {}
+    for kind, done in rounds.items():
+        latencies = sorted(ms for run in done for ms in run["latencies_ms"])
+        count = len(latencies)
+        runs[kind] = {
+            "orders": count,
+            "rounds": [round(run["throughput"], 1) for run in done],
+            "throughput": statistics.median(run["throughput"] for run in done),
+            "p50_ms": statistics.median(latencies),
+            "p99_ms": latencies[min(count - 1, round(0.99 * (count - 1)))],
+            "commits_per_order": sum(run["commits"] for run in done) / count,
+        }
+    for name, versus in (("ratio", "baseline"), ("ratio_minimal", "minimal")):
+        ratios = [
+            saga["throughput"] / other["throughput"]
+            for saga, other in zip(rounds["saga"], rounds[versus], strict=True)
+        ]
+        runs[name] = statistics.median(ratios)
+        runs[name + "_rounds"] = [round(r, 3) for r in ratios]
+    return runs
 
 
 def _run_clients(
@@ -168,16 +205,12 @@ def _run_clients(
         for worker in workers:
             if worker.poll() is None:
                 worker.kill()
-    latencies = sorted(ms for report in reports for ms in report["latencies_ms"])
-    count = len(latencies)
+    latencies = [ms for report in reports for ms in report["latencies_ms"]]
     elapsed = max(r["finished"] for r in reports) - min(r["started"] for r in reports)
     return {
-        "orders": count,
-        "seconds": round(elapsed, 3),
-        "throughput": count / elapsed,
-        "p50_ms": statistics.median(latencies),
-        "p99_ms": latencies[min(count - 1, round(0.99 * (count - 1)))],
-        "commits_per_order": sum(r["commits"] for r in reports) / count,
+        "latencies_ms": latencies,
+        "throughput": len(latencies) / elapsed,
+        "commits": sum(r["commits"] for r in reports),
     }
 
 
@@ -191,8 +224,9 @@ RUNS = {
 
 def report(results: list[dict]) -> str:
     lines = [
-        "| backend | clients | run | orders | orders/s | p50 ms | p99 ms | commits/order |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| backend | clients | run | orders | orders/s (median) | rounds | p50 ms | p99 ms "
+        "| commits/order |",
+        "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | ---: |",
     ]
     for result in results:
         for level, runs in result["levels"].items():
@@ -200,18 +234,19 @@ def report(results: list[dict]) -> str:
                 r = runs[kind]
                 lines.append(
                     f"| {result['backend']} | {level} | {label} | {r['orders']} | "
-                    f"{r['throughput']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-                    f"{r['commits_per_order']:.1f} |"
+                    f"{r['throughput']:.1f} | {', '.join(f'{t:.1f}' for t in r['rounds'])} | "
+                    f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['commits_per_order']:.1f} |"
                 )
     lines.append("")
     for result in results:
         for level, runs in result["levels"].items():
             lines.append(
                 f"{result['backend']}, {level} clients: saga / baseline throughput = "
-                f"{runs['ratio']:.2f}x (target >= 0.5x); saga / minimal baseline = "
-                f"{runs['ratio_minimal']:.2f}x; {runs['saga']['commits_per_order']:.1f} commits "
-                f"per order through the saga, {runs['baseline']['commits_per_order']:.1f} in the "
-                "baseline."
+                f"{runs['ratio']:.2f}x (target >= 0.5x; rounds "
+                f"{', '.join(f'{r:.2f}' for r in runs['ratio_rounds'])}); saga / minimal "
+                f"baseline = {runs['ratio_minimal']:.2f}x; "
+                f"{runs['saga']['commits_per_order']:.1f} commits per order through the saga, "
+                f"{runs['baseline']['commits_per_order']:.1f} in the baseline."
             )
     return "\n".join(lines)
 
@@ -233,10 +268,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--orders", type=int, default=200, help="orders per run (all clients)")
     parser.add_argument(
         "--clients",
-        default="1x1,2x4",
-        help="comma-separated client levels PxT: P processes of T threads (default 1x1,2x4)",
+        default="1x1,4x1",
+        help="comma-separated client levels PxT: P processes of T threads (default 1x1,4x1)",
     )
     parser.add_argument("--warm-up", type=int, default=5, help="untimed orders per client")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds of every kind at every level (default 3)"
+    )
     parser.add_argument("--json", action="store_true", help="print the raw results as JSON")
     parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--worker", choices=list(RUNS), help=argparse.SUPPRESS)
@@ -254,8 +292,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         parser.error(str(exc))
     if args.orders < 1:
         parser.error("--orders must be at least 1")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
-    results = [run_backend(b, args.orders, levels, args.warm_up) for b in backends]
+    results = [run_backend(b, args.orders, levels, args.warm_up, args.repeat) for b in backends]
     print(json.dumps(results, indent=2) if args.json else report(results))
     return results
 
