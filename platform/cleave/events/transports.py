@@ -188,9 +188,19 @@ def deliver_committed(alias: str, envelope) -> None:
 
 
 def _mark_delivered(alias: str, event_id, results: list) -> None:
-    from .models import OutboxEvent
 
     failures = [r for r in results if r.outcome in (consumer.Outcome.RETRY, consumer.Outcome.DEAD)]
+    _mark_published(
+        alias,
+        where={"id": event_id},
+        last_error="\n".join(f"{r.handler}: {r.error}" for r in failures),
+    )
+
+
+def _mark_published(alias: str, *, where: dict, last_error: str = "", **more) -> None:
+    """Mark outbox rows published, counting the attempt that took them there."""
+    from .models import OutboxEvent
+
     db.update(
         OutboxEvent,
         alias,
@@ -198,9 +208,10 @@ def _mark_delivered(alias: str, event_id, results: list) -> None:
             "status": OutboxEvent.Status.PUBLISHED,
             "published_at": timezone.now(),
             "attempts": db.Add(1),
-            "last_error": "\n".join(f"{r.handler}: {r.error}" for r in failures)[:20000],
+            "last_error": last_error[:20000],
+            **more,
         },
-        where={"id": event_id},
+        where=where,
     )
 
 
@@ -214,17 +225,10 @@ def _record_publish(alias: str, ids: list, result) -> tuple[list, list]:
     confirmed = {str(event_id) for event_id in result.confirmed}
     done = [event_id for event_id in ids if str(event_id) in confirmed]
     failed = [event_id for event_id in ids if str(event_id) not in confirmed]
-    db.update(
-        OutboxEvent,
+    _mark_published(
         alias,
-        {
-            "status": OutboxEvent.Status.PUBLISHED,
-            "published_at": timezone.now(),
-            "attempts": db.Add(1),
-            "last_error": "",
-            "broker_epoch": result.epoch,
-        },
         where={"id": done, "status": OutboxEvent.Status.PENDING},
+        broker_epoch=result.epoch,
     )
     db.update(
         OutboxEvent,
