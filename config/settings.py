@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from cleave.contexts import database_settings, local_context_names
-from cleave.settings import env_bool, env_list, load_secret
+from cleave.settings import env_bool, env_float, env_int, env_list, load_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("CLEAVE_DATA_DIR", BASE_DIR / "var")).resolve()
@@ -38,7 +38,7 @@ CLEAVE_CONTEXTS = local_context_names(CLEAVE_ALL_CONTEXTS, os.environ.get("CLEAV
 CLEAVE_EVENT_TRANSPORT = os.environ.get("CLEAVE_EVENT_TRANSPORT", "inprocess")
 CLEAVE_SERVICE_NAME = os.environ.get("CLEAVE_SERVICE_NAME", "cleave")
 CLEAVE_CURRENCY = os.environ.get("CLEAVE_CURRENCY", "EUR")
-CLEAVE_RESERVATION_TTL = int(os.environ.get("CLEAVE_RESERVATION_TTL", "900"))
+CLEAVE_RESERVATION_TTL = env_int("CLEAVE_RESERVATION_TTL", default=900, minimum=1)
 CLEAVE_PAYMENT_PROVIDER = os.environ.get(
     "CLEAVE_PAYMENT_PROVIDER", "contexts.payments.providers.FakeProvider"
 )
@@ -129,7 +129,7 @@ EMAIL_BACKEND = os.environ.get(
 )
 EMAIL_FILE_PATH = DATA_DIR / "mail"
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
-EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_PORT = env_int("EMAIL_PORT", default=25, minimum=1)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "shop@cleave.localhost")
 
 # --- REST API -------------------------------------------------------------------------
@@ -182,9 +182,9 @@ if os.environ.get("CLEAVE_CACHE_URL"):
 CLEAVE_JWT_SECRET = load_secret("CLEAVE_JWT_SECRET", DATA_DIR / "jwt_secret")
 CLEAVE_SERVICE_JWT_SECRET = load_secret("CLEAVE_SERVICE_JWT_SECRET", DATA_DIR / "service_secret")
 CLEAVE_JWT_ISSUER = os.environ.get("CLEAVE_JWT_ISSUER", "cleave")
-CLEAVE_ACCESS_TOKEN_TTL = int(os.environ.get("CLEAVE_ACCESS_TOKEN_TTL", "900"))
-CLEAVE_REFRESH_TOKEN_TTL = int(os.environ.get("CLEAVE_REFRESH_TOKEN_TTL", str(14 * 24 * 3600)))
-CLEAVE_SERVICE_TOKEN_TTL = int(os.environ.get("CLEAVE_SERVICE_TOKEN_TTL", "300"))
+CLEAVE_ACCESS_TOKEN_TTL = env_int("CLEAVE_ACCESS_TOKEN_TTL", default=900, minimum=1)
+CLEAVE_REFRESH_TOKEN_TTL = env_int("CLEAVE_REFRESH_TOKEN_TTL", default=14 * 24 * 3600, minimum=1)
+CLEAVE_SERVICE_TOKEN_TTL = env_int("CLEAVE_SERVICE_TOKEN_TTL", default=300, minimum=1)
 # What each calling context may do when it calls another context's API. The
 # service client mints a short-lived token with exactly these permissions.
 CLEAVE_SERVICE_GRANTS = {
@@ -196,7 +196,7 @@ CLEAVE_SERVICE_GRANTS = {
     "catalog": [],
     "users": [],
 }
-CLEAVE_SERVICE_TIMEOUT = float(os.environ.get("CLEAVE_SERVICE_TIMEOUT", "5"))
+CLEAVE_SERVICE_TIMEOUT = env_float("CLEAVE_SERVICE_TIMEOUT", default=5, minimum=0.001)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
@@ -204,9 +204,9 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
 # --- sagas ------------------------------------------------------------------------
-CLEAVE_SAGA_LEASE_SECONDS = int(os.environ.get("CLEAVE_SAGA_LEASE_SECONDS", "30"))
-CLEAVE_SAGA_RETRY_BASE = float(os.environ.get("CLEAVE_SAGA_RETRY_BASE", "0.05"))
-CLEAVE_EVENT_MAX_ATTEMPTS = int(os.environ.get("CLEAVE_EVENT_MAX_ATTEMPTS", "5"))
+CLEAVE_SAGA_LEASE_SECONDS = env_int("CLEAVE_SAGA_LEASE_SECONDS", default=30, minimum=1)
+CLEAVE_SAGA_RETRY_BASE = env_float("CLEAVE_SAGA_RETRY_BASE", default=0.05)
+CLEAVE_EVENT_MAX_ATTEMPTS = env_int("CLEAVE_EVENT_MAX_ATTEMPTS", default=5, minimum=1)
 
 # --- Celery (used when CLEAVE_EVENT_TRANSPORT=celery) ------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -219,45 +219,45 @@ CLEAVE_EVENT_QUEUE_PREFIX = os.environ.get("CLEAVE_EVENT_QUEUE_PREFIX", "")
 CLEAVE_CELERY_APP = "config.celery.app"
 # A failing handler is retried after base * 2**(attempt - 1) seconds (half of it
 # random jitter), at most RETRY_MAX, until CLEAVE_EVENT_MAX_ATTEMPTS; then dead-lettered.
-CLEAVE_EVENT_RETRY_BASE = float(os.environ.get("CLEAVE_EVENT_RETRY_BASE", "1"))
-CLEAVE_EVENT_RETRY_MAX = float(os.environ.get("CLEAVE_EVENT_RETRY_MAX", "300"))
+CLEAVE_EVENT_RETRY_BASE = env_float("CLEAVE_EVENT_RETRY_BASE", default=1)
+CLEAVE_EVENT_RETRY_MAX = env_float("CLEAVE_EVENT_RETRY_MAX", default=300)
 # The relay sweep publishes pending rows older than the grace period (younger
 # ones belong to the process that just committed them), every interval seconds.
-CLEAVE_EVENT_RELAY_GRACE = float(os.environ.get("CLEAVE_EVENT_RELAY_GRACE", "2"))
-CLEAVE_EVENT_RELAY_INTERVAL = float(os.environ.get("CLEAVE_EVENT_RELAY_INTERVAL", "2"))
+CLEAVE_EVENT_RELAY_GRACE = env_float("CLEAVE_EVENT_RELAY_GRACE", default=2)
+CLEAVE_EVENT_RELAY_INTERVAL = env_float("CLEAVE_EVENT_RELAY_INTERVAL", default=2, minimum=0.001)
 # Consecutive events of one type committed close together travel in one task
 # message, at most this many (1: one message per event). See docs/events.md.
-CLEAVE_EVENT_MESSAGE_EVENTS = int(os.environ.get("CLEAVE_EVENT_MESSAGE_EVENTS", "50"))
+CLEAVE_EVENT_MESSAGE_EVENTS = env_int("CLEAVE_EVENT_MESSAGE_EVENTS", default=50, minimum=1)
 # RabbitMQ: seconds the relay waits for the confirms of what it published before
 # it gives up (the rows stay pending; the sweep publishes them again).
-CLEAVE_EVENT_CONFIRM_TIMEOUT = float(os.environ.get("CLEAVE_EVENT_CONFIRM_TIMEOUT", "10"))
+CLEAVE_EVENT_CONFIRM_TIMEOUT = env_float("CLEAVE_EVENT_CONFIRM_TIMEOUT", default=10, minimum=0.001)
 # Run the relay sweep in a thread of every Celery worker (instead of, or besides, beat).
 CLEAVE_EVENT_RELAY_IN_WORKER = env_bool("CLEAVE_EVENT_RELAY_IN_WORKER", default=False)
 # A retry overdue by this many seconds was lost (its worker died): the sweep sends it again.
-CLEAVE_EVENT_REDELIVER_AFTER = float(os.environ.get("CLEAVE_EVENT_REDELIVER_AFTER", "30"))
+CLEAVE_EVENT_REDELIVER_AFTER = env_float("CLEAVE_EVENT_REDELIVER_AFTER", default=30)
 # A restarted Redis (new run_id) lost what it held: events it accepted within
 # this many seconds before are published again (consumers drop the duplicates).
-CLEAVE_EVENT_REDIS_REPUBLISH_WINDOW = float(
-    os.environ.get("CLEAVE_EVENT_REDIS_REPUBLISH_WINDOW", "3600")
-)
+CLEAVE_EVENT_REDIS_REPUBLISH_WINDOW = env_float("CLEAVE_EVENT_REDIS_REPUBLISH_WINDOW", default=3600)
 CELERY_TASK_DEFAULT_QUEUE = f"{CLEAVE_EVENT_QUEUE_PREFIX}celery"
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_CONNECTION_TIMEOUT = float(os.environ.get("CELERY_BROKER_CONNECTION_TIMEOUT", "3"))
+CELERY_BROKER_CONNECTION_TIMEOUT = env_float(
+    "CELERY_BROKER_CONNECTION_TIMEOUT", default=3, minimum=0.001
+)
 # Celery's Django fixup closes every database connection before and after each
 # task unless told to reuse them: reconnecting costs more than most handlers.
 # (A worker that hits a broken connection closes them all itself.)
-CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "100")) or None
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", default=100) or None
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "sentinel://")):
     # Redis has no acknowledgements: a message a worker took waits in an
     # "unacked" set and returns to its queue after the visibility timeout. It
     # must exceed the longest message's handler runs (a message may carry up to
     # CLEAVE_EVENT_MESSAGE_EVENTS events) and CLEAVE_EVENT_RETRY_MAX.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": int(os.environ.get("CLEAVE_REDIS_VISIBILITY_TIMEOUT", "3600")),
-        "unacked_restore_interval": int(os.environ.get("CLEAVE_REDIS_RESTORE_INTERVAL", "10")),
+        "visibility_timeout": env_int("CLEAVE_REDIS_VISIBILITY_TIMEOUT", default=3600, minimum=1),
+        "unacked_restore_interval": env_int("CLEAVE_REDIS_RESTORE_INTERVAL", default=10, minimum=1),
         "unacked_restore_throttle": 1,
     }
 else:

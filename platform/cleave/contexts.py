@@ -95,15 +95,21 @@ def database_settings(labels: list[str], *, data_dir: Path) -> dict[str, dict[st
     Build DATABASES: `default` plus one alias per context label.
 
     `DATABASE_URL` configures `default` and `<LABEL>_DATABASE_URL` each context
-    alias; unset, each is an SQLite file in `data_dir`.
+    alias; unset, each is an SQLite file in `data_dir`. `CLEAVE_DB_CONN_MAX_AGE`
+    (seconds, default 60; 0 closes them after every request) keeps each
+    connection open across requests for that long, checked before reuse.
     """
     import os
+
+    from .settings import env_int
+
+    max_age = env_int("CLEAVE_DB_CONN_MAX_AGE", default=60)
 
     def one(alias: str, env_name: str) -> dict[str, Any]:
         url = os.environ.get(env_name)
         if not url:
             url = f"sqlite:///{data_dir / f'{alias}.sqlite3'}"
-        config = dj_database_url.parse(url, conn_max_age=0)
+        config = dj_database_url.parse(url, conn_max_age=max_age, conn_health_checks=max_age > 0)
         engine = config["ENGINE"]
         options = config.setdefault("OPTIONS", {})
         if engine == "django.db.backends.sqlite3":

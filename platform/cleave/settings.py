@@ -6,6 +6,8 @@ import os
 import secrets
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -20,7 +22,33 @@ def env_bool(name: str, *, default: bool) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise ValueError(f"{name} must be one of {sorted(_TRUE | _FALSE)}, not {raw!r}")
+    raise ImproperlyConfigured(f"{name} must be one of {sorted(_TRUE | _FALSE)}, not {raw!r}")
+
+
+def _env_number(name: str, kind: type, default, minimum):
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return kind(default)
+    noun = "a whole number" if kind is int else "a number"
+    try:
+        value = kind(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be {noun}, not {raw!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):  # nan, inf
+        raise ImproperlyConfigured(f"{name} must be a finite number, not {raw!r}")
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {raw!r}")
+    return value
+
+
+def env_int(name: str, *, default: int, minimum: int | None = 0) -> int:
+    """Read a whole-number environment variable (unset or blank: `default`)."""
+    return _env_number(name, int, default, minimum)
+
+
+def env_float(name: str, *, default: float, minimum: float | None = 0) -> float:
+    """Read a number (seconds, usually) from the environment (unset or blank: `default`)."""
+    return _env_number(name, float, default, minimum)
 
 
 def env_list(name: str, *, default: str) -> list[str]:

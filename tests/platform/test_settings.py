@@ -1,0 +1,101 @@
+"""Configuration from the environment: clear errors for bad values; database connection reuse."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from cleave.contexts import database_settings
+from cleave.settings import env_bool, env_float, env_int
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_numbers_take_their_default_when_unset_or_blank(monkeypatch):
+    monkeypatch.delenv("CLEAVE_PROBE", raising=False)
+    assert env_int("CLEAVE_PROBE", default=30) == 30
+    assert env_float("CLEAVE_PROBE", default=2) == 2.0
+    assert isinstance(env_float("CLEAVE_PROBE", default=2), float)
+
+    monkeypatch.setenv("CLEAVE_PROBE", "  ")
+    assert env_int("CLEAVE_PROBE", default=30) == 30
+
+
+def test_numbers_are_read_with_surrounding_space(monkeypatch):
+    monkeypatch.setenv("CLEAVE_PROBE", " 45 ")
+    assert env_int("CLEAVE_PROBE", default=30) == 45
+    monkeypatch.setenv("CLEAVE_PROBE", "0.25")
+    assert env_float("CLEAVE_PROBE", default=2) == 0.25
+
+
+@pytest.mark.parametrize(
+    ("reader", "raw", "message"),
+    [
+        (env_int, "thirty", "CLEAVE_PROBE must be a whole number, not 'thirty'"),
+        (env_int, "1.5", "CLEAVE_PROBE must be a whole number, not '1.5'"),
+        (env_int, "-1", "CLEAVE_PROBE must be at least 0, not '-1'"),
+        (env_float, "fast", "CLEAVE_PROBE must be a number, not 'fast'"),
+        (env_float, "nan", "CLEAVE_PROBE must be a finite number, not 'nan'"),
+        (env_float, "inf", "CLEAVE_PROBE must be a finite number, not 'inf'"),
+        (env_float, "-0.5", "CLEAVE_PROBE must be at least 0, not '-0.5'"),
+    ],
+)
+def test_a_bad_number_names_the_variable_and_what_it_must_be(monkeypatch, reader, raw, message):
+    monkeypatch.setenv("CLEAVE_PROBE", raw)
+    with pytest.raises(ImproperlyConfigured) as caught:
+        reader("CLEAVE_PROBE", default=1)
+    assert str(caught.value) == message
+
+
+def test_a_minimum_is_enforced(monkeypatch):
+    monkeypatch.setenv("CLEAVE_PROBE", "0")
+    with pytest.raises(ImproperlyConfigured, match="at least 1"):
+        env_int("CLEAVE_PROBE", default=5, minimum=1)
+    assert env_int("CLEAVE_PROBE", default=5, minimum=None) == 0
+
+
+def test_an_ambiguous_boolean_is_a_configuration_error(monkeypatch):
+    monkeypatch.setenv("CLEAVE_PROBE", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="CLEAVE_PROBE must be one of"):
+        env_bool("CLEAVE_PROBE", default=False)
+
+
+def test_connections_are_kept_between_requests_for_a_minute_unless_told_otherwise(
+    tmp_path, monkeypatch
+):
+    monkeypatch.delenv("CLEAVE_DB_CONN_MAX_AGE", raising=False)
+    monkeypatch.setenv("ORDERS_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cleave_orders")
+    databases = database_settings(["orders"], data_dir=tmp_path)
+    assert set(databases) == {"default", "orders"}
+    for config in databases.values():
+        assert config["CONN_MAX_AGE"] == 60
+        # a kept connection the server dropped is replaced before it is used
+        assert config["CONN_HEALTH_CHECKS"] is True
+
+    monkeypatch.setenv("CLEAVE_DB_CONN_MAX_AGE", "0")
+    for config in database_settings(["orders"], data_dir=tmp_path).values():
+        assert config["CONN_MAX_AGE"] == 0  # closed at the end of every request
+        assert config["CONN_HEALTH_CHECKS"] is False
+
+
+def test_a_bad_setting_stops_manage_py_with_a_message_and_no_traceback(tmp_path):
+    env = {**os.environ, "CLEAVE_SAGA_LEASE_SECONDS": "soon", "CLEAVE_DATA_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert result.stderr == (
+        "Configuration error: CLEAVE_SAGA_LEASE_SECONDS must be a whole number, not 'soon'\n"
+    )
