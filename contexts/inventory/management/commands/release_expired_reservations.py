@@ -1,5 +1,7 @@
 from django.core.management.base import BaseCommand
 
+from cleave import cli
+
 from ... import commands
 
 
@@ -7,7 +9,9 @@ class Command(BaseCommand):
     help = "Release held reservations whose time ran out (reason `expired`)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--limit", type=int, default=500, help="at most this many per run")
+        parser.add_argument(
+            "--limit", type=cli.count, default=500, help="at most this many per run"
+        )
 
     def handle(self, *args, **options):
         released = commands.reservations_release_expired(limit=options["limit"])

@@ -16,31 +16,17 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 
+from cleave import cli
 from cleave.contexts import all_contexts
 from cleave.events import consumer, relay, replay
 from cleave.events.models import DeadLetter, Delivery, OutboxEvent
 from cleave.events.transports import get_transport
-
-
-def _since(value: str) -> datetime:
-    """An ISO date or date-time (UTC unless it says otherwise)."""
-    parsed = parse_datetime(value)
-    if parsed is None:
-        day = parse_date(value)
-        if day is None:
-            raise CommandError(f"--since {value!r} is not a date (2025-01-31) or a date-time")
-        parsed = datetime(day.year, day.month, day.day)
-    if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, UTC)
-    return parsed
 
 
 class Command(BaseCommand):
@@ -53,17 +39,19 @@ class Command(BaseCommand):
         lister.add_argument("--context", help="only this context's outbox")
         lister.add_argument("--type", help="event type; globs allowed (order.*)")
         lister.add_argument("--status", choices=[s for s, _ in OutboxEvent.Status.choices])
-        lister.add_argument("--since", type=_since, help="occurred at or after (ISO date)")
+        lister.add_argument(
+            "--since", type=cli.since, help="occurred at or after (30m, 2h, 7d or an ISO date)"
+        )
         lister.add_argument("--correlation-id", help="one business flow")
-        lister.add_argument("--limit", type=int, default=50)
+        lister.add_argument("--limit", type=cli.count, default=50)
         lister.add_argument("--json", action="store_true", help="one JSON envelope per line")
 
         dead = sub.add_parser("dead", help="list dead letters (newest first)")
         dead.add_argument("--context", help="only this subscribing context")
         dead.add_argument("--type", help="event type; globs allowed")
         dead.add_argument("--status", choices=[s for s, _ in DeadLetter.Status.choices])
-        dead.add_argument("--since", type=_since)
-        dead.add_argument("--limit", type=int, default=50)
+        dead.add_argument("--since", type=cli.since)
+        dead.add_argument("--limit", type=cli.count, default=50)
         dead.add_argument("--verbose", action="store_true", help="with error and traceback")
 
         stats = sub.add_parser("stats", help="pending, published, retrying and dead per context")
@@ -72,11 +60,11 @@ class Command(BaseCommand):
         relay_cmd = sub.add_parser("relay", help="publish pending events, send due retries")
         relay_cmd.add_argument("--once", action="store_true", help="one sweep, then exit")
         relay_cmd.add_argument(
-            "--interval", type=float, default=None, help="seconds between sweeps"
+            "--interval", type=cli.seconds, default=None, help="seconds between sweeps"
         )
         relay_cmd.add_argument(
             "--grace",
-            type=float,
+            type=cli.at_least_zero,
             default=None,
             help="only rows older than this many seconds (default CLEAVE_EVENT_RELAY_GRACE; "
             "--once takes every pending row)",
@@ -92,13 +80,15 @@ class Command(BaseCommand):
         replay_cmd = sub.add_parser("replay", help="deliver the event log again to a subscriber")
         replay_cmd.add_argument("--subscriber", required=True, help="the subscribing context")
         replay_cmd.add_argument("--type", help="only event types matching this glob")
-        replay_cmd.add_argument("--since", type=_since, help="only events since (ISO date)")
+        replay_cmd.add_argument(
+            "--since", type=cli.since, help="only events since (30m, 2h, 7d or an ISO date)"
+        )
         replay_cmd.add_argument(
             "--reset", action="store_true", help="empty the read model first and rebuild it"
         )
 
         prune = sub.add_parser("prune", help="delete settled rows older than N days")
-        prune.add_argument("--older-than", type=float, required=True, metavar="DAYS")
+        prune.add_argument("--older-than", type=cli.at_least_zero, required=True, metavar="DAYS")
         prune.add_argument("--context", help="only this context's alias")
         prune.add_argument("--dry-run", action="store_true", help="count, delete nothing")
 

@@ -6,20 +6,14 @@ Instances live in their owning context's alias; every local alias is searched.
 
 from __future__ import annotations
 
-import re
-from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 
+from cleave import cli
 from cleave.contexts import all_contexts
 from cleave.sagas import engine
 from cleave.sagas.models import SagaInstance
-
-_DURATION = re.compile(r"^(\d+)\s*([smhd])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 def _find(saga_id: str) -> tuple[str, SagaInstance]:
@@ -32,22 +26,6 @@ def _find(saga_id: str) -> tuple[str, SagaInstance]:
         if found is not None:
             return cfg.database, found
     raise CommandError(f"No saga {saga_id} in any local context.")
-
-
-def _since(value: str) -> datetime:
-    """`30m`, `2h`, `7d` ago, or an ISO date or date-time."""
-    match = _DURATION.match(value.strip())
-    if match:
-        amount, unit = match.groups()
-        return timezone.now() - timedelta(**{_UNITS[unit]: int(amount)})
-    moment = parse_datetime(value)
-    if moment is None:
-        day = parse_date(value)
-        if day is not None:
-            moment = datetime(day.year, day.month, day.day)
-    if moment is None:
-        raise CommandError(f"--since {value!r}: use 30m, 2h, 7d or an ISO date or date-time.")
-    return moment if timezone.is_aware(moment) else timezone.make_aware(moment)
 
 
 def _outcome(saga: SagaInstance) -> str:
@@ -63,8 +41,10 @@ class Command(BaseCommand):
         lister = sub.add_parser("list", help="saga instances, newest first")
         lister.add_argument("--state", choices=[s for s, _ in SagaInstance.State.choices])
         lister.add_argument("--type")
-        lister.add_argument("--since", help="30m, 2h, 7d, or an ISO date or date-time")
-        lister.add_argument("--limit", type=int, default=50)
+        lister.add_argument(
+            "--since", type=cli.since, help="30m, 2h, 7d, or an ISO date or date-time"
+        )
+        lister.add_argument("--limit", type=cli.count, default=50)
         show = sub.add_parser("show", help="one saga and its step timeline")
         show.add_argument("saga_id")
         resume = sub.add_parser("resume", help="continue sagas whose process died")
@@ -81,7 +61,7 @@ class Command(BaseCommand):
         getattr(self, f"do_{action}")(**options)
 
     def do_list(self, state=None, type=None, since=None, limit=50, **_):
-        after = _since(since) if since else None
+        after = since
         for cfg in all_contexts():
             rows = SagaInstance.objects.using(cfg.database).all()
             if state:
