@@ -187,6 +187,7 @@ def test_issue_service_token_prints_a_token_carrying_the_permissions():
         (["--service", "ops", "--permissions", "orders:delete"], "Invalid permission"),
         (["--service", "no spaces", "--permissions", "orders:read"], "--service"),
         (["--service", "ops", "--ttl", "0"], "--ttl"),
+        (["--service", "ops", "--ttl", str(366 * 24 * 3600 + 1)], "--ttl must be between 1 and"),
     ],
 )
 def test_issue_service_token_refuses_bad_arguments(arguments, message):
