@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from cleave.contexts import database_settings, local_context_names
-from cleave.settings import env_bool, env_float, env_int, env_list, load_secret
+from cleave.settings import env_bool, env_float, env_int, env_list, env_rate, load_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("CLEAVE_DATA_DIR", BASE_DIR / "var")).resolve()
@@ -151,8 +151,8 @@ REST_FRAMEWORK = {
         "cleave.throttling.CustomerThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
-        "anon": os.environ.get("CLEAVE_THROTTLE_ANON", "600/minute"),
-        "user": os.environ.get("CLEAVE_THROTTLE_USER", "1200/minute"),
+        "anon": env_rate("CLEAVE_THROTTLE_ANON", default="600/minute"),
+        "user": env_rate("CLEAVE_THROTTLE_USER", default="1200/minute"),
     },
 }
 SPECTACULAR_SETTINGS = {

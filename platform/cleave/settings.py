@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -49,6 +50,23 @@ def env_int(name: str, *, default: int, minimum: int | None = 0) -> int:
 def env_float(name: str, *, default: float, minimum: float | None = 0) -> float:
     """Read a number (seconds, usually) from the environment (unset or blank: `default`)."""
     return _env_number(name, float, default, minimum)
+
+
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)\s*$")
+
+
+def env_rate(name: str, *, default: str) -> str:
+    """A throttle rate for DRF, `<requests>/<second|minute|hour|day>` (`600/minute`)."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    match = _RATE.match(raw)
+    if match is None or int(match.group(1)) < 1:
+        raise ImproperlyConfigured(
+            f"{name} must be a rate like 600/minute (requests per second, minute, hour or day), "
+            f"not {raw!r}"
+        )
+    return f"{int(match.group(1))}/{match.group(2)}"
 
 
 def env_list(name: str, *, default: str) -> list[str]:

@@ -11,7 +11,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from cleave.contexts import database_settings
-from cleave.settings import env_bool, env_float, env_int
+from cleave.settings import env_bool, env_float, env_int, env_rate
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,6 +57,25 @@ def test_a_minimum_is_enforced(monkeypatch):
     with pytest.raises(ImproperlyConfigured, match="at least 1"):
         env_int("CLEAVE_PROBE", default=5, minimum=1)
     assert env_int("CLEAVE_PROBE", default=5, minimum=None) == 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "rate"), [("100/minute", "100/minute"), (" 5 / s ", "5/s"), ("20/day", "20/day")]
+)
+def test_a_throttle_rate_is_read_as_drf_reads_it(monkeypatch, raw, rate):
+    from rest_framework.throttling import SimpleRateThrottle
+
+    monkeypatch.setenv("CLEAVE_PROBE", raw)
+    read = env_rate("CLEAVE_PROBE", default="600/minute")
+    assert read == rate
+    SimpleRateThrottle.parse_rate(SimpleRateThrottle, read)  # DRF accepts it
+
+
+@pytest.mark.parametrize("raw", ["abc", "600", "0/minute", "10/fortnight", "-1/s", "ten/minute"])
+def test_a_bad_throttle_rate_stops_the_process_instead_of_failing_every_request(monkeypatch, raw):
+    monkeypatch.setenv("CLEAVE_PROBE", raw)
+    with pytest.raises(ImproperlyConfigured, match="CLEAVE_PROBE must be a rate like 600/minute"):
+        env_rate("CLEAVE_PROBE", default="600/minute")
 
 
 def test_an_ambiguous_boolean_is_a_configuration_error(monkeypatch):
