@@ -10,7 +10,16 @@ import os
 from pathlib import Path
 
 from cleave.contexts import database_settings, local_context_names
-from cleave.settings import env_bool, env_float, env_int, env_list, env_rate, load_secret
+from cleave.settings import (
+    env_bool,
+    env_choice,
+    env_currency,
+    env_float,
+    env_int,
+    env_list,
+    env_rate,
+    load_secret,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("CLEAVE_DATA_DIR", BASE_DIR / "var")).resolve()
@@ -37,7 +46,7 @@ CLEAVE_CONTEXT_PACKAGE = "contexts"
 CLEAVE_CONTEXTS = local_context_names(CLEAVE_ALL_CONTEXTS, os.environ.get("CLEAVE_CONTEXTS"))
 CLEAVE_EVENT_TRANSPORT = os.environ.get("CLEAVE_EVENT_TRANSPORT", "inprocess")
 CLEAVE_SERVICE_NAME = os.environ.get("CLEAVE_SERVICE_NAME", "cleave")
-CLEAVE_CURRENCY = os.environ.get("CLEAVE_CURRENCY", "EUR")
+CLEAVE_CURRENCY = env_currency("CLEAVE_CURRENCY", default="EUR")
 CLEAVE_RESERVATION_TTL = env_int("CLEAVE_RESERVATION_TTL", default=900, minimum=1)
 CLEAVE_PAYMENT_PROVIDER = os.environ.get(
     "CLEAVE_PAYMENT_PROVIDER", "contexts.payments.providers.FakeProvider"
@@ -268,10 +277,15 @@ else:
 # How sagas run: "inprocess" (driven by the process that starts them) or
 # "celery" (the task `cleave.sagas.run` on the owning context's queue, named
 # like the event queues). Unset, it follows CLEAVE_EVENT_TRANSPORT. See docs/sagas.md.
-CLEAVE_SAGA_RUNNER = os.environ.get("CLEAVE_SAGA_RUNNER", "")
+CLEAVE_SAGA_RUNNER = env_choice("CLEAVE_SAGA_RUNNER", default="", choices=("inprocess", "celery"))
 
 # --- logging ----------------------------------------------------------------------
-LOG_LEVEL = os.environ.get("CLEAVE_LOG_LEVEL", "INFO")
+LOG_LEVEL = env_choice(
+    "CLEAVE_LOG_LEVEL",
+    default="INFO",
+    choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+    upper=True,
+)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -288,7 +302,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "filters": ["context"],
-            "formatter": os.environ.get("CLEAVE_LOG_FORMAT", "json"),
+            "formatter": env_choice("CLEAVE_LOG_FORMAT", default="json", choices=("json", "plain")),
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},

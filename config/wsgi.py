@@ -4,13 +4,15 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
+from cleave.settings import env_bool
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 application = get_wsgi_application()
 
 # The embedded default has no beat or worker processes: the web process runs
 # the periodic jobs (saga recovery, relay sweeps, expiries) itself.
-if os.environ.get("CLEAVE_EMBEDDED_SCHEDULER", "on").lower() not in {"off", "0", "false"}:
+if env_bool("CLEAVE_EMBEDDED_SCHEDULER", default=True):
     from cleave import periodic
 
     periodic.start_embedded()

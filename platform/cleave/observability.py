@@ -152,7 +152,9 @@ def setup_tracing(service_name: str) -> None:
     global _tracing_ready
     import os
 
-    if _tracing_ready or os.environ.get("CLEAVE_TRACING", "on").lower() in {"off", "0", "false"}:
+    from .settings import env_bool, env_choice
+
+    if _tracing_ready or not env_bool("CLEAVE_TRACING", default=True):
         return
     from opentelemetry import trace
     from opentelemetry.instrumentation.django import DjangoInstrumentor
@@ -160,7 +162,9 @@ def setup_tracing(service_name: str) -> None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
-    exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "none").lower()
+    exporter_name = env_choice(
+        "OTEL_TRACES_EXPORTER", default="none", choices=("none", "console", "otlp")
+    )
     sampler = None  # the SDK's: OTEL_TRACES_SAMPLER, else parent-based always-on
     if exporter_name not in {"console", "otlp"} and not os.environ.get("OTEL_TRACES_SAMPLER"):
         # Nothing exports spans: they keep their ids (logs, envelopes) but

@@ -10,13 +10,13 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
 
 
 def env_bool(name: str, *, default: bool) -> bool:
-    """Read a boolean environment variable; refuse anything ambiguous."""
+    """Read a boolean environment variable (unset or blank: `default`); refuse anything else."""
     raw = os.environ.get(name)
-    if raw is None:
+    if raw is None or not raw.strip():
         return default
     value = raw.strip().lower()
     if value in _TRUE:
@@ -67,6 +67,31 @@ def env_rate(name: str, *, default: str) -> str:
             f"not {raw!r}"
         )
     return f"{int(match.group(1))}/{match.group(2)}"
+
+
+def env_choice(name: str, *, default: str, choices: tuple[str, ...], upper: bool = False) -> str:
+    """One of `choices`, compared in lower case (upper with `upper`); unset or blank: `default`."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    value = raw.strip().upper() if upper else raw.strip().lower()
+    if value not in choices:
+        shown = [c for c in choices if c]
+        raise ImproperlyConfigured(f"{name} must be one of {shown}, not {raw!r}")
+    return value
+
+
+def env_currency(name: str, *, default: str) -> str:
+    """An ISO 4217 currency code: three letters, kept in upper case."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    value = raw.strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", value):
+        raise ImproperlyConfigured(
+            f"{name} must be a three-letter currency code (EUR), not {raw!r}"
+        )
+    return value
 
 
 def env_list(name: str, *, default: str) -> list[str]:

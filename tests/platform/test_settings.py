@@ -11,7 +11,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from cleave.contexts import database_settings
-from cleave.settings import env_bool, env_float, env_int, env_rate
+from cleave.settings import env_bool, env_choice, env_currency, env_float, env_int, env_rate
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -118,3 +118,65 @@ def test_a_bad_setting_stops_manage_py_with_a_message_and_no_traceback(tmp_path)
     assert result.stderr == (
         "Configuration error: CLEAVE_SAGA_LEASE_SECONDS must be a whole number, not 'soon'\n"
     )
+
+
+def test_a_blank_boolean_takes_its_default(monkeypatch):
+    monkeypatch.setenv("CLEAVE_PROBE", " ")
+    assert env_bool("CLEAVE_PROBE", default=True) is True
+    assert env_bool("CLEAVE_PROBE", default=False) is False
+    monkeypatch.setenv("CLEAVE_PROBE", "Off")
+    assert env_bool("CLEAVE_PROBE", default=True) is False
+
+
+def test_a_choice_is_one_of_its_values_in_either_case(monkeypatch):
+    monkeypatch.setenv("CLEAVE_PROBE", "Plain")
+    assert env_choice("CLEAVE_PROBE", default="json", choices=("json", "plain")) == "plain"
+    monkeypatch.setenv("CLEAVE_PROBE", "debug")
+    assert env_choice("CLEAVE_PROBE", default="INFO", choices=("DEBUG", "INFO"), upper=True) == (
+        "DEBUG"
+    )
+    monkeypatch.setenv("CLEAVE_PROBE", "xml")
+    with pytest.raises(
+        ImproperlyConfigured, match=r"CLEAVE_PROBE must be one of \['json', 'plain'\]"
+    ):
+        env_choice("CLEAVE_PROBE", default="json", choices=("json", "plain"))
+
+
+@pytest.mark.parametrize(("raw", "code"), [("usd", "USD"), (" GBP ", "GBP")])
+def test_a_currency_is_three_letters_in_upper_case(monkeypatch, raw, code):
+    monkeypatch.setenv("CLEAVE_PROBE", raw)
+    assert env_currency("CLEAVE_PROBE", default="EUR") == code
+
+
+@pytest.mark.parametrize("raw", ["euro", "E1R", "EU"])
+def test_a_bad_currency_is_a_configuration_error(monkeypatch, raw):
+    monkeypatch.setenv("CLEAVE_PROBE", raw)
+    with pytest.raises(ImproperlyConfigured, match="three-letter currency code"):
+        env_currency("CLEAVE_PROBE", default="EUR")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("CLEAVE_LOG_LEVEL", "LOUD", "CLEAVE_LOG_LEVEL must be one of"),
+        ("CLEAVE_PAYMENT_PROVIDER", "nope.Provider", "is not a loadable PaymentProvider"),
+        ("OTEL_TRACES_EXPORTER", "zipkin", "OTEL_TRACES_EXPORTER must be one of"),
+        ("CLEAVE_THROTTLE_USER", "lots", "CLEAVE_THROTTLE_USER must be a rate"),
+    ],
+)
+def test_manage_py_names_each_bad_setting(tmp_path, variable, value, message):
+    env = {**os.environ, variable: value, "CLEAVE_DATA_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("Configuration error: ")
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
