@@ -102,9 +102,9 @@ def test_connections_are_kept_between_requests_for_a_minute_unless_told_otherwis
         assert config["CONN_HEALTH_CHECKS"] is False
 
 
-def test_a_bad_setting_stops_manage_py_with_a_message_and_no_traceback(tmp_path):
-    env = {**os.environ, "CLEAVE_SAGA_LEASE_SECONDS": "soon", "CLEAVE_DATA_DIR": str(tmp_path)}
-    result = subprocess.run(
+def _manage_py_check(tmp_path, **variables: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, **variables, "CLEAVE_DATA_DIR": str(tmp_path)}
+    return subprocess.run(
         [sys.executable, "manage.py", "check"],
         cwd=PROJECT_ROOT,
         env=env,
@@ -113,6 +113,10 @@ def test_a_bad_setting_stops_manage_py_with_a_message_and_no_traceback(tmp_path)
         timeout=120,
         check=False,
     )
+
+
+def test_a_bad_setting_stops_manage_py_with_a_message_and_no_traceback(tmp_path):
+    result = _manage_py_check(tmp_path, CLEAVE_SAGA_LEASE_SECONDS="soon")
 
     assert result.returncode == 2
     assert result.stderr == (
@@ -165,16 +169,7 @@ def test_a_bad_currency_is_a_configuration_error(monkeypatch, raw):
     ],
 )
 def test_manage_py_names_each_bad_setting(tmp_path, variable, value, message):
-    env = {**os.environ, variable: value, "CLEAVE_DATA_DIR": str(tmp_path)}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _manage_py_check(tmp_path, **{variable: value})
 
     assert result.returncode == 2
     assert result.stderr.startswith("Configuration error: ")
