@@ -10,15 +10,13 @@ class PaymentsConfig(ContextConfig):
 
     def ready(self) -> None:
         super().ready()
-        from django.conf import settings
-
-        from .providers import DEFAULT_PROVIDER, get_provider
+        from .providers import get_provider, provider_path
 
         # A provider that cannot be loaded stops the process now, not at the first charge.
         try:
             get_provider()
         except (ImportError, TypeError) as exc:
-            path = getattr(settings, "CLEAVE_PAYMENT_PROVIDER", DEFAULT_PROVIDER)
             raise ImproperlyConfigured(
-                f"CLEAVE_PAYMENT_PROVIDER={path!r} is not a loadable PaymentProvider: {exc}"
+                f"CLEAVE_PAYMENT_PROVIDER={provider_path()!r} is not a loadable "
+                f"PaymentProvider: {exc}"
             ) from None

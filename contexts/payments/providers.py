@@ -134,6 +134,11 @@ def _provider(path: str) -> PaymentProvider:
     return provider
 
 
+def provider_path() -> str:
+    """The dotted path of the provider in use (`CLEAVE_PAYMENT_PROVIDER`, else the fake one)."""
+    return getattr(settings, "CLEAVE_PAYMENT_PROVIDER", DEFAULT_PROVIDER)
+
+
 def get_provider() -> PaymentProvider:
-    """The provider in use (`CLEAVE_PAYMENT_PROVIDER`, else the fake one)."""
-    return _provider(getattr(settings, "CLEAVE_PAYMENT_PROVIDER", DEFAULT_PROVIDER))
+    """The provider in use."""
+    return _provider(provider_path())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import secrets
@@ -13,32 +14,40 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
+def _given(name: str) -> str | None:
+    """The variable's value without surrounding space; None when unset or blank (the default)."""
+    raw = os.environ.get(name)
+    return raw.strip() if raw is not None and raw.strip() else None
+
+
 def env_bool(name: str, *, default: bool) -> bool:
     """Read a boolean environment variable (unset or blank: `default`); refuse anything else."""
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
+    raw = _given(name)
+    if raw is None:
         return default
-    value = raw.strip().lower()
+    value = raw.lower()
     if value in _TRUE:
         return True
     if value in _FALSE:
         return False
-    raise ImproperlyConfigured(f"{name} must be one of {sorted(_TRUE | _FALSE)}, not {raw!r}")
+    raise ImproperlyConfigured(
+        f"{name} must be one of {sorted(_TRUE | _FALSE)}, not {os.environ[name]!r}"
+    )
 
 
 def _env_number(name: str, kind: type, default, minimum):
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
+    raw = _given(name)
+    if raw is None:
         return kind(default)
     noun = "a whole number" if kind is int else "a number"
     try:
-        value = kind(raw.strip())
+        value = kind(raw)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be {noun}, not {raw!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):  # nan, inf
-        raise ImproperlyConfigured(f"{name} must be a finite number, not {raw!r}")
+        raise ImproperlyConfigured(f"{name} must be {noun}, not {os.environ[name]!r}") from None
+    if not math.isfinite(value):
+        raise ImproperlyConfigured(f"{name} must be a finite number, not {os.environ[name]!r}")
     if minimum is not None and value < minimum:
-        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {raw!r}")
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {os.environ[name]!r}")
     return value
 
 
@@ -52,44 +61,45 @@ def env_float(name: str, *, default: float, minimum: float | None = 0) -> float:
     return _env_number(name, float, default, minimum)
 
 
-_RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)\s*$")
+_RATE = re.compile(r"^(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)$")
 
 
 def env_rate(name: str, *, default: str) -> str:
     """A throttle rate for DRF, `<requests>/<second|minute|hour|day>` (`600/minute`)."""
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
+    raw = _given(name)
+    if raw is None:
         return default
     match = _RATE.match(raw)
     if match is None or int(match.group(1)) < 1:
         raise ImproperlyConfigured(
             f"{name} must be a rate like 600/minute (requests per second, minute, hour or day), "
-            f"not {raw!r}"
+            f"not {os.environ[name]!r}"
         )
     return f"{int(match.group(1))}/{match.group(2)}"
 
 
 def env_choice(name: str, *, default: str, choices: tuple[str, ...], upper: bool = False) -> str:
     """One of `choices`, compared in lower case (upper with `upper`); unset or blank: `default`."""
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
+    raw = _given(name)
+    if raw is None:
         return default
-    value = raw.strip().upper() if upper else raw.strip().lower()
+    value = raw.upper() if upper else raw.lower()
     if value not in choices:
-        shown = [c for c in choices if c]
-        raise ImproperlyConfigured(f"{name} must be one of {shown}, not {raw!r}")
+        raise ImproperlyConfigured(
+            f"{name} must be one of {list(choices)}, not {os.environ[name]!r}"
+        )
     return value
 
 
 def env_currency(name: str, *, default: str) -> str:
     """An ISO 4217 currency code: three letters, kept in upper case."""
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
+    raw = _given(name)
+    if raw is None:
         return default
-    value = raw.strip().upper()
+    value = raw.upper()
     if not re.fullmatch(r"[A-Z]{3}", value):
         raise ImproperlyConfigured(
-            f"{name} must be a three-letter currency code (EUR), not {raw!r}"
+            f"{name} must be a three-letter currency code (EUR), not {os.environ[name]!r}"
         )
     return value
 
