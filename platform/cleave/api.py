@@ -19,6 +19,8 @@ from rest_framework import exceptions, pagination, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from cleave.client import ServiceError, ServiceUnavailable
+
 logger = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -130,6 +132,8 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     if isinstance(exc, ApplicationError):
         body = problem(exc.status, exc.title, exc.detail, code=exc.code, errors=exc.errors)
         return Response(body, status=exc.status, content_type=PROBLEM_CONTENT_TYPE)
+    if isinstance(exc, ServiceError):
+        return _dependency_failed(exc)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             detail=exc.message_dict if hasattr(exc, "error_dict") else exc.messages
@@ -159,6 +163,33 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     response.data = body
     response.content_type = PROBLEM_CONTENT_TYPE
     return response
+
+
+def _dependency_failed(exc: ServiceError) -> Response:
+    """
+    Another context failed this request: 503 when it could not be reached or
+    said it was unavailable, 502 when it answered with something unusable.
+    Either way it is not the client's input, and not an unhandled crash.
+    """
+    if isinstance(exc, ServiceUnavailable) or exc.status in (503, 504):
+        logger.warning("Service %s unavailable: %s", exc.service, exc)
+        body = problem(
+            503,
+            "Service unavailable",
+            f"The {exc.service} service is unavailable; try again shortly.",
+            code="dependency-unavailable",
+        )
+        return Response(
+            body, status=503, content_type=PROBLEM_CONTENT_TYPE, headers={"Retry-After": "5"}
+        )
+    logger.error("Service %s failed a call: %s", exc.service, exc)
+    body = problem(
+        502,
+        "Bad gateway",
+        f"The {exc.service} service failed to answer this request.",
+        code="dependency-failed",
+    )
+    return Response(body, status=502, content_type=PROBLEM_CONTENT_TYPE)
 
 
 def problem_response(status_code: int, title: str, detail: str) -> JsonResponse:

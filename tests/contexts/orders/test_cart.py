@@ -1,4 +1,9 @@
+import http.server
+import socket
+import threading
 from uuid import uuid4
+
+import pytest
 
 from cleave.testing import customer_headers, flows
 from contexts.orders.models import Cart
@@ -74,3 +79,62 @@ def test_another_customers_cart_item_is_not_found(api, shop):
 
 def test_the_cart_needs_a_customer_token(api):
     assert api.get("/api/orders/cart").status_code == 401
+
+
+@pytest.fixture
+def failing_catalog(monkeypatch):
+    """The catalog as a separate service that answers every call with a 500."""
+
+    class Failing(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b'{"detail": "boom"}'
+            self.send_response(500)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("CATALOG_SERVICE_URL", f"http://127.0.0.1:{server.server_port}")
+    yield
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_unreachable_catalog_is_a_503_problem_not_a_500(api, shop, monkeypatch):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("CATALOG_SERVICE_URL", f"http://127.0.0.1:{port}")
+
+    response = api.post(
+        "/api/orders/cart/items",
+        {"product_id": str(shop.tee.id), "quantity": 1},
+        format="json",
+        headers=shop.headers,
+    )
+
+    assert response.status_code == 503, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert response["Retry-After"] == "5"
+    assert response.json()["type"].endswith("/dependency-unavailable")
+    assert "catalog" in response.json()["detail"]
+    assert api.get("/api/orders/cart", headers=shop.headers).json()["items"] == []
+
+
+def test_a_failing_catalog_is_a_502_problem_not_a_500(api, shop, failing_catalog):
+    response = api.post(
+        "/api/orders/cart/items",
+        {"product_id": str(shop.tee.id), "quantity": 1},
+        format="json",
+        headers=shop.headers,
+    )
+
+    assert response.status_code == 502, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["type"].endswith("/dependency-failed")
+    assert "boom" not in response.content.decode()  # the other service's body stays inside
