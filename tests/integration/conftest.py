@@ -54,11 +54,30 @@ def make_live(root: Path, broker: str, template: Path, secrets: dict[str, str]):
         url, name, port = BROKERS[broker]
         require_server(name, "127.0.0.1", port)
         transport = "celery"
+        if broker == "redis":
+            _forget_stale_restore_lock(url)
     manager = live_system(root, transport=transport, broker_url=url, secrets=secrets)
     system = manager.__enter__()
     for source in template.glob("*.sqlite3"):
         shutil.copy(source, system.data_dir / source.name)
     return manager, system
+
+
+def _forget_stale_restore_lock(url: str) -> None:
+    """
+    Redis has one lock for re-queueing unacknowledged messages, shared by every
+    queue. A worker SIGKILLed while holding it (an earlier test kills workers
+    at any moment) leaves it for kombu's `unacked_mutex_expire`, 300 seconds,
+    in which no worker of a later test could restore anything. Each test's
+    queues are its own; its start is also free of that lock.
+    """
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        client.delete("unacked_mutex")
+    finally:
+        client.close()
 
 
 @pytest.fixture(params=["rabbitmq", "redis"])
