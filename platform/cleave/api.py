@@ -15,7 +15,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
-from rest_framework import exceptions, pagination, status
+from rest_framework import exceptions, pagination, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -214,8 +214,57 @@ def handler403(request, exception=None) -> JsonResponse:
     return problem_response(403, "Not allowed", "You may not access this resource.")
 
 
+class _OnlyStrings:
+    """
+    Refuse a JSON number where a string is expected. DRF's string fields take
+    `"name": 0` as "0"; the documents says string, and so does this API.
+    """
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError("Must be a string.", code="invalid")
+        return super().to_internal_value(data)
+
+
+class Text(_OnlyStrings, serializers.CharField):
+    """A string field of a request body (not a number that could become one)."""
+
+
+class EmailText(_OnlyStrings, serializers.EmailField):
+    """An email address field of a request body."""
+
+
+class PatternText(_OnlyStrings, serializers.RegexField):
+    """A string field of a request body that must match a pattern."""
+
+
 class PageNumberPagination(pagination.PageNumberPagination):
-    """`{"count", "next", "previous", "results"}`, `?page=N`, `?page_size=` up to 100."""
+    """
+    `{"count", "next", "previous", "results"}`, `?page=N`, `?page_size=` from 1 to 100.
+
+    A page past the end (or not a number) is a 404, as in DRF; a `page_size`
+    that is not a whole number from 1 to 100 is a 400, where DRF would quietly
+    use the default.
+    """
 
     page_size_query_param = "page_size"
     max_page_size = 100
+
+    def get_page_size(self, request):
+        given = request.query_params.get(self.page_size_query_param)
+        if given is None:
+            return self.page_size
+        if not given.isascii() or not given.isdigit() or not 1 <= int(given) <= self.max_page_size:
+            raise exceptions.ValidationError(
+                {self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]}
+            )
+        return int(given)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update(minimum=1, maximum=self.max_page_size)
+            elif parameter["name"] == self.page_query_param:
+                parameter["schema"].update(minimum=1)
+        return parameters

@@ -1,20 +1,133 @@
-"""OpenAPI (drf-spectacular) support for the platform's authentication and views."""
+"""
+OpenAPI (drf-spectacular) support for the platform's authentication and views.
+
+Every operation documents the problem details it can answer with, so that a
+client generated from the schema knows them: the ones the view's shape implies
+(400 for a body or parameters other than `page`, 401 when it authenticates, 403 when it needs a
+kind of principal, 404 for a path id or a page, 415 for a body, 429 when
+throttled), plus those the view declares with `problem()`:
+
+    @extend_schema(responses={201: CustomerOutput, 409: problem("The email is taken.")})
+
+Each operation's `security` names only the credentials its permission admits.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+
+from cleave.api import PROBLEM_CONTENT_TYPE
+from cleave.security import IsCustomer, ServicePermission
+
+
+class Problem(serializers.Serializer):
+    """RFC 9457 problem details, as every error of this API is answered."""
+
+    type = serializers.URLField(help_text="What kind of problem; its last part is a stable code.")
+    title = serializers.CharField()
+    status = serializers.IntegerField(min_value=400, max_value=599)
+    detail = serializers.CharField()
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="For invalid input: messages per field.",
+    )
+
+
+def problem(description: str) -> OpenApiResponse:
+    """An error answer a view declares in `extend_schema(responses=...)`."""
+    return OpenApiResponse(Problem, description=description)
 
 
 class AutoSchema(SpectacularAutoSchema):
-    """Name nested serializers after their view (`RegisterView.Input` → `RegisterViewInput`)."""
-
     def get_serializer_name(self, serializer, direction):
+        """Name nested serializers after their view (`RegisterView.Input` → `RegisterViewInput`)."""
         name = super().get_serializer_name(serializer, direction)
         qualname = type(serializer).__qualname__
         if "." in qualname and "<locals>" not in qualname and name == type(serializer).__name__:
             return qualname.replace(".", "")
         return name
+
+    def get_operation(self, path, path_regex, path_prefix, method, registry):
+        operation = super().get_operation(path, path_regex, path_prefix, method, registry)
+        if operation is None:
+            return None
+        responses: dict[str, Any] = operation["responses"]
+        for code, response in responses.items():  # declared with problem(): problem+json
+            content = response.get("content") or {}
+            if code.isdigit() and int(code) >= 400 and "application/json" in content:
+                content[PROBLEM_CONTENT_TYPE] = content.pop("application/json")
+        for code, description in self._implied_problems(operation).items():
+            responses.setdefault(
+                str(code),
+                self._get_response_for_code(
+                    problem(description), str(code), [PROBLEM_CONTENT_TYPE], "response"
+                ),
+            )
+        operation["responses"] = dict(sorted(responses.items()))
+        return operation
+
+    def _implied_problems(self, operation: dict[str, Any]) -> dict[int, str]:
+        parameters = operation.get("parameters", [])
+        has_body = "requestBody" in operation
+        problems: dict[int, str] = {}
+        if has_body or any(
+            p["in"] in ("query", "header") and p["name"] != "page" for p in parameters
+        ):
+            problems[400] = "Invalid input: `errors` names each field and what is wrong with it."
+        if self.view.get_authenticators():
+            problems[401] = "Not authenticated: credentials missing, malformed, expired or forged."
+        if any(not isinstance(p, AllowAny) for p in self.view.get_permissions()):
+            problems[403] = "Not allowed: these credentials do not admit this operation."
+        paginated = self.method == "GET" and self._is_list_view() and self._get_paginator()
+        if paginated or any(p["in"] == "path" for p in parameters):
+            problems[404] = "Not found" + (": no such page." if paginated else ".")
+        if has_body:
+            problems[415] = "Unsupported media type: the body must be JSON."
+        if self.view.get_throttles():
+            problems[429] = "Too many requests: wait for `Retry-After` seconds."
+        return problems
+
+    def get_auth(self):
+        """Only the credentials the view's permission admits (all, for a public view)."""
+        auths = super().get_auth()
+        admitted = self._admitted_schemes()
+        if admitted is None:
+            return auths
+        return [auth for auth in auths if auth and set(auth) <= admitted]
+
+    def _admitted_schemes(self) -> set[str] | None:
+        for permission in self.view.get_permissions():
+            if isinstance(permission, IsCustomer):
+                return {CustomerAuthenticationScheme.name}
+            if isinstance(permission, ServicePermission):
+                _required, allow_staff = permission.requirement(self.view, self.method)
+                return {ServiceTokenAuthenticationScheme.name} | (
+                    {"cookieAuth"} if allow_staff else set()
+                )
+        return None
+
+    def get_description(self):
+        """The view's description, and what it requires of the caller."""
+        description = super().get_description()
+        requirement = self._requirement()
+        return f"{description}\n\n{requirement}".strip() if requirement else description
+
+    def _requirement(self) -> str:
+        for permission in self.view.get_permissions():
+            if isinstance(permission, IsCustomer):
+                return "Requires a customer access token (`Authorization: Bearer`)."
+            if isinstance(permission, ServicePermission):
+                required, allow_staff = permission.requirement(self.view, self.method)
+                staff = ", or a staff session from the admin" if allow_staff else ""
+                return f"Requires a service token (`X-Service-Token`) with `{required}`{staff}."
+        return ""
 
 
 class CustomerAuthenticationScheme(OpenApiAuthenticationExtension):

@@ -278,8 +278,10 @@ class ServicePermission(permissions.BasePermission):
 
     message = "A service token with the required permission is required."
 
-    def has_permission(self, request, view) -> bool:
-        reading = request.method in permissions.SAFE_METHODS
+    @staticmethod
+    def requirement(view, method: str) -> tuple[str, bool]:
+        """The permission `view` requires for `method`, and whether staff are admitted."""
+        reading = method.upper() in permissions.SAFE_METHODS
         if getattr(view, "read_permission", None) and getattr(view, "write_permission", None):
             required = view.read_permission if reading else view.write_permission
             allow_staff = reading and getattr(view, "allow_staff_read", False)
@@ -288,6 +290,10 @@ class ServicePermission(permissions.BasePermission):
             allow_staff = getattr(view, "allow_staff", False)
         if not required:
             raise NotImplementedError(f"{type(view).__name__} must set .required_permission")
+        return required, bool(allow_staff)
+
+    def has_permission(self, request, view) -> bool:
+        required, allow_staff = self.requirement(view, request.method)
         user = request.user
         if getattr(user, "is_service", False):
             return user.has(required)

@@ -7,6 +7,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from cleave.api import Text
+from cleave.openapi import problem
 from cleave.security import ServicePermission
 
 from .. import commands, queries
@@ -20,7 +22,7 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 
 
 class LineInput(serializers.Serializer):
-    sku = serializers.CharField(max_length=commands.SKU_MAX_LENGTH, trim_whitespace=False)
+    sku = Text(max_length=commands.SKU_MAX_LENGTH, trim_whitespace=False)
     quantity = serializers.IntegerField(min_value=1, max_value=commands.MAX_QUANTITY)
 
 
@@ -76,13 +78,17 @@ class ReservationCreateView(APIView):
         parameters=[
             OpenApiParameter(
                 "idempotency_key",
-                str,
+                {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": commands.IDEMPOTENCY_KEY_MAX_LENGTH,
+                },
                 OpenApiParameter.QUERY,
                 required=True,
                 description="The Idempotency-Key the reservation was made with.",
             )
         ],
-        responses={200: ReservationOutput},
+        responses={200: ReservationOutput, 404: problem("No reservation was made with this key.")},
         operation_id="inventory_reservations_find_by_key",
         summary="Find a reservation by its idempotency key (service)",
     )
@@ -103,7 +109,14 @@ class ReservationCreateView(APIView):
     @extend_schema(
         request=Input,
         parameters=[IDEMPOTENCY_KEY],
-        responses={201: ReservationOutput, 200: ReservationOutput},
+        responses={
+            201: ReservationOutput,
+            200: ReservationOutput,
+            409: problem(
+                "`out-of-stock` (`errors.lines` names the short SKUs), or "
+                "`idempotency-key-reused` for a different reservation."
+            ),
+        },
         summary="Hold stock for an order (service)",
     )
     def post(self, request):
@@ -141,7 +154,12 @@ class ReservationCommitView(APIView):
     required_permission = "inventory:write"
 
     @extend_schema(
-        request=None, responses={200: ReservationOutput}, summary="Commit a reservation (service)"
+        request=None,
+        responses={
+            200: ReservationOutput,
+            409: problem("The reservation was released, or the stock no longer holds it."),
+        },
+        summary="Commit a reservation (service)",
     )
     def post(self, request, reservation_id):
         reservation = commands.reservation_commit(reservation_id=reservation_id)
@@ -153,12 +171,12 @@ class ReservationReleaseView(APIView):
     required_permission = "inventory:write"
 
     class Input(serializers.Serializer):
-        reason = serializers.CharField(
-            required=False, max_length=commands.REASON_MAX_LENGTH, default="released"
-        )
+        reason = Text(required=False, max_length=commands.REASON_MAX_LENGTH, default="released")
 
     @extend_schema(
-        request=Input, responses={200: ReservationOutput}, summary="Release a reservation (service)"
+        request=Input,
+        responses={200: ReservationOutput, 409: problem("The reservation is committed.")},
+        summary="Release a reservation (service)",
     )
     def post(self, request, reservation_id):
         data = self.Input(data=request.data)
@@ -176,9 +194,7 @@ class ReservationReturnView(APIView):
     required_permission = "inventory:write"
 
     class Input(serializers.Serializer):
-        reason = serializers.CharField(
-            required=False, max_length=commands.REASON_MAX_LENGTH, default="returned"
-        )
+        reason = Text(required=False, max_length=commands.REASON_MAX_LENGTH, default="returned")
 
     @extend_schema(
         request=Input,

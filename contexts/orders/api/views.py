@@ -6,7 +6,8 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cleave.api import ApplicationError
+from cleave.api import ApplicationError, Text
+from cleave.openapi import problem
 from cleave.security import IsCustomer
 
 from .. import commands, queries
@@ -67,7 +68,15 @@ class CartItemsView(APIView):
         product_id = serializers.UUIDField()
         quantity = serializers.IntegerField(min_value=1, max_value=1000)
 
-    @extend_schema(request=Input, responses={201: CartItemOutput}, summary="Add to cart")
+    @extend_schema(
+        request=Input,
+        responses={
+            201: CartItemOutput,
+            502: problem("The catalog failed to answer (`dependency-failed`)."),
+            503: problem("The catalog is unavailable (`dependency-unavailable`); retry."),
+        },
+        summary="Add to cart",
+    )
     def post(self, request):
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
@@ -106,7 +115,7 @@ class CheckoutView(APIView):
     permission_classes = (IsCustomer,)
 
     class Input(serializers.Serializer):
-        payment_method = serializers.CharField(max_length=100)
+        payment_method = Text(max_length=100)
 
     Output = OrderStateOutput
 
@@ -161,7 +170,10 @@ class OrderCancelView(APIView):
 
     @extend_schema(
         request=None,
-        responses={202: OrderStateOutput},
+        responses={
+            202: OrderStateOutput,
+            409: problem("`order-confirmed` (ask for a refund) or `order-cancelled`."),
+        },
         summary="Cancel a pending order",
         description="202 while or after the checkout saga compensates (poll the order); "
         "409 when the order is confirmed (a refund goes through customer service) "

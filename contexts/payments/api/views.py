@@ -7,6 +7,8 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from cleave.api import PatternText, Text
+from cleave.openapi import problem
 from cleave.security import IsCustomer, ServicePermission
 
 from .. import commands, queries
@@ -60,13 +62,13 @@ class ChargeView(APIView):
         parameters=[
             OpenApiParameter(
                 "idempotency_key",
-                str,
+                {"type": "string", "minLength": 1, "maxLength": commands.MAX_KEY_LENGTH},
                 OpenApiParameter.QUERY,
                 required=True,
                 description="The Idempotency-Key the charge was made with.",
             )
         ],
-        responses={200: PaymentOutput},
+        responses={200: PaymentOutput, 404: problem("No charge was made with this key.")},
         operation_id="payments_charges_find_by_key",
         summary="Find a charge by its idempotency key (service)",
     )
@@ -82,8 +84,8 @@ class ChargeView(APIView):
         amount = serializers.DecimalField(
             max_digits=12, decimal_places=2, min_value=Decimal("0.01")
         )
-        currency = serializers.RegexField(r"^[A-Z]{3}$", max_length=3)
-        payment_method = serializers.CharField(max_length=100)
+        currency = PatternText(r"^[A-Z]{3}$", max_length=3)
+        payment_method = Text(max_length=100)
 
     @extend_schema(
         request=Input,
@@ -124,10 +126,15 @@ class VoidView(APIView):
     required_permission = "payments:write"
 
     class Input(ChargeView.Input):
-        idempotency_key = serializers.CharField(max_length=commands.MAX_KEY_LENGTH)
+        idempotency_key = Text(max_length=commands.MAX_KEY_LENGTH)
 
     @extend_schema(
-        request=Input, responses={200: PaymentOutput}, summary="Void a charge by its key (service)"
+        request=Input,
+        responses={
+            200: PaymentOutput,
+            503: problem("The provider could not settle a pending charge; retry."),
+        },
+        summary="Void a charge by its key (service)",
     )
     def post(self, request):
         data = self.Input(data=request.data)
@@ -142,7 +149,11 @@ class RefundView(APIView):
     permission_classes = (ServicePermission,)
     required_permission = "payments:write"
 
-    @extend_schema(request=None, responses={200: PaymentOutput}, summary="Refund (service)")
+    @extend_schema(
+        request=None,
+        responses={200: PaymentOutput, 503: problem("The provider could not refund; retry.")},
+        summary="Refund (service)",
+    )
     def post(self, request, payment_id):
         payment = commands.payment_refund(payment_id=payment_id)
         return Response(PaymentOutput(payment).data)

@@ -6,6 +6,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from cleave.api import EmailText, Text
+from cleave.openapi import problem
 from cleave.security import IsCustomer, ServicePermission
 
 from .. import commands, queries
@@ -24,11 +26,15 @@ class RegisterView(APIView):
     authentication_classes = ()
 
     class Input(serializers.Serializer):
-        email = serializers.EmailField(max_length=254)
-        password = serializers.CharField(min_length=8, max_length=128, trim_whitespace=False)
-        name = serializers.CharField(max_length=200)
+        email = EmailText(max_length=254)
+        password = Text(min_length=8, max_length=128, trim_whitespace=False)
+        name = Text(max_length=200)
 
-    @extend_schema(request=Input, responses={201: CustomerOutput}, summary="Register a customer")
+    @extend_schema(
+        request=Input,
+        responses={201: CustomerOutput, 409: problem("A customer with this email exists.")},
+        summary="Register a customer",
+    )
     def post(self, request):
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
@@ -52,10 +58,14 @@ class TokenView(APIView):
     authentication_classes = ()
 
     class Input(serializers.Serializer):
-        email = serializers.CharField(max_length=254)
-        password = serializers.CharField(max_length=128, trim_whitespace=False)
+        email = Text(max_length=254)
+        password = Text(max_length=128, trim_whitespace=False)
 
-    @extend_schema(request=Input, responses={200: TokenOutput}, summary="Obtain tokens")
+    @extend_schema(
+        request=Input,
+        responses={200: TokenOutput, 401: problem("The email or password is wrong.")},
+        summary="Obtain tokens",
+    )
     def post(self, request):
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
@@ -67,7 +77,7 @@ class TokenRefreshView(APIView):
     authentication_classes = ()
 
     class Input(serializers.Serializer):
-        refresh = serializers.CharField(max_length=4096)
+        refresh = Text(max_length=4096)
 
     @extend_schema(
         request=Input,
@@ -75,7 +85,8 @@ class TokenRefreshView(APIView):
             200: inline_serializer(
                 "RefreshedTokens",
                 {"access": serializers.CharField(), "refresh": serializers.CharField()},
-            )
+            ),
+            401: problem("The refresh token is invalid, expired or no longer valid."),
         },
         summary="Rotate tokens",
     )
@@ -88,7 +99,10 @@ class TokenRefreshView(APIView):
 class MeView(APIView):
     permission_classes = (IsCustomer,)
 
-    @extend_schema(responses={200: CustomerOutput}, summary="The authenticated customer")
+    @extend_schema(
+        responses={200: CustomerOutput, 404: problem("The customer no longer exists.")},
+        summary="The authenticated customer",
+    )
     def get(self, request):
         customer = queries.customer_get(customer_id=request.user.id)
         return Response(CustomerOutput(customer).data)
