@@ -12,7 +12,11 @@ ALIAS = "inventory"
 
 
 def stock_get(*, sku: str) -> StockItem:
-    item = StockItem.objects.using(ALIAS).filter(sku=sku).first()
+    item = None
+    # A SKU with a NUL byte (which PostgreSQL refuses even to compare) or
+    # longer than the column names no stock: not found, without asking.
+    if "\x00" not in sku and len(sku) <= StockItem._meta.get_field("sku").max_length:
+        item = StockItem.objects.using(ALIAS).filter(sku=sku).first()
     if item is None:
         raise NotFound(f"No stock is kept for SKU {sku}.")
     return item

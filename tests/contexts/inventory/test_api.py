@@ -52,6 +52,17 @@ def test_the_stock_of_an_unknown_sku_is_a_404_problem(api):
     assert response.json()["type"].endswith("not-found")
 
 
+@pytest.mark.parametrize("sku", ["A%00B", "X" * 65], ids=["nul-byte", "too-long"])
+def test_a_sku_no_stock_can_have_is_a_404_problem_on_every_backend(api, sku):
+    # PostgreSQL refuses a NUL byte in a query parameter: this was a 500 there
+    StockItemFactory(sku="AB", on_hand=3)
+
+    response = api.get(f"/api/inventory/stock/{sku}")
+
+    assert response.status_code == 404, response.content
+    assert response["Content-Type"] == "application/problem+json"
+
+
 # --- reserve ---------------------------------------------------------------------------
 
 
