@@ -217,7 +217,7 @@ def handler403(request, exception=None) -> JsonResponse:
 class _OnlyStrings:
     """
     Refuse a JSON number where a string is expected. DRF's string fields take
-    `"name": 0` as "0"; the documents says string, and so does this API.
+    `"name": 0` as "0"; the OpenAPI document says string, and so does this API.
     """
 
     def to_internal_value(self, data):
@@ -254,7 +254,14 @@ class PageNumberPagination(pagination.PageNumberPagination):
         given = request.query_params.get(self.page_size_query_param)
         if given is None:
             return self.page_size
-        if not given.isascii() or not given.isdigit() or not 1 <= int(given) <= self.max_page_size:
+        valid = (
+            given.isascii()
+            and given.isdigit()
+            # int() of thousands of digits raises rather than refuses
+            and len(given) <= len(str(self.max_page_size))
+            and 1 <= int(given) <= self.max_page_size
+        )
+        if not valid:
             raise exceptions.ValidationError(
                 {self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]}
             )

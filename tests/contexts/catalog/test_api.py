@@ -70,6 +70,22 @@ def test_a_page_past_the_end_is_a_404_problem(api):
     assert response["Content-Type"] == "application/problem+json"
 
 
+def test_page_size_chooses_from_one_to_a_hundred(api):
+    ProductFactory.create_batch(3, category=CategoryFactory())
+
+    assert len(api.get(PRODUCTS, {"page_size": "2"}).json()["results"]) == 2
+    assert len(api.get(PRODUCTS, {"page_size": "100"}).json()["results"]) == 3
+
+
+@pytest.mark.parametrize("size", ["0", "101", "-1", "two", "2.5", "٣", "9" * 5000])
+def test_a_page_size_out_of_range_or_not_a_number_is_a_400_problem(api, size):
+    response = api.get(PRODUCTS, {"page_size": size})
+
+    assert response.status_code == 400, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert list(response.json()["errors"]) == ["page_size"]
+
+
 @pytest.mark.parametrize("term", ["CHEF", "forged", "kit-knf"])
 def test_search_matches_name_description_or_sku_ignoring_case(api, term):
     ProductFactory(sku="KIT-KNF-001", name="Chef's Knife", description="Forged steel.")
