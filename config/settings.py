@@ -268,6 +268,12 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "sentinel://")):
         "visibility_timeout": env_int("CLEAVE_REDIS_VISIBILITY_TIMEOUT", default=3600, minimum=1),
         "unacked_restore_interval": env_int("CLEAVE_REDIS_RESTORE_INTERVAL", default=10, minimum=1),
         "unacked_restore_throttle": 1,
+        # The lock a worker holds while it re-queues such messages, one for all
+        # queues. A worker that dies holding it stops every worker from
+        # re-queueing until it expires (kombu's default: 300 s). A scan takes
+        # milliseconds, and each message is moved in a transaction that
+        # watches the unacked set, so a lock that expired mid-scan is harmless.
+        "unacked_mutex_expire": env_int("CLEAVE_REDIS_RESTORE_LOCK", default=30, minimum=1),
     }
 else:
     # RabbitMQ: every publish waits for the broker's confirm (persisted to disk

@@ -12,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from cleave.contexts import database_settings
 from cleave.settings import env_bool, env_choice, env_currency, env_float, env_int, env_rate
+from cleave.testing import require_server
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -175,3 +176,37 @@ def test_manage_py_names_each_bad_setting(tmp_path, variable, value, message):
     assert result.stderr.startswith("Configuration error: ")
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.services
+def test_the_redis_restore_lock_reaches_the_workers_channel():
+    # kombu ignores a transport option it does not know: read it back from the
+    # channel the Celery app opens, not from the settings
+    require_server("Redis", "127.0.0.1", 6379)
+    script = (
+        "import django; django.setup()\n"
+        "from config.celery import app\n"
+        "with app.connection_for_read() as connection:\n"
+        "    channel = connection.default_channel\n"
+        "    print(channel.unacked_mutex_expire, channel.unacked_restore_interval)\n"
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("CLEAVE_", "CELERY_"))},
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "CLEAVE_EVENT_TRANSPORT": "celery",
+        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/7",
+        "CLEAVE_EMBEDDED_SCHEDULER": "off",
+    }
+    defaults = subprocess.run(
+        [sys.executable, "-c", script], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True
+    )
+    chosen = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PROJECT_ROOT,
+        env={**env, "CLEAVE_REDIS_RESTORE_LOCK": "7"},
+        capture_output=True,
+        text=True,
+    )
+
+    assert defaults.stdout.split() == ["30", "10"], defaults.stderr[-2000:]
+    assert chosen.stdout.split() == ["7", "10"], chosen.stderr[-2000:]
