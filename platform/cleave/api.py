@@ -173,23 +173,16 @@ def _dependency_failed(exc: ServiceError) -> Response:
     """
     if isinstance(exc, ServiceUnavailable) or exc.status in (503, 504):
         logger.warning("Service %s unavailable: %s", exc.service, exc)
-        body = problem(
-            503,
-            "Service unavailable",
-            f"The {exc.service} service is unavailable; try again shortly.",
-            code="dependency-unavailable",
-        )
-        return Response(
-            body, status=503, content_type=PROBLEM_CONTENT_TYPE, headers={"Retry-After": "5"}
-        )
-    logger.error("Service %s failed a call: %s", exc.service, exc)
-    body = problem(
-        502,
-        "Bad gateway",
-        f"The {exc.service} service failed to answer this request.",
-        code="dependency-failed",
-    )
-    return Response(body, status=502, content_type=PROBLEM_CONTENT_TYPE)
+        status_code, title, code = 503, "Service unavailable", "dependency-unavailable"
+        detail = f"The {exc.service} service is unavailable; try again shortly."
+        headers = {"Retry-After": "5"}
+    else:
+        logger.error("Service %s failed a call: %s", exc.service, exc)
+        status_code, title, code = 502, "Bad gateway", "dependency-failed"
+        detail = f"The {exc.service} service failed to answer this request."
+        headers = None
+    body = problem(status_code, title, detail, code=code)
+    return Response(body, status=status_code, content_type=PROBLEM_CONTENT_TYPE, headers=headers)
 
 
 def problem_response(status_code: int, title: str, detail: str) -> JsonResponse:

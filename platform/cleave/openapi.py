@@ -97,37 +97,41 @@ class AutoSchema(SpectacularAutoSchema):
     def get_auth(self):
         """Only the credentials the view's permission admits (all, for a public view)."""
         auths = super().get_auth()
-        admitted = self._admitted_schemes()
-        if admitted is None:
+        caller = self._caller()
+        if caller is None:
             return auths
+        admitted, _requirement = caller
         return [auth for auth in auths if auth and set(auth) <= admitted]
-
-    def _admitted_schemes(self) -> set[str] | None:
-        for permission in self.view.get_permissions():
-            if isinstance(permission, IsCustomer):
-                return {CustomerAuthenticationScheme.name}
-            if isinstance(permission, ServicePermission):
-                _required, allow_staff = permission.requirement(self.view, self.method)
-                return {ServiceTokenAuthenticationScheme.name} | (
-                    {"cookieAuth"} if allow_staff else set()
-                )
-        return None
 
     def get_description(self):
         """The view's description, and what it requires of the caller."""
         description = super().get_description()
-        requirement = self._requirement()
-        return f"{description}\n\n{requirement}".strip() if requirement else description
+        caller = self._caller()
+        if caller is None:
+            return description
+        _admitted, requirement = caller
+        return f"{description}\n\n{requirement}".strip()
 
-    def _requirement(self) -> str:
+    def _caller(self) -> tuple[set[str], str] | None:
+        """The security schemes a non-public view admits, and its requirement in words."""
         for permission in self.view.get_permissions():
             if isinstance(permission, IsCustomer):
-                return "Requires a customer access token (`Authorization: Bearer`)."
+                return (
+                    {CustomerAuthenticationScheme.name},
+                    "Requires a customer access token (`Authorization: Bearer`).",
+                )
             if isinstance(permission, ServicePermission):
                 required, allow_staff = permission.requirement(self.view, self.method)
-                staff = ", or a staff session from the admin" if allow_staff else ""
-                return f"Requires a service token (`X-Service-Token`) with `{required}`{staff}."
-        return ""
+                schemes = {ServiceTokenAuthenticationScheme.name}
+                staff = ""
+                if allow_staff:
+                    schemes.add("cookieAuth")
+                    staff = ", or a staff session from the admin"
+                return (
+                    schemes,
+                    f"Requires a service token (`X-Service-Token`) with `{required}`{staff}.",
+                )
+        return None
 
 
 class CustomerAuthenticationScheme(OpenApiAuthenticationExtension):

@@ -103,16 +103,21 @@ def test_connections_are_kept_between_requests_for_a_minute_unless_told_otherwis
         assert config["CONN_HEALTH_CHECKS"] is False
 
 
-def _manage_py_check(tmp_path, **variables: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, **variables, "CLEAVE_DATA_DIR": str(tmp_path)}
+def _python(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "manage.py", "check"],
+        [sys.executable, *args],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
+    )
+
+
+def _manage_py_check(tmp_path, **variables: str) -> subprocess.CompletedProcess:
+    return _python(
+        "manage.py", "check", env={**os.environ, **variables, "CLEAVE_DATA_DIR": str(tmp_path)}
     )
 
 
@@ -197,16 +202,8 @@ def test_the_redis_restore_lock_reaches_the_workers_channel():
         "CELERY_BROKER_URL": "redis://127.0.0.1:6379/7",
         "CLEAVE_EMBEDDED_SCHEDULER": "off",
     }
-    defaults = subprocess.run(
-        [sys.executable, "-c", script], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True
-    )
-    chosen = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=PROJECT_ROOT,
-        env={**env, "CLEAVE_REDIS_RESTORE_LOCK": "7"},
-        capture_output=True,
-        text=True,
-    )
+    defaults = _python("-c", script, env=env)
+    chosen = _python("-c", script, env={**env, "CLEAVE_REDIS_RESTORE_LOCK": "7"})
 
     assert defaults.stdout.split() == ["30", "10"], defaults.stderr[-2000:]
     assert chosen.stdout.split() == ["7", "10"], chosen.stderr[-2000:]

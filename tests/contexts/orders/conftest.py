@@ -39,13 +39,18 @@ def shop() -> Shop:
     )
 
 
-def add(api, shop, product, quantity=1):
-    response = api.post(
+def post_item(api, shop, product_id, quantity=1):
+    """POST /api/orders/cart/items as the shop's customer; the raw response."""
+    return api.post(
         "/api/orders/cart/items",
-        {"product_id": str(product.id), "quantity": quantity},
+        {"product_id": str(product_id), "quantity": quantity},
         format="json",
         headers=shop.headers,
     )
+
+
+def add(api, shop, product, quantity=1):
+    response = post_item(api, shop, product.id, quantity)
     assert response.status_code == 201, response.json()
     return response.json()
 

@@ -8,7 +8,7 @@ import pytest
 from cleave.testing import customer_headers, flows
 from contexts.orders.models import Cart
 
-from .conftest import add
+from .conftest import add, post_item
 
 pytestmark = flows
 
@@ -34,24 +34,14 @@ def test_adding_the_same_product_again_raises_the_quantity(api, shop):
 
 
 def test_an_unknown_product_is_refused_with_problem_details(api, shop):
-    response = api.post(
-        "/api/orders/cart/items",
-        {"product_id": str(uuid4()), "quantity": 1},
-        format="json",
-        headers=shop.headers,
-    )
+    response = post_item(api, shop, uuid4())
     assert response.status_code == 400
     assert response["Content-Type"] == "application/problem+json"
     assert "product_id" in response.json()["errors"]
 
 
 def test_a_quantity_below_one_is_refused(api, shop):
-    response = api.post(
-        "/api/orders/cart/items",
-        {"product_id": str(shop.tee.id), "quantity": 0},
-        format="json",
-        headers=shop.headers,
-    )
+    response = post_item(api, shop, shop.tee.id, 0)
     assert response.status_code == 400
     assert "quantity" in response.json()["errors"]
 
@@ -111,12 +101,7 @@ def test_an_unreachable_catalog_is_a_503_problem_not_a_500(api, shop, monkeypatc
         port = probe.getsockname()[1]
     monkeypatch.setenv("CATALOG_SERVICE_URL", f"http://127.0.0.1:{port}")
 
-    response = api.post(
-        "/api/orders/cart/items",
-        {"product_id": str(shop.tee.id), "quantity": 1},
-        format="json",
-        headers=shop.headers,
-    )
+    response = post_item(api, shop, shop.tee.id)
 
     assert response.status_code == 503, response.content
     assert response["Content-Type"] == "application/problem+json"
@@ -127,12 +112,7 @@ def test_an_unreachable_catalog_is_a_503_problem_not_a_500(api, shop, monkeypatc
 
 
 def test_a_failing_catalog_is_a_502_problem_not_a_500(api, shop, failing_catalog):
-    response = api.post(
-        "/api/orders/cart/items",
-        {"product_id": str(shop.tee.id), "quantity": 1},
-        format="json",
-        headers=shop.headers,
-    )
+    response = post_item(api, shop, shop.tee.id)
 
     assert response.status_code == 502, response.content
     assert response["Content-Type"] == "application/problem+json"
