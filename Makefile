@@ -28,7 +28,8 @@ seed: migrate
 ## Set up and run the whole system on the embedded default at http://$(HOST):$(PORT)
 run: seed
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(BIN)/gunicorn config.wsgi --bind $(HOST):$(PORT) --workers $(WORKERS) --threads $(THREADS) \
+	$(BIN)/gunicorn -c python:config.gunicorn config.wsgi --bind $(HOST):$(PORT) \
+		--workers $(WORKERS) --threads $(THREADS) \
 		--access-logfile - --timeout 60
 
 ## Set up and run the test suite (and the boundary and lint checks)

@@ -78,6 +78,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "cleave.api.DatabaseUnavailableMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -206,6 +207,37 @@ CLEAVE_SERVICE_GRANTS = {
     "users": [],
 }
 CLEAVE_SERVICE_TIMEOUT = env_float("CLEAVE_SERVICE_TIMEOUT", default=5, minimum=0.001)
+
+# --- resilience: calls across the wire (see docs/resilience.md) ----------------------------
+# Each attempt of a service call times out after CALL_TIMEOUT seconds, inside the
+# whole call's budget (CLEAVE_SERVICE_TIMEOUT). Idempotent calls are retried on
+# technical failures with full-jitter backoff (RETRY_BASE * 2**n, at most RETRY_MAX),
+# at most RETRY_ATTEMPTS attempts in all.
+CLEAVE_BREAKER_CALL_TIMEOUT = env_float("CLEAVE_BREAKER_CALL_TIMEOUT", default=3, minimum=0.001)
+CLEAVE_RETRY_BASE = env_float("CLEAVE_RETRY_BASE", default=0.1, minimum=0.001)
+CLEAVE_RETRY_MAX = env_float("CLEAVE_RETRY_MAX", default=1, minimum=0.001)
+CLEAVE_RETRY_ATTEMPTS = env_int("CLEAVE_RETRY_ATTEMPTS", default=3, minimum=1)
+# A circuit breaker per target context: open when at least ERROR_THRESHOLD percent
+# of the last WINDOW_CALLS calls (those of the last WINDOW_SECONDS, at least
+# MIN_CALLS of them) failed for technical reasons; one trial call after RESET_TIMEOUT.
+CLEAVE_BREAKER_ERROR_THRESHOLD = env_int("CLEAVE_BREAKER_ERROR_THRESHOLD", default=50, minimum=1)
+CLEAVE_BREAKER_MIN_CALLS = env_int("CLEAVE_BREAKER_MIN_CALLS", default=5, minimum=1)
+CLEAVE_BREAKER_WINDOW_CALLS = env_int("CLEAVE_BREAKER_WINDOW_CALLS", default=10, minimum=1)
+CLEAVE_BREAKER_WINDOW_SECONDS = env_float("CLEAVE_BREAKER_WINDOW_SECONDS", default=60, minimum=1)
+CLEAVE_BREAKER_RESET_TIMEOUT = env_float("CLEAVE_BREAKER_RESET_TIMEOUT", default=30, minimum=0.001)
+# Where the instances of a remote context are found: "env" (<LABEL>_SERVICE_URL, one
+# or several comma-separated URLs; Kubernetes DNS when unset) or "consul".
+CLEAVE_DISCOVERY = env_choice("CLEAVE_DISCOVERY", default="env", choices=("env", "consul"))
+CONSUL_HTTP_ADDR = os.environ.get("CONSUL_HTTP_ADDR", "http://127.0.0.1:8500")
+CLEAVE_CONSUL_CACHE_SECONDS = env_float("CLEAVE_CONSUL_CACHE_SECONDS", default=5)
+# The base URL other processes reach this web process at, as registered in Consul
+# (unset: http://<host>:<port> of gunicorn's first bind, the host name when it binds 0.0.0.0).
+CLEAVE_ADVERTISE_URL = os.environ.get("CLEAVE_ADVERTISE_URL", "")
+# An instance that refused a connection is skipped until its /ready answers 200
+# again; it is probed every PROBE_INTERVAL seconds.
+CLEAVE_DISCOVERY_PROBE_INTERVAL = env_float(
+    "CLEAVE_DISCOVERY_PROBE_INTERVAL", default=2, minimum=0.01
+)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
@@ -215,7 +247,17 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 # --- sagas ------------------------------------------------------------------------
 CLEAVE_SAGA_LEASE_SECONDS = env_int("CLEAVE_SAGA_LEASE_SECONDS", default=30, minimum=1)
 CLEAVE_SAGA_RETRY_BASE = env_float("CLEAVE_SAGA_RETRY_BASE", default=0.05)
+# A step or compensation that meets a technical failure (a context unavailable, a
+# breaker open, a database at its limit) waits WAIT_BASE * 2**n seconds, at most
+# WAIT_MAX, and tries again, until the saga's deadline.
+CLEAVE_SAGA_WAIT_BASE = env_float("CLEAVE_SAGA_WAIT_BASE", default=0.5, minimum=0.001)
+CLEAVE_SAGA_WAIT_MAX = env_float("CLEAVE_SAGA_WAIT_MAX", default=30, minimum=0.001)
+# How long a checkout may take before it is compensated and the order cancelled.
+CLEAVE_CHECKOUT_DEADLINE = env_int("CLEAVE_CHECKOUT_DEADLINE", default=300, minimum=1)
 CLEAVE_EVENT_MAX_ATTEMPTS = env_int("CLEAVE_EVENT_MAX_ATTEMPTS", default=5, minimum=1)
+# A handler failing for a technical reason (a context or database unavailable) keeps
+# being retried past MAX_ATTEMPTS while its event is younger than this many seconds.
+CLEAVE_EVENT_UNAVAILABLE_WINDOW = env_float("CLEAVE_EVENT_UNAVAILABLE_WINDOW", default=3600)
 
 # --- Celery (used when CLEAVE_EVENT_TRANSPORT=celery) ------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")

@@ -23,6 +23,7 @@ CANCELLATION_REASONS = {
     "out_of_stock": "an item in your order is out of stock",
     "user_invalid": "we could not verify your account",
     "customer_request": "you asked us to cancel it",
+    "service_unavailable": "part of our shop was unavailable for too long to complete it",
 }
 
 

@@ -62,6 +62,7 @@ ORDER_CANCELLED = EventType(
                     "payment_error",
                     "timeout",
                     "customer_request",
+                    "service_unavailable",
                 ]
             },
             "total": MONEY,

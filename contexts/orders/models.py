@@ -61,6 +61,7 @@ class Order(models.Model):
         PAYMENT_ERROR = "payment_error", "payment error"
         TIMEOUT = "timeout", "timeout"
         CUSTOMER_REQUEST = "customer_request", "customer request"
+        SERVICE_UNAVAILABLE = "service_unavailable", "service unavailable"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     customer_id = models.UUIDField(db_index=True)

@@ -21,6 +21,8 @@ from __future__ import annotations
 from datetime import timedelta
 from uuid import UUID
 
+from django.conf import settings
+
 from cleave.client import ServiceClient, ServiceResponse
 from cleave.sagas import OutcomeUnknown, SagaContext, SagaDefinition, Step, StepFailed, register
 
@@ -30,7 +32,10 @@ from .models import Order
 CALLER = "orders"
 
 # How long one participant call may take before its outcome counts as unknown;
-# above the service client's own timeout (CLEAVE_SERVICE_TIMEOUT), which fires first.
+# above the service client's own budget (CLEAVE_SERVICE_TIMEOUT), which ends first.
+# A participant that is unavailable (refused, timed out, 5xx, circuit open) is
+# not a refusal: the engine waits and calls again until the checkout's deadline
+# (CLEAVE_CHECKOUT_DEADLINE), then cancels the order as `service_unavailable`.
 CALL_TIMEOUT = 10.0
 PAYMENT_TIMEOUT = 30.0  # a card network may be slow
 
@@ -244,12 +249,27 @@ def return_inventory(saga: SagaContext) -> dict:
     return {}
 
 
+def checkout_failed(saga: SagaContext) -> None:
+    """
+    A checkout whose compensation failed for good (a bug; an operator must act,
+    `sagas retry`) still ends its order: the customer sees it cancelled, never
+    pending forever. Run in the transaction that ends the saga.
+    """
+    commands.order_cancel(
+        order_id=UUID(saga.data["order_id"]),
+        reason=saga.failure_reason or Order.CancellationReason.PAYMENT_ERROR,
+        after_refund=True,
+    )
+
+
 CHECKOUT = register(
     SagaDefinition(
         name=commands.CHECKOUT_SAGA,
         context="orders",
-        deadline=timedelta(minutes=5),
+        deadline=timedelta(seconds=settings.CLEAVE_CHECKOUT_DEADLINE),
         deadline_reason=Order.CancellationReason.TIMEOUT,
+        unavailable_reason=Order.CancellationReason.SERVICE_UNAVAILABLE,
+        on_failed=checkout_failed,
         error_reason=Order.CancellationReason.PAYMENT_ERROR,
         cancel_reason=Order.CancellationReason.CUSTOMER_REQUEST,
         steps=(

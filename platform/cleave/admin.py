@@ -215,6 +215,8 @@ class SagaInstanceAdmin(PerAliasAdmin):
         "current_step",
         "failure_reason",
         "heartbeat_at",
+        "wake_at",
+        "last_error",
         "id",
     )
     list_filter = (ContextFilter, "state", "saga_type", "created_at")

@@ -10,16 +10,18 @@ itself (404, 500).
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, pagination, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from cleave.client import ServiceError, ServiceUnavailable
+from cleave.resilience.failures import NoHealthyInstances, ServiceError, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +136,8 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         return Response(body, status=exc.status, content_type=PROBLEM_CONTENT_TYPE)
     if isinstance(exc, ServiceError):
         return _dependency_failed(exc)
+    if isinstance(exc, OperationalError | InterfaceError):
+        return database_unavailable(exc)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             detail=exc.message_dict if hasattr(exc, "error_dict") else exc.messages
@@ -171,11 +175,14 @@ def _dependency_failed(exc: ServiceError) -> Response:
     said it was unavailable, 502 when it answered with something unusable.
     Either way it is not the client's input, and not an unhandled crash.
     """
-    if isinstance(exc, ServiceUnavailable) or exc.status in (503, 504):
+    if isinstance(exc, ServiceUnavailable) or exc.status in (429, 503, 504):
         logger.warning("Service %s unavailable: %s", exc.service, exc)
         status_code, title, code = 503, "Service unavailable", "dependency-unavailable"
         detail = f"The {exc.service} service is unavailable; try again shortly."
-        headers = {"Retry-After": "5"}
+        if isinstance(exc, NoHealthyInstances):
+            detail = f"No healthy instances of {exc.service}; try again shortly."
+        retry_after = getattr(exc, "retry_after", ServiceUnavailable.retry_after)
+        headers = {"Retry-After": str(max(1, math.ceil(retry_after)))}
     else:
         logger.error("Service %s failed a call: %s", exc.service, exc)
         status_code, title, code = 502, "Bad gateway", "dependency-failed"
@@ -183,6 +190,56 @@ def _dependency_failed(exc: ServiceError) -> Response:
         headers = None
     body = problem(status_code, title, detail, code=code)
     return Response(body, status=status_code, content_type=PROBLEM_CONTENT_TYPE, headers=headers)
+
+
+# seconds a client is told to wait when a database is at its limit
+DATABASE_RETRY_AFTER = 2
+
+
+def database_unavailable(exc: Exception) -> Response:
+    """
+    A database refused, ran out of connections, deadlocked or lost the
+    connection: a technical failure that passes, not the client's fault. The
+    driver's text (which may name hosts and users) stays in the log.
+    """
+    logger.warning("Database unavailable: %s: %s", type(exc).__name__, exc)
+    body = problem(
+        503,
+        "Service unavailable",
+        "A database this request needs is unavailable; try again shortly.",
+        code="database-unavailable",
+    )
+    return Response(
+        body,
+        status=503,
+        content_type=PROBLEM_CONTENT_TYPE,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    )
+
+
+class DatabaseUnavailableMiddleware:
+    """
+    The same 503 for a database failure outside DRF's views (the admin,
+    sessions, authentication middleware), where Django would answer 500.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, OperationalError | InterfaceError):
+            logger.warning("Database unavailable: %s: %s", type(exception).__name__, exception)
+            response = problem_response(
+                503,
+                "Service unavailable",
+                "A database this request needs is unavailable; try again shortly.",
+            )
+            response["Retry-After"] = str(DATABASE_RETRY_AFTER)
+            return response
+        return None
 
 
 def problem_response(status_code: int, title: str, detail: str) -> JsonResponse:

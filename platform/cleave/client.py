@@ -15,6 +15,15 @@ the call is counted in `cleave_service_calls` / timed in
 HTTP with `requests`. Either way the request carries `X-Request-ID`,
 `X-Correlation-ID`, `X-Causation-ID`, `X-Service-Name` and a short-lived
 service token with the caller's granted permissions.
+
+Every call goes through the caller's circuit breaker for the target (in-process
+calls too, so both deployments behave alike) and, when idempotent (GET, or
+carrying `Idempotency-Key`, which the client adds to every mutating call that
+has none), is retried on technical failures inside one budget
+(`CLEAVE_SERVICE_TIMEOUT`), each attempt at most `CLEAVE_BREAKER_CALL_TIMEOUT`.
+Over HTTP, calls are spread round-robin over the target's healthy instances
+(`cleave.resilience.discovery`), on keep-alive connections kept per thread.
+See docs/resilience.md.
 """
 
 from __future__ import annotations
@@ -22,7 +31,9 @@ from __future__ import annotations
 import json as jsonlib
 import logging
 import os
+import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any
@@ -35,26 +46,30 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.http.response import HttpResponseBase
 from django.urls import resolve
 
-from cleave import flow, observability
-from cleave.contexts import is_local
+from cleave import db, flow, observability
+from cleave.contexts import alias_for, is_local
+from cleave.resilience import breaker as breakers
+from cleave.resilience import discovery
+from cleave.resilience.failures import (
+    CircuitOpen,
+    NoHealthyInstances,
+    ServiceError,
+    ServiceUnavailable,
+    is_technical_status,
+)
+from cleave.resilience.retry import Budget, RetryPolicy, call_with_retries
 from cleave.security import SERVICE_TOKEN_HEADER, service_token_for
 
+__all__ = [
+    "CircuitOpen",
+    "NoHealthyInstances",
+    "ServiceClient",
+    "ServiceError",
+    "ServiceResponse",
+    "ServiceUnavailable",
+]
+
 logger = logging.getLogger(__name__)
-
-
-class ServiceError(Exception):
-    """The target answered with an error status, or could not be reached."""
-
-    def __init__(self, service: str, status: int, body: Any, message: str = "") -> None:
-        self.service = service
-        self.status = status
-        self.body = body
-        detail = body.get("detail") if isinstance(body, dict) else None
-        super().__init__(message or f"{service} answered {status}: {detail or body!r}"[:500])
-
-
-class ServiceUnavailable(ServiceError):
-    """The target could not be reached or did not answer in time."""
 
 
 @dataclass
@@ -84,6 +99,8 @@ class ServiceResponse:
 
 
 class Transport:
+    """How a service call reaches its target: one attempt, within `timeout` seconds."""
+
     def send(
         self,
         client: ServiceClient,
@@ -92,6 +109,7 @@ class Transport:
         body: bytes | None,
         headers: dict[str, str],
         params: dict[str, Any] | None,
+        timeout: float,
     ) -> ServiceResponse:
         raise NotImplementedError(".send() must be overridden")
 
@@ -99,7 +117,9 @@ class Transport:
 class InProcessTransport(Transport):
     """Dispatch to the target's view in this process: no socket, same URL routing and views."""
 
-    def send(self, client, method, path, body, headers, params):
+    def send(self, client, method, path, body, headers, params, timeout):
+        # `timeout` cannot interrupt a view running in this thread; the
+        # breaker still counts what the view answers
         payload = body or b""
         environ = {
             "REQUEST_METHOD": method,
@@ -124,8 +144,13 @@ class InProcessTransport(Transport):
         for name, value in headers.items():
             environ["HTTP_" + name.upper().replace("-", "_")] = value
         request = WSGIRequest(environ)
-        response = self._dispatch(request, method, path)
-        content = b"".join(response) if response.streaming else response.content
+        try:
+            response = self._dispatch(request, method, path)
+            content = b"".join(response) if response.streaming else response.content
+        finally:
+            # a pooled connection of the target's alias goes back to its pool
+            # now, not when the caller's request ends
+            db.release(alias_for(client.service))
         return ServiceResponse(
             service=client.service,
             status_code=response.status_code,
@@ -165,29 +190,99 @@ class InProcessTransport(Transport):
 
 
 class HttpTransport(Transport):
-    """Plain HTTP with `requests`; the base URL is `<LABEL>_SERVICE_URL`."""
+    """
+    HTTP with `requests`, to an instance the balancer chooses.
 
-    def send(self, client, method, path, body, headers, params):
+    Each thread keeps one `requests.Session` (a keep-alive pool per instance),
+    so a call costs no new connection. An instance that refuses the
+    connection or does not answer in time is ejected from the balancer.
+    """
+
+    _local = threading.local()
+
+    @classmethod
+    def session(cls):
         import requests
 
-        base = client.base_url()
+        session = getattr(cls._local, "session", None)
+        if session is None:
+            session = cls._local.session = requests.Session()
+        return session
+
+    def send(self, client, method, path, body, headers, params, timeout):
+        import requests
+
+        balancer = client.balancer()
+        base = balancer.choose(client.service)
         try:
-            response = requests.request(
+            response = self.session().request(
                 method,
-                base.rstrip("/") + path,
+                base + path,
                 data=body,
                 headers={**headers, "Content-Type": "application/json"},
                 params=params,
-                timeout=client.timeout,
+                timeout=timeout,
             )
         except requests.RequestException as exc:
-            raise ServiceUnavailable(client.service, 503, None, f"{client.service}: {exc}") from exc
+            balancer.failed(base)
+            raise ServiceUnavailable(client.service, message=f"{client.service}: {exc}") from exc
         return ServiceResponse(
             service=client.service,
             status_code=response.status_code,
             content=response.content,
             headers=dict(response.headers),
         )
+
+
+class _TechnicalAnswer(ServiceError):
+    """A 5xx or 429 answer, raised so the retry policy sees it; the last one is returned."""
+
+    def __init__(self, response: ServiceResponse) -> None:
+        super().__init__(response.service, response.status_code, None)
+        self.response = response
+
+
+_breakers = breakers.Registry(
+    listeners=(breakers.log_transition, observability.record_circuit_transition)
+)
+_balancers: dict[str, discovery.Balancer] = {}
+_balancers_lock = threading.Lock()
+
+
+def breaker_for(caller: str, target: str) -> breakers.CircuitBreaker:
+    """This process's breaker for calls from `caller` to `target`."""
+    return _breakers.get(caller, target)
+
+
+def circuit_breakers() -> list[breakers.CircuitBreaker]:
+    return _breakers.all()
+
+
+def reset_resilience() -> None:
+    """Forget every breaker and balancer of this process (tests, and settings changes)."""
+    _breakers.clear()
+    with _balancers_lock:
+        for balancer in _balancers.values():
+            balancer.stop()
+        _balancers.clear()
+
+
+def balancer() -> discovery.Balancer:
+    """This process's balancer for the configured discovery (`CLEAVE_DISCOVERY`)."""
+    kind = settings.CLEAVE_DISCOVERY
+    current = _balancers.get(kind)
+    if current is None:
+        with _balancers_lock:
+            current = _balancers.get(kind)
+            if current is None:
+                current = _balancers[kind] = discovery.Balancer(
+                    discovery.make_source(kind),
+                    probe_interval=settings.CLEAVE_DISCOVERY_PROBE_INTERVAL,
+                )
+    return current
+
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class ServiceClient:
@@ -207,16 +302,16 @@ class ServiceClient:
         self.transport = transport or self._choose_transport()
 
     def _choose_transport(self) -> Transport:
-        if is_local(self.service) and not os.environ.get(f"{self.service.upper()}_SERVICE_URL"):
+        if is_local(self.service) and not discovery.service_urls(self.service):
             return InProcessTransport()
         return HttpTransport()
 
+    def balancer(self) -> discovery.Balancer:
+        return balancer()
+
     def base_url(self) -> str:
-        url = os.environ.get(f"{self.service.upper()}_SERVICE_URL")
-        if url:
-            return url
-        # Kubernetes DNS: one Service per context, named after it.
-        return f"http://{self.service}:8000"
+        """The base URL the next HTTP call would go to."""
+        return self.balancer().choose(self.service)
 
     def prefix(self) -> str:
         return f"/api/{self.service}"
@@ -251,20 +346,62 @@ class ServiceClient:
         if idempotency_key:
             all_headers["Idempotency-Key"] = idempotency_key
         all_headers.update(headers or {})
+        method = method.upper()
+        if method not in IDEMPOTENT_METHODS and "Idempotency-Key" not in all_headers:
+            # the same key on every attempt: a retried call takes effect once
+            all_headers["Idempotency-Key"] = f"call:{uuid.uuid4()}"
         body = None if json is None else jsonlib.dumps(json, cls=DjangoJSONEncoder).encode()
         full_path = self.prefix() + (path if path.startswith("/") else "/" + path)
+        breaker = breaker_for(self.caller, self.service)
+        budget = Budget(self.timeout)
+        per_attempt = settings.CLEAVE_BREAKER_CALL_TIMEOUT
+
+        def attempt() -> ServiceResponse:
+            permit = breaker.allow()
+            ok = True
+            try:
+                response = self.transport.send(
+                    self,
+                    method,
+                    full_path,
+                    body,
+                    all_headers,
+                    params,
+                    budget.attempt_timeout(per_attempt),
+                )
+            except ServiceUnavailable:
+                ok = False
+                raise
+            finally:
+                if not ok:
+                    permit.record(False)
+            if is_technical_status(response.status_code):
+                permit.record(False)
+                raise _TechnicalAnswer(response)
+            permit.record(True)
+            return response
+
         started = time.perf_counter()
         status = "unavailable"
         try:
-            response = self.transport.send(
-                self, method.upper(), full_path, body, all_headers, params
-            )
+            try:
+                response = call_with_retries(
+                    attempt,
+                    budget=budget,
+                    policy=RetryPolicy.from_settings(),
+                    idempotent="Idempotency-Key" in all_headers or method in IDEMPOTENT_METHODS,
+                )
+            except _TechnicalAnswer as exc:
+                response = exc.response  # the last answer: the caller's raise_for_status decides
             status = str(response.status_code)
+        except CircuitOpen:
+            status = "circuit_open"
+            raise
         finally:
             observability.SERVICE_CALL_SECONDS.labels(
-                self.caller, self.service, method.upper(), status
+                self.caller, self.service, method, status
             ).observe(time.perf_counter() - started)
-        logger.debug("%s %s %s → %s", self.caller, method, full_path, response.status_code)
+        logger.debug("%s %s %s -> %s", self.caller, method, full_path, response.status_code)
         return response
 
     def get(self, path: str, **kwargs: Any) -> ServiceResponse:

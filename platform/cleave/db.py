@@ -14,6 +14,9 @@ statement can also be prepared first and run later (`prepare_insert()`,
 `prepare_update()`, `Statement.run()`), so that a transaction holds its locks
 only while the statements execute.
 
+`release()` hands a thread's pooled connection back to its pool between two
+pieces of work, instead of at the end of the request.
+
 Written by hand because no library offers this for Django; everything else
 in the project goes through the ORM.
 """
@@ -342,3 +345,35 @@ def values(model: type[Model], using: str, name: str, *, where: Mapping[str, Any
     with connection.cursor() as cursor:
         cursor.execute(sql, _where_params(where_fields, where, connection))
         return [field.to_python(row[0]) for row in cursor.fetchall()]
+
+
+def release(alias: str) -> None:
+    """
+    Give this thread's connection of `alias` back to its pool now.
+
+    A pooled connection (PostgreSQL with `OPTIONS["pool"]`) goes back to the
+    pool only when Django closes it, and for a request thread that is when the
+    request ends. A checkout's request calls several contexts in process, one
+    after the other, and their event handlers run in the same thread: without
+    this, one request would hold a connection of every alias it touched until
+    its last byte is sent, and a pool sized below the number of threads (it
+    must be, to keep processes x threads x aliases under the server's
+    `max_connections`) would leave threads waiting for connections that sit
+    idle in other requests. Called after each in-process service call and
+    event handler, a connection is held only while it is used.
+
+    Nothing happens inside an atomic block of `alias` or while autocommit is
+    off (closing would end the caller's transaction), when the thread holds no
+    connection, or when the alias has no pool: SQLite, MariaDB and
+    `<LABEL>_DB_POOL_MAX=0` keep their persistent connection, which is reused,
+    not shared.
+    """
+    connection = connections[alias]
+    if (
+        connection.connection is None
+        or connection.in_atomic_block
+        or not connection.autocommit
+        or not connection.settings_dict["OPTIONS"].get("pool")
+    ):
+        return
+    connection.close()

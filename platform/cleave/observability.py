@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
-from prometheus_client import Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from cleave import flow
 
@@ -27,6 +27,26 @@ SERVICE_CALL_SECONDS = Histogram(
     "('unavailable': no answer).",
     ["caller", "service", "method", "status"],
 )
+
+CIRCUIT_STATE = Gauge(
+    "circuit_breaker_state",
+    "State of the circuit breaker of calls from a context (service) to another "
+    "(target_service): 0 closed, 1 open, 2 half-open.",
+    ["service", "target_service"],
+)
+CIRCUIT_TRANSITIONS = Counter(
+    "circuit_breaker_transitions",
+    "Circuit breaker state changes, by calling context, target and the state entered.",
+    ["service", "target_service", "state"],
+)
+_CIRCUIT_VALUES = {"closed": 0, "open": 1, "half_open": 2}
+
+
+def record_circuit_transition(breaker, old: str, new: str) -> None:
+    """A circuit breaker listener: the state gauge and the transition counter."""
+    CIRCUIT_STATE.labels(breaker.caller, breaker.target).set(_CIRCUIT_VALUES.get(new, 0))
+    CIRCUIT_TRANSITIONS.labels(breaker.caller, breaker.target, new).inc()
+
 
 REQUEST_ID_HEADER = "X-Request-ID"
 CORRELATION_HEADER = "X-Correlation-ID"
@@ -116,9 +136,27 @@ def ready(request: HttpRequest) -> JsonResponse:
         checks["broker"] = _check_broker(settings.CELERY_BROKER_URL)
     healthy = all(check["status"] == "ok" for check in checks.values())
     return JsonResponse(
-        {"status": "ok" if healthy else "unavailable", "checks": checks},
+        {
+            "status": "ok" if healthy else "unavailable",
+            "checks": checks,
+            # what this process's calls to other contexts meet; an open circuit
+            # does not make this process unready (it still serves what it can)
+            "circuits": _circuits(),
+        },
         status=200 if healthy else 503,
     )
+
+
+def _circuits() -> dict[str, dict[str, object]]:
+    from cleave.client import circuit_breakers
+
+    return {
+        f"{breaker.caller}->{breaker.target}": {
+            "state": breaker.state,
+            "retry_after": round(breaker.retry_after(), 1),
+        }
+        for breaker in circuit_breakers()
+    }
 
 
 def _check_broker(url: str) -> dict[str, object]:

@@ -50,6 +50,22 @@ def wait_until(check: Callable[[], Any], *, timeout: float = 20.0, every: float 
     raise AssertionError(f"timed out after {timeout}s waiting for {what or check}: last {last!r}")
 
 
+def gunicorn_args(port: int, *, workers: int = 1, threads: int = 4) -> list[str]:
+    """A web server on the loopback, as the tests start one."""
+    return [
+        GUNICORN,
+        "config.wsgi",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--timeout",
+        "60",
+    ]
+
+
 class Process:
     """A child process with its output in a log file."""
 
@@ -277,18 +293,7 @@ class LiveSystem:
 
     def start_web(self) -> Process:
         port = free_port()
-        args = [
-            GUNICORN,
-            "config.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--threads",
-            "4",
-            "--timeout",
-            "60",
-        ]
+        args = gunicorn_args(port)
         web = self._spawn(Process("web", args, self.env, self.logs / "web.log"))
         self.web_url = f"http://127.0.0.1:{port}"
 

@@ -19,9 +19,9 @@ class RecordingTransport(InProcessTransport):
     def __init__(self) -> None:
         self.sent: list[dict] = []
 
-    def send(self, client, method, path, body, headers, params):
+    def send(self, client, method, path, body, headers, params, timeout):
         self.sent.append({"method": method, "path": path, "headers": dict(headers)})
-        return super().send(client, method, path, body, headers, params)
+        return super().send(client, method, path, body, headers, params, timeout)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import logging
 import random
 import traceback
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -28,6 +28,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from cleave import db
+from cleave.resilience.failures import is_technical
 
 from . import bus, registry
 from .envelope import Envelope
@@ -70,7 +71,7 @@ def backoff(attempt: int) -> float:
     """
     base = float(getattr(settings, "CLEAVE_EVENT_RETRY_BASE", 1.0))
     cap = float(getattr(settings, "CLEAVE_EVENT_RETRY_MAX", 300.0))
-    delay = min(cap, base * 2 ** max(0, attempt - 1))
+    delay = min(cap, base * 2 ** min(max(0, attempt - 1), 62))
     return delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 - jitter, not crypto
 
 
@@ -102,10 +103,16 @@ def consume(
     Delivery, _ = _models()
     alias = sub.context.database
     label = sub.context.label
-    if fresh:
-        return _attempt(sub, envelope, alias, label, None, validated=True)
-    delivery = Delivery.objects.using(alias).filter(event_id=envelope.id, handler=sub.name).first()
-    return _consume(sub, envelope, alias, label, delivery, force=force)
+    try:
+        if fresh:
+            return _attempt(sub, envelope, alias, label, None, validated=True)
+        delivery = (
+            Delivery.objects.using(alias).filter(event_id=envelope.id, handler=sub.name).first()
+        )
+        return _consume(sub, envelope, alias, label, delivery, force=force)
+    finally:
+        # a pooled connection goes back now, not when the publisher's request ends
+        db.release(alias)
 
 
 def consume_many(sub: bus.Subscription, envelopes: list[Envelope]) -> list[Result]:
@@ -132,10 +139,13 @@ def consume_many(sub: bus.Subscription, envelopes: list[Envelope]) -> list[Resul
                 event_id__in=recorded, handler=sub.name
             )
         }
-    return [
-        _consume(sub, envelope, alias, label, known.get(event_id))
-        for envelope, event_id in zip(envelopes, ids, strict=True)
-    ]
+    try:
+        return [
+            _consume(sub, envelope, alias, label, known.get(event_id))
+            for envelope, event_id in zip(envelopes, ids, strict=True)
+        ]
+    finally:
+        db.release(alias)
 
 
 def _consume(
@@ -192,7 +202,7 @@ def _attempt(
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         tb = traceback.format_exc()
-        if attempt >= max_attempts():
+        if attempt >= max_attempts() and not _may_wait(exc, envelope):
             logger.error(
                 "Handler %s failed on %s %s (attempt %d, giving up): %s",
                 sub.name,
@@ -236,6 +246,25 @@ def _attempt(
     if delivery is not None and delivery.status != Delivery.Status.APPLIED:
         _settle(alias, envelope, sub.name, attempts=attempt)
     return Result(sub.name, label, outcome)
+
+
+def _may_wait(exc: Exception, envelope: Envelope) -> bool:
+    """
+    A technical failure (another context or a database unavailable) is
+    retried past `CLEAVE_EVENT_MAX_ATTEMPTS` while the event is younger than
+    `CLEAVE_EVENT_UNAVAILABLE_WINDOW` seconds: an outage must not dead-letter
+    every event it meets. A bug is dead-lettered after the usual attempts.
+    """
+    if not is_technical(exc):
+        return False
+    window = timedelta(seconds=settings.CLEAVE_EVENT_UNAVAILABLE_WINDOW)
+    try:
+        published = datetime.fromisoformat(envelope.timestamp)
+    except (TypeError, ValueError):
+        return False
+    if published.tzinfo is None:
+        published = published.replace(tzinfo=UTC)
+    return timezone.now() - published < window
 
 
 def _record_delivery(

@@ -28,8 +28,23 @@ How a step ends:
   idempotency key; if that cannot settle it, the step is compensated too, so
   every compensation must be idempotent and safe when its action never ran.
 
-Compensations are retried with backoff; when they are exhausted the saga is
-`failed` and waits for an operator (`sagas retry`). A saga can be asked to
+A *technical* failure (`cleave.resilience.failures.is_technical`: a
+participant unavailable, its circuit open, a 5xx, a database at its limit) is
+neither a refusal nor a bug: the attempt is logged `unavailable`, the saga
+records `wake_at` and `last_error`, gives up its lease and is scheduled again
+through its runner (a timer thread in this process, or a Celery countdown; the
+recovery sweep if the process dies meanwhile), after a capped exponential
+backoff (`CLEAVE_SAGA_WAIT_BASE` doubling up to `CLEAVE_SAGA_WAIT_MAX`). No
+thread is held while it waits. An action keeps waiting until the saga's
+deadline; then the saga compensates, the waiting step included (it may have
+taken effect), with the definition's `unavailable_reason`. A compensation
+keeps waiting however long it takes (compensations are idempotent); one still
+failing after the deadline is logged as an error and counted in
+`cleave_saga_overdue_compensations`.
+
+Other errors in a compensation (bugs) are retried with backoff; when those
+retries are exhausted the saga is `failed` and waits for an operator
+(`sagas retry`). A saga can be asked to
 compensate from outside (`request_cancel`, `compensate`): a running one at its
 next step boundary, a completed one by undoing every step (a refund).
 """
@@ -55,11 +70,20 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, transaction
 from django.db.models import Q
 from django.utils import timezone
+from prometheus_client import Counter
 
 from cleave import db, flow, observability
 from cleave.contexts import alias_for
+from cleave.resilience.failures import is_technical
 
 from .models import SagaInstance, SagaStepLog
+
+SAGA_OVERDUE_COMPENSATIONS = Counter(
+    "cleave_saga_overdue_compensations",
+    "Compensation attempts that failed for a technical reason after their saga's "
+    "deadline (an operator should look), by saga type and step.",
+    ["saga_type", "step"],
+)
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +123,16 @@ class OutcomeUnknown(Exception):
 
 class Superseded(Exception):
     """This driver lost the saga (its step timed out, or its lease was taken over)."""
+
+
+class _Wait(Exception):
+    """A call met a technical failure: the saga waits and tries again later."""
+
+    def __init__(self, cause: BaseException, index: int, kind: str) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.index = index
+        self.kind = kind
 
 
 class SagaContext:
@@ -202,8 +236,13 @@ class SagaDefinition:
     error_reason: str = "error"
     compensation_retries: int = 5
     on_finished: StepFn | None = field(default=None)
+    # run in the transaction that ends the saga `failed` (its compensation gave
+    # up): what must hold even then (the checkout's order must not stay pending)
+    on_failed: StepFn | None = None
     deadline_reason: str = "timeout"
     cancel_reason: str = "cancelled"
+    # the reason when the deadline passes while a participant is unavailable
+    unavailable_reason: str = "service_unavailable"
 
     def step_index(self, name: str) -> int:
         for index, step in enumerate(self.steps):
@@ -239,15 +278,18 @@ class Runner(Protocol):
     # it right after the commit (see `_Start`)
     drives_here: bool
 
-    def schedule(self, alias: str, saga_id: UUID) -> None: ...
+    def schedule(self, alias: str, saga_id: UUID, *, at: datetime | None = None) -> None: ...
 
 
 class InProcessRunner:
-    """The embedded default: drive the saga in this process, now."""
+    """The embedded default: drive the saga in this process, now (or at `at`, by a timer)."""
 
     drives_here = True
 
-    def schedule(self, alias: str, saga_id: UUID) -> None:
+    def schedule(self, alias: str, saga_id: UUID, *, at: datetime | None = None) -> None:
+        if at is not None and at > timezone.now():
+            _waker().add(at, alias, saga_id)
+            return
         try:
             run(alias, saga_id)
         except Exception:  # the saga keeps its lease; recovery resumes it
@@ -266,14 +308,17 @@ class CeleryRunner:
 
     drives_here = False
 
-    def schedule(self, alias: str, saga_id: UUID) -> None:
+    def schedule(self, alias: str, saga_id: UUID, *, at: datetime | None = None) -> None:
         saga = SagaInstance.objects.using(alias).only("context").filter(pk=saga_id).first()
         if saga is None:
             return
         from cleave.events.broker import celery_app
 
+        options: dict[str, Any] = {"queue": queue_for(saga.context)}
+        if at is not None and at > timezone.now():
+            options["countdown"] = (at - timezone.now()).total_seconds()
         # the same app, with the same queue declarations, that carries the events
-        celery_app().send_task(TASK_NAME, args=(alias, str(saga_id)), queue=queue_for(saga.context))
+        celery_app().send_task(TASK_NAME, args=(alias, str(saga_id)), **options)
 
 
 TASK_NAME = "cleave.sagas.run"
@@ -476,6 +521,10 @@ def _lease_until(now: datetime) -> datetime:
     return now + timedelta(seconds=_lease_seconds())
 
 
+# A timer or a Celery countdown may fire a little before `wake_at`.
+WAKE_TOLERANCE = timedelta(milliseconds=200)
+
+
 def acquire(alias: str, saga_id: UUID, owner: str) -> bool:
     """Take the saga's lease unless a live process holds it."""
     now = timezone.now()
@@ -486,6 +535,7 @@ def acquire(alias: str, saga_id: UUID, owner: str) -> bool:
         .filter(
             Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(lease_owner=owner)
         )
+        .filter(Q(wake_at__isnull=True) | Q(wake_at__lte=now + WAKE_TOLERANCE))
         .update(
             lease_owner=owner, lease_expires_at=_lease_until(now), heartbeat_at=now, updated_at=now
         )
@@ -532,6 +582,18 @@ def _release(alias: str, saga_id: UUID, owner: str) -> None:
 def _backoff(attempt: int) -> float:
     base = float(getattr(settings, "CLEAVE_SAGA_RETRY_BASE", 0.05))
     return base * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)  # noqa: S311 - jitter
+
+
+def _wait_delay(failures: int) -> float:
+    """
+    Seconds a saga waits after its `failures`-th technical failure in a row:
+    `CLEAVE_SAGA_WAIT_BASE * 2**(failures - 1)`, at most `CLEAVE_SAGA_WAIT_MAX`,
+    less up to a quarter of random jitter (many sagas that met one outage must
+    not all call the recovered participant at the same instant).
+    """
+    base = settings.CLEAVE_SAGA_WAIT_BASE
+    delay = min(settings.CLEAVE_SAGA_WAIT_MAX, base * 2 ** min(max(failures - 1, 0), 30))
+    return delay * random.uniform(0.75, 1.0)  # noqa: S311 - jitter
 
 
 @dataclass(frozen=True)
@@ -676,22 +738,71 @@ class _Driver:
     def drive(self) -> None:
         with flow.flow(correlation_id=self.instance.correlation_id, causation_id=str(self.saga_id)):
             while not self.instance.is_final:
-                if self.instance.state == State.RUNNING:
-                    self._advance()
-                elif self.instance.state == State.COMPENSATING:
-                    self._compensate_next()
-                else:  # pragma: no cover - states are closed
-                    break
+                try:
+                    if self.instance.state == State.RUNNING:
+                        self._advance()
+                    elif self.instance.state == State.COMPENSATING:
+                        self._compensate_next()
+                    else:  # pragma: no cover - states are closed
+                        break
+                except _Wait as wait:
+                    return self._wait(wait)
+
+    def _wait(self, wait: _Wait) -> None:
+        """Give the saga up until a backoff has passed, and have the runner drive it then."""
+        kinds = (
+            (Kind.COMPENSATION,) if wait.kind == Kind.COMPENSATION else (Kind.ACTION, Kind.QUERY)
+        )
+        failures = (
+            SagaStepLog.objects.using(self.alias)
+            .filter(
+                saga_id=self.saga_id,
+                step_index=wait.index,
+                kind__in=kinds,
+                status=Status.UNAVAILABLE,
+            )
+            .count()
+        )
+        now = timezone.now()
+        wake = now + timedelta(seconds=_wait_delay(failures))
+        running = self.instance.state == State.RUNNING
+        if running and self.instance.deadline is not None:
+            wake = min(wake, self.instance.deadline)  # the deadline's compensation must not wait
+        error = f"{type(wait.cause).__name__}: {wait.cause}"[:500]
+        step = self.definition.steps[wait.index].name
+        with transaction.atomic(using=self.alias):
+            self._discard(self.prepared)
+            self.prepared = None
+            self._save(wake_at=wake, last_error=error, lease_owner="", lease_expires_at=None)
+        if not running and self._past_deadline():
+            SAGA_OVERDUE_COMPENSATIONS.labels(self.instance.saga_type, step).inc()
+            logger.error(
+                "Saga %s: compensation %s still fails after the deadline (%s); retrying at %s",
+                self.saga_id,
+                step,
+                error,
+                wake.isoformat(),
+            )
+        else:
+            logger.warning(
+                "Saga %s: %s %s met a technical failure (%s); retrying at %s",
+                self.saga_id,
+                step,
+                wait.kind,
+                error,
+                wake.isoformat(),
+            )
+        get_runner().schedule(self.alias, self.saga_id, at=wake)
 
     def _open_attempt(self, index: int, kinds: tuple[str, ...]) -> SagaStepLog | None:
-        """The last log row, if it is an unfinished or timed-out call of step `index`."""
+        """The last log row if it is a started, timed-out or unavailable call of step `index`."""
         last = SagaStepLog.objects.using(self.alias).filter(saga_id=self.saga_id).order_by("id")
         last = last.last()
         if (
             last is not None
             and last.step_index == index
             and last.kind in kinds
-            and last.status in (Status.STARTED, Status.TIMEOUT)
+            and last.status in (Status.STARTED, Status.TIMEOUT, Status.UNAVAILABLE)
         ):
             return last
         return None
@@ -722,7 +833,7 @@ class _Driver:
             in_doubt = True  # a call of this step may have taken effect
             if open_attempt.status == Status.TIMEOUT:
                 timed_out = True
-            else:  # its process died during the call
+            elif open_attempt.status == Status.STARTED:  # its process died during the call
                 self._interrupted(open_attempt)
             prepared = None
         if index >= len(steps):
@@ -737,6 +848,9 @@ class _Driver:
             self._discard(prepared)
             if self.instance.cancel_requested:
                 reason, detail = self.instance.cancel_requested, "cancellation requested"
+            elif self.instance.last_error:  # it was waiting for a participant to come back
+                reason = self.definition.unavailable_reason
+                detail = f"saga deadline passed: {self.instance.last_error}"
             else:
                 reason, detail = self.definition.deadline_reason, "saga deadline passed"
             return self._begin_compensation(index + in_doubt, reason, detail)
@@ -767,6 +881,15 @@ class _Driver:
                 reason = exc.reason or step.error_reason or self.definition.error_reason
                 return self._settle_unknown(step, index, reason, str(exc), data=exc.data)
             except Exception as exc:
+                if is_technical(exc):
+                    self._finish_log(log, Status.UNAVAILABLE, error=f"{type(exc).__name__}: {exc}")
+                    if self._past_deadline():
+                        detail = f"saga deadline passed: {exc}"
+                        # the call may have taken effect: compensate this step too
+                        return self._begin_compensation(
+                            index + 1, self.definition.unavailable_reason, detail
+                        )
+                    raise _Wait(exc, index, Kind.ACTION) from exc
                 self._finish_log(log, Status.ERROR, error=traceback.format_exc())
                 logger.warning(
                     "Saga %s step %s attempt %s: %s", self.saga_id, step.name, attempt, exc
@@ -806,6 +929,8 @@ class _Driver:
         last = nxt >= len(steps) and self.definition.on_finished is None
         finish = self._finish_statement(log, Status.SUCCEEDED, result)
         ending = _completed() if last else {}
+        if self.instance.last_error or self.instance.wake_at:
+            ending.update(last_error="", wake_at=None)
         save = self._save_statement(fence_cancel=True, data=data, current_step=nxt, **ending)
         opening = None
         if not last and nxt < len(steps) and not self._past_deadline():
@@ -867,7 +992,11 @@ class _Driver:
             except OutcomeUnknown as exc:
                 self._finish_log(log, Status.ERROR, error=f"outcome unknown: {exc}")
                 return _Outcome()
-            except Exception:
+            except Exception as exc:
+                if is_technical(exc) and not self._past_deadline():
+                    # ask again later; the step stays in doubt meanwhile
+                    self._finish_log(log, Status.UNAVAILABLE, error=f"{type(exc).__name__}: {exc}")
+                    raise _Wait(exc, index, Kind.QUERY) from exc
                 self._finish_log(log, Status.ERROR, error=traceback.format_exc())
                 if attempt <= step.retries:
                     time.sleep(_backoff(attempt))
@@ -909,7 +1038,7 @@ class _Driver:
             self._save(current_step=index)
             return None
         open_attempt = self._open_attempt(index, (Kind.COMPENSATION,))
-        if open_attempt is not None:
+        if open_attempt is not None and open_attempt.status == Status.STARTED:
             self._interrupted(open_attempt)
         attempt = (
             SagaStepLog.objects.using(self.alias)
@@ -925,6 +1054,10 @@ class _Driver:
             try:
                 result = _invoke(step.compensation, self.instance, step, Kind.COMPENSATION, attempt)
             except Exception as exc:
+                if is_technical(exc):
+                    # compensations are idempotent: retried until they succeed
+                    self._finish_log(log, Status.UNAVAILABLE, error=f"{type(exc).__name__}: {exc}")
+                    raise _Wait(exc, index, Kind.COMPENSATION) from exc
                 self._finish_log(log, Status.ERROR, error=traceback.format_exc())
                 logger.warning(
                     "Saga %s compensation %s attempt %s: %s", self.saga_id, step.name, attempt, exc
@@ -935,9 +1068,10 @@ class _Driver:
                 return self._finish(State.FAILED)
             finally:
                 watchdog.stop()
+            cleared = {"last_error": "", "wake_at": None} if self.instance.last_error else {}
             with transaction.atomic(using=self.alias):
                 self._finish_log(log, Status.SUCCEEDED, result=result)
-                self._save(data={**self.instance.data, **result}, current_step=index)
+                self._save(data={**self.instance.data, **result}, current_step=index, **cleared)
             return None
 
     def _finish(self, state: str) -> None:
@@ -951,6 +1085,8 @@ class _Driver:
                 return
             if self.definition.on_finished is not None:
                 self.definition.on_finished(SagaContext(self.instance))
+            if state == State.FAILED and self.definition.on_failed is not None:
+                self.definition.on_failed(SagaContext(self.instance))
         if state == State.FAILED:
             logger.error(
                 "Saga %s failed: compensation exhausted after %s; an operator must act",
@@ -1075,20 +1211,24 @@ class _Monitor:
                 connections.close_all()
 
 
-_monitor_instance: _Monitor | None = None
-_monitor_lock = threading.Lock()
+_threads: dict[type, Any] = {}
+_threads_lock = threading.Lock()
+
+
+def _per_process(kind: type) -> Any:
+    """This process's one `kind` (a thread owner); a forked child, or a dead thread, starts anew."""
+    current = _threads.get(kind)
+    if current is None or current.pid != os.getpid() or not current.thread.is_alive():
+        with _threads_lock:
+            current = _threads.get(kind)
+            if current is None or current.pid != os.getpid() or not current.thread.is_alive():
+                current = _threads[kind] = kind()
+    return current
 
 
 def _monitor() -> _Monitor:
-    """This process's monitor (a forked child starts its own)."""
-    global _monitor_instance
-    current = _monitor_instance
-    if current is None or current.pid != os.getpid() or not current.thread.is_alive():
-        with _monitor_lock:
-            current = _monitor_instance
-            if current is None or current.pid != os.getpid() or not current.thread.is_alive():
-                current = _monitor_instance = _Monitor()
-    return current
+    """This process's monitor."""
+    return _per_process(_Monitor)
 
 
 def _beat_interval() -> float:
@@ -1158,6 +1298,62 @@ def _on_timeout(
         logger.exception("Saga %s: the step timeout could not be handled", saga_id)
 
 
+# --- waiting sagas (the in-process runner) --------------------------------------------------
+
+
+class _Waker:
+    """
+    Drives sagas of this process when their `wake_at` comes: one daemon thread
+    sleeping on a heap of due times, handing each due saga to a small pool so
+    that one slow drive does not hold the others. A saga whose process dies
+    while it waits is resumed by the recovery sweep once it is due.
+    """
+
+    def __init__(self) -> None:
+        import heapq
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._heapq = heapq
+        self.pid = os.getpid()
+        self.due: list[tuple[datetime, int, str, UUID]] = []
+        self.counter = 0
+        self.changed = threading.Condition()
+        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cleave-saga-wake")
+        self.thread = threading.Thread(target=self._loop, name="cleave-saga-waker", daemon=True)
+        self.thread.start()
+
+    def add(self, at: datetime, alias: str, saga_id: UUID) -> None:
+        with self.changed:
+            self.counter += 1
+            self._heapq.heappush(self.due, (at, self.counter, alias, saga_id))
+            self.changed.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self.changed:
+                while not self.due or self.due[0][0] > timezone.now():
+                    timeout = None
+                    if self.due:
+                        timeout = (self.due[0][0] - timezone.now()).total_seconds()
+                    self.changed.wait(timeout)
+                _at, _n, alias, saga_id = self._heapq.heappop(self.due)
+            self.pool.submit(_wake, alias, saga_id)
+
+
+def _wake(alias: str, saga_id: UUID) -> None:
+    try:
+        run(alias, saga_id)
+    except Exception:  # the saga keeps its state; recovery resumes it
+        logger.exception("Saga %s stopped with an unexpected error", saga_id)
+    finally:
+        connections.close_all()  # this pool thread's own connections
+
+
+def _waker() -> _Waker:
+    """This process's waker."""
+    return _per_process(_Waker)
+
+
 # --- operator and caller controls ----------------------------------------------------------
 
 
@@ -1171,7 +1367,8 @@ def request_cancel(alias: str, saga_id: UUID, reason: str) -> bool:
     asked = (
         SagaInstance.objects.using(alias)
         .filter(pk=saga_id, state=State.RUNNING, cancel_requested="")
-        .update(cancel_requested=reason, updated_at=timezone.now())
+        # a saga waiting for a participant honours the request now
+        .update(cancel_requested=reason, wake_at=None, updated_at=timezone.now())
     )
     if asked:
         _schedule_after_commit(alias, saga_id)
@@ -1218,6 +1415,10 @@ def retry(alias: str, saga_id: UUID) -> SagaInstance:
         lease_expires_at=None,
         updated_at=timezone.now(),
     )
+    # an operator's retry does not wait for the backoff
+    SagaInstance.objects.using(alias).filter(pk=saga_id).exclude(
+        state__in=SagaInstance.FINAL_STATES
+    ).update(wake_at=None)
     return run(alias, saga_id)
 
 
@@ -1225,12 +1426,13 @@ def retry(alias: str, saga_id: UUID) -> SagaInstance:
 
 
 def resumable(alias: str):
-    """Sagas in this alias that are not final and whose lease is free or expired."""
+    """Sagas in this alias that are not final, whose lease is free or expired and that are due."""
     now = timezone.now()
     return (
         SagaInstance.objects.using(alias)
         .exclude(state__in=SagaInstance.FINAL_STATES)
         .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .filter(Q(wake_at__isnull=True) | Q(wake_at__lte=now))
         .order_by("created_at")
     )
 

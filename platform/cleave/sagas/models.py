@@ -37,6 +37,10 @@ class SagaInstance(models.Model):
     # refunding): the driver compensates with it at the next step boundary.
     cancel_requested = models.CharField(max_length=120, blank=True, default="")
     deadline = models.DateTimeField(null=True, blank=True)
+    # A step or compensation that met a technical failure waits until then
+    # (no process holds the saga meanwhile); `last_error` says what it met.
+    wake_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_error = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -66,6 +70,9 @@ class SagaStepLog(models.Model):
         FAILED = "failed", "failed"
         ERROR = "error", "error"
         TIMEOUT = "timeout", "timeout"
+        # a technical failure: the participant was unavailable (the call may
+        # have taken effect, so the step stays in doubt until it succeeds)
+        UNAVAILABLE = "unavailable", "unavailable"
 
     id = models.BigAutoField(primary_key=True)
     saga = models.ForeignKey(SagaInstance, on_delete=models.CASCADE, related_name="steps")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from cleave import cli
 from cleave.contexts import all_contexts
@@ -42,6 +43,16 @@ class Command(BaseCommand):
         lister.add_argument("--state", choices=[s for s, _ in SagaInstance.State.choices])
         lister.add_argument("--type")
         lister.add_argument(
+            "--waiting",
+            action="store_true",
+            help="only sagas waiting for a participant (or a database) to come back",
+        )
+        lister.add_argument(
+            "--overdue",
+            action="store_true",
+            help="only unfinished sagas past their deadline (a compensation that keeps failing)",
+        )
+        lister.add_argument(
             "--since", type=cli.since, help="30m, 2h, 7d, or an ISO date or date-time"
         )
         lister.add_argument("--limit", type=cli.count, default=50)
@@ -60,12 +71,22 @@ class Command(BaseCommand):
     def handle(self, *args, action, **options):
         getattr(self, f"do_{action}")(**options)
 
-    def do_list(self, state=None, type=None, since=None, limit=50, **_):
+    def do_list(
+        self, state=None, type=None, since=None, limit=50, waiting=False, overdue=False, **_
+    ):
         after = since
         for cfg in all_contexts():
             rows = SagaInstance.objects.using(cfg.database).all()
             if state:
                 rows = rows.filter(state=state)
+            if waiting:
+                rows = rows.filter(wake_at__isnull=False).exclude(
+                    state__in=SagaInstance.FINAL_STATES
+                )
+            if overdue:
+                rows = rows.filter(deadline__lt=timezone.now()).exclude(
+                    state__in=SagaInstance.FINAL_STATES
+                )
             if type:
                 rows = rows.filter(saga_type=type)
             if after:
@@ -74,6 +95,11 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"{saga.created_at:%Y-%m-%d %H:%M:%S} {saga.saga_type:<12} {saga.state:<13} "
                     f"step={saga.current_step} {saga.failure_reason or '-':<18} {saga.id}"
+                    + (
+                        f" waiting until {saga.wake_at:%H:%M:%S}: {saga.last_error}"
+                        if saga.wake_at
+                        else ""
+                    )
                 )
 
     def do_show(self, saga_id, **_):
@@ -93,6 +119,10 @@ class Command(BaseCommand):
             f"lease: {lease}  deadline: {saga.deadline or '-'}  "
             f"cancel requested: {saga.cancel_requested or '-'}"
         )
+        if saga.wake_at or saga.last_error:
+            self.stdout.write(
+                f"  waiting until: {saga.wake_at or '-'}  last error: {saga.last_error or '-'}"
+            )
         for log in saga.steps.using(alias).order_by("id"):
             self.stdout.write(
                 f"  {log.started_at:%H:%M:%S.%f} {log.step:<18} {log.kind:<12} "
