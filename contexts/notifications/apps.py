@@ -5,3 +5,4 @@ class NotificationsConfig(ContextConfig):
     name = "contexts.notifications"
     label = "notifications"
     verbose_name = "Notifications"
+    subscribes = ("user.created", "order.confirmed", "order.cancelled")

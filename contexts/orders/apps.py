@@ -5,3 +5,4 @@ class OrdersConfig(ContextConfig):
     name = "contexts.orders"
     label = "orders"
     verbose_name = "Orders"
+    subscribes = ("user.created",)

@@ -35,6 +35,11 @@ class ContextConfig(AppConfig):
 
     database: str = ""
     url_prefix: str = ""
+    # The event types (globs allowed) this context's handlers receive, declared
+    # here because apps.py can be imported where the context is not installed:
+    # a process serving other contexts learns who subscribes to what it publishes
+    # (tests/architecture checks it against the handlers' @subscriber).
+    subscribes: tuple[str, ...] = ()
     default_auto_field = "django.db.models.BigAutoField"
     # Django picks the AppConfig subclass of an apps.py automatically only when
     # it is the single one with `default` true; this base class is imported
@@ -58,7 +63,8 @@ class ContextConfig(AppConfig):
 
         events_module = self._import_optional("events")
         if events_module is not None:
-            register_module_event_types(events_module, context=self.label)
+            published = register_module_event_types(events_module, context=self.label)
+            refuse_lost_events(self.label, [event_type.name for event_type in published])
         self._import_optional("handlers")
         self._import_optional("sagas")
         self._import_optional("jobs")
@@ -90,14 +96,96 @@ def local_context_names(all_names: list[str], selected: str | None) -> list[str]
     return [name for name in all_names if name in chosen]
 
 
+def context_config_class(label: str) -> type[ContextConfig] | None:
+    """A context's AppConfig class, from its apps.py, whether or not it is installed here."""
+    from django.conf import settings
+
+    package = getattr(settings, "CLEAVE_CONTEXT_PACKAGE", "contexts")
+    try:
+        module = import_module(f"{package}.{label}.apps")
+    except ModuleNotFoundError:
+        return None
+    for value in vars(module).values():
+        if (
+            isinstance(value, type)
+            and issubclass(value, ContextConfig)
+            and value is not ContextConfig
+            and value.label == label
+        ):
+            return value
+    return None
+
+
+def remote_subscribers(type_names: list[str]) -> dict[str, list[str]]:
+    """Which contexts this process does not serve subscribe to which of `type_names`."""
+    import fnmatch
+
+    from django.conf import settings
+
+    local = set(settings.CLEAVE_CONTEXTS)
+    found: dict[str, list[str]] = {}
+    for label in settings.CLEAVE_ALL_CONTEXTS:
+        if label in local:
+            continue
+        config = context_config_class(label)
+        patterns = config.subscribes if config is not None else ()
+        matched = [
+            name for name in type_names if any(fnmatch.fnmatchcase(name, p) for p in patterns)
+        ]
+        if matched:
+            found[label] = matched
+    return found
+
+
+def refuse_lost_events(label: str, type_names: list[str]) -> None:
+    """
+    Refuse to start a process whose events would be lost: with the in-process
+    transport, an event reaches only the subscribers in this process, so one
+    that a context served elsewhere subscribes to would be marked delivered
+    and never reach it.
+    """
+    from django.conf import settings
+
+    if getattr(settings, "CLEAVE_EVENT_TRANSPORT", "inprocess") != "inprocess":
+        return
+    remote = remote_subscribers(type_names)
+    if remote:
+        who = "; ".join(
+            f"{other} subscribes to {', '.join(names)}" for other, names in remote.items()
+        )
+        raise ImproperlyConfigured(
+            f"Context {label!r} publishes events that contexts this process does not serve "
+            f"subscribe to ({who}), but CLEAVE_EVENT_TRANSPORT is 'inprocess': they would "
+            "never arrive. Set CLEAVE_EVENT_TRANSPORT=celery and CELERY_BROKER_URL in every "
+            "process of a split deployment."
+        )
+
+
+# Connection pools of the PostgreSQL aliases, per process and alias. Three
+# keep three gunicorn workers with all seven aliases on one server at 63
+# connections at most, leaving room under PostgreSQL's default
+# max_connections of 100 (97 for other than superusers) for a manage.py, a
+# relay and two Celery workers of one connection per alias each; see
+# docs/configuration.md, "Databases". A thread waits for a free connection no
+# longer than one attempt of a service call may last (3 s inside the 5 s
+# budget), so a pool that is too small shows as a technical failure of that
+# call, which is retried, and not as a step that outlived its timeout.
+POOL_MIN_DEFAULT = 1
+POOL_MAX_DEFAULT = 3
+POOL_TIMEOUT_DEFAULT = 3.0
+
+
 def database_settings(labels: list[str], *, data_dir: Path) -> dict[str, dict[str, Any]]:
     """
     Build DATABASES: `default` plus one alias per context label.
 
     `DATABASE_URL` configures `default` and `<LABEL>_DATABASE_URL` each context
-    alias; unset, each is an SQLite file in `data_dir`. `CLEAVE_DB_CONN_MAX_AGE`
-    (seconds, default 60; 0 closes them after every request) keeps each
-    connection open across requests for that long, checked before reuse.
+    alias; unset, each is an SQLite file in `data_dir`. A PostgreSQL alias takes
+    its connections from a pool of its own in each process (`_pool_options()`),
+    so that processes x pool size x aliases bounds what the server sees. The
+    other backends, and a PostgreSQL alias whose pool is off, keep one
+    connection per thread across requests for `CLEAVE_DB_CONN_MAX_AGE` seconds
+    (default 60; 0 closes them after every request), checked before reuse.
     """
     import os
 
@@ -112,6 +200,9 @@ def database_settings(labels: list[str], *, data_dir: Path) -> dict[str, dict[st
         config = dj_database_url.parse(url, conn_max_age=max_age, conn_health_checks=max_age > 0)
         engine = config["ENGINE"]
         options = config.setdefault("OPTIONS", {})
+        # read for every alias, so that a bad value stops the process even
+        # before the alias moves to PostgreSQL
+        pool = _pool_options(alias)
         if engine == "django.db.backends.sqlite3":
             # WAL lets readers run beside the writer; IMMEDIATE takes the write
             # lock up front so two writers never deadlock upgrading a read lock.
@@ -127,12 +218,46 @@ def database_settings(labels: list[str], *, data_dir: Path) -> dict[str, dict[st
             options.setdefault("isolation_level", "read committed")
             config.setdefault("TEST", {}).setdefault("CHARSET", "utf8mb4")
             config["TEST"].setdefault("COLLATION", "utf8mb4_unicode_ci")
+        elif engine == "django.db.backends.postgresql" and pool is not None:
+            options["pool"] = pool
+            # Django refuses persistent connections beside a pool: a connection
+            # goes back to the pool when Django closes it, at the end of each
+            # request (or earlier, `cleave.db.release()`). The pool checks a
+            # connection before handing it out, so one the server dropped is
+            # replaced instead of failing the request.
+            config["CONN_MAX_AGE"] = 0
+            config["CONN_HEALTH_CHECKS"] = True
         return config
 
     databases = {DJANGO_DEFAULT_ALIAS: one(DJANGO_DEFAULT_ALIAS, "DATABASE_URL")}
     for label in labels:
         databases[label] = one(label, f"{label.upper()}_DATABASE_URL")
     return databases
+
+
+def _pool_options(alias: str) -> dict[str, Any] | None:
+    """
+    The psycopg pool of a PostgreSQL alias, from `<LABEL>_DB_POOL_MIN`, `_MAX`
+    and `_TIMEOUT` (`DB_POOL_*` for `default`); None when `_MAX` is 0.
+
+    The pool holds at most `max_size` connections in each process, whatever
+    its number of threads; a thread that finds them all in use waits up to
+    `timeout` seconds, then gets `OperationalError` (a technical failure,
+    retried by sagas, 503 at the API) rather than one connection too many.
+    """
+    from .settings import env_float, env_int
+
+    prefix = "DB_POOL" if alias == DJANGO_DEFAULT_ALIAS else f"{alias.upper()}_DB_POOL"
+    max_size = env_int(f"{prefix}_MAX", default=POOL_MAX_DEFAULT)
+    min_size = env_int(f"{prefix}_MIN", default=min(POOL_MIN_DEFAULT, max_size))
+    timeout = env_float(f"{prefix}_TIMEOUT", default=POOL_TIMEOUT_DEFAULT, minimum=0.001)
+    if max_size == 0:
+        return None
+    if min_size > max_size:
+        raise ImproperlyConfigured(
+            f"{prefix}_MIN must be at most {prefix}_MAX ({max_size}), not {min_size}"
+        )
+    return {"name": alias, "min_size": min_size, "max_size": max_size, "timeout": timeout}
 
 
 def _use_pymysql() -> None:
