@@ -9,7 +9,10 @@ WORKERS ?= 4
 THREADS ?= 1
 STAMP := $(VENV)/.installed
 
-.PHONY: install run serve migrate seed test test-fast lint format bench clean
+# make run-split: groups of contexts, separated by spaces (empty: one group per context)
+SPLIT ?=
+
+.PHONY: install run run-split nginx serve migrate seed test test-fast lint format bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -31,6 +34,22 @@ run: seed
 	$(BIN)/gunicorn -c python:config.gunicorn config.wsgi --bind $(HOST):$(PORT) \
 		--workers $(WORKERS) --threads $(THREADS) \
 		--access-logfile - --timeout 60
+
+## Run every context as its own process group (web, worker, relay) behind an nginx
+## gateway at http://$(HOST):$(PORT); needs RabbitMQ (CELERY_BROKER_URL) and nginx
+run-split: install nginx
+	$(BIN)/python manage.py run_split --port $(PORT) --layout "$(SPLIT)"
+
+## nginx for the gateway: installed from Debian's packages when missing (as root)
+nginx:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get install -y -q nginx-light >/dev/null 2>&1 || \
+			{ apt-get update -q >/dev/null && apt-get install -y -q nginx-light >/dev/null; }; \
+		else \
+			echo "The gateway needs nginx: sudo apt-get install nginx-light (Debian, Ubuntu)," \
+				"or your system's nginx package." >&2; exit 2; \
+		fi; }
 
 ## Set up and run the test suite (and the boundary and lint checks)
 test: lint

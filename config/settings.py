@@ -68,6 +68,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "cleave.observability.ProbeMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "cleave.observability.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -174,6 +175,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        # a split process's document includes the other groups' operations
+        "cleave.openapi.include_remote_contexts",
+    ],
 }
 
 CACHES = {

@@ -273,3 +273,41 @@ class SagaInstanceAdmin(PerAliasAdmin):
             lambda engine, alias, saga: engine.compensate(alias, saga.id),
             "Compensated",
         )
+
+
+def _with_remote_contexts(get_app_list):
+    """
+    In a split deployment the admin index lists every context: those served
+    elsewhere link to `/admin/<label>/`, which the gateway routes to the
+    process that serves them (the operator's session, in the shared `default`
+    alias, is valid there too). Nothing changes in the monolith.
+    """
+
+    def app_list(request, app_label=None):
+        from django.conf import settings
+
+        from cleave.contexts import context_config_class
+
+        apps = get_app_list(request, app_label)
+        if app_label is not None or not request.user.is_staff:
+            return apps
+        local = set(settings.CLEAVE_CONTEXTS)
+        for label in settings.CLEAVE_ALL_CONTEXTS:
+            config = context_config_class(label)
+            if label in local or config is None:
+                continue
+            apps.append(
+                {
+                    "name": f"{config.verbose_name}",
+                    "app_label": label,
+                    "app_url": f"/admin/{label}/",
+                    "has_module_perms": True,
+                    "models": [],
+                }
+            )
+        return sorted(apps, key=lambda app: app["name"].lower())
+
+    return app_list
+
+
+admin.site.get_app_list = _with_remote_contexts(admin.site.get_app_list)

@@ -107,6 +107,28 @@ def _trace_id() -> str | None:
     return format(span_context.trace_id, "032x")
 
 
+class ProbeMiddleware:
+    """
+    Answer `GET /health` and `GET /ready` before anything looks at the Host
+    header: Kubernetes probes a pod by its IP, which no `DJANGO_ALLOWED_HOSTS`
+    lists, and Django would answer 400. Placed first in MIDDLEWARE; every
+    other path goes on through the stack (and the host check) as usual.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.probes = {"/health": health, "/ready": ready}
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        probe = self.probes.get(request.path_info)
+        if probe is None or request.method != "GET":
+            return self.get_response(request)
+        with request_flow(request) as ids:
+            response = probe(request)
+        response[REQUEST_ID_HEADER] = ids.request_id
+        return response
+
+
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
     """Liveness: the process answers."""
@@ -220,7 +242,9 @@ def setup_tracing(service_name: str) -> None:
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
-    DjangoInstrumentor().instrument()
+    # after ProbeMiddleware (first in MIDDLEWARE): probes are answered before
+    # the instrumentation reads the Host header, and are not traced
+    DjangoInstrumentor().instrument(middleware_position=1)
     _tracing_ready = True
 
 

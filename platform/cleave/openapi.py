@@ -148,3 +148,65 @@ class ServiceTokenAuthenticationScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "apiKey", "in": "header", "name": "X-Service-Token"}
+
+
+# --- one document for a split deployment ---------------------------------------------
+
+# Asked with this header, a process describes only what it serves itself (the
+# merge below asks other groups that way, so they do not ask each other).
+LOCAL_SCOPE_HEADER = "X-Cleave-Schema-Scope"
+
+
+def include_remote_contexts(result, generator, request, public):
+    """
+    drf-spectacular post-processing hook: in a split deployment, add the
+    operations of the contexts other processes serve, read from their own
+    `/api/schema/`, so that `/api/schema/` and `/api/docs/` behind the gateway
+    describe the whole API as in the monolith. A group that cannot be reached
+    is left out, and the document's description says which.
+    """
+    import logging
+
+    import requests
+    from django.conf import settings
+
+    from cleave.client import balancer
+
+    remote = [
+        label for label in settings.CLEAVE_ALL_CONTEXTS if label not in settings.CLEAVE_CONTEXTS
+    ]
+    if not remote or request is None or request.headers.get(LOCAL_SCOPE_HEADER) == "local":
+        return result
+    documents: dict[str, dict] = {}
+    missing: list[str] = []
+    for label in remote:
+        try:
+            base = balancer().choose(label)
+            if base not in documents:
+                answer = requests.get(
+                    f"{base}/api/schema/",
+                    params={"format": "json"},
+                    headers={LOCAL_SCOPE_HEADER: "local"},
+                    timeout=settings.CLEAVE_BREAKER_CALL_TIMEOUT,
+                )
+                answer.raise_for_status()
+                documents[base] = answer.json()
+        except Exception as exc:  # a group that is down leaves a gap, not an error
+            logging.getLogger(__name__).warning("OpenAPI of %s not included: %s", label, exc)
+            missing.append(label)
+            continue
+        document = documents[base]
+        prefix = f"/api/{label}/"
+        for path, item in document.get("paths", {}).items():
+            if path.startswith(prefix):
+                result.setdefault("paths", {})[path] = item
+        for kind, entries in document.get("components", {}).items():
+            section = result.setdefault("components", {}).setdefault(kind, {})
+            for name, entry in entries.items():
+                section.setdefault(name, entry)
+    result["paths"] = dict(sorted(result.get("paths", {}).items()))
+    if missing:
+        info = result.setdefault("info", {})
+        note = f"Not included (unavailable): {', '.join(missing)}."
+        info["description"] = f"{info.get('description', '')}\n\n{note}".strip()
+    return result

@@ -43,12 +43,27 @@ def consumed_labels(app) -> list[str]:
 
 
 def check_queues(app) -> None:
-    """Refuse to consume the queue of a context this process does not serve."""
+    """
+    Refuse to consume a queue of a context this process does not serve, or a
+    queue that is no context's at all: with `CLEAVE_EVENT_QUEUE_PREFIX` set,
+    `-Q orders` would consume a new, empty queue while the orders events pile
+    up in `<prefix>orders`.
+    """
     from django.conf import settings
 
     local = {cfg.label for cfg in all_contexts()}
     known = set(getattr(settings, "CLEAVE_ALL_CONTEXTS", []))
+    default = getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "celery")
+    allowed = {topology.queue_name(label) for label in known} | {default}
     for name in app.amqp.queues.consume_from:
+        if name not in allowed:
+            hint = ""
+            if name in known:
+                hint = f" (the {name} context's queue is {topology.queue_name(name)!r})"
+            raise ImproperlyConfigured(
+                f"This worker would consume queue {name!r}, which is no context's queue"
+                f"{hint}. Start workers with `python manage.py worker --contexts <labels>`."
+            )
         label = name[len(topology.prefix()) :] if name.startswith(topology.prefix()) else None
         if label in known and label not in local:
             raise ImproperlyConfigured(

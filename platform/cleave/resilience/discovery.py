@@ -3,7 +3,7 @@ Where the instances of a remote context are, and which one to call next.
 
 A *source* lists a context's base URLs: `EnvSource` reads
 `<LABEL>_SERVICE_URL` (one URL or several, comma-separated; unset, Kubernetes
-DNS `http://<label>:8000`, where a Service balances for us), and
+DNS `http://<label>`, a Service on port 80 that balances for us), and
 `cleave.resilience.consul.ConsulSource` asks Consul for passing instances
 (`CLEAVE_DISCOVERY=consul`).
 
@@ -44,11 +44,16 @@ def service_urls(label: str) -> list[str]:
     return [url.strip().rstrip("/") for url in raw.split(",") if url.strip()]
 
 
+def default_url(label: str) -> str:
+    """Kubernetes DNS: one Service per context, named after it, listening on port 80."""
+    return f"http://{label}"
+
+
 class EnvSource:
-    """`<LABEL>_SERVICE_URL`, else Kubernetes DNS (one Service per context, named after it)."""
+    """`<LABEL>_SERVICE_URL`, else Kubernetes DNS."""
 
     def instances(self, label: str) -> list[str]:
-        return service_urls(label) or [f"http://{label}:8000"]
+        return service_urls(label) or [default_url(label)]
 
 
 def probe_ready(url: str, timeout: float = 1.0) -> bool:

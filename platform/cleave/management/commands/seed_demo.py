@@ -1,6 +1,6 @@
 from importlib import import_module
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from cleave.contexts import all_contexts
 
@@ -8,8 +8,24 @@ from cleave.contexts import all_contexts
 class Command(BaseCommand):
     help = "Create demo data in every local context (idempotent): each context's demo.seed()."
 
-    def handle(self, *args, **options):
-        for cfg in all_contexts():
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--contexts",
+            help="only these local contexts, comma-separated (a split seeds catalog before "
+            "inventory, which reads the catalog's products through its API)",
+        )
+
+    def handle(self, *args, contexts=None, **options):
+        local = all_contexts()
+        chosen = None
+        if contexts:
+            chosen = [label.strip() for label in contexts.split(",") if label.strip()]
+            unknown = sorted(set(chosen) - {cfg.label for cfg in local})
+            if unknown:
+                raise CommandError(f"not served by this process: {unknown}")
+        for cfg in local:
+            if chosen is not None and cfg.label not in chosen:
+                continue
             try:
                 module = import_module(f"{cfg.name}.demo")
             except ModuleNotFoundError as exc:

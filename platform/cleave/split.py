@@ -1,0 +1,369 @@
+"""
+A split deployment on one machine (`make run-split`, `manage.py run_split`).
+
+Every group of contexts runs as its own process group: a gunicorn web server
+serving only its contexts (`CLEAVE_CONTEXTS`), a Celery worker on their queues
+and a relay, each context's SQLite file in the group's own directory under
+`CLEAVE_DATA_DIR/split/<group>/` (or `<LABEL>_DATABASE_URL` when set). Events
+travel over the broker (`CELERY_BROKER_URL`); calls between groups go over HTTP
+(`<LABEL>_SERVICE_URL` of every other group). In front, an nginx gateway
+generated from the route table serves them all on one port.
+
+What every group shares: `CLEAVE_DATA_DIR` itself (the secrets generated there
+once, static files, the file-based mail) and the `default` alias (operators and
+their admin sessions), an SQLite file unless `DATABASE_URL` is set.
+
+The processes are run by honcho's manager (one output, prefixed per process,
+also written to a log file each; SIGINT or SIGTERM stops them all, SIGKILL
+after a grace period). This module only plans the processes and prepares
+their databases.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_THREADS = 4
+
+
+class SplitError(Exception):
+    """The split cannot start; the message says why and what to do."""
+
+
+@dataclass
+class Group:
+    name: str
+    contexts: list[str]
+    port: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def process_names(self) -> list[str]:
+        return [f"{self.name}.web", f"{self.name}.worker", f"{self.name}.relay"]
+
+
+def parse_layout(text: str | None, known: list[str]) -> list[Group]:
+    """
+    `"users,catalog orders,payments ..."`: groups separated by spaces, contexts
+    by commas; every known context exactly once. Empty: one group per context.
+    """
+    if not text or not text.strip():
+        return [Group(name=label, contexts=[label]) for label in known]
+    groups: list[Group] = []
+    seen: list[str] = []
+    for chunk in text.split():
+        labels = [label.strip() for label in chunk.split(",") if label.strip()]
+        unknown = [label for label in labels if label not in known]
+        if unknown:
+            raise SplitError(f"SPLIT names unknown contexts {unknown}; known: {known}")
+        twice = [label for label in labels if label in seen]
+        if twice:
+            raise SplitError(f"SPLIT names {twice} in more than one group")
+        seen += labels
+        groups.append(Group(name="-".join(labels), contexts=labels))
+    missing = [label for label in known if label not in seen]
+    if missing:
+        raise SplitError(f"SPLIT leaves out {missing}: every context must be in one group")
+    return groups
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass
+class Plan:
+    root: Path  # the project root (manage.py)
+    data_dir: Path
+    port: int
+    groups: list[Group]
+    base_env: dict[str, str]
+    python: str = sys.executable
+    threads: int = DEFAULT_THREADS
+    nginx: str = "nginx"
+
+    @property
+    def split_dir(self) -> Path:
+        return self.data_dir / "split"
+
+    @property
+    def logs(self) -> Path:
+        return self.split_dir / "logs"
+
+    @property
+    def gateway_dir(self) -> Path:
+        return self.split_dir / "gateway"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_file(self, process: str) -> Path:
+        return self.logs / f"{process}.log"
+
+    def commands(self) -> list[tuple[str, list[str], dict[str, str]]]:
+        """(name, argv, env) of every process, the gateway last."""
+        python = self.python
+        out = []
+        for group in self.groups:
+            labels = ",".join(group.contexts)
+            out += [
+                (
+                    f"{group.name}.web",
+                    [
+                        python,
+                        "-m",
+                        "gunicorn",
+                        "-c",
+                        "python:config.gunicorn",
+                        "config.wsgi",
+                        "--bind",
+                        f"127.0.0.1:{group.port}",
+                        "--workers",
+                        "1",
+                        "--threads",
+                        str(self.threads),
+                        "--timeout",
+                        "60",
+                        "--access-logfile",
+                        "-",
+                    ],
+                    group.env,
+                ),
+                (
+                    f"{group.name}.worker",
+                    [
+                        python,
+                        "manage.py",
+                        "worker",
+                        "--contexts",
+                        labels,
+                        "--",
+                        "--pool",
+                        "threads",
+                        "--concurrency",
+                        str(self.threads),
+                        "--without-mingle",
+                        "--without-gossip",
+                        "-l",
+                        "INFO",
+                    ],
+                    group.env,
+                ),
+                (f"{group.name}.relay", [python, "manage.py", "events", "relay"], group.env),
+            ]
+        conf = self.gateway_dir / "nginx.conf"
+        out.append(
+            (
+                "gateway",
+                [self.nginx, "-p", str(self.gateway_dir), "-e", "stderr", "-c", str(conf)],
+                self.base_env,
+            )
+        )
+        return out
+
+
+def make_plan(
+    *,
+    root: Path,
+    data_dir: Path,
+    port: int,
+    layout: str | None,
+    known: list[str],
+    env: dict[str, str] | None = None,
+    threads: int = DEFAULT_THREADS,
+) -> Plan:
+    """Ports, directories and the environment of every group."""
+    base = dict(os.environ if env is None else env)
+    groups = parse_layout(layout, known)
+    for index, group in enumerate(groups, start=1):
+        group.port = port + index
+    split_dir = data_dir / "split"
+    base["CLEAVE_DATA_DIR"] = str(data_dir)
+    base.setdefault("DATABASE_URL", f"sqlite:///{split_dir / 'default.sqlite3'}")
+    base["CLEAVE_EVENT_TRANSPORT"] = "celery"
+    base.setdefault("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    base.setdefault("CLEAVE_LOG_FORMAT", "plain")
+    base.pop("CLEAVE_CONTEXTS", None)
+    urls = {label: group.url for group in groups for label in group.contexts}
+    for group in groups:
+        group_env = dict(base)
+        group_env["CLEAVE_CONTEXTS"] = ",".join(group.contexts)
+        group_env["CLEAVE_SERVICE_NAME"] = group.name
+        for label in group.contexts:
+            group_env.setdefault(
+                f"{label.upper()}_DATABASE_URL",
+                f"sqlite:///{split_dir / group.name / f'{label}.sqlite3'}",
+            )
+        for label, url in urls.items():
+            if label not in group.contexts:
+                group_env[f"{label.upper()}_SERVICE_URL"] = url
+            else:
+                group_env.pop(f"{label.upper()}_SERVICE_URL", None)
+        group.env = group_env
+    gateway_env = dict(base)
+    for label, url in urls.items():
+        gateway_env[f"{label.upper()}_SERVICE_URL"] = url
+    return Plan(
+        root=root,
+        data_dir=data_dir,
+        port=port,
+        groups=groups,
+        base_env=gateway_env,
+        threads=threads,
+    )
+
+
+def preflight(plan: Plan) -> None:
+    """Everything the split needs that this process can check before starting it."""
+    import shutil
+
+    found = shutil.which("nginx", path=plan.base_env.get("PATH", os.defpath) + ":/usr/sbin")
+    if found is not None:
+        plan.nginx = found
+    else:
+        raise SplitError(
+            "nginx is not installed, and the gateway needs it. On Debian or Ubuntu: "
+            "`sudo apt-get install nginx-light` (make run-split installs it when run as root); "
+            "elsewhere install nginx from your package manager."
+        )
+    busy = [port for port in [plan.port, *(g.port for g in plan.groups)] if not port_free(port)]
+    if busy:
+        raise SplitError(
+            f"ports {busy} are in use; choose another base with PORT=... "
+            f"(the split uses {plan.port} to {plan.port + len(plan.groups)})"
+        )
+    broker = plan.base_env["CELERY_BROKER_URL"]
+    try:
+        from kombu import Connection
+
+        with Connection(broker, connect_timeout=3) as conn:
+            conn.ensure_connection(max_retries=1, timeout=3)
+    except Exception as exc:
+        raise SplitError(
+            f"the broker at CELERY_BROKER_URL={broker} does not answer ({exc}). Start RabbitMQ "
+            "(`rabbitmq-server -detached`) or point CELERY_BROKER_URL at a running RabbitMQ or "
+            "Redis (redis://127.0.0.1:6379/0)."
+        ) from None
+
+
+def _manage(plan: Plan, env: dict[str, str], *args: str) -> None:
+    result = subprocess.run(  # noqa: S603 - our own interpreter and manage.py
+        [plan.python, "manage.py", *args],
+        cwd=plan.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise SplitError(
+            f"manage.py {' '.join(args)} failed for CLEAVE_CONTEXTS={env.get('CLEAVE_CONTEXTS')}:"
+            f"\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+        )
+
+
+def prepare(plan: Plan, write: callable = print) -> None:
+    """Directories, migrations of every group's aliases, static files, the gateway's config."""
+    plan.logs.mkdir(parents=True, exist_ok=True)
+    plan.gateway_dir.mkdir(parents=True, exist_ok=True)
+    for group in plan.groups:
+        (plan.split_dir / group.name).mkdir(parents=True, exist_ok=True)
+    # one group at a time: they share the default alias
+    for group in plan.groups:
+        write(f"migrating {group.name} ({', '.join(group.contexts)})")
+        _manage(plan, group.env, "migrate_all", "--noinput")
+    _manage(plan, plan.groups[0].env, "collectstatic", "--noinput", "--verbosity", "0")
+    _manage(
+        plan,
+        plan.base_env,
+        "gateway",
+        "nginx",
+        "--listen",
+        f"127.0.0.1:{plan.port}",
+        "--standalone",
+        str(plan.gateway_dir),
+        "--output",
+        str(plan.gateway_dir / "nginx.conf"),
+    )
+
+
+def wait_ready(plan: Plan, *, timeout: float = 180.0, stop: threading.Event | None = None) -> bool:
+    """Poll every group's /ready (and the gateway's /health) until all answer 200."""
+    import requests
+
+    urls = [f"{group.url}/ready" for group in plan.groups] + [f"{plan.gateway_url}/health"]
+    deadline = time.monotonic() + timeout
+    pending = list(urls)
+    while pending and time.monotonic() < deadline:
+        if stop is not None and stop.is_set():
+            return False
+        still = []
+        for url in pending:
+            try:
+                ok = requests.get(url, timeout=2).status_code == 200
+            except requests.RequestException:
+                ok = False
+            if not ok:
+                still.append(url)
+        pending = still
+        if pending:
+            time.sleep(0.5)
+    return not pending
+
+
+def seed(plan: Plan, known: list[str], write: callable = print) -> None:
+    """Demo data, context by context in the known order (inventory reads the catalog's API)."""
+    group_of = {label: group for group in plan.groups for label in group.contexts}
+    for label in known:
+        if label in ("catalog", "inventory"):
+            write(f"seeding {label}")
+            _manage(plan, group_of[label].env, "seed_demo", "--contexts", label)
+
+
+def table(plan: Plan, pids: dict[str, int | None]) -> str:
+    """What runs where: groups, contexts, ports, pids and log files."""
+    rows = [("process", "contexts", "address", "pid", "log")]
+    for group in plan.groups:
+        for name in group.process_names():
+            address = group.url if name.endswith(".web") else "-"
+            rows.append(
+                (
+                    name,
+                    ",".join(group.contexts),
+                    address,
+                    str(pids.get(name) or "-"),
+                    str(plan.log_file(name)),
+                )
+            )
+    rows.append(
+        (
+            "gateway",
+            "all",
+            plan.gateway_url,
+            str(pids.get("gateway") or "-"),
+            str(plan.log_file("gateway")),
+        )
+    )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
