@@ -64,6 +64,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python manage.py check
+	$(BIN)/python manage.py deploy check
 
 format: install
 	$(BIN)/ruff format .

@@ -96,16 +96,28 @@ def _install_for_beat(sender=None, **kwargs):
 
 @app.on_after_finalize.connect
 def _schedule_periodic_jobs(sender, **kwargs):
+    from django.conf import settings
+
     from cleave import periodic
     from cleave.events import topology
 
     for job in periodic.jobs():
-        queue = topology.queue_name(job.context) if job.context else app.conf.task_default_queue
-        sender.add_periodic_task(
-            job.every,
-            # a tick nobody ran before the next one is worthless: let it expire
-            sender.signature(
-                "cleave.periodic.run", args=(job.name,), queue=queue, expires=job.every
-            ),
-            name=job.name,
-        )
+        if job.context:
+            targets = [(job.name, topology.queue_name(job.context))]
+        else:
+            # a platform job (relay sweep, saga recovery) works on the aliases of
+            # the process that runs it: in a split, every context's workers run it
+            # for their own, so it is sent to every context's queue
+            targets = [
+                (f"{job.name}@{label}", topology.queue_name(label))
+                for label in settings.CLEAVE_ALL_CONTEXTS
+            ]
+        for name, queue in targets:
+            sender.add_periodic_task(
+                job.every,
+                # a tick nobody ran before the next one is worthless: let it expire
+                sender.signature(
+                    "cleave.periodic.run", args=(job.name,), queue=queue, expires=job.every
+                ),
+                name=name,
+            )

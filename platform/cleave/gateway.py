@@ -83,6 +83,7 @@ def render_nginx(
     listen: str = "8000",
     limits: Limits | None = None,
     standalone: str | None = None,
+    service_host: bool = False,
 ) -> str:
     """
     The nginx configuration for `routes`.
@@ -92,6 +93,12 @@ def render_nginx(
     `standalone=<directory>`, a whole nginx.conf that an unprivileged user can
     run in the foreground (`nginx -p <directory> -c <file>`), its pid, logs and
     temporary files under that directory.
+
+    With `service_host`, each request reaches its upstream with `Host` set to
+    the upstream's own name (a service mesh such as Istio routes by it) and the
+    client's in `X-Forwarded-Host` (the processes then need
+    `DJANGO_USE_X_FORWARDED_HOST=true` to build links with it); without, the
+    client's `Host` is passed on as it came.
     """
     if not routes:
         raise ValueError("the route table is empty: no context to route to")
@@ -106,14 +113,23 @@ def render_nginx(
         "}",
         "",
     ]
+
     # the platform's admin pages (outbox, sagas, ...) exist in every process: the
     # `context` filter (or a detail page's `_changelist_filters`) says whose
-    lines.append("map $args $cleave_platform_admin {")
-    for route in routes:
-        filtered = f"_changelist_filters=([^&]*%26)?context%3D{route.context}(%26|&|$)"
-        lines.append(f"    ~(^|&)context={route.context}(&|$) {route.upstream};")
-        lines.append(f"    ~(^|&){filtered} {route.upstream};")
-    lines += [f"    default {ops.upstream};", "}", ""]
+    def platform_map(variable: str, value) -> list[str]:
+        out = [f"map $args {variable} {{"]
+        for route in routes:
+            filtered = f"_changelist_filters=([^&]*%26)?context%3D{route.context}(%26|&|$)"
+            out.append(f"    ~(^|&)context={route.context}(&|$) {value(route)};")
+            out.append(f"    ~(^|&){filtered} {value(route)};")
+        return [*out, f"    default {value(ops)};", "}", ""]
+
+    def upstream_host(route: Route) -> str:
+        return route.servers[0].rsplit(":", 1)[0]
+
+    lines += platform_map("$cleave_platform_admin", lambda route: route.upstream)
+    if service_host:
+        lines += platform_map("$cleave_platform_host", upstream_host)
     for route in routes:
         lines.append(f"upstream {route.upstream} {{")
         lines += [f"    server {server} max_fails=1 fail_timeout=5s;" for server in route.servers]
@@ -125,7 +141,9 @@ def render_nginx(
         f"    client_max_body_size {limits.body_size};",
         "    proxy_http_version 1.1;",
         '    proxy_set_header Connection "";',
-        "    proxy_set_header Host $http_host;",
+        "    set $cleave_host $http_host;",
+        "    proxy_set_header Host $cleave_host;",
+        "    proxy_set_header X-Forwarded-Host $http_host;",
         "    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
         "    proxy_set_header X-Forwarded-Proto $scheme;",
         "    proxy_set_header X-Request-ID $cleave_request_id;",
@@ -147,21 +165,29 @@ def render_nginx(
         '"detail": "Metrics are scraped from each process, not through the gateway."}\';',
         "    }",
     ]
+
+    def host(route: Route) -> list[str]:
+        return [f"        set $cleave_host {upstream_host(route)};"] if service_host else []
+
     for route in routes:
         lines += [
             f"    location {route.prefix} {{",
+            *host(route),
             f"        proxy_pass http://{route.upstream};",
             "    }",
             f"    location /admin/{route.context}/ {{",
+            *host(route),
             f"        proxy_pass http://{route.upstream};",
             "    }",
         ]
     lines += [
         "    location /admin/cleave/ {",
+        *(["        set $cleave_host $cleave_platform_host;"] if service_host else []),
         "        proxy_pass http://$cleave_platform_admin;",
         "    }",
         "    # the admin's index, login and the platform's pages; docs; static files; readiness",
         "    location / {",
+        *host(ops),
         f"        proxy_pass http://{ops.upstream};",
         "    }",
         "}",

@@ -565,13 +565,18 @@ def test_a_worker_refuses_a_queue_of_a_context_this_process_does_not_serve(setti
 
 
 @unit
-def test_beat_schedules_the_relay_sweep_on_the_default_queue():
+def test_beat_schedules_the_platform_jobs_on_every_contexts_queue(settings):
+    from cleave.events import topology
     from config.celery import app
 
     app.finalize()  # the schedule is built when the app is finalized
-    entry = app.conf.beat_schedule["cleave.events.relay_sweep"]
-
-    assert entry["task"] == "cleave.periodic.run"
-    assert entry["args"] == ("cleave.events.relay_sweep",)
-    assert entry["options"]["queue"] == app.conf.task_default_queue
-    assert entry["options"]["expires"] == entry["schedule"]
+    for label in settings.CLEAVE_ALL_CONTEXTS:
+        # in a split each context's workers sweep and recover their own aliases
+        for job in ("cleave.events.relay_sweep", "cleave.sagas.resume"):
+            entry = app.conf.beat_schedule[f"{job}@{label}"]
+            assert entry["task"] == "cleave.periodic.run"
+            assert entry["args"] == (job,)
+            assert entry["options"]["queue"] == topology.queue_name(label)
+            assert entry["options"]["expires"] == entry["schedule"]
+    inventory = app.conf.beat_schedule["inventory.release_expired"]
+    assert inventory["options"]["queue"] == topology.queue_name("inventory")
