@@ -32,8 +32,7 @@ seed: migrate
 run: seed
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/gunicorn -c python:config.gunicorn config.wsgi --bind $(HOST):$(PORT) \
-		--workers $(WORKERS) --threads $(THREADS) \
-		--access-logfile - --timeout 60
+		--workers $(WORKERS) --threads $(THREADS) --timeout 60
 
 ## Run every context as its own process group (web, worker, relay) behind an nginx
 ## gateway at http://$(HOST):$(PORT); needs RabbitMQ (CELERY_BROKER_URL) and nginx

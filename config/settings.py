@@ -17,6 +17,7 @@ from cleave.settings import (
     env_float,
     env_int,
     env_list,
+    env_networks,
     env_rate,
     load_secret,
 )
@@ -29,6 +30,11 @@ DEBUG = env_bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = load_secret("DJANGO_SECRET_KEY", DATA_DIR / "secret_key")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", default="localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", default="")
+# Behind a gateway that asks each service by its own name (a mesh routes by Host) and
+# passes the client's host in X-Forwarded-Host: links are built with the client's.
+USE_X_FORWARDED_HOST = env_bool("DJANGO_USE_X_FORWARDED_HOST", default=False)
+# The namespace the Kubernetes manifests are generated for (manage.py deploy render).
+CLEAVE_K8S_NAMESPACE = "cleave"
 
 # --- bounded contexts -------------------------------------------------------
 # Every context this code base knows, in dependency-free order. CLEAVE_CONTEXTS
@@ -45,7 +51,28 @@ CLEAVE_ALL_CONTEXTS = [
 CLEAVE_CONTEXT_PACKAGE = "contexts"
 CLEAVE_CONTEXTS = local_context_names(CLEAVE_ALL_CONTEXTS, os.environ.get("CLEAVE_CONTEXTS"))
 CLEAVE_EVENT_TRANSPORT = os.environ.get("CLEAVE_EVENT_TRANSPORT", "inprocess")
-CLEAVE_SERVICE_NAME = os.environ.get("CLEAVE_SERVICE_NAME", "cleave")
+# This process's name in traces, metrics and logs: the contexts it serves when narrowed.
+CLEAVE_SERVICE_NAME = os.environ.get("CLEAVE_SERVICE_NAME") or (
+    "cleave" if CLEAVE_CONTEXTS == CLEAVE_ALL_CONTEXTS else "+".join(CLEAVE_CONTEXTS)
+)
+
+# --- metrics (cleave.metrics) -----------------------------------------------------------
+# Every process of one service writes its samples here (prometheus_client's
+# multiprocess mode), so one scrape of any web process sees them all. It must be
+# set before prometheus_client is imported: settings are read first.
+CLEAVE_METRICS_DIR = Path(
+    os.environ.get("CLEAVE_METRICS_DIR") or DATA_DIR / "metrics" / CLEAVE_SERVICE_NAME
+).resolve()
+CLEAVE_METRICS_DIR.mkdir(parents=True, exist_ok=True)
+# (always this service's own: a child process with another data dir or service
+# name must not inherit its parent's directory)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(CLEAVE_METRICS_DIR)
+# /metrics answers these networks (loopback and private: the scraper inside the
+# cluster), or a request with `Authorization: Bearer <CLEAVE_METRICS_TOKEN>`.
+CLEAVE_METRICS_ALLOW = env_networks(
+    "CLEAVE_METRICS_ALLOW", default="127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
+)
+CLEAVE_METRICS_TOKEN = os.environ.get("CLEAVE_METRICS_TOKEN", "")
 CLEAVE_CURRENCY = env_currency("CLEAVE_CURRENCY", default="EUR")
 CLEAVE_RESERVATION_TTL = env_int("CLEAVE_RESERVATION_TTL", default=900, minimum=1)
 CLEAVE_PAYMENT_PROVIDER = os.environ.get(
@@ -62,15 +89,15 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
-    "django_prometheus",
     "cleave",
     *[f"{CLEAVE_CONTEXT_PACKAGE}.{name}" for name in CLEAVE_CONTEXTS],
 ]
 
 MIDDLEWARE = [
     "cleave.observability.ProbeMiddleware",
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "cleave.observability.RequestContextMiddleware",
+    # inside the request's flow, so the access line carries its ids
+    "cleave.metrics.HttpMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -80,7 +107,6 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "cleave.api.DatabaseUnavailableMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -347,8 +373,9 @@ LOGGING = {
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s "
-            "%(request_id)s %(correlation_id)s %(trace_id)s",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(service)s %(context)s "
+            "%(request_id)s %(correlation_id)s %(causation_id)s %(trace_id)s %(span_id)s "
+            "%(process)d",
         },
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },

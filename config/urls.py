@@ -2,16 +2,15 @@
 
 from django.contrib import admin
 from django.urls import path
-from django_prometheus.exports import ExportToDjangoView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from cleave import observability
+from cleave import metrics, observability
 from cleave.urls import context_urlpatterns
 
 urlpatterns = [
     path("health", observability.health, name="health"),
     path("ready", observability.ready, name="ready"),
-    path("metrics", ExportToDjangoView, name="metrics"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

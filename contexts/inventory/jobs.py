@@ -1,5 +1,6 @@
 """Periodic jobs of the inventory context (see cleave.periodic)."""
 
+from cleave.metrics import RESERVATION_EXPIRIES
 from cleave.periodic import periodic
 
 from . import commands
@@ -12,4 +13,6 @@ RELEASE_EVERY_SECONDS = 60.0
 @periodic("inventory.release_expired", every=RELEASE_EVERY_SECONDS, context="inventory")
 def release_expired() -> int:
     """Release held reservations past their expiry; safe in several processes (row locks)."""
-    return commands.reservations_release_expired()
+    released = commands.reservations_release_expired()
+    RESERVATION_EXPIRIES.inc(released)
+    return released

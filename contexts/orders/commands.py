@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from decimal import Decimal, InvalidOperation
 from uuid import UUID
@@ -19,6 +20,13 @@ from .models import Cart, CartItem, Order, OrderLine
 
 ALIAS = "orders"
 CHECKOUT_SAGA = "checkout"
+
+logger = logging.getLogger(__name__)
+
+
+def _log_after_commit(message: str, *args, **extra) -> None:
+    """A business fact, logged at INFO once it is committed (never for a rolled-back one)."""
+    transaction.on_commit(lambda: logger.info(message, *args, extra=extra), using=ALIAS)
 
 
 class EmptyCart(ApplicationError):
@@ -203,6 +211,13 @@ def order_checkout(
                     "lines": [{"sku": line.sku, "quantity": line.quantity} for line in lines],
                 },
             )
+            _log_after_commit(
+                "Order %s placed: %s %s",
+                order.id,
+                order.total,
+                order.currency,
+                order_id=str(order.id),
+            )
     except IntegrityError:
         # the same key raced in from a second request: answer with the winner
         existing = _order_by_key(customer_id, idempotency_key) if idempotency_key else None
@@ -289,6 +304,7 @@ def order_confirm(
                 "payment_id": payment_id,
             },
         )
+        _log_after_commit("Order %s confirmed", order.id, order_id=str(order.id))
     return order
 
 
@@ -339,6 +355,9 @@ def order_cancel(
                 "total": order.total,
                 "currency": order.currency,
             },
+        )
+        _log_after_commit(
+            "Order %s cancelled: %s", order.id, reason, order_id=str(order.id), reason=reason
         )
     return order
 

@@ -9,8 +9,8 @@ permissions, serializers and status codes as over HTTP). The middleware stack,
 which serves browsers and the outside world (sessions, CSRF, static files,
 security headers), is left out; what it would do for a service call is done
 here: the flow ids are taken from the headers, a server span is opened, and
-the call is counted in `cleave_service_calls` / timed in
-`cleave_service_call_seconds`. When it runs elsewhere
+the call is timed in `service_call_duration_seconds` (cleave.metrics). When it
+runs elsewhere
 (`<LABEL>_SERVICE_URL`, or CLEAVE_CONTEXTS leaves it out) the call goes over
 HTTP with `requests`. Either way the request carries `X-Request-ID`,
 `X-Correlation-ID`, `X-Causation-ID`, `X-Service-Name` and a short-lived
@@ -45,9 +45,11 @@ from django.core.handlers.wsgi import WSGIRequest
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http.response import HttpResponseBase
 from django.urls import resolve
+from opentelemetry import propagate
 
 from cleave import db, flow, observability
 from cleave.contexts import alias_for, is_local
+from cleave.metrics import SERVICE_CALL_DURATION
 from cleave.resilience import breaker as breakers
 from cleave.resilience import discovery
 from cleave.resilience.failures import (
@@ -211,9 +213,14 @@ class HttpTransport(Transport):
 
     def send(self, client, method, path, body, headers, params, timeout):
         import requests
+        from opentelemetry import trace
 
         balancer = client.balancer()
         base = balancer.choose(client.service)
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.set_attribute("url.full", base + path)
+            span.set_attribute("server.address", base.split("://", 1)[-1])
         try:
             response = self.session().request(
                 method,
@@ -243,7 +250,8 @@ class _TechnicalAnswer(ServiceError):
 
 
 _breakers = breakers.Registry(
-    listeners=(breakers.log_transition, observability.record_circuit_transition)
+    listeners=(breakers.log_transition, observability.record_circuit_transition),
+    on_create=observability.record_circuit_created,
 )
 _balancers: dict[str, discovery.Balancer] = {}
 _balancers_lock = threading.Lock()
@@ -283,6 +291,23 @@ def balancer() -> discovery.Balancer:
 
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _client_span(client: ServiceClient, method: str, path: str):
+    """A CLIENT span per attempt, with the HTTP semantic-convention attributes."""
+    from opentelemetry.trace import SpanKind
+
+    return observability.tracer().start_as_current_span(
+        f"{method} {client.service}",
+        kind=SpanKind.CLIENT,
+        attributes={
+            "http.request.method": method,
+            "url.path": path,
+            "peer.service": client.service,
+            "cleave.caller": client.caller,
+            "cleave.in_process": isinstance(client.transport, InProcessTransport),
+        },
+    )
 
 
 class ServiceClient:
@@ -359,22 +384,27 @@ class ServiceClient:
         def attempt() -> ServiceResponse:
             permit = breaker.allow()
             ok = True
-            try:
-                response = self.transport.send(
-                    self,
-                    method,
-                    full_path,
-                    body,
-                    all_headers,
-                    params,
-                    budget.attempt_timeout(per_attempt),
-                )
-            except ServiceUnavailable:
-                ok = False
-                raise
-            finally:
-                if not ok:
-                    permit.record(False)
+            with _client_span(self, method, full_path) as span:
+                sent = dict(all_headers)
+                propagate.inject(sent)  # traceparent: the callee continues this span
+                try:
+                    response = self.transport.send(
+                        self,
+                        method,
+                        full_path,
+                        body,
+                        sent,
+                        params,
+                        budget.attempt_timeout(per_attempt),
+                    )
+                except ServiceUnavailable as exc:
+                    ok = False
+                    span.set_attribute("error.type", type(exc).__name__)
+                    raise
+                finally:
+                    if not ok:
+                        permit.record(False)
+                span.set_attribute("http.response.status_code", response.status_code)
             if is_technical_status(response.status_code):
                 permit.record(False)
                 raise _TechnicalAnswer(response)
@@ -398,9 +428,9 @@ class ServiceClient:
             status = "circuit_open"
             raise
         finally:
-            observability.SERVICE_CALL_SECONDS.labels(
-                self.caller, self.service, method, status
-            ).observe(time.perf_counter() - started)
+            SERVICE_CALL_DURATION.labels(self.service, method, status, self.caller).observe(
+                time.perf_counter() - started
+            )
         logger.debug("%s %s %s -> %s", self.caller, method, full_path, response.status_code)
         return response
 

@@ -17,33 +17,23 @@ from collections.abc import Callable, Iterator
 from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
-from prometheus_client import Counter, Gauge, Histogram
 
 from cleave import flow
 
-SERVICE_CALL_SECONDS = Histogram(
-    "cleave_service_call_seconds",
-    "Calls made through the service client, by caller, target, method and status "
-    "('unavailable': no answer).",
-    ["caller", "service", "method", "status"],
-)
-
-CIRCUIT_STATE = Gauge(
-    "circuit_breaker_state",
-    "State of the circuit breaker of calls from a context (service) to another "
-    "(target_service): 0 closed, 1 open, 2 half-open.",
-    ["service", "target_service"],
-)
-CIRCUIT_TRANSITIONS = Counter(
-    "circuit_breaker_transitions",
-    "Circuit breaker state changes, by calling context, target and the state entered.",
-    ["service", "target_service", "state"],
-)
 _CIRCUIT_VALUES = {"closed": 0, "open": 1, "half_open": 2}
+
+
+def record_circuit_created(breaker) -> None:
+    """A new breaker starts closed: the gauge shows every target this process calls."""
+    from cleave.metrics import CIRCUIT_STATE
+
+    CIRCUIT_STATE.labels(breaker.caller, breaker.target).set(0)
 
 
 def record_circuit_transition(breaker, old: str, new: str) -> None:
     """A circuit breaker listener: the state gauge and the transition counter."""
+    from cleave.metrics import CIRCUIT_STATE, CIRCUIT_TRANSITIONS
+
     CIRCUIT_STATE.labels(breaker.caller, breaker.target).set(_CIRCUIT_VALUES.get(new, 0))
     CIRCUIT_TRANSITIONS.labels(breaker.caller, breaker.target, new).inc()
 
@@ -66,9 +56,20 @@ class RequestContextMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         with request_flow(request) as ids:
+            _annotate_server_span(ids)
             response = self.get_response(request)
         response[REQUEST_ID_HEADER] = ids.request_id
         return response
+
+
+def _annotate_server_span(ids: flow.Flow) -> None:
+    """The flow ids on the server span the Django instrumentation opened."""
+    from opentelemetry import trace
+
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attribute("cleave.correlation_id", ids.correlation_id or "")
+        span.set_attribute("cleave.request_id", ids.request_id or "")
 
 
 @contextlib.contextmanager
@@ -85,26 +86,36 @@ def request_flow(request: HttpRequest) -> Iterator[flow.Flow]:
 
 
 class LogContextFilter(logging.Filter):
-    """Attach request, correlation and trace ids to every log record."""
+    """
+    Attach to every log record what joins it to others: the request,
+    correlation and causation ids of the flow, the current trace and span ids,
+    this process's service name, and the bounded context the logger belongs to
+    (`contexts.<label>...`).
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        from django.conf import settings
+
         current = flow.current()
         request = getattr(record, "request", None)
         record.request_id = current.request_id or getattr(request, "request_id", None)
         record.correlation_id = current.correlation_id
-        record.trace_id = _trace_id()
+        record.causation_id = current.causation_id
+        record.trace_id, record.span_id = _trace_ids()
+        record.service = getattr(settings, "CLEAVE_SERVICE_NAME", "cleave")
+        if not getattr(record, "context", None):
+            parts = record.name.split(".")
+            record.context = parts[1] if len(parts) > 1 and parts[0] == "contexts" else None
         return True
 
 
-def _trace_id() -> str | None:
-    try:
-        from opentelemetry import trace
-    except ImportError:  # pragma: no cover - a declared dependency
-        return None
+def _trace_ids() -> tuple[str | None, str | None]:
+    from opentelemetry import trace
+
     span_context = trace.get_current_span().get_span_context()
     if not span_context.is_valid:
-        return None
-    return format(span_context.trace_id, "032x")
+        return None, None
+    return format(span_context.trace_id, "032x"), format(span_context.span_id, "016x")
 
 
 class ProbeMiddleware:
@@ -232,9 +243,12 @@ def setup_tracing(service_name: str) -> None:
         from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 
         sampler = ParentBased(ALWAYS_OFF)
-    provider = TracerProvider(
-        resource=Resource.create({"service.name": service_name}), sampler=sampler
-    )
+    attributes = {"service.name": service_name, "service.version": _version()}
+    environment = os.environ.get("CLEAVE_ENVIRONMENT")
+    if environment:
+        attributes["deployment.environment"] = environment
+    # OTEL_RESOURCE_ATTRIBUTES adds to these (Resource.create merges it)
+    provider = TracerProvider(resource=Resource.create(attributes), sampler=sampler)
     if exporter_name == "console":
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     elif exporter_name == "otlp":
@@ -242,10 +256,24 @@ def setup_tracing(service_name: str) -> None:
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
+    # producer and consumer spans of every Celery task (saga runs, event
+    # messages), the trace context carried in the message headers
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+
+    CeleryInstrumentor().instrument()
     # after ProbeMiddleware (first in MIDDLEWARE): probes are answered before
     # the instrumentation reads the Host header, and are not traced
     DjangoInstrumentor().instrument(middleware_position=1)
     _tracing_ready = True
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cleave")
+    except PackageNotFoundError:  # run from a tree that was not installed
+        return "0+unknown"
 
 
 _tracer: tuple[object, object] | None = None
@@ -262,9 +290,36 @@ def tracer():
     return _tracer[1]
 
 
-def span_from_traceparent(name: str, traceparent: str | None, **attributes: object):
-    """A span continuing the trace whose W3C `traceparent` travelled with an event."""
+def span_from_traceparent(name: str, traceparent: str | None, *, kind=None, links=(), **attributes):
+    """A span continuing the trace whose W3C `traceparent` travelled with an event or a saga."""
     from opentelemetry import propagate
+    from opentelemetry.trace import SpanKind
 
     parent = propagate.extract({"traceparent": traceparent}) if traceparent else None
-    return tracer().start_as_current_span(name, context=parent, attributes=attributes)
+    return tracer().start_as_current_span(
+        name,
+        context=parent,
+        kind=kind or SpanKind.INTERNAL,
+        links=list(links),
+        attributes=attributes,
+    )
+
+
+def current_traceparent() -> str | None:
+    """The W3C `traceparent` of the current span, to store with what outlives it."""
+    from opentelemetry import propagate
+
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def link_to(traceparent: str | None):
+    """A span link to the span a stored `traceparent` names (None when it names none)."""
+    from opentelemetry import propagate, trace
+
+    if not traceparent:
+        return None
+    context = trace.get_current_span(propagate.extract({"traceparent": traceparent}))
+    span_context = context.get_span_context()
+    return trace.Link(span_context) if span_context.is_valid else None

@@ -110,6 +110,24 @@ def env_list(name: str, *, default: str) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_networks(name: str, *, default: str) -> list:
+    """Comma-separated networks in CIDR form (`10.0.0.0/8,::1/128`); a bad one stops the process."""
+    import ipaddress
+
+    raw = _given(name)
+    networks = []
+    for item in (raw if raw is not None else default).split(","):
+        if not item.strip():
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item.strip(), strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must list networks like 10.0.0.0/8,::1/128, not {os.environ[name]!r}"
+            ) from None
+    return networks
+
+
 def load_secret(name: str, fallback_file: Path) -> str:
     """
     Return the secret named by an environment variable.

@@ -141,8 +141,6 @@ class Plan:
                         str(self.threads),
                         "--timeout",
                         "60",
-                        "--access-logfile",
-                        "-",
                     ],
                     group.env,
                 ),

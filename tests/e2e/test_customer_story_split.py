@@ -15,21 +15,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 from cleave.testing import require_server
 from tests.integration.conftest import BROKERS, live_secrets  # noqa: F401 - the fixture
-from tests.integration.live import ROOT, free_port, wait_until
+from tests.integration.live import ROOT, free_port
 from tests.integration.test_saga_concurrency import MARIADB, POSTGRES, Server
 
+from .running_split import Runner, alive, delete_queues
 from .story import customer_story
 from .test_customer_story import _mail_subjects
 
@@ -61,67 +60,6 @@ def databases():
             server.drop(name)
 
 
-class Runner:
-    """`manage.py run_split` in its own session, its output in a file."""
-
-    def __init__(self, env: dict[str, str], log: Path, port: int) -> None:
-        self.log = log
-        self.out = log.open("wb")
-        self.popen = subprocess.Popen(
-            [
-                sys.executable,
-                "manage.py",
-                "run_split",
-                "--port",
-                str(port),
-                "--layout",
-                " ".join(LAYOUT),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self.out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_ready(self) -> dict[str, int]:
-        def ready():
-            if self.popen.poll() is not None:
-                raise AssertionError(f"run_split exited:\n{self.output()[-6000:]}")
-            return "Cleave is split into 3 groups" in self.output()
-
-        wait_until(ready, timeout=240, every=0.5, what="the split to be ready")
-        pids = {}
-        for line in self.output().splitlines():
-            match = re.match(r"^(\S+\.(?:web|worker|relay)|gateway)\s+\S+\s+\S+\s+(\d+)\s", line)
-            if match:
-                pids[match.group(1)] = int(match.group(2))
-        return pids
-
-    def stop(self) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(timeout=10)
-        self.out.close()
-        return self.popen.returncode
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def test_the_customer_story_split_behind_the_gateway(tmp_path, databases, live_secrets):  # noqa: F811
     amqp = BROKERS["rabbitmq"][0]
     require_server("RabbitMQ", "127.0.0.1", 5672)
@@ -143,7 +81,7 @@ def test_the_customer_story_split_behind_the_gateway(tmp_path, databases, live_s
         CLEAVE_TRACING="off",
         DJANGO_SETTINGS_MODULE="config.settings",
     )
-    runner = Runner(env, tmp_path / "run_split.log", port)
+    runner = Runner(env, tmp_path / "run_split.log", port, LAYOUT)
     pids: dict[str, int] = {}
     try:
         pids = runner.wait_ready()
@@ -185,7 +123,7 @@ def test_the_customer_story_split_behind_the_gateway(tmp_path, databases, live_s
         assert result.declined_order["cancellation_reason"] == "payment_declined"
     finally:
         returncode = runner.stop()
-        _delete_queues(amqp, prefix)
+        delete_queues(amqp, prefix)
     assert returncode in (0, 143, -15), runner.output()[-3000:]
     time.sleep(1)
     left = [name for name, pid in pids.items() if alive(pid)]
@@ -193,18 +131,3 @@ def test_the_customer_story_split_behind_the_gateway(tmp_path, databases, live_s
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pids[name], signal.SIGKILL)
     assert left == [], f"still running after run_split stopped: {left}"
-
-
-def _delete_queues(url: str, prefix: str) -> None:
-    from kombu import Connection
-
-    labels = ["users", "catalog", "inventory", "orders", "payments", "notifications", "analytics"]
-    with contextlib.suppress(Exception), Connection(url, connect_timeout=3) as conn:
-        channel = conn.channel()
-        for name in [f"{prefix}{label}" for label in labels] + [f"{prefix}celery"]:
-            for queue in (name, f"{name}.dead"):
-                with contextlib.suppress(Exception):
-                    channel.queue_delete(queue)
-        for exchange in ("cleave.events", "cleave.dead", "celery"):
-            with contextlib.suppress(Exception):
-                channel.exchange_delete(f"{prefix}{exchange}")

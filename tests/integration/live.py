@@ -291,9 +291,9 @@ class LiveSystem:
     def start_publisher(self, name: str = "publisher") -> Publisher:
         return self._spawn(Publisher(self.env, self.logs / f"{name}.log"))
 
-    def start_web(self) -> Process:
+    def start_web(self, *, workers: int = 1) -> Process:
         port = free_port()
-        args = gunicorn_args(port)
+        args = gunicorn_args(port, workers=workers)
         web = self._spawn(Process("web", args, self.env, self.logs / "web.log"))
         self.web_url = f"http://127.0.0.1:{port}"
 

@@ -67,12 +67,12 @@ def test_an_in_process_call_carries_the_flow_ids_caller_and_token(customer):
 def test_an_in_process_call_is_counted_by_caller_target_method_and_status(customer):
     from prometheus_client import REGISTRY
 
-    labels = {"caller": "orders", "service": "users", "method": "GET", "status": "200"}
-    before = REGISTRY.get_sample_value("cleave_service_call_seconds_count", labels) or 0
+    labels = {"target_service": "users", "method": "GET", "status": "200", "service": "orders"}
+    before = REGISTRY.get_sample_value("service_call_duration_seconds_count", labels) or 0
 
     ServiceClient("users", caller="orders").get(f"/customers/{customer.id}").raise_for_status()
 
-    assert REGISTRY.get_sample_value("cleave_service_call_seconds_count", labels) == before + 1
+    assert REGISTRY.get_sample_value("service_call_duration_seconds_count", labels) == before + 1
 
 
 @unit

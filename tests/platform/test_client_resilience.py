@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import pytest
 from django.db import OperationalError
 
-from cleave import observability
+from cleave import metrics
 from cleave.client import CircuitOpen, ServiceClient, ServiceUnavailable, breaker_for
 from cleave.testing import unit
 
@@ -148,7 +148,7 @@ def test_an_open_circuit_is_reported_as_a_metric_and_in_readiness(monkeypatch, f
         service.get("/products/1")
         service.get("/products/1")
 
-    gauge = observability.CIRCUIT_STATE.labels("orders", "catalog")
+    gauge = metrics.CIRCUIT_STATE.labels("orders", "catalog")
     assert gauge._value.get() == 1
     ready = client.get("/ready").json()
     assert ready["circuits"]["orders->catalog"]["state"] == "open"

@@ -98,16 +98,44 @@ def test_ready_answers_503_when_the_broker_is_down(api, settings):
     assert response.json()["checks"]["broker"]["status"] == "error"
 
 
+@unit
 def test_metrics_are_exposed_in_the_prometheus_text_format(api):
-    api.get("/health")
+    api.get("/api/catalog/categories")
+    api.get("/api/catalog/products/6f1c3c1e-0c8e-4a35-9d2d-3b0e4f0c9a11")
 
     response = api.get("/metrics")
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
     text = response.content.decode()
-    assert "# TYPE" in text
-    assert "django_http_requests_total_by_method_total" in text
+    assert "# TYPE http_request_duration_seconds histogram" in text
+    # the route is the URL pattern, never the raw path with its id
+    assert (
+        'http_requests_total{method="GET",route="/api/catalog/products/<uuid:product_id>",'
+        'service="cleave",status_code="404"}'
+    ) in text
+    assert "6f1c3c1e" not in text
+    assert 'le="0.005"' in text and 'le="0.3"' in text and 'le="10.0"' in text
+    for name in ("cleave_outbox_pending", "cleave_outbox_lag_seconds", "cleave_dead_letters"):
+        assert f"# TYPE {name} gauge" in text
+
+
+@unit
+def test_metrics_are_not_served_to_the_world(api, settings):
+    settings.CLEAVE_METRICS_TOKEN = "scrape-token-for-tests"
+
+    outside = api.get("/metrics", REMOTE_ADDR="203.0.113.9")
+    with_token = api.get(
+        "/metrics", REMOTE_ADDR="203.0.113.9", HTTP_AUTHORIZATION="Bearer scrape-token-for-tests"
+    )
+    wrong = api.get("/metrics", REMOTE_ADDR="203.0.113.9", HTTP_AUTHORIZATION="Bearer guess")
+    inside = api.get("/metrics", REMOTE_ADDR="10.1.2.3")
+
+    assert outside.status_code == 404
+    assert outside["Content-Type"] == "application/problem+json"
+    assert with_token.status_code == 200
+    assert wrong.status_code == 404
+    assert inside.status_code == 200
 
 
 def test_the_openapi_schema_is_served(api):

@@ -15,6 +15,7 @@ import pytest
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
+from cleave.metrics import SAGA_OVERDUE_COMPENSATIONS
 from cleave.resilience.failures import CircuitOpen, ServiceError, ServiceUnavailable
 from cleave.sagas import SagaContext, SagaDefinition, Step, engine, start
 from cleave.sagas.models import SagaInstance, SagaStepLog
@@ -243,7 +244,7 @@ def test_a_compensation_still_failing_after_the_deadline_is_counted_and_keeps_tr
     SagaInstance.objects.using(ALIAS).filter(pk=saga.pk).update(
         deadline=timezone.now() - timedelta(seconds=1)
     )
-    counter = engine.SAGA_OVERDUE_COMPENSATIONS.labels(definition.name, "reserve")
+    counter = SAGA_OVERDUE_COMPENSATIONS.labels(definition.name, "reserve")
     before = counter._value.get()
 
     saga = wake(saga)

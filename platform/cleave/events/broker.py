@@ -277,16 +277,39 @@ class EventPublisher:
         return result
 
     def _send(self, batch: list[Envelope]) -> None:
+        from opentelemetry import propagate
+        from opentelemetry.trace import SpanKind
+
+        from cleave import observability
+
         body, headers, properties = task_message(batch)
-        self._producer.publish(
-            body,
-            exchange=topology.exchange_name(),
-            routing_key=batch[0].type,
-            headers=headers,
-            serializer="json",
-            delivery_mode=2,
-            **properties,
-        )
+        first = batch[0]
+        # published under the trace that committed the first event; the others
+        # of the message are linked
+        links = [observability.link_to(e.traceparent) for e in batch[1:]]
+        with observability.span_from_traceparent(
+            f"publish {first.type}",
+            first.traceparent,
+            kind=SpanKind.PRODUCER,
+            links=[link for link in links if link is not None],
+            **{
+                "messaging.system": "rabbitmq" if not self._redis else "redis",
+                "messaging.destination.name": topology.exchange_name(),
+                "messaging.batch.message_count": len(batch),
+                "cleave.event_type": first.type,
+                "cleave.event_id": first.id,
+            },
+        ):
+            propagate.inject(headers)  # the worker's task span continues this one
+            self._producer.publish(
+                body,
+                exchange=topology.exchange_name(),
+                routing_key=first.type,
+                headers=headers,
+                serializer="json",
+                delivery_mode=2,
+                **properties,
+            )
 
     def _await_confirms(self) -> None:
         deadline = time.monotonic() + confirm_timeout()

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from cleave import db, flow, observability
 from cleave.contexts import ContextConfig, alias_for, context_for_module
+from cleave.metrics import EVENTS_PUBLISHED
 
 from . import registry
 from .envelope import Envelope
@@ -176,6 +177,7 @@ def publish(
             "broker_epoch": "",
         },
     )
+    EVENTS_PUBLISHED.labels(envelope.type, envelope.source).inc()
     if not settled:
         transaction.on_commit(
             lambda: transport.committed(alias, [envelope.id], envelopes=[envelope]), using=alias

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from cleave import db
+from cleave.metrics import EVENT_HANDLER_DURATION, EVENTS_DELIVERED
 from cleave.resilience.failures import is_technical
 
 from . import bus, registry
@@ -105,11 +107,11 @@ def consume(
     label = sub.context.label
     try:
         if fresh:
-            return _attempt(sub, envelope, alias, label, None, validated=True)
+            return _counted(envelope, _attempt(sub, envelope, alias, label, None, validated=True))
         delivery = (
             Delivery.objects.using(alias).filter(event_id=envelope.id, handler=sub.name).first()
         )
-        return _consume(sub, envelope, alias, label, delivery, force=force)
+        return _counted(envelope, _consume(sub, envelope, alias, label, delivery, force=force))
     finally:
         # a pooled connection goes back now, not when the publisher's request ends
         db.release(alias)
@@ -141,11 +143,16 @@ def consume_many(sub: bus.Subscription, envelopes: list[Envelope]) -> list[Resul
         }
     try:
         return [
-            _consume(sub, envelope, alias, label, known.get(event_id))
+            _counted(envelope, _consume(sub, envelope, alias, label, known.get(event_id)))
             for envelope, event_id in zip(envelopes, ids, strict=True)
         ]
     finally:
         db.release(alias)
+
+
+def _counted(envelope: Envelope, result: Result) -> Result:
+    EVENTS_DELIVERED.labels(envelope.type, result.context, result.outcome).inc()
+    return result
 
 
 def _consume(
@@ -197,9 +204,11 @@ def _attempt(
             attempts=attempt,
         )
         return Result(sub.name, label, Outcome.DEAD, error=str(exc))
+    started = time.perf_counter()
     try:
         outcome = bus.apply_validated(sub, envelope)
     except Exception as exc:
+        EVENT_HANDLER_DURATION.labels(label, sub.name).observe(time.perf_counter() - started)
         error = f"{type(exc).__name__}: {exc}"
         tb = traceback.format_exc()
         if attempt >= max_attempts() and not _may_wait(exc, envelope):
@@ -243,6 +252,7 @@ def _attempt(
             last_error=f"{error}\n{tb}"[:20000],
         )
         return Result(sub.name, label, Outcome.RETRY, due, error)
+    EVENT_HANDLER_DURATION.labels(label, sub.name).observe(time.perf_counter() - started)
     if delivery is not None and delivery.status != Delivery.Status.APPLIED:
         _settle(alias, envelope, sub.name, attempts=attempt)
     return Result(sub.name, label, outcome)

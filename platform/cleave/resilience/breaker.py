@@ -212,8 +212,10 @@ class Registry:
         policy: Callable[[], Policy] = Policy.from_settings,
         clock: Callable[[], float] = time.monotonic,
         listeners: tuple[Listener, ...] = (log_transition,),
+        on_create: Callable[[CircuitBreaker], None] | None = None,
     ) -> None:
         self._policy = policy
+        self._on_create = on_create
         self._clock = clock
         self._listeners = listeners
         self._lock = threading.Lock()
@@ -234,6 +236,8 @@ class Registry:
                         listeners=self._listeners,
                     )
                     self._breakers[key] = breaker
+                    if self._on_create is not None:
+                        self._on_create(breaker)
         return breaker
 
     def all(self) -> list[CircuitBreaker]:

@@ -70,20 +70,18 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, transaction
 from django.db.models import Q
 from django.utils import timezone
-from prometheus_client import Counter
 
 from cleave import db, flow, observability
 from cleave.contexts import alias_for
+from cleave.metrics import (
+    SAGA_OVERDUE_COMPENSATIONS,
+    SAGA_STEP_DURATION,
+    SAGAS_FINISHED,
+    SAGAS_STARTED,
+)
 from cleave.resilience.failures import is_technical
 
 from .models import SagaInstance, SagaStepLog
-
-SAGA_OVERDUE_COMPENSATIONS = Counter(
-    "cleave_saga_overdue_compensations",
-    "Compensation attempts that failed for a technical reason after their saga's "
-    "deadline (an operator should look), by saga type and step.",
-    ["saga_type", "step"],
-)
 
 logger = logging.getLogger(__name__)
 
@@ -414,8 +412,12 @@ def start(
         "created_at": now,
         "updated_at": now,
         "completed_at": None,
+        "wake_at": None,
+        "last_error": "",
+        "traceparent": observability.current_traceparent() or "",
     }
     db.insert(SagaInstance, alias, values)
+    transaction.on_commit(lambda: SAGAS_STARTED.labels(name).inc(), using=alias)
     instance = SagaInstance(**values)
     instance._state.adding = False
     instance._state.db = alias
@@ -612,16 +614,36 @@ def _invoke(fn: StepFn, instance: SagaInstance, step: Step, kind: str, attempt: 
     `_Returned` carrying the effects too.
     """
     ctx = SagaContext(instance, step=step.name, kind=kind, attempt=attempt)
-    with observability.tracer().start_as_current_span(
-        f"saga {instance.saga_type} {step.name} {kind}",
-        attributes={
-            "cleave.saga_id": str(instance.id),
-            "cleave.step": step.name,
-            "cleave.step_kind": kind,
-            "cleave.attempt": attempt,
-        },
-    ):
-        result = fn(ctx)
+    started = time.perf_counter()
+    status = "error"
+    try:
+        # a child of the trace that started the saga, in whatever process runs it
+        with observability.span_from_traceparent(
+            f"saga {instance.saga_type} {step.name} {kind}",
+            instance.traceparent or observability.current_traceparent(),
+            **{
+                "cleave.saga_id": str(instance.id),
+                "cleave.step": step.name,
+                "cleave.step_kind": kind,
+                "cleave.attempt": attempt,
+                "cleave.correlation_id": instance.correlation_id,
+            },
+        ):
+            result = fn(ctx)
+        status = "succeeded"
+    except StepFailed:
+        status = "failed"
+        raise
+    except OutcomeUnknown:
+        status = "unknown"
+        raise
+    except Exception as exc:
+        status = "unavailable" if is_technical(exc) else "error"
+        raise
+    finally:
+        SAGA_STEP_DURATION.labels(instance.saga_type, step.name, kind, status).observe(
+            time.perf_counter() - started
+        )
     if kind == Kind.QUERY:
         return result
     if ctx.local_effects:
@@ -946,6 +968,15 @@ class _Driver:
                 self._save(data=data, current_step=nxt)
             elif opening is not None:
                 self.prepared = _run_log(self.alias, *opening)
+        if last and self.instance.state == State.COMPLETED:
+            self._finished(State.COMPLETED)
+        else:
+            logger.info(
+                "Saga %s: step %s done",
+                self.saga_id,
+                steps[index].name,
+                extra={"step": steps[index].name},
+            )
 
     def _settle_unknown(
         self,
@@ -1087,11 +1118,26 @@ class _Driver:
                 self.definition.on_finished(SagaContext(self.instance))
             if state == State.FAILED and self.definition.on_failed is not None:
                 self.definition.on_failed(SagaContext(self.instance))
+        self._finished(state)
         if state == State.FAILED:
             logger.error(
                 "Saga %s failed: compensation exhausted after %s; an operator must act",
                 self.saga_id,
                 self.instance.failure_reason,
+            )
+
+    def _finished(self, state: str) -> None:
+        """Count and log the end of the saga, once its final state is committed."""
+        reason = self.instance.failure_reason or ""
+        SAGAS_FINISHED.labels(self.instance.saga_type, state, reason).inc()
+        if state != State.FAILED:  # failed has its own ERROR line
+            logger.info(
+                "Saga %s %s %s%s",
+                self.instance.saga_type,
+                self.saga_id,
+                state,
+                f" ({reason})" if reason else "",
+                extra={"saga_state": state, "reason": reason},
             )
 
     # --- step timeouts ----------------------------------------------------------------

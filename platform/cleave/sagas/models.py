@@ -41,6 +41,9 @@ class SagaInstance(models.Model):
     # (no process holds the saga meanwhile); `last_error` says what it met.
     wake_at = models.DateTimeField(null=True, blank=True, db_index=True)
     last_error = models.CharField(max_length=500, blank=True, default="")
+    # The trace that started the saga: every step's span is its child, whichever
+    # process drives the step and however much later.
+    traceparent = models.CharField(max_length=128, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     completed_at = models.DateTimeField(null=True, blank=True)

@@ -77,6 +77,11 @@ class Command(BaseCommand):
             f"{'+'.join(labels)}@%h",
             *celery_args,
         ]
+        if not any(
+            arg in ("-l", "--loglevel") or arg.startswith("--loglevel=") for arg in celery_args
+        ):
+            # the business facts (orders confirmed, sagas ended) are logged at INFO
+            argv += ["-l", "INFO"]
         if dry_run:
             self.stdout.write(" ".join(argv[1:]))
             return

@@ -1,0 +1,320 @@
+"""
+Prometheus metrics: their names in one place, one view over every process of a
+server, and the endpoint that serves them.
+
+Names follow the seed where it has them (`http_request_duration_seconds`,
+`http_requests_total`, `service_call_duration_seconds`, all with a `service`
+label), the platform's own start with `cleave_`. Labels are bounded: a route is
+the URL pattern, never the raw path; event types, handlers, saga types, steps
+and contexts come from the code, never from a request.
+
+**One view of all processes.** Every process writes its samples to files in
+`PROMETHEUS_MULTIPROC_DIR` (prometheus_client's multiprocess mode), set by
+config/settings.py before the client library is imported, per service
+(`CLEAVE_METRICS_DIR`, default `<data dir>/metrics/<service>`): the gunicorn
+workers of a server, and the Celery worker and relay of the same group, all
+land in one scrape of any of its web processes. Gauges of processes that
+stopped are dropped (gunicorn's `child_exit` hook, and at start for pids no
+longer alive); counters keep what dead processes counted.
+
+**Who may scrape.** `/metrics` answers requests from the loopback and private
+networks (`CLEAVE_METRICS_ALLOW`, CIDRs), or carrying
+`Authorization: Bearer <CLEAVE_METRICS_TOKEN>` when that is set; anyone else
+gets a 404 problem. The gateway never routes `/metrics`.
+
+Database-backed figures (outbox backlog and lag, sagas running, open dead
+letters) are read at scrape time by `StateCollector` from this process's
+aliases, not counted in the hot path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import re
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from django.http import HttpRequest, HttpResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+
+logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("cleave.access")
+
+# The seed's buckets, and finer ones below 0.1 s: this service answers in milliseconds.
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.3, 0.5, 0.7, 1, 3, 5, 7, 10)
+
+HTTP_REQUEST_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "HTTP requests served, by method, route (the URL pattern), status code and service.",
+    ["method", "route", "status_code", "service"],
+    buckets=HTTP_BUCKETS,
+)
+HTTP_REQUESTS = Counter(
+    "http_requests",
+    "HTTP requests served, by method, route (the URL pattern), status code and service.",
+    ["method", "route", "status_code", "service"],
+)
+SERVICE_CALL_DURATION = Histogram(
+    "service_call_duration_seconds",
+    "Calls to another context's API through the service client, retries included, by "
+    "target, method, final status ('unavailable': no answer; 'circuit_open': no attempt) "
+    "and calling context (service).",
+    ["target_service", "method", "status", "service"],
+    buckets=HTTP_BUCKETS,
+)
+CIRCUIT_STATE = Gauge(
+    "circuit_breaker_state",
+    "State of the circuit breaker of calls from a context (service) to another "
+    "(target_service): 0 closed, 1 open, 2 half-open; the worst of the live processes.",
+    ["service", "target_service"],
+    multiprocess_mode="livemax",
+)
+CIRCUIT_TRANSITIONS = Counter(
+    "circuit_breaker_transitions",
+    "Circuit breaker state changes, by calling context, target and the state entered.",
+    ["service", "target_service", "state"],
+)
+SAGAS_STARTED = Counter("cleave_saga_started", "Sagas started, by saga type.", ["saga_type"])
+SAGAS_FINISHED = Counter(
+    "cleave_saga_finished",
+    "Sagas that ended, by type, final state (completed, compensated, failed) and reason.",
+    ["saga_type", "state", "reason"],
+)
+SAGA_STEP_DURATION = Histogram(
+    "cleave_saga_step_duration_seconds",
+    "One call of a saga step (action, query or compensation), by type, step, kind and outcome.",
+    ["saga_type", "step", "kind", "status"],
+    buckets=HTTP_BUCKETS,
+)
+SAGA_OVERDUE_COMPENSATIONS = Counter(
+    "cleave_saga_overdue_compensations",
+    "Compensation attempts that failed for a technical reason after their saga's "
+    "deadline (an operator should look), by saga type and step.",
+    ["saga_type", "step"],
+)
+EVENTS_PUBLISHED = Counter(
+    "cleave_events_published",
+    "Events committed to an outbox, by type and publishing context.",
+    ["type", "context"],
+)
+EVENTS_DELIVERED = Counter(
+    "cleave_events_delivered",
+    "Handler attempts on events, by type, subscribing context and outcome (applied, "
+    "duplicate: already in the inbox, retry, dead: dead-lettered, skipped).",
+    ["type", "context", "outcome"],
+)
+EVENT_HANDLER_DURATION = Histogram(
+    "cleave_event_handler_duration_seconds",
+    "Time of one handler attempt, by subscribing context and handler.",
+    ["context", "handler"],
+    buckets=HTTP_BUCKETS,
+)
+RESERVATION_EXPIRIES = Counter(
+    "cleave_reservation_expiries",
+    "Inventory reservations released because they were held past their time.",
+)
+
+
+def service_name() -> str:
+    from django.conf import settings
+
+    return settings.CLEAVE_SERVICE_NAME
+
+
+# --- HTTP: one middleware for the seed's metrics and the access log ---------------
+
+
+def _route(request: HttpRequest) -> str:
+    match = getattr(request, "resolver_match", None)
+    if match is None or match.route is None:
+        return "unmatched"
+    return "/" + match.route
+
+
+class HttpMetricsMiddleware:
+    """
+    Time every request; count it by method, route pattern, status and service;
+    log one access line (INFO, `cleave.access`) with the same fields, the
+    duration and the flow ids the log filter adds.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        response = self.get_response(request)
+        elapsed = time.perf_counter() - started
+        method = request.method if request.method in _METHODS else "other"
+        labels = (method, _route(request), str(response.status_code), service_name())
+        HTTP_REQUEST_DURATION.labels(*labels).observe(elapsed)
+        HTTP_REQUESTS.labels(*labels).inc()
+        access_logger.info(
+            "%s %s %s %.1f ms",
+            method,
+            request.path,
+            response.status_code,
+            elapsed * 1000,
+            extra={
+                "http_method": method,
+                "http_route": labels[1],
+                "http_path": request.path,
+                "http_status": response.status_code,
+                "duration_ms": round(elapsed * 1000, 2),
+                "user_agent": request.headers.get("User-Agent", "")[:200],
+            },
+        )
+        return response
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+# --- state read at scrape time ------------------------------------------------------
+
+
+class StateCollector:
+    """Outbox backlog and lag, sagas not finished, open dead letters: per local context alias."""
+
+    def collect(self):
+        from django.db.models import Count, Min
+        from django.utils import timezone
+
+        from cleave.contexts import all_contexts
+        from cleave.events.models import DeadLetter, OutboxEvent
+        from cleave.sagas.models import SagaInstance
+
+        pending = GaugeMetricFamily(
+            "cleave_outbox_pending", "Committed events not yet published.", labels=["context"]
+        )
+        lag = GaugeMetricFamily(
+            "cleave_outbox_lag_seconds",
+            "Age of the oldest committed event not yet published (0 when none).",
+            labels=["context"],
+        )
+        running = GaugeMetricFamily(
+            "cleave_sagas_running",
+            "Sagas not finished (running or compensating), and how many of them wait for a "
+            "participant to come back.",
+            labels=["context", "saga_type", "state", "waiting"],
+        )
+        dead = GaugeMetricFamily(
+            "cleave_dead_letters", "Dead letters not redriven.", labels=["context"]
+        )
+        now = timezone.now()
+        for cfg in all_contexts():
+            alias = cfg.database
+            try:
+                backlog = OutboxEvent.objects.using(alias).filter(status=OutboxEvent.Status.PENDING)
+                found = backlog.aggregate(n=Count("id"), oldest=Min("occurred_at"))
+                pending.add_metric([cfg.label], found["n"] or 0)
+                oldest = found["oldest"]
+                lag.add_metric([cfg.label], (now - oldest).total_seconds() if oldest else 0.0)
+                rows = (
+                    SagaInstance.objects.using(alias)
+                    .exclude(state__in=SagaInstance.FINAL_STATES)
+                    .values("saga_type", "state", "wake_at")
+                )
+                counts: dict[tuple[str, str, str], int] = {}
+                for row in rows:
+                    key = (row["saga_type"], row["state"], "true" if row["wake_at"] else "false")
+                    counts[key] = counts.get(key, 0) + 1
+                for (saga_type, state, waiting), n in counts.items():
+                    running.add_metric([cfg.label, saga_type, state, waiting], n)
+                dead.add_metric(
+                    [cfg.label],
+                    DeadLetter.objects.using(alias).filter(status=DeadLetter.Status.DEAD).count(),
+                )
+            except Exception:  # a scrape must not fail because one alias is down
+                logger.warning("Could not read the state metrics of %s", alias, exc_info=True)
+        yield from (pending, lag, running, dead)
+
+
+# --- multiprocess files -------------------------------------------------------------
+
+
+def multiprocess_dir() -> Path | None:
+    value = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    return Path(value) if value else None
+
+
+def forget_process(pid: int) -> None:
+    """A process stopped: its live gauges no longer count (gunicorn's child_exit hook)."""
+    if multiprocess_dir() is None:
+        return
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)
+
+
+_PID_IN_NAME = re.compile(r"_(\d+)\.db$")
+
+
+def forget_dead_processes() -> None:
+    """Drop the live-gauge files of pids that no longer run (a crash, a restart)."""
+    folder = multiprocess_dir()
+    if folder is None or not folder.is_dir():
+        return
+    for path in folder.glob("gauge_live*_*.db"):
+        match = _PID_IN_NAME.search(path.name)
+        if match is None:
+            continue
+        pid = int(match.group(1))
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+        except PermissionError:  # alive, another user's
+            pass
+
+
+# --- the endpoint -----------------------------------------------------------------
+
+
+def _allowed(request: HttpRequest) -> bool:
+    from django.conf import settings
+
+    token = settings.CLEAVE_METRICS_TOKEN
+    given = request.headers.get("Authorization", "")
+    if token and given.startswith("Bearer ") and secrets.compare_digest(given[7:], token):
+        return True
+    try:
+        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False
+    return any(address in network for network in settings.CLEAVE_METRICS_ALLOW)
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus text format: every process of this service, and the state collector."""
+    if request.method != "GET" or not _allowed(request):
+        from cleave.api import problem_response
+
+        return problem_response(404, "Not found", f"No resource at {request.path}.")
+    registry = CollectorRegistry()
+    folder = multiprocess_dir()
+    if folder is not None:
+        from prometheus_client import multiprocess
+
+        multiprocess.MultiProcessCollector(registry, path=str(folder))
+    else:
+        from prometheus_client import REGISTRY
+
+        registry = REGISTRY
+    output = generate_latest(registry)
+    state = CollectorRegistry(auto_describe=False)
+    state.register(StateCollector())
+    output += generate_latest(state)
+    return HttpResponse(output, content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,97 @@
+"""
+One scrape of /metrics sees every worker process of a gunicorn server started
+the plain way (`gunicorn config.wsgi --workers 2`): the seed's HTTP metrics
+with the counts of both workers, the saga, event and breaker metrics, and no
+label that grows with the traffic.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+
+import pytest
+import requests
+
+from .conftest import make_live
+
+ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-")
+
+
+def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    found = []
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        labels_text, value = line[len(name) + 1 :].rsplit("} ", 1)
+        labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', labels_text))
+        found.append((labels, float(value)))
+    return found
+
+
+@pytest.mark.services
+def test_one_scrape_counts_the_requests_of_every_worker(tmp_path, migrated_template, live_secrets):
+    manager, live = make_live(tmp_path, "inprocess", migrated_template, live_secrets)
+    try:
+        live.env["CLEAVE_LOG_FORMAT"] = "json"
+        live.manage("seed_demo")
+        web = live.start_web(workers=2)
+        base = live.web_url
+
+        # a checkout: sagas, events and service calls (with their breakers) run
+        shop = requests.Session()
+        shop.post(
+            f"{base}/api/users/",
+            json={"email": "m@example.com", "password": "correct horse", "name": "M"},
+            timeout=10,
+        ).raise_for_status()
+        token = shop.post(
+            f"{base}/api/users/token",
+            json={"email": "m@example.com", "password": "correct horse"},
+            timeout=10,
+        ).json()["access"]
+        shop.headers["Authorization"] = f"Bearer {token}"
+        product = requests.get(f"{base}/api/catalog/products", timeout=10).json()["results"][0]
+        shop.post(
+            f"{base}/api/orders/cart/items",
+            json={"product_id": product["id"], "quantity": 1},
+            timeout=10,
+        ).raise_for_status()
+        shop.post(
+            f"{base}/api/orders/checkout", json={"payment_method": "tok_visa"}, timeout=30
+        ).raise_for_status()
+
+        # many short connections: both workers take some
+        for _ in range(60):
+            assert requests.get(f"{base}/api/catalog/categories", timeout=10).status_code == 200
+        served_by = Counter()
+        for line in web.output().splitlines():
+            if '"name": "cleave.access"' in line and "/api/catalog/categories" in line:
+                served_by[json.loads(line)["process"]] += 1
+        assert sum(served_by.values()) == 60
+        assert len(served_by) == 2, served_by  # both workers served some
+
+        text = requests.get(f"{base}/metrics", timeout=10).text
+    finally:
+        manager.__exit__(None, None, None)
+
+    categories = [
+        value
+        for labels, value in samples(text, "http_requests_total")
+        if labels["route"] == "/api/catalog/categories" and labels["status_code"] == "200"
+    ]
+    assert categories == [60.0]  # one scrape, both workers' counts
+    routes = {labels["route"] for labels, _ in samples(text, "http_requests_total")}
+    assert all(route.startswith("/") or route == "unmatched" for route in routes)
+    assert not any(ID.search(route) for route in routes), routes
+    assert '_bucket{le="0.005",method="GET",route="/api/catalog/categories"' in text
+    finished = samples(text, "cleave_saga_finished_total")
+    assert [value for labels, value in finished if labels["state"] == "completed"] == [1.0]
+    published = {labels["type"] for labels, _ in samples(text, "cleave_events_published_total")}
+    assert {"user.created", "order.placed", "order.confirmed"} <= published
+    delivered = samples(text, "cleave_events_delivered_total")
+    assert any(labels["outcome"] == "applied" for labels, _ in delivered)
+    assert samples(text, "service_call_duration_seconds_count")
+    breakers = samples(text, "circuit_breaker_state")
+    assert ({"service": "orders", "target_service": "inventory"}, 0.0) in breakers
