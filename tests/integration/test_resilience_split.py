@@ -111,7 +111,7 @@ def test_a_checkout_rides_out_inventory_down_and_confirms_once_it_is_back(split)
 
     split.groups["inventory"].stop()
     order_id = customer.checkout()
-    time.sleep(5)
+    time.sleep(10)
     assert customer.order(order_id)["status"] == "pending"  # waiting, not failed
     split.groups["inventory"].start()
     split.groups["inventory"].wait_ready()

@@ -74,6 +74,42 @@ def test_a_handler_that_fails_every_attempt_is_dead_lettered_with_its_error(
     assert not InboxRecord.objects.using("users").filter(event_id=envelope.id).exists()
 
 
+def test_a_handler_that_meets_an_outage_keeps_being_retried_past_its_attempts(
+    probe_event, local_subscriber, quick_retries, settings
+):
+    from cleave.resilience.failures import ServiceUnavailable
+
+    outage = {"on": True}
+
+    def calls_another_context(envelope: Envelope) -> None:
+        if outage["on"]:
+            raise ServiceUnavailable("inventory", message="inventory: connection refused")
+
+    local_subscriber(calls_another_context, probe_event)
+    with transaction.atomic(using="users"):
+        envelope = publish(probe_event, {"n": 5})
+    for _ in range(5):  # past CLEAVE_EVENT_MAX_ATTEMPTS (3)
+        relay_once()
+
+    assert not DeadLetter.objects.using("users").exists()
+    delivery = Delivery.objects.using("users").get(event_id=envelope.id)
+    assert delivery.status == Delivery.Status.RETRYING
+    assert delivery.attempts >= 4
+
+    outage["on"] = False
+    relay_once()
+    assert InboxRecord.objects.using("users").filter(event_id=envelope.id).count() == 1
+
+    # an event older than the window is dead-lettered like any failure
+    settings.CLEAVE_EVENT_UNAVAILABLE_WINDOW = 0
+    outage["on"] = True
+    with transaction.atomic(using="users"):
+        late = publish(probe_event, {"n": 6})
+    for _ in range(4):
+        relay_once()
+    assert DeadLetter.objects.using("users").get().event_id == uuid.UUID(late.id)
+
+
 def test_a_payload_that_breaks_the_schema_is_dead_lettered_at_once_and_others_still_flow(
     probe_event, local_subscriber, quick_retries
 ):

@@ -257,6 +257,29 @@ def test_a_compensation_still_failing_after_the_deadline_is_counted_and_keeps_tr
     }
 
 
+def test_operators_list_the_waiting_and_the_overdue_sagas(define, wakes):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    waiting = started(
+        define(
+            Step("charge", Participant("charge", ServiceUnavailable("payments", message="down")))
+        )
+    )
+    out = StringIO()
+    call_command("sagas", "list", "--waiting", stdout=out)
+    assert str(waiting.pk) in out.getvalue()
+    assert "waiting until" in out.getvalue() and "down" in out.getvalue()
+
+    SagaInstance.objects.using(ALIAS).filter(pk=waiting.pk).update(
+        deadline=timezone.now() - timedelta(seconds=1)
+    )
+    overdue = StringIO()
+    call_command("sagas", "list", "--overdue", stdout=overdue)
+    assert str(waiting.pk) in overdue.getvalue()
+
+
 def test_a_bug_in_an_action_is_not_waited_for(define, wakes, settings):
     settings.CLEAVE_SAGA_RETRY_BASE = 0
     definition = define(Step("charge", Participant("charge", KeyError("total")), retries=0))
