@@ -90,7 +90,9 @@ def test_connections_are_kept_between_requests_for_a_minute_unless_told_otherwis
 ):
     monkeypatch.delenv("CLEAVE_DB_CONN_MAX_AGE", raising=False)
     monkeypatch.setenv("ORDERS_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cleave_orders")
-    monkeypatch.setenv("ORDERS_DB_POOL_MAX", "0")  # persistent connections, not a pool
+    # persistent connections, not a pool (on any server the pass puts `default` on)
+    monkeypatch.setenv("ORDERS_DB_POOL_MAX", "0")
+    monkeypatch.setenv("DB_POOL_MAX", "0")
     databases = database_settings(["orders"], data_dir=tmp_path)
     assert set(databases) == {"default", "orders"}
     for config in databases.values():
