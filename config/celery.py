@@ -85,6 +85,9 @@ def _declare_and_relay(sender=None, **kwargs):
         logging.getLogger("cleave.events").exception("Could not declare the event topology")
     if settings.CLEAVE_EVENT_RELAY_IN_WORKER:
         relay.start_thread()
+    from cleave.metrics import serve_port
+
+    serve_port()
 
 
 @signals.beat_init.connect

@@ -73,6 +73,8 @@ CLEAVE_METRICS_ALLOW = env_networks(
     "CLEAVE_METRICS_ALLOW", default="127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
 )
 CLEAVE_METRICS_TOKEN = os.environ.get("CLEAVE_METRICS_TOKEN", "")
+# A worker or relay whose pod has no web process serves its metrics on this port (0: off).
+CLEAVE_METRICS_PORT = env_int("CLEAVE_METRICS_PORT", default=0)
 CLEAVE_CURRENCY = env_currency("CLEAVE_CURRENCY", default="EUR")
 CLEAVE_RESERVATION_TTL = env_int("CLEAVE_RESERVATION_TTL", default=900, minimum=1)
 CLEAVE_PAYMENT_PROVIDER = os.environ.get(

@@ -82,6 +82,11 @@ SCRAPE = {
     "prometheus.io/port": str(CONTAINER_PORT),
     "prometheus.io/path": "/metrics",
 }
+# Workers and relays have no web process to be scraped through: they serve
+# their own metrics on this port (CLEAVE_METRICS_PORT), for the scraper only.
+METRICS_PORT = 9100
+SCRAPE_OWN_PORT = {**SCRAPE, "prometheus.io/port": str(METRICS_PORT)}
+METRICS_PORT_ENV = {"name": "CLEAVE_METRICS_PORT", "value": str(METRICS_PORT)}
 # Secret keys every process reads, by environment variable.
 APP_SECRETS = {
     "DJANGO_SECRET_KEY": "django-secret-key",
@@ -236,6 +241,8 @@ def _container(role_args: list[str], env: list[dict[str, Any]], *, web: bool) ->
         container["ports"] = [{"name": "http", "containerPort": CONTAINER_PORT}]
         container["livenessProbe"] = LIVENESS
         container["readinessProbe"] = READINESS
+    elif METRICS_PORT_ENV in env:
+        container["ports"] = [{"name": "metrics", "containerPort": METRICS_PORT}]
     return container
 
 
@@ -351,16 +358,27 @@ def context_objects(cfg: ContextConfig, ns: str, contexts: list[ContextConfig]) 
         worker_labels,
         _pod(
             account,
-            [_container(["worker", label], _env(label, "worker", ["default", alias]), web=False)],
+            [
+                _container(
+                    ["worker", label],
+                    [*_env(label, "worker", ["default", alias]), METRICS_PORT_ENV],
+                    web=False,
+                )
+            ],
         ),
+        annotations=SCRAPE_OWN_PORT,
     )
     relay_labels = _labels("relay", label)
     # one sweeper per alias is enough; a second would only wait on the same row locks
     relay = _deployment(
         f"{label}-relay",
         relay_labels,
-        _pod(account, [_container(["relay"], _env(label, "relay", [alias]), web=False)]),
+        _pod(
+            account,
+            [_container(["relay"], [*_env(label, "relay", [alias]), METRICS_PORT_ENV], web=False)],
+        ),
         replicas=1,
+        annotations=SCRAPE_OWN_PORT,
     )
     return [
         _service_account(account, _labels("identity", label)),

@@ -280,6 +280,31 @@ def forget_dead_processes() -> None:
             pass
 
 
+def serve_port():
+    """
+    Serve this process's metrics on `CLEAVE_METRICS_PORT` (a Celery worker or a
+    relay in a pod of its own, whose samples no web process's scrape sees); off
+    when unset. The port is for the scraper inside the cluster: no Service
+    exposes it. Returns the (server, thread) serving it, or None.
+    """
+    from django.conf import settings
+
+    port = settings.CLEAVE_METRICS_PORT
+    if not port:
+        return None
+    from prometheus_client import start_http_server
+
+    registry = CollectorRegistry()
+    folder = multiprocess_dir()
+    if folder is not None:
+        from prometheus_client import multiprocess
+
+        multiprocess.MultiProcessCollector(registry, path=str(folder))
+    served = start_http_server(port, registry=registry)
+    logger.info("Metrics served on port %s", port)
+    return served
+
+
 # --- the endpoint -----------------------------------------------------------------
 
 

@@ -160,3 +160,25 @@ def test_the_generated_schema_validates_without_errors(tmp_path):
 @pytest.mark.parametrize("path", ["/api/docs/", "/admin/login/"])
 def test_the_docs_and_the_admin_login_are_served(api, path):
     assert api.get(path).status_code == 200
+
+
+def test_a_worker_without_a_web_process_serves_its_metrics_on_its_own_port(settings):
+    import requests
+
+    from cleave.metrics import EVENTS_PUBLISHED, serve_port
+    from tests.integration.live import free_port
+
+    settings.CLEAVE_METRICS_PORT = 0
+    assert serve_port() is None  # off unless asked for
+    settings.CLEAVE_METRICS_PORT = free_port()
+    EVENTS_PUBLISHED.labels("probe.served", "users").inc()
+    server, thread = serve_port()
+    try:
+        text = requests.get(
+            f"http://127.0.0.1:{settings.CLEAVE_METRICS_PORT}/metrics", timeout=5
+        ).text
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert 'cleave_events_published_total{context="users",type="probe.served"}' in text

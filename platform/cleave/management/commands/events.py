@@ -27,6 +27,7 @@ from cleave.contexts import all_contexts
 from cleave.events import consumer, relay, replay
 from cleave.events.models import DeadLetter, Delivery, OutboxEvent
 from cleave.events.transports import get_transport
+from cleave.metrics import serve_port
 
 
 class Command(BaseCommand):
@@ -211,6 +212,7 @@ class Command(BaseCommand):
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+        serve_port()  # with CLEAVE_METRICS_PORT, for a relay in a pod of its own
         every = interval if interval is not None else relay.interval()
         self.stdout.write(
             f"relay: {get_transport().name} transport, sweeping every {every:g}s", ending="\n"
