@@ -1,8 +1,12 @@
 from cleave.contexts import ContextConfig
 
+# The database alias every module of this context writes and reads through.
+ALIAS = "analytics"
+
 
 class AnalyticsConfig(ContextConfig):
     name = "contexts.analytics"
     label = "analytics"
+    database = ALIAS
     verbose_name = "Analytics"
     subscribes = ("user.created", "order.confirmed", "order.cancelled")

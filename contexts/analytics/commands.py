@@ -13,9 +13,8 @@ from django.utils import timezone
 
 from cleave.events.models import InboxRecord
 
+from .apps import ALIAS
 from .models import Counter, ProductSales
-
-ALIAS = "analytics"
 
 logger = logging.getLogger(__name__)
 

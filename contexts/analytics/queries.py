@@ -7,9 +7,9 @@ from typing import Any
 
 from django.conf import settings
 
+from .apps import ALIAS
 from .models import Counter, ProductSales
 
-ALIAS = "analytics"
 TOP_PRODUCTS = 10
 CENT = Decimal("0.01")
 

@@ -10,32 +10,22 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 from django.db import IntegrityError, transaction
 
-from cleave.api import ApplicationError, Conflict
+from cleave.api import Conflict, invalid
 from cleave.events import publish
 
+from .apps import ALIAS
 from .models import Category, Product
-
-ALIAS = "catalog"
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _MAX_PRICE = Decimal("9999999999.99")  # what DecimalField(max_digits=12, decimal_places=2) holds
 
 
-def _invalid(field: str, message: str) -> ApplicationError:
-    return ApplicationError(
-        "The request body or parameters are invalid.",
-        code="validation-error",
-        title="Invalid input",
-        errors={field: [message]},
-    )
-
-
 def _required_text(field: str, value: str, *, max_length: int) -> str:
     value = (value or "").strip()
     if not value:
-        raise _invalid(field, "This field may not be blank.")
+        raise invalid(field, "This field may not be blank.")
     if len(value) > max_length:
-        raise _invalid(field, f"Ensure this field has no more than {max_length} characters.")
+        raise invalid(field, f"Ensure this field has no more than {max_length} characters.")
     return value
 
 
@@ -43,15 +33,15 @@ def _money(value: Decimal | str | int) -> Decimal:
     try:
         amount = Decimal(str(value))
     except (InvalidOperation, ValueError) as exc:
-        raise _invalid("price", "A valid number is required.") from exc
+        raise invalid("price", "A valid number is required.") from exc
     if not amount.is_finite():
-        raise _invalid("price", "A valid number is required.")
+        raise invalid("price", "A valid number is required.")
     if amount < 0:
-        raise _invalid("price", "The price may not be negative.")
+        raise invalid("price", "The price may not be negative.")
     if amount > _MAX_PRICE:
-        raise _invalid("price", f"The price may not exceed {_MAX_PRICE}.")
+        raise invalid("price", f"The price may not exceed {_MAX_PRICE}.")
     if amount != amount.quantize(Decimal("0.01")):
-        raise _invalid("price", "Ensure that there are no more than 2 decimal places.")
+        raise invalid("price", "Ensure that there are no more than 2 decimal places.")
     return amount.quantize(Decimal("0.01"))
 
 
@@ -61,7 +51,7 @@ def category_create(*, slug: str, name: str) -> Category:
     try:
         validate_slug(slug)
     except ValidationError as exc:
-        raise _invalid("slug", exc.messages[0]) from exc
+        raise invalid("slug", exc.messages[0]) from exc
     name = _required_text("name", name, max_length=120)
     try:
         with transaction.atomic(using=ALIAS):
@@ -88,12 +78,12 @@ def product_create(
     amount = _money(price)
     currency = (currency or settings.CLEAVE_CURRENCY).strip().upper()
     if not _CURRENCY.match(currency):
-        raise _invalid("currency", "Use a three-letter ISO 4217 code such as EUR.")
+        raise invalid("currency", "Use a three-letter ISO 4217 code such as EUR.")
     try:
         with transaction.atomic(using=ALIAS):
             category = Category.objects.using(ALIAS).filter(slug=category_slug).first()
             if category is None:
-                raise _invalid("category_slug", f"No category {category_slug}.")
+                raise invalid("category_slug", f"No category {category_slug}.")
             if Product.objects.using(ALIAS).filter(sku=sku).exists():
                 raise Conflict(f"A product with SKU {sku} already exists.", code="sku-taken")
             product = Product.objects.using(ALIAS).create(

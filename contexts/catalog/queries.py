@@ -8,9 +8,8 @@ from django.db.models import Q, QuerySet
 
 from cleave.api import NotFound
 
+from .apps import ALIAS
 from .models import Category, Product
-
-ALIAS = "catalog"
 
 
 def product_list(*, search: str = "", category: str = "") -> QuerySet[Product]:

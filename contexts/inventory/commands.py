@@ -23,14 +23,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from cleave.api import ApplicationError, Conflict, NotFound
+from cleave.api import ApplicationError, Conflict, NotFound, invalid
 from cleave.events import publish
 
+from .apps import ALIAS
 from .models import Reservation, ReservationLine, StockItem
 
 logger = logging.getLogger(__name__)
 
-ALIAS = "inventory"
 
 DEFAULT_RESERVATION_TTL = 900  # seconds; overridden by settings.CLEAVE_RESERVATION_TTL
 MAX_LINES = 100
@@ -48,20 +48,11 @@ class OutOfStock(ApplicationError):
     title = "Out of stock"
 
 
-def _invalid(field: str, message: str) -> ApplicationError:
-    return ApplicationError(
-        "The request body or parameters are invalid.",
-        code="validation-error",
-        title="Invalid input",
-        errors={field: [message]},
-    )
-
-
 def _check_sku(sku: Any, field: str = "sku") -> str:
     if not isinstance(sku, str) or not sku.strip():
-        raise _invalid(field, "This field may not be blank.")
+        raise invalid(field, "This field may not be blank.")
     if len(sku) > SKU_MAX_LENGTH:
-        raise _invalid(field, f"Ensure this field has no more than {SKU_MAX_LENGTH} characters.")
+        raise invalid(field, f"Ensure this field has no more than {SKU_MAX_LENGTH} characters.")
     return sku
 
 
@@ -73,20 +64,18 @@ def merge_lines(lines: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     """Validate `[{sku, quantity}, ...]` and sum duplicate SKUs, in SKU order."""
     lines = list(lines or [])
     if not lines:
-        raise _invalid("lines", "At least one line is required.")
+        raise invalid("lines", "At least one line is required.")
     if len(lines) > MAX_LINES:
-        raise _invalid("lines", f"Ensure there are no more than {MAX_LINES} lines.")
+        raise invalid("lines", f"Ensure there are no more than {MAX_LINES} lines.")
     merged: dict[str, int] = {}
     for index, line in enumerate(lines):
         sku = _check_sku(line.get("sku"), f"lines.{index}.sku")
         quantity = line.get("quantity")
         if not _is_int(quantity) or quantity < 1:
-            raise _invalid(
-                f"lines.{index}.quantity", "Ensure this is a whole number of at least 1."
-            )
+            raise invalid(f"lines.{index}.quantity", "Ensure this is a whole number of at least 1.")
         merged[sku] = merged.get(sku, 0) + quantity
         if merged[sku] > MAX_QUANTITY:
-            raise _invalid(f"lines.{index}.quantity", f"No more than {MAX_QUANTITY} of one SKU.")
+            raise invalid(f"lines.{index}.quantity", f"No more than {MAX_QUANTITY} of one SKU.")
     return dict(sorted(merged.items()))
 
 
@@ -94,7 +83,7 @@ def _check_uuid(value: Any, field: str) -> UUID:
     try:
         return value if isinstance(value, UUID) else UUID(str(value))
     except ValueError as exc:
-        raise _invalid(field, "Must be a valid UUID.") from exc
+        raise invalid(field, "Must be a valid UUID.") from exc
 
 
 def _lines_payload(lines: Mapping[str, int]) -> list[dict[str, Any]]:
@@ -114,7 +103,7 @@ def stock_set(*, sku: str, on_hand: int) -> StockItem:
     """Set the stock on hand of a SKU, creating its row; never below what is reserved."""
     sku = _check_sku(sku)
     if not _is_int(on_hand) or not 0 <= on_hand <= MAX_ON_HAND:
-        raise _invalid("on_hand", f"Ensure this is a whole number from 0 to {MAX_ON_HAND}.")
+        raise invalid("on_hand", f"Ensure this is a whole number from 0 to {MAX_ON_HAND}.")
     for attempt in range(2):
         try:
             with transaction.atomic(using=ALIAS):
@@ -144,7 +133,7 @@ def _reservation_ttl(ttl_seconds: int | None) -> int:
     if ttl_seconds is None:
         ttl_seconds = getattr(settings, "CLEAVE_RESERVATION_TTL", DEFAULT_RESERVATION_TTL)
     if not _is_int(ttl_seconds) or ttl_seconds < 1:
-        raise _invalid("ttl_seconds", "Ensure this is a whole number of at least 1.")
+        raise invalid("ttl_seconds", "Ensure this is a whole number of at least 1.")
     return ttl_seconds
 
 
@@ -191,7 +180,7 @@ def reservation_create(
     ttl = _reservation_ttl(ttl_seconds)
     key = idempotency_key or None
     if key is not None and len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
-        raise _invalid(
+        raise invalid(
             "idempotency_key",
             f"Ensure this has no more than {IDEMPOTENCY_KEY_MAX_LENGTH} characters.",
         )
@@ -318,9 +307,9 @@ def reservation_commit(*, reservation_id: UUID) -> Reservation:
 def _check_reason(reason: str) -> str:
     reason = (reason or "").strip()
     if not reason:
-        raise _invalid("reason", "This field may not be blank.")
+        raise invalid("reason", "This field may not be blank.")
     if len(reason) > REASON_MAX_LENGTH:
-        raise _invalid("reason", f"Ensure this has no more than {REASON_MAX_LENGTH} characters.")
+        raise invalid("reason", f"Ensure this has no more than {REASON_MAX_LENGTH} characters.")
     return reason
 
 

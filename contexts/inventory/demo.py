@@ -6,9 +6,9 @@ from django.db import transaction
 
 from cleave.client import ServiceClient
 
+from .apps import ALIAS
 from .models import StockItem
 
-ALIAS = "inventory"
 DEMO_ON_HAND = 100
 
 

@@ -6,9 +6,8 @@ from uuid import UUID
 
 from cleave.api import NotFound
 
+from .apps import ALIAS
 from .models import Reservation, StockItem
-
-ALIAS = "inventory"
 
 
 def stock_get(*, sku: str) -> StockItem:

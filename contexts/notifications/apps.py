@@ -1,8 +1,12 @@
 from cleave.contexts import ContextConfig
 
+# The database alias every module of this context writes and reads through.
+ALIAS = "notifications"
+
 
 class NotificationsConfig(ContextConfig):
     name = "contexts.notifications"
     label = "notifications"
+    database = ALIAS
     verbose_name = "Notifications"
     subscribes = ("user.created", "order.confirmed", "order.cancelled")

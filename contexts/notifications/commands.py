@@ -19,9 +19,9 @@ from django.utils import timezone
 
 from cleave.api import NotFound
 
+from .apps import ALIAS
 from .models import Notification, Recipient
 
-ALIAS = "notifications"
 NO_RECIPIENT = "no recipient"
 
 logger = logging.getLogger(__name__)

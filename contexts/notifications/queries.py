@@ -6,9 +6,8 @@ from uuid import UUID
 
 from django.db.models import QuerySet
 
+from .apps import ALIAS
 from .models import Notification, Recipient
-
-ALIAS = "notifications"
 
 
 def notification_list(*, customer_id: UUID) -> QuerySet[Notification]:

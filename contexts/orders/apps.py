@@ -1,8 +1,12 @@
 from cleave.contexts import ContextConfig
 
+# The database alias every module of this context writes and reads through.
+ALIAS = "orders"
+
 
 class OrdersConfig(ContextConfig):
     name = "contexts.orders"
     label = "orders"
+    database = ALIAS
     verbose_name = "Orders"
     subscribes = ("user.created",)

@@ -16,9 +16,9 @@ from cleave.api import ApplicationError, Conflict, NotFound
 from cleave.client import ServiceClient
 from cleave.events import publish
 
+from .apps import ALIAS
 from .models import Cart, CartItem, Order, OrderLine
 
-ALIAS = "orders"
 CHECKOUT_SAGA = "checkout"
 
 logger = logging.getLogger(__name__)

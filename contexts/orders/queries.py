@@ -10,9 +10,8 @@ from django.db.models import QuerySet
 
 from cleave.api import NotFound
 
+from .apps import ALIAS
 from .models import Cart, Order
-
-ALIAS = "orders"
 
 
 def cart_contents(*, cart: Cart) -> dict:

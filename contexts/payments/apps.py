@@ -2,10 +2,14 @@ from django.core.exceptions import ImproperlyConfigured
 
 from cleave.contexts import ContextConfig
 
+# The database alias every module of this context writes and reads through.
+ALIAS = "payments"
+
 
 class PaymentsConfig(ContextConfig):
     name = "contexts.payments"
     label = "payments"
+    database = ALIAS
     verbose_name = "Payments"
 
     def ready(self) -> None:

@@ -10,13 +10,12 @@ from uuid import UUID
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from cleave.api import ApplicationError, NotFound
+from cleave.api import ApplicationError, NotFound, invalid
 from cleave.events import publish
 
 from . import providers
+from .apps import ALIAS
 from .models import Payment
-
-ALIAS = "payments"
 
 logger = logging.getLogger(__name__)
 
@@ -33,29 +32,23 @@ class ProviderUnavailable(ApplicationError):
     title = "Payment provider unavailable"
 
 
-def _invalid(field: str, message: str) -> ApplicationError:
-    return ApplicationError(
-        message, code="validation-error", title="Invalid input", errors={field: [message]}
-    )
-
-
 def _valid_amount(amount: Decimal | str | int) -> Decimal:
     try:
         value = Decimal(str(amount))
     except InvalidOperation:
-        raise _invalid("amount", "The amount must be a decimal number.") from None
+        raise invalid("amount", "The amount must be a decimal number.") from None
     if not value.is_finite() or value <= 0:
-        raise _invalid("amount", "The amount must be greater than zero.")
+        raise invalid("amount", "The amount must be greater than zero.")
     if value != value.quantize(CENT):
-        raise _invalid("amount", "The amount may have at most two decimal places.")
+        raise invalid("amount", "The amount may have at most two decimal places.")
     if value > MAX_AMOUNT:
-        raise _invalid("amount", f"The amount may not exceed {MAX_AMOUNT}.")
+        raise invalid("amount", f"The amount may not exceed {MAX_AMOUNT}.")
     return value.quantize(CENT)
 
 
 def _valid_currency(currency: str) -> str:
     if not CURRENCY_RE.match(currency or ""):
-        raise _invalid("currency", "The currency must be a three-letter ISO 4217 code.")
+        raise invalid("currency", "The currency must be a three-letter ISO 4217 code.")
     return currency
 
 
@@ -71,7 +64,7 @@ def _event_data(payment: Payment) -> dict:
 
 def _valid_method(payment_method: str) -> str:
     if not payment_method or len(payment_method) > MAX_METHOD_LENGTH:
-        raise _invalid(
+        raise invalid(
             "payment_method", f"The payment method must be 1 to {MAX_METHOD_LENGTH} characters."
         )
     return payment_method
@@ -80,7 +73,7 @@ def _valid_method(payment_method: str) -> str:
 def _valid_key(idempotency_key: str | None, field: str = "Idempotency-Key") -> str | None:
     idempotency_key = idempotency_key or None
     if idempotency_key is not None and len(idempotency_key) > MAX_KEY_LENGTH:
-        raise _invalid(field, f"The key may be at most {MAX_KEY_LENGTH} characters.")
+        raise invalid(field, f"The key may be at most {MAX_KEY_LENGTH} characters.")
     return idempotency_key
 
 
@@ -250,7 +243,7 @@ def payment_void(
     payment_method = _valid_method(payment_method)
     key = _valid_key(idempotency_key, "idempotency_key")
     if key is None:
-        raise _invalid("idempotency_key", "The charge's idempotency key is required.")
+        raise invalid("idempotency_key", "The charge's idempotency key is required.")
     payment = _by_key(key)
     if payment is None:
         try:

@@ -6,9 +6,8 @@ from uuid import UUID
 
 from cleave.api import NotFound
 
+from .apps import ALIAS
 from .models import Payment
-
-ALIAS = "payments"
 
 
 def payment_get_for_customer(*, payment_id: UUID, customer_id: UUID) -> Payment:

@@ -11,9 +11,8 @@ from cleave.api import ApplicationError, Conflict
 from cleave.events import publish
 from cleave.security import TokenError, decode_customer_token, issue_customer_tokens
 
+from .apps import ALIAS
 from .models import Customer
-
-ALIAS = "users"
 
 
 class InvalidCredentials(ApplicationError):

@@ -6,9 +6,8 @@ from uuid import UUID
 
 from cleave.api import NotFound
 
+from .apps import ALIAS
 from .models import Customer
-
-ALIAS = "users"
 
 
 def customer_get(*, customer_id: UUID) -> Customer:

@@ -61,6 +61,16 @@ class ApplicationError(Exception):
         self.errors = errors
 
 
+def invalid(field: str, message: str, *, detail: str | None = None) -> ApplicationError:
+    """A 400 validation problem naming one field, as DRF's would (`errors: {field: [message]}`)."""
+    return ApplicationError(
+        detail or "The request body or parameters are invalid.",
+        code="validation-error",
+        title="Invalid input",
+        errors={field: [message]},
+    )
+
+
 class NotFound(ApplicationError):
     status = 404
     code = "not-found"
