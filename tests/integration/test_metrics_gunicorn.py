@@ -1,8 +1,8 @@
 """
-One scrape of /metrics sees every worker process of a gunicorn server started
-the plain way (`gunicorn config.wsgi --workers 2`): the seed's HTTP metrics
-with the counts of both workers, the saga, event and breaker metrics, and no
-label that grows with the traffic.
+After the customer story on a gunicorn server started the plain way
+(`gunicorn config.wsgi --workers 2`), one scrape of /metrics sees every
+worker process: the seed's HTTP metrics with the counts of both workers, the
+saga, event and breaker metrics, and no label that grows with the traffic.
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ from collections import Counter
 
 import pytest
 import requests
+
+from tests.e2e.story import customer_story
+from tests.e2e.test_customer_story import _mail_subjects
 
 from .conftest import make_live
 
@@ -39,28 +42,21 @@ def test_one_scrape_counts_the_requests_of_every_worker(tmp_path, migrated_templ
         web = live.start_web(workers=2)
         base = live.web_url
 
-        # a checkout: sagas, events and service calls (with their breakers) run
-        shop = requests.Session()
-        shop.post(
-            f"{base}/api/users/",
-            json={"email": "m@example.com", "password": "correct horse", "name": "M"},
-            timeout=10,
-        ).raise_for_status()
-        token = shop.post(
-            f"{base}/api/users/token",
-            json={"email": "m@example.com", "password": "correct horse"},
-            timeout=10,
-        ).json()["access"]
-        shop.headers["Authorization"] = f"Bearer {token}"
-        product = requests.get(f"{base}/api/catalog/products", timeout=10).json()["results"][0]
-        shop.post(
-            f"{base}/api/orders/cart/items",
-            json={"product_id": product["id"], "quantity": 1},
-            timeout=10,
-        ).raise_for_status()
-        shop.post(
-            f"{base}/api/orders/checkout", json={"payment_method": "tok_visa"}, timeout=30
-        ).raise_for_status()
+        # the customer story: sagas (approved and declined), events, service calls
+        customer_story(
+            base,
+            seed=lambda: None,  # seeded above, before the server started
+            mail_subjects=lambda: _mail_subjects(live.data_dir / "mail"),
+            create_operator=lambda username, email, password: live.manage(
+                "createsuperuser",
+                "--noinput",
+                "--username",
+                username,
+                "--email",
+                email,
+                env={"DJANGO_SUPERUSER_PASSWORD": password},
+            ),
+        )
 
         # many short connections: both workers take some
         for _ in range(60):
@@ -88,6 +84,11 @@ def test_one_scrape_counts_the_requests_of_every_worker(tmp_path, migrated_templ
     assert '_bucket{le="0.005",method="GET",route="/api/catalog/categories"' in text
     finished = samples(text, "cleave_saga_finished_total")
     assert [value for labels, value in finished if labels["state"] == "completed"] == [1.0]
+    assert [
+        value
+        for labels, value in finished
+        if labels["state"] == "compensated" and labels["reason"] == "payment_declined"
+    ] == [1.0]
     published = {labels["type"] for labels, _ in samples(text, "cleave_events_published_total")}
     assert {"user.created", "order.placed", "order.confirmed"} <= published
     delivered = samples(text, "cleave_events_delivered_total")
