@@ -73,8 +73,11 @@ class Command(BaseCommand):
             "worker",
             "-Q",
             ",".join(queues),
+            # unique per process (exec keeps the pid): two workers of the same
+            # contexts on one host must not share a node name, whose control
+            # queue RabbitMQ lets only one connection hold
             "-n",
-            f"{'+'.join(labels)}@%h",
+            f"{'+'.join(labels)}-{os.getpid()}@%h",
             *celery_args,
         ]
         if not any(
