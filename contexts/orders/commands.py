@@ -16,6 +16,7 @@ from cleave.api import ApplicationError, Conflict, NotFound
 from cleave.client import ServiceClient
 from cleave.events import publish
 
+from . import queries
 from .apps import ALIAS
 from .models import Cart, CartItem, Order, OrderLine
 
@@ -41,7 +42,9 @@ def cart_ensure(*, customer_id: UUID) -> Cart:
         return cart
     try:
         with transaction.atomic(using=ALIAS):
-            return Cart.objects.using(ALIAS).create(customer_id=customer_id)
+            return Cart.objects.using(ALIAS).create(
+                id=queries.cart_id_for(customer_id=customer_id), customer_id=customer_id
+            )
     except IntegrityError:  # created concurrently (e.g. by the user.created handler)
         return Cart.objects.using(ALIAS).get(customer_id=customer_id)
 

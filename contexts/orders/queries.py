@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 from uuid import UUID
 
@@ -12,6 +13,28 @@ from cleave.api import NotFound
 
 from .apps import ALIAS
 from .models import Cart, Order
+
+# A customer's cart id is derived from the customer's, so that reading a cart
+# that does not exist yet (its user.created handler has not run) can answer
+# with the id it will have, without writing.
+CART_NAMESPACE = uuid.UUID("6b1f3d7e-2c1a-4f6e-9a0b-5d4c3b2a1908")
+
+
+def cart_id_for(*, customer_id: UUID) -> UUID:
+    return uuid.uuid5(CART_NAMESPACE, str(customer_id))
+
+
+def cart_for_customer(*, customer_id: UUID) -> dict:
+    """The customer's cart as the API shows it; an empty one if it was never created."""
+    cart = Cart.objects.using(ALIAS).filter(customer_id=customer_id).first()
+    if cart is not None:
+        return cart_contents(cart=cart)
+    return {
+        "id": cart_id_for(customer_id=customer_id),
+        "items": [],
+        "total": Decimal("0"),
+        "currency": settings.CLEAVE_CURRENCY,
+    }
 
 
 def cart_contents(*, cart: Cart) -> dict:

@@ -57,8 +57,8 @@ class CartView(APIView):
 
     @extend_schema(responses={200: CartOutput}, summary="The customer's cart")
     def get(self, request):
-        cart = commands.cart_ensure(customer_id=request.user.id)
-        return Response(CartOutput(queries.cart_contents(cart=cart)).data)
+        # a read: a cart not created yet is shown empty, with the id it will have
+        return Response(CartOutput(queries.cart_for_customer(customer_id=request.user.id)).data)
 
 
 class CartItemsView(APIView):

@@ -39,13 +39,13 @@ def shop() -> Shop:
     )
 
 
-def post_item(api, shop, product_id, quantity=1):
-    """POST /api/orders/cart/items as the shop's customer; the raw response."""
+def post_item(api, shop, product_id, quantity=1, headers=None):
+    """POST /api/orders/cart/items as the shop's customer (or `headers`'); the raw response."""
     return api.post(
         "/api/orders/cart/items",
         {"product_id": str(product_id), "quantity": quantity},
         format="json",
-        headers=shop.headers,
+        headers=headers or shop.headers,
     )
 
 

@@ -67,6 +67,22 @@ def test_another_customers_cart_item_is_not_found(api, shop):
     assert api.delete(f"/api/orders/cart/items/{item['id']}", headers=stranger).status_code == 404
 
 
+def test_reading_a_cart_that_does_not_exist_yet_writes_nothing(api, shop):
+    from contexts.orders.queries import cart_id_for
+
+    newcomer = uuid4()  # no user.created handled for them yet (a split's event in flight)
+    headers = customer_headers(newcomer)
+
+    cart = api.get("/api/orders/cart", headers=headers).json()
+
+    assert cart["items"] == [] and cart["total"] == "0.00"
+    assert cart["id"] == str(cart_id_for(customer_id=newcomer))
+    assert not Cart.objects.using("orders").filter(customer_id=newcomer).exists()
+    # the cart made later has the id the customer was shown
+    assert post_item(api, shop, shop.tee.id, headers=headers).status_code == 201
+    assert str(Cart.objects.using("orders").get(customer_id=newcomer).id) == cart["id"]
+
+
 def test_the_cart_needs_a_customer_token(api):
     assert api.get("/api/orders/cart").status_code == 401
 
