@@ -114,14 +114,7 @@ def replay(
         raise ReplayError(f"Context {subscriber!r} subscribes to no event")
     report = ReplayReport(subscriber=cfg.label, reset=reset)
     if reset:
-        hook = reset_hook(cfg)
-        if hook is None:
-            raise ReplayError(
-                f"Context {subscriber!r} has no reset hook ({cfg.name}.replay.reset): "
-                "replay without --reset only fills gaps"
-            )
-        hook()
-        logger.warning("Reset the read model of %s for a replay", cfg.label)
+        reset_read_model(cfg, subs)
     for envelope in event_log(type_pattern=type_pattern, since=since):
         matching = [s for s in subs if s.matches(envelope.type)]
         if not matching:
@@ -130,6 +123,31 @@ def replay(
         for sub in matching:
             report.count(consumer.consume(sub, envelope, force=True).outcome)
     return report
+
+
+def reset_read_model(cfg: ContextConfig, subs: list[bus.Subscription] | None = None) -> None:
+    """
+    Empty a context's read model (its `replay.reset()` hook) and forget the
+    inbox records of its handlers, in one transaction: an event delivered live
+    in between would otherwise count twice, and a replay would skip events the
+    inbox still remembers.
+    """
+    from .models import InboxRecord  # models are imported once the app registry is ready
+
+    hook = reset_hook(cfg)
+    if hook is None:
+        raise ReplayError(
+            f"Context {cfg.label!r} has no reset hook ({cfg.name}.replay.reset): "
+            "replay without --reset only fills gaps"
+        )
+    if subs is None:
+        subs = [s for s in bus.all_subscriptions() if _owner(s) == cfg.label]
+    with transaction.atomic(using=cfg.database):
+        hook()
+        InboxRecord.objects.using(cfg.database).filter(
+            handler__in=[sub.name for sub in subs]
+        ).delete()
+    logger.warning("Reset the read model of %s for a replay", cfg.label)
 
 
 def _owner(sub: bus.Subscription) -> str | None:

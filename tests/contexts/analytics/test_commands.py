@@ -1,6 +1,8 @@
 import uuid
 from decimal import Decimal
 
+from cleave.contexts import get_context
+from cleave.events import replay
 from cleave.events.models import InboxRecord
 from cleave.testing import flows, unit
 from contexts.analytics import commands, queries
@@ -76,7 +78,7 @@ def test_reset_empties_the_read_model_so_a_replay_rebuilds_it():
     event = order_confirmed(CUSTOMER)
     deliver(event)
 
-    commands.analytics_reset()
+    replay.reset_read_model(get_context("analytics"))  # what `events replay --reset` does
 
     assert not Counter.objects.using("analytics").exists()
     assert not ProductSales.objects.using("analytics").exists()
