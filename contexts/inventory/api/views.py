@@ -2,12 +2,11 @@
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cleave.api import Text
+from cleave.api import Text, idempotency_key
 from cleave.openapi import problem
 from cleave.security import ServicePermission
 
@@ -122,11 +121,7 @@ class ReservationCreateView(APIView):
     def post(self, request):
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
-        key = request.headers.get("Idempotency-Key", "").strip() or None
-        if key is not None and len(key) > commands.IDEMPOTENCY_KEY_MAX_LENGTH:
-            raise ValidationError(
-                {"Idempotency-Key": [f"At most {commands.IDEMPOTENCY_KEY_MAX_LENGTH} characters."]}
-            )
+        key = idempotency_key(request, max_length=commands.IDEMPOTENCY_KEY_MAX_LENGTH)
         reservation, created = commands.reservation_create(
             order_id=data.validated_data["order_id"],
             lines=data.validated_data["lines"],

@@ -6,7 +6,7 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cleave.api import ApplicationError, Text
+from cleave.api import Text, idempotency_key
 from cleave.openapi import problem
 from cleave.security import IsCustomer
 
@@ -128,12 +128,7 @@ class CheckoutView(APIView):
     def post(self, request):
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
-        key = request.headers.get("Idempotency-Key") or None
-        if key is not None and not (1 <= len(key) <= 255):
-            raise ApplicationError(
-                "Idempotency-Key must be 1 to 255 characters.",
-                errors={"Idempotency-Key": ["1 to 255 characters."]},
-            )
+        key = idempotency_key(request)
         order, _created = commands.order_checkout(
             customer_id=request.user.id, idempotency_key=key, **data.validated_data
         )

@@ -7,13 +7,11 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cleave.api import PatternText, Text
+from cleave.api import IDEMPOTENCY_HEADER, PatternText, Text, idempotency_key
 from cleave.openapi import problem
 from cleave.security import IsCustomer, ServicePermission
 
 from .. import commands, queries
-
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 class CustomerPaymentOutput(serializers.Serializer):
@@ -105,7 +103,7 @@ class ChargeView(APIView):
         data.is_valid(raise_exception=True)
         payment, created = commands.payment_charge(
             **data.validated_data,
-            idempotency_key=request.headers.get(IDEMPOTENCY_HEADER),
+            idempotency_key=idempotency_key(request, max_length=commands.MAX_KEY_LENGTH),
         )
         return Response(
             PaymentOutput(payment).data,
