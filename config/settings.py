@@ -9,21 +9,18 @@ event bus. See docs/configuration.md for every variable.
 import os
 from pathlib import Path
 
+from cleave import conf
 from cleave.contexts import database_settings, local_context_names
-from cleave.settings import (
+from cleave.env import (
     env_bool,
-    env_choice,
-    env_currency,
     env_float,
     env_int,
     env_list,
-    env_networks,
-    env_rate,
     load_secret,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(os.environ.get("CLEAVE_DATA_DIR", BASE_DIR / "var")).resolve()
+DATA_DIR = Path(conf.value("CLEAVE_DATA_DIR") or BASE_DIR / "var").resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DJANGO_DEBUG", default=False)
@@ -49,10 +46,10 @@ CLEAVE_ALL_CONTEXTS = [
     "analytics",
 ]
 CLEAVE_CONTEXT_PACKAGE = "contexts"
-CLEAVE_CONTEXTS = local_context_names(CLEAVE_ALL_CONTEXTS, os.environ.get("CLEAVE_CONTEXTS"))
-CLEAVE_EVENT_TRANSPORT = os.environ.get("CLEAVE_EVENT_TRANSPORT", "inprocess")
+CLEAVE_CONTEXTS = local_context_names(CLEAVE_ALL_CONTEXTS, conf.value("CLEAVE_CONTEXTS"))
+CLEAVE_EVENT_TRANSPORT = conf.value("CLEAVE_EVENT_TRANSPORT")
 # This process's name in traces, metrics and logs: the contexts it serves when narrowed.
-CLEAVE_SERVICE_NAME = os.environ.get("CLEAVE_SERVICE_NAME") or (
+CLEAVE_SERVICE_NAME = conf.value("CLEAVE_SERVICE_NAME") or (
     "cleave" if CLEAVE_CONTEXTS == CLEAVE_ALL_CONTEXTS else "+".join(CLEAVE_CONTEXTS)
 )
 
@@ -61,7 +58,7 @@ CLEAVE_SERVICE_NAME = os.environ.get("CLEAVE_SERVICE_NAME") or (
 # multiprocess mode), so one scrape of any web process sees them all. It must be
 # set before prometheus_client is imported: settings are read first.
 CLEAVE_METRICS_DIR = Path(
-    os.environ.get("CLEAVE_METRICS_DIR") or DATA_DIR / "metrics" / CLEAVE_SERVICE_NAME
+    conf.value("CLEAVE_METRICS_DIR") or DATA_DIR / "metrics" / CLEAVE_SERVICE_NAME
 ).resolve()
 CLEAVE_METRICS_DIR.mkdir(parents=True, exist_ok=True)
 # (always this service's own: a child process with another data dir or service
@@ -69,17 +66,13 @@ CLEAVE_METRICS_DIR.mkdir(parents=True, exist_ok=True)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(CLEAVE_METRICS_DIR)
 # /metrics answers these networks (loopback and private: the scraper inside the
 # cluster), or a request with `Authorization: Bearer <CLEAVE_METRICS_TOKEN>`.
-CLEAVE_METRICS_ALLOW = env_networks(
-    "CLEAVE_METRICS_ALLOW", default="127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
-)
-CLEAVE_METRICS_TOKEN = os.environ.get("CLEAVE_METRICS_TOKEN", "")
+CLEAVE_METRICS_ALLOW = conf.value("CLEAVE_METRICS_ALLOW")
+CLEAVE_METRICS_TOKEN = conf.value("CLEAVE_METRICS_TOKEN")
 # A worker or relay whose pod has no web process serves its metrics on this port (0: off).
-CLEAVE_METRICS_PORT = env_int("CLEAVE_METRICS_PORT", default=0)
-CLEAVE_CURRENCY = env_currency("CLEAVE_CURRENCY", default="EUR")
-CLEAVE_RESERVATION_TTL = env_int("CLEAVE_RESERVATION_TTL", default=900, minimum=1)
-CLEAVE_PAYMENT_PROVIDER = os.environ.get(
-    "CLEAVE_PAYMENT_PROVIDER", "contexts.payments.providers.FakeProvider"
-)
+CLEAVE_METRICS_PORT = conf.value("CLEAVE_METRICS_PORT")
+CLEAVE_CURRENCY = conf.value("CLEAVE_CURRENCY")
+CLEAVE_RESERVATION_TTL = conf.value("CLEAVE_RESERVATION_TTL")
+CLEAVE_PAYMENT_PROVIDER = conf.value("CLEAVE_PAYMENT_PROVIDER")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -190,8 +183,8 @@ REST_FRAMEWORK = {
         "cleave.throttling.CustomerThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
-        "anon": env_rate("CLEAVE_THROTTLE_ANON", default="600/minute"),
-        "user": env_rate("CLEAVE_THROTTLE_USER", default="1200/minute"),
+        "anon": conf.value("CLEAVE_THROTTLE_ANON"),
+        "user": conf.value("CLEAVE_THROTTLE_USER"),
     },
 }
 SPECTACULAR_SETTINGS = {
@@ -216,19 +209,19 @@ CACHES = {
         "LOCATION": "cleave",
     }
 }
-if os.environ.get("CLEAVE_CACHE_URL"):
+if conf.value("CLEAVE_CACHE_URL"):
     CACHES["default"] = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": os.environ["CLEAVE_CACHE_URL"],
+        "LOCATION": conf.value("CLEAVE_CACHE_URL"),
     }
 
 # --- security -------------------------------------------------------------------
 CLEAVE_JWT_SECRET = load_secret("CLEAVE_JWT_SECRET", DATA_DIR / "jwt_secret")
 CLEAVE_SERVICE_JWT_SECRET = load_secret("CLEAVE_SERVICE_JWT_SECRET", DATA_DIR / "service_secret")
-CLEAVE_JWT_ISSUER = os.environ.get("CLEAVE_JWT_ISSUER", "cleave")
-CLEAVE_ACCESS_TOKEN_TTL = env_int("CLEAVE_ACCESS_TOKEN_TTL", default=900, minimum=1)
-CLEAVE_REFRESH_TOKEN_TTL = env_int("CLEAVE_REFRESH_TOKEN_TTL", default=14 * 24 * 3600, minimum=1)
-CLEAVE_SERVICE_TOKEN_TTL = env_int("CLEAVE_SERVICE_TOKEN_TTL", default=300, minimum=1)
+CLEAVE_JWT_ISSUER = conf.value("CLEAVE_JWT_ISSUER")
+CLEAVE_ACCESS_TOKEN_TTL = conf.value("CLEAVE_ACCESS_TOKEN_TTL")
+CLEAVE_REFRESH_TOKEN_TTL = conf.value("CLEAVE_REFRESH_TOKEN_TTL")
+CLEAVE_SERVICE_TOKEN_TTL = conf.value("CLEAVE_SERVICE_TOKEN_TTL")
 # What each calling context may do when it calls another context's API. The
 # service client mints a short-lived token with exactly these permissions.
 CLEAVE_SERVICE_GRANTS = {
@@ -240,38 +233,36 @@ CLEAVE_SERVICE_GRANTS = {
     "catalog": [],
     "users": [],
 }
-CLEAVE_SERVICE_TIMEOUT = env_float("CLEAVE_SERVICE_TIMEOUT", default=5, minimum=0.001)
+CLEAVE_SERVICE_TIMEOUT = conf.value("CLEAVE_SERVICE_TIMEOUT")
 
 # --- resilience: calls across the wire (see docs/resilience.md) ----------------------------
 # Each attempt of a service call times out after CALL_TIMEOUT seconds, inside the
 # whole call's budget (CLEAVE_SERVICE_TIMEOUT). Idempotent calls are retried on
 # technical failures with full-jitter backoff (RETRY_BASE * 2**n, at most RETRY_MAX),
 # at most RETRY_ATTEMPTS attempts in all.
-CLEAVE_BREAKER_CALL_TIMEOUT = env_float("CLEAVE_BREAKER_CALL_TIMEOUT", default=3, minimum=0.001)
-CLEAVE_RETRY_BASE = env_float("CLEAVE_RETRY_BASE", default=0.1, minimum=0.001)
-CLEAVE_RETRY_MAX = env_float("CLEAVE_RETRY_MAX", default=1, minimum=0.001)
-CLEAVE_RETRY_ATTEMPTS = env_int("CLEAVE_RETRY_ATTEMPTS", default=3, minimum=1)
+CLEAVE_BREAKER_CALL_TIMEOUT = conf.value("CLEAVE_BREAKER_CALL_TIMEOUT")
+CLEAVE_RETRY_BASE = conf.value("CLEAVE_RETRY_BASE")
+CLEAVE_RETRY_MAX = conf.value("CLEAVE_RETRY_MAX")
+CLEAVE_RETRY_ATTEMPTS = conf.value("CLEAVE_RETRY_ATTEMPTS")
 # A circuit breaker per target context: open when at least ERROR_THRESHOLD percent
 # of the last WINDOW_CALLS calls (those of the last WINDOW_SECONDS, at least
 # MIN_CALLS of them) failed for technical reasons; one trial call after RESET_TIMEOUT.
-CLEAVE_BREAKER_ERROR_THRESHOLD = env_int("CLEAVE_BREAKER_ERROR_THRESHOLD", default=50, minimum=1)
-CLEAVE_BREAKER_MIN_CALLS = env_int("CLEAVE_BREAKER_MIN_CALLS", default=5, minimum=1)
-CLEAVE_BREAKER_WINDOW_CALLS = env_int("CLEAVE_BREAKER_WINDOW_CALLS", default=10, minimum=1)
-CLEAVE_BREAKER_WINDOW_SECONDS = env_float("CLEAVE_BREAKER_WINDOW_SECONDS", default=60, minimum=1)
-CLEAVE_BREAKER_RESET_TIMEOUT = env_float("CLEAVE_BREAKER_RESET_TIMEOUT", default=30, minimum=0.001)
+CLEAVE_BREAKER_ERROR_THRESHOLD = conf.value("CLEAVE_BREAKER_ERROR_THRESHOLD")
+CLEAVE_BREAKER_MIN_CALLS = conf.value("CLEAVE_BREAKER_MIN_CALLS")
+CLEAVE_BREAKER_WINDOW_CALLS = conf.value("CLEAVE_BREAKER_WINDOW_CALLS")
+CLEAVE_BREAKER_WINDOW_SECONDS = conf.value("CLEAVE_BREAKER_WINDOW_SECONDS")
+CLEAVE_BREAKER_RESET_TIMEOUT = conf.value("CLEAVE_BREAKER_RESET_TIMEOUT")
 # Where the instances of a remote context are found: "env" (<LABEL>_SERVICE_URL, one
 # or several comma-separated URLs; Kubernetes DNS when unset) or "consul".
-CLEAVE_DISCOVERY = env_choice("CLEAVE_DISCOVERY", default="env", choices=("env", "consul"))
+CLEAVE_DISCOVERY = conf.value("CLEAVE_DISCOVERY")
 CONSUL_HTTP_ADDR = os.environ.get("CONSUL_HTTP_ADDR", "http://127.0.0.1:8500")
-CLEAVE_CONSUL_CACHE_SECONDS = env_float("CLEAVE_CONSUL_CACHE_SECONDS", default=5)
+CLEAVE_CONSUL_CACHE_SECONDS = conf.value("CLEAVE_CONSUL_CACHE_SECONDS")
 # The base URL other processes reach this web process at, as registered in Consul
 # (unset: http://<host>:<port> of gunicorn's first bind, the host name when it binds 0.0.0.0).
-CLEAVE_ADVERTISE_URL = os.environ.get("CLEAVE_ADVERTISE_URL", "")
+CLEAVE_ADVERTISE_URL = conf.value("CLEAVE_ADVERTISE_URL")
 # An instance that refused a connection is skipped until its /ready answers 200
 # again; it is probed every PROBE_INTERVAL seconds.
-CLEAVE_DISCOVERY_PROBE_INTERVAL = env_float(
-    "CLEAVE_DISCOVERY_PROBE_INTERVAL", default=2, minimum=0.01
-)
+CLEAVE_DISCOVERY_PROBE_INTERVAL = conf.value("CLEAVE_DISCOVERY_PROBE_INTERVAL")
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
@@ -279,19 +270,19 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
 # --- sagas ------------------------------------------------------------------------
-CLEAVE_SAGA_LEASE_SECONDS = env_int("CLEAVE_SAGA_LEASE_SECONDS", default=30, minimum=1)
-CLEAVE_SAGA_RETRY_BASE = env_float("CLEAVE_SAGA_RETRY_BASE", default=0.05)
+CLEAVE_SAGA_LEASE_SECONDS = conf.value("CLEAVE_SAGA_LEASE_SECONDS")
+CLEAVE_SAGA_RETRY_BASE = conf.value("CLEAVE_SAGA_RETRY_BASE")
 # A step or compensation that meets a technical failure (a context unavailable, a
 # breaker open, a database at its limit) waits WAIT_BASE * 2**n seconds, at most
 # WAIT_MAX, and tries again, until the saga's deadline.
-CLEAVE_SAGA_WAIT_BASE = env_float("CLEAVE_SAGA_WAIT_BASE", default=0.5, minimum=0.001)
-CLEAVE_SAGA_WAIT_MAX = env_float("CLEAVE_SAGA_WAIT_MAX", default=30, minimum=0.001)
+CLEAVE_SAGA_WAIT_BASE = conf.value("CLEAVE_SAGA_WAIT_BASE")
+CLEAVE_SAGA_WAIT_MAX = conf.value("CLEAVE_SAGA_WAIT_MAX")
 # How long a checkout may take before it is compensated and the order cancelled.
-CLEAVE_CHECKOUT_DEADLINE = env_int("CLEAVE_CHECKOUT_DEADLINE", default=300, minimum=1)
-CLEAVE_EVENT_MAX_ATTEMPTS = env_int("CLEAVE_EVENT_MAX_ATTEMPTS", default=5, minimum=1)
+CLEAVE_CHECKOUT_DEADLINE = conf.value("CLEAVE_CHECKOUT_DEADLINE")
+CLEAVE_EVENT_MAX_ATTEMPTS = conf.value("CLEAVE_EVENT_MAX_ATTEMPTS")
 # A handler failing for a technical reason (a context or database unavailable) keeps
 # being retried past MAX_ATTEMPTS while its event is younger than this many seconds.
-CLEAVE_EVENT_UNAVAILABLE_WINDOW = env_float("CLEAVE_EVENT_UNAVAILABLE_WINDOW", default=3600)
+CLEAVE_EVENT_UNAVAILABLE_WINDOW = conf.value("CLEAVE_EVENT_UNAVAILABLE_WINDOW")
 
 # --- Celery (used when CLEAVE_EVENT_TRANSPORT=celery) ------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -300,29 +291,31 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # --- Celery: events (issue 3 owns this block) ---
 # See docs/events.md. Every exchange and queue name starts with this prefix, so
 # several installations (or test runs) can share one broker.
-CLEAVE_EVENT_QUEUE_PREFIX = os.environ.get("CLEAVE_EVENT_QUEUE_PREFIX", "")
+CLEAVE_EVENT_QUEUE_PREFIX = conf.value("CLEAVE_EVENT_QUEUE_PREFIX")
 CLEAVE_CELERY_APP = "config.celery.app"
+# How many pending outbox rows one relay sweep publishes per alias and round.
+CLEAVE_EVENT_RELAY_BATCH = 200
 # A failing handler is retried after base * 2**(attempt - 1) seconds (half of it
 # random jitter), at most RETRY_MAX, until CLEAVE_EVENT_MAX_ATTEMPTS; then dead-lettered.
-CLEAVE_EVENT_RETRY_BASE = env_float("CLEAVE_EVENT_RETRY_BASE", default=1)
-CLEAVE_EVENT_RETRY_MAX = env_float("CLEAVE_EVENT_RETRY_MAX", default=300)
+CLEAVE_EVENT_RETRY_BASE = conf.value("CLEAVE_EVENT_RETRY_BASE")
+CLEAVE_EVENT_RETRY_MAX = conf.value("CLEAVE_EVENT_RETRY_MAX")
 # The relay sweep publishes pending rows older than the grace period (younger
 # ones belong to the process that just committed them), every interval seconds.
-CLEAVE_EVENT_RELAY_GRACE = env_float("CLEAVE_EVENT_RELAY_GRACE", default=2)
-CLEAVE_EVENT_RELAY_INTERVAL = env_float("CLEAVE_EVENT_RELAY_INTERVAL", default=2, minimum=0.001)
+CLEAVE_EVENT_RELAY_GRACE = conf.value("CLEAVE_EVENT_RELAY_GRACE")
+CLEAVE_EVENT_RELAY_INTERVAL = conf.value("CLEAVE_EVENT_RELAY_INTERVAL")
 # Consecutive events of one type committed close together travel in one task
 # message, at most this many (1: one message per event). See docs/events.md.
-CLEAVE_EVENT_MESSAGE_EVENTS = env_int("CLEAVE_EVENT_MESSAGE_EVENTS", default=50, minimum=1)
+CLEAVE_EVENT_MESSAGE_EVENTS = conf.value("CLEAVE_EVENT_MESSAGE_EVENTS")
 # RabbitMQ: seconds the relay waits for the confirms of what it published before
 # it gives up (the rows stay pending; the sweep publishes them again).
-CLEAVE_EVENT_CONFIRM_TIMEOUT = env_float("CLEAVE_EVENT_CONFIRM_TIMEOUT", default=10, minimum=0.001)
+CLEAVE_EVENT_CONFIRM_TIMEOUT = conf.value("CLEAVE_EVENT_CONFIRM_TIMEOUT")
 # Run the relay sweep in a thread of every Celery worker (instead of, or besides, beat).
-CLEAVE_EVENT_RELAY_IN_WORKER = env_bool("CLEAVE_EVENT_RELAY_IN_WORKER", default=False)
+CLEAVE_EVENT_RELAY_IN_WORKER = conf.value("CLEAVE_EVENT_RELAY_IN_WORKER")
 # A retry overdue by this many seconds was lost (its worker died): the sweep sends it again.
-CLEAVE_EVENT_REDELIVER_AFTER = env_float("CLEAVE_EVENT_REDELIVER_AFTER", default=30)
+CLEAVE_EVENT_REDELIVER_AFTER = conf.value("CLEAVE_EVENT_REDELIVER_AFTER")
 # A restarted Redis (new run_id) lost what it held: events it accepted within
 # this many seconds before are published again (consumers drop the duplicates).
-CLEAVE_EVENT_REDIS_REPUBLISH_WINDOW = env_float("CLEAVE_EVENT_REDIS_REPUBLISH_WINDOW", default=3600)
+CLEAVE_EVENT_REDIS_REPUBLISH_WINDOW = conf.value("CLEAVE_EVENT_REDIS_REPUBLISH_WINDOW")
 CELERY_TASK_DEFAULT_QUEUE = f"{CLEAVE_EVENT_QUEUE_PREFIX}celery"
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
@@ -341,15 +334,15 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "sentinel://")):
     # must exceed the longest message's handler runs (a message may carry up to
     # CLEAVE_EVENT_MESSAGE_EVENTS events) and CLEAVE_EVENT_RETRY_MAX.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": env_int("CLEAVE_REDIS_VISIBILITY_TIMEOUT", default=3600, minimum=1),
-        "unacked_restore_interval": env_int("CLEAVE_REDIS_RESTORE_INTERVAL", default=10, minimum=1),
+        "visibility_timeout": conf.value("CLEAVE_REDIS_VISIBILITY_TIMEOUT"),
+        "unacked_restore_interval": conf.value("CLEAVE_REDIS_RESTORE_INTERVAL"),
         "unacked_restore_throttle": 1,
         # The lock a worker holds while it re-queues such messages, one for all
         # queues. A worker that dies holding it stops every worker from
         # re-queueing until it expires (kombu's default: 300 s). A scan takes
         # milliseconds, and each message is moved in a transaction that
         # watches the unacked set, so a lock that expired mid-scan is harmless.
-        "unacked_mutex_expire": env_int("CLEAVE_REDIS_RESTORE_LOCK", default=30, minimum=1),
+        "unacked_mutex_expire": conf.value("CLEAVE_REDIS_RESTORE_LOCK"),
     }
 else:
     # RabbitMQ: every publish waits for the broker's confirm (persisted to disk
@@ -359,15 +352,10 @@ else:
 # How sagas run: "inprocess" (driven by the process that starts them) or
 # "celery" (the task `cleave.sagas.run` on the owning context's queue, named
 # like the event queues). Unset, it follows CLEAVE_EVENT_TRANSPORT. See docs/sagas.md.
-CLEAVE_SAGA_RUNNER = env_choice("CLEAVE_SAGA_RUNNER", default="", choices=("inprocess", "celery"))
+CLEAVE_SAGA_RUNNER = conf.value("CLEAVE_SAGA_RUNNER")
 
 # --- logging ----------------------------------------------------------------------
-LOG_LEVEL = env_choice(
-    "CLEAVE_LOG_LEVEL",
-    default="INFO",
-    choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
-    upper=True,
-)
+LOG_LEVEL = conf.value("CLEAVE_LOG_LEVEL")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -385,7 +373,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "filters": ["context"],
-            "formatter": env_choice("CLEAVE_LOG_FORMAT", default="json", choices=("json", "plain")),
+            "formatter": conf.value("CLEAVE_LOG_FORMAT"),
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},

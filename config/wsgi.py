@@ -4,7 +4,7 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
-from cleave.settings import env_bool
+from cleave import conf
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -12,7 +12,7 @@ application = get_wsgi_application()
 
 # The embedded default has no beat or worker processes: the web process runs
 # the periodic jobs (saga recovery, relay sweeps, expiries) itself.
-if env_bool("CLEAVE_EMBEDDED_SCHEDULER", default=True):
+if conf.value("CLEAVE_EMBEDDED_SCHEDULER"):
     from cleave import periodic
 
     periodic.start_embedded()

@@ -17,4 +17,4 @@ class CleaveConfig(AppConfig):
 
         # refuse an unknown CLEAVE_EVENT_TRANSPORT at start-up, not at first publish
         get_transport()
-        observability.setup_tracing(getattr(settings, "CLEAVE_SERVICE_NAME", "cleave"))
+        observability.setup_tracing(settings.CLEAVE_SERVICE_NAME)

@@ -345,7 +345,7 @@ class ServiceClient:
         explicit = os.environ.get(f"{self.caller.upper()}_SERVICE_TOKEN")
         if explicit:
             return explicit
-        grants = getattr(settings, "CLEAVE_SERVICE_GRANTS", {}).get(self.caller, [])
+        grants = settings.CLEAVE_SERVICE_GRANTS.get(self.caller, [])
         return service_token_for(self.caller, grants)
 
     def request(

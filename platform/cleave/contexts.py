@@ -19,6 +19,8 @@ from django.apps import AppConfig, apps
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
+from cleave import conf
+
 PLATFORM_APP_LABEL = "cleave"
 DJANGO_DEFAULT_ALIAS = "default"
 
@@ -100,7 +102,7 @@ def context_config_class(label: str) -> type[ContextConfig] | None:
     """A context's AppConfig class, from its apps.py, whether or not it is installed here."""
     from django.conf import settings
 
-    package = getattr(settings, "CLEAVE_CONTEXT_PACKAGE", "contexts")
+    package = settings.CLEAVE_CONTEXT_PACKAGE
     try:
         module = import_module(f"{package}.{label}.apps")
     except ModuleNotFoundError:
@@ -146,7 +148,7 @@ def refuse_lost_events(label: str, type_names: list[str]) -> None:
     """
     from django.conf import settings
 
-    if getattr(settings, "CLEAVE_EVENT_TRANSPORT", "inprocess") != "inprocess":
+    if settings.CLEAVE_EVENT_TRANSPORT != "inprocess":
         return
     remote = remote_subscribers(type_names)
     if remote:
@@ -189,9 +191,7 @@ def database_settings(labels: list[str], *, data_dir: Path) -> dict[str, dict[st
     """
     import os
 
-    from .settings import env_int
-
-    max_age = env_int("CLEAVE_DB_CONN_MAX_AGE", default=60)
+    max_age = conf.value("CLEAVE_DB_CONN_MAX_AGE")
 
     def one(alias: str, env_name: str) -> dict[str, Any]:
         url = os.environ.get(env_name)
@@ -245,7 +245,7 @@ def _pool_options(alias: str) -> dict[str, Any] | None:
     `timeout` seconds, then gets `OperationalError` (a technical failure,
     retried by sagas, 503 at the API) rather than one connection too many.
     """
-    from .settings import env_float, env_int
+    from .env import env_float, env_int
 
     prefix = "DB_POOL" if alias == DJANGO_DEFAULT_ALIAS else f"{alias.upper()}_DB_POOL"
     max_size = env_int(f"{prefix}_MAX", default=POOL_MAX_DEFAULT)

@@ -97,7 +97,7 @@ APP_SECRETS = {
 
 
 def namespace() -> str:
-    return getattr(settings, "CLEAVE_K8S_NAMESPACE", "") or NAMESPACE_DEFAULT
+    return settings.CLEAVE_K8S_NAMESPACE or NAMESPACE_DEFAULT
 
 
 def service_account(label: str) -> str:
@@ -413,7 +413,7 @@ def authorization_policy(cfg: ContextConfig, ns: str, contexts: list[ContextConf
         }
     ]
     ops = operations(cfg)
-    grants = getattr(settings, "CLEAVE_SERVICE_GRANTS", {})
+    grants = settings.CLEAVE_SERVICE_GRANTS
     for caller in sorted(c.label for c in contexts if c.label != cfg.label):
         permitted = allowed(ops, caller, grants.get(caller, []))
         if not permitted:
@@ -554,7 +554,7 @@ def split_contexts() -> list[ContextConfig]:
     """Every context, installed here: the overlay must not depend on CLEAVE_CONTEXTS."""
     contexts = all_contexts()
     labels = [cfg.label for cfg in contexts]
-    expected = list(getattr(settings, "CLEAVE_ALL_CONTEXTS", labels))
+    expected = list(settings.CLEAVE_ALL_CONTEXTS)
     if sorted(labels) != sorted(expected):
         missing = sorted(set(expected) - set(labels))
         raise ValueError(

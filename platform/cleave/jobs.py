@@ -6,9 +6,7 @@ from cleave.contexts import all_contexts
 from cleave.periodic import periodic
 
 
-@periodic(
-    "cleave.events.relay_sweep", every=float(getattr(settings, "CLEAVE_EVENT_RELAY_INTERVAL", 2))
-)
+@periodic("cleave.events.relay_sweep", every=float(settings.CLEAVE_EVENT_RELAY_INTERVAL))
 def relay_sweep() -> dict:
     """
     The relay sweep: publish committed events left pending (a crash, a broker

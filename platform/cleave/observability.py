@@ -18,7 +18,7 @@ from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
-from cleave import flow
+from cleave import conf, flow
 
 _CIRCUIT_VALUES = {"closed": 0, "open": 1, "half_open": 2}
 
@@ -102,7 +102,7 @@ class LogContextFilter(logging.Filter):
         record.correlation_id = current.correlation_id
         record.causation_id = current.causation_id
         record.trace_id, record.span_id = _trace_ids()
-        record.service = getattr(settings, "CLEAVE_SERVICE_NAME", "cleave")
+        record.service = settings.CLEAVE_SERVICE_NAME
         if not getattr(record, "context", None):
             parts = record.name.split(".")
             record.context = parts[1] if len(parts) > 1 and parts[0] == "contexts" else None
@@ -165,7 +165,7 @@ def ready(request: HttpRequest) -> JsonResponse:
     checks: dict[str, dict[str, object]] = {}
     for alias in connections.settings:
         checks[f"database:{alias}"] = _check_database(alias)
-    if getattr(settings, "CLEAVE_EVENT_TRANSPORT", "inprocess") != "inprocess":
+    if settings.CLEAVE_EVENT_TRANSPORT != "inprocess":
         checks["broker"] = _check_broker(settings.CELERY_BROKER_URL)
     healthy = all(check["status"] == "ok" for check in checks.values())
     return JsonResponse(
@@ -223,9 +223,9 @@ def setup_tracing(service_name: str) -> None:
     global _tracing_ready
     import os
 
-    from .settings import env_bool, env_choice
+    from .env import env_choice
 
-    if _tracing_ready or not env_bool("CLEAVE_TRACING", default=True):
+    if _tracing_ready or not conf.value("CLEAVE_TRACING"):
         return
     from opentelemetry import trace
     from opentelemetry.instrumentation.django import DjangoInstrumentor
@@ -244,7 +244,7 @@ def setup_tracing(service_name: str) -> None:
 
         sampler = ParentBased(ALWAYS_OFF)
     attributes = {"service.name": service_name, "service.version": _version()}
-    environment = os.environ.get("CLEAVE_ENVIRONMENT")
+    environment = conf.value("CLEAVE_ENVIRONMENT")
     if environment:
         attributes["deployment.environment"] = environment
     # OTEL_RESOURCE_ATTRIBUTES adds to these (Resource.create merges it)

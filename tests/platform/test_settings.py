@@ -11,7 +11,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from cleave.contexts import database_settings
-from cleave.settings import env_bool, env_choice, env_currency, env_float, env_int, env_rate
+from cleave.env import env_bool, env_choice, env_currency, env_float, env_int, env_rate
 from cleave.testing import require_server
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -43,7 +43,7 @@ _declared: set[tuple[str, str]] = set()
 
 def celery_app():
     """The project's Celery app (`CLEAVE_CELERY_APP`, by default `config.celery.app`)."""
-    app = import_string(getattr(settings, "CLEAVE_CELERY_APP", "config.celery.app"))
+    app = import_string(settings.CLEAVE_CELERY_APP)
     if id(app) not in _installed_apps:
         with _lock:
             if id(app) not in _installed_apps:
@@ -89,12 +89,12 @@ def forget_topology() -> None:
 
 def events_per_message() -> int:
     """At most this many events of one type travel in one message (1: one message per event)."""
-    return max(1, int(getattr(settings, "CLEAVE_EVENT_MESSAGE_EVENTS", 50)))
+    return max(1, int(settings.CLEAVE_EVENT_MESSAGE_EVENTS))
 
 
 def confirm_timeout() -> float:
     """Seconds to wait for the broker's confirms of one batch before giving it up."""
-    return float(getattr(settings, "CLEAVE_EVENT_CONFIRM_TIMEOUT", 10.0))
+    return float(settings.CLEAVE_EVENT_CONFIRM_TIMEOUT)
 
 
 def group(envelopes: list[Envelope], *, size: int) -> list[list[Envelope]]:

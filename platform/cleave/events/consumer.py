@@ -60,7 +60,7 @@ class Result:
 
 
 def max_attempts() -> int:
-    return max(1, int(getattr(settings, "CLEAVE_EVENT_MAX_ATTEMPTS", 5)))
+    return max(1, int(settings.CLEAVE_EVENT_MAX_ATTEMPTS))
 
 
 def backoff(attempt: int) -> float:
@@ -71,8 +71,8 @@ def backoff(attempt: int) -> float:
     "equal jitter": half of it fixed, half random, so retries of many events
     that failed together spread out instead of hammering a recovering service.
     """
-    base = float(getattr(settings, "CLEAVE_EVENT_RETRY_BASE", 1.0))
-    cap = float(getattr(settings, "CLEAVE_EVENT_RETRY_MAX", 300.0))
+    base = float(settings.CLEAVE_EVENT_RETRY_BASE)
+    cap = float(settings.CLEAVE_EVENT_RETRY_MAX)
     delay = min(cap, base * 2 ** min(max(0, attempt - 1), 62))
     return delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 - jitter, not crypto
 

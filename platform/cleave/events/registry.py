@@ -150,8 +150,8 @@ def load_remote_types() -> None:
 
     from cleave.contexts import is_local
 
-    package = getattr(settings, "CLEAVE_CONTEXT_PACKAGE", "")
-    for label in getattr(settings, "CLEAVE_ALL_CONTEXTS", []):
+    package = settings.CLEAVE_CONTEXT_PACKAGE
+    for label in settings.CLEAVE_ALL_CONTEXTS:
         if not package or is_local(label):
             continue
         try:

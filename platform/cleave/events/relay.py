@@ -35,7 +35,7 @@ __all__ = ["Outlet", "run_forever", "start_thread", "sweep"]
 
 
 def interval() -> float:
-    return float(getattr(settings, "CLEAVE_EVENT_RELAY_INTERVAL", 2.0))
+    return float(settings.CLEAVE_EVENT_RELAY_INTERVAL)
 
 
 def run_forever(stop: threading.Event | None = None, *, every: float | None = None, on_sweep=None):

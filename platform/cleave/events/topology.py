@@ -40,7 +40,7 @@ _GLOB_CHARS = frozenset("*?[")
 
 
 def prefix() -> str:
-    return getattr(settings, "CLEAVE_EVENT_QUEUE_PREFIX", "") or ""
+    return settings.CLEAVE_EVENT_QUEUE_PREFIX or ""
 
 
 def exchange_name() -> str:

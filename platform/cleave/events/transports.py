@@ -41,11 +41,11 @@ logger = logging.getLogger("cleave.events")
 
 def relay_grace() -> timedelta:
     """How old a pending row must be before a sweep takes it (the fast path owns younger ones)."""
-    return timedelta(seconds=float(getattr(settings, "CLEAVE_EVENT_RELAY_GRACE", 2.0)))
+    return timedelta(seconds=float(settings.CLEAVE_EVENT_RELAY_GRACE))
 
 
 def relay_batch() -> int:
-    return int(getattr(settings, "CLEAVE_EVENT_RELAY_BATCH", 200))
+    return int(settings.CLEAVE_EVENT_RELAY_BATCH)
 
 
 def pending_rows(alias: str, *, ids: Iterable[UUID] | None = None, older_than=None, limit=None):
@@ -368,7 +368,7 @@ class CeleryTransport(Transport):
         from . import broker
         from .models import OutboxEvent
 
-        window = float(getattr(settings, "CLEAVE_EVENT_REDIS_REPUBLISH_WINDOW", 3600))
+        window = float(settings.CLEAVE_EVENT_REDIS_REPUBLISH_WINDOW)
         app = broker.celery_app()
         with app.connection_for_write() as conn:
             if not broker.is_redis(conn):
@@ -399,7 +399,7 @@ class CeleryTransport(Transport):
         """
         from . import broker
 
-        margin = timedelta(seconds=float(getattr(settings, "CLEAVE_EVENT_REDELIVER_AFTER", 30)))
+        margin = timedelta(seconds=float(settings.CLEAVE_EVENT_REDELIVER_AFTER))
         due = consumer.due_deliveries(alias, overdue_by=margin)
         for delivery in due:
             broker.send_to_context(
@@ -432,7 +432,7 @@ _instance_key: str | None = None
 
 def get_transport() -> Transport:
     global _instance, _instance_key
-    key = getattr(settings, "CLEAVE_EVENT_TRANSPORT", "inprocess")
+    key = settings.CLEAVE_EVENT_TRANSPORT
     if _instance is None or _instance_key != key:
         try:
             path = _TRANSPORTS[key]

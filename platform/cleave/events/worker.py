@@ -52,7 +52,7 @@ def check_queues(app) -> None:
     from django.conf import settings
 
     local = {cfg.label for cfg in all_contexts()}
-    known = set(getattr(settings, "CLEAVE_ALL_CONTEXTS", []))
+    known = set(settings.CLEAVE_ALL_CONTEXTS)
     default = getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "celery")
     allowed = {topology.queue_name(label) for label in known} | {default}
     for name in app.amqp.queues.consume_from:

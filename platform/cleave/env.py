@@ -1,4 +1,4 @@
-"""Small helpers for reading configuration from the environment."""
+"""Readers of environment variables: typed, checked, a clear error for a bad value."""
 
 from __future__ import annotations
 
@@ -153,3 +153,9 @@ def load_secret(name: str, fallback_file: Path) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(value)
     return value
+
+
+def env_str(name: str, *, default: str = "") -> str:
+    """A string (surrounding space dropped); unset or blank: `default`."""
+    raw = _given(name)
+    return default if raw is None else raw
