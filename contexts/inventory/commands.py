@@ -32,7 +32,6 @@ from .models import Reservation, ReservationLine, StockItem
 logger = logging.getLogger(__name__)
 
 
-DEFAULT_RESERVATION_TTL = 900  # seconds; overridden by settings.CLEAVE_RESERVATION_TTL
 MAX_LINES = 100
 MAX_QUANTITY = 1_000_000
 # Far below the 32-bit column limit, so `reserved + quantity` can never overflow.
@@ -131,7 +130,7 @@ def stock_set(*, sku: str, on_hand: int) -> StockItem:
 
 def _reservation_ttl(ttl_seconds: int | None) -> int:
     if ttl_seconds is None:
-        ttl_seconds = getattr(settings, "CLEAVE_RESERVATION_TTL", DEFAULT_RESERVATION_TTL)
+        ttl_seconds = settings.CLEAVE_RESERVATION_TTL
     if not _is_int(ttl_seconds) or ttl_seconds < 1:
         raise invalid("ttl_seconds", "Ensure this is a whole number of at least 1.")
     return ttl_seconds

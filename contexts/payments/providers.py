@@ -19,7 +19,6 @@ from functools import lru_cache
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-DEFAULT_PROVIDER = "contexts.payments.providers.FakeProvider"
 
 # How long the fake provider "hangs" on tok_timeout before giving up. Zero keeps
 # tests and demos fast; raise it to watch a slow provider in action.
@@ -136,7 +135,7 @@ def _provider(path: str) -> PaymentProvider:
 
 def provider_path() -> str:
     """The dotted path of the provider in use (`CLEAVE_PAYMENT_PROVIDER`, else the fake one)."""
-    return getattr(settings, "CLEAVE_PAYMENT_PROVIDER", DEFAULT_PROVIDER)
+    return settings.CLEAVE_PAYMENT_PROVIDER
 
 
 def get_provider() -> PaymentProvider:
