@@ -19,7 +19,6 @@ from functools import lru_cache
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-
 # How long the fake provider "hangs" on tok_timeout before giving up. Zero keeps
 # tests and demos fast; raise it to watch a slow provider in action.
 FAKE_TIMEOUT_DELAY_SECONDS = 0.0
