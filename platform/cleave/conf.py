@@ -352,7 +352,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "CLEAVE_EVENT_RELAY_IN_WORKER",
         "bool",
-        default=None,
+        default=False,
         doc=(
             "Run the relay sweep in a thread of every Celery worker (instead of `events relay` or"
             " beat)."
@@ -419,6 +419,7 @@ SETTINGS: tuple[Setting, ...] = (
         "choice",
         default="INFO",
         choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+        upper=True,
         doc="`DEBUG`, `INFO`, `WARNING`, `ERROR` or `CRITICAL`.",
     ),
     Setting(

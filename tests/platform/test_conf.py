@@ -86,3 +86,18 @@ def test_a_bad_value_names_the_variable(monkeypatch):
     monkeypatch.setenv("CLEAVE_BREAKER_MIN_CALLS", "0")
     with pytest.raises(ImproperlyConfigured, match="CLEAVE_BREAKER_MIN_CALLS must be at least 1"):
         BY_NAME["CLEAVE_BREAKER_MIN_CALLS"].read()
+
+
+@pytest.mark.parametrize(
+    ("name", "given", "read"),
+    [
+        ("CLEAVE_LOG_LEVEL", "warning", "WARNING"),
+        ("CLEAVE_LOG_FORMAT", "PLAIN", "plain"),
+        ("CLEAVE_EVENT_RELAY_IN_WORKER", "", False),
+        ("CLEAVE_TRACING", "off", False),
+        ("CLEAVE_RETRY_BASE", "0.25", 0.25),
+    ],
+)
+def test_each_kind_reads_what_an_operator_writes(monkeypatch, name, given, read):
+    monkeypatch.setenv(name, given)
+    assert BY_NAME[name].read() == read
