@@ -235,7 +235,7 @@ def _die() -> None:
 
 def _install_crash(crash_at: str) -> None:
     """Kill this process when the saga reaches `step:before_<kind>` or `step:after_<kind>`."""
-    from cleave.sagas import engine
+    from cleave.sagas import calls, engine
 
     step_name, point = crash_at.split(":")
     original = engine._invoke
@@ -248,7 +248,7 @@ def _install_crash(crash_at: str) -> None:
             _die()  # the participant committed; the saga has not recorded it
         return result
 
-    engine._invoke = invoke
+    calls.invoke = invoke
 
 
 def _checkout(customer_id: str, token: str, crash_at: str) -> None:

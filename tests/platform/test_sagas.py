@@ -366,7 +366,7 @@ def test_a_saga_whose_process_died_is_resumed_by_the_command(define, journal, mo
     definition = define(
         Step("reserve", journal.action("reserve")), Step("charge", journal.action("charge"))
     )
-    monkeypatch.setattr(engine, "get_runner", Crashed)
+    monkeypatch.setattr("cleave.sagas.scheduling.get_runner", Crashed)
     saga = run_saga(definition)
     assert saga.state == SagaInstance.State.RUNNING
     monkeypatch.undo()

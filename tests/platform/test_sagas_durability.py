@@ -82,7 +82,7 @@ def timeouts_settle_first(monkeypatch):
         finally:
             settled.set()
 
-    monkeypatch.setattr(engine, "_on_timeout", on_timeout)
+    monkeypatch.setattr("cleave.sagas.monitor._on_timeout", on_timeout)
     return settled
 
 

@@ -39,7 +39,7 @@ class Wakes:
 @pytest.fixture
 def wakes(monkeypatch) -> Wakes:
     recorder = Wakes()
-    monkeypatch.setattr(engine, "_waker", lambda: recorder)
+    monkeypatch.setattr("cleave.sagas.runners._waker", lambda: recorder)
     return recorder
 
 

@@ -11,9 +11,10 @@ from uuid import UUID
 
 from celery import shared_task
 
-from . import engine
+from .driver import run
+from .runners import TASK_NAME
 
 
-@shared_task(name=engine.TASK_NAME, ignore_result=True, acks_late=True)
+@shared_task(name=TASK_NAME, ignore_result=True, acks_late=True)
 def run_saga(alias: str, saga_id: str) -> str:
-    return engine.run(alias, UUID(saga_id)).state
+    return run(alias, UUID(saga_id)).state

@@ -166,7 +166,7 @@ def test_a_payment_step_past_its_timeout_is_voided_and_a_late_capture_refunded(
         finally:
             HangingProvider.release.set()  # ... and only then does the provider answer
 
-    monkeypatch.setattr(engine, "_on_timeout", on_timeout)
+    monkeypatch.setattr("cleave.sagas.monitor._on_timeout", on_timeout)
     with_step(monkeypatch, "process_payment", timeout=0.2)
     add(api, shop, shop.tee, 1)
 
@@ -196,7 +196,7 @@ class Deferred:
 @pytest.fixture
 def deferred(monkeypatch):
     Deferred.scheduled = []
-    monkeypatch.setattr(engine, "get_runner", Deferred)
+    monkeypatch.setattr("cleave.sagas.scheduling.get_runner", Deferred)
     return Deferred
 
 
