@@ -106,10 +106,10 @@ class ReservationAdmin(admin.ModelAdmin):
         for message in refused:
             messages.error(request, message)
 
-    @admin.action(description="Commit the selected reservations")
+    @admin.action(description="Commit the selected reservations", permissions=["change"])
     def commit(self, request, queryset):
         self._apply(request, queryset, commands.reservation_commit, "Committed")
 
-    @admin.action(description="Release the selected reservations")
+    @admin.action(description="Release the selected reservations", permissions=["change"])
     def release(self, request, queryset):
         self._apply(request, queryset, commands.reservation_release, "Released")

@@ -25,7 +25,7 @@ class NotificationAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False  # notifications are caused by events
 
-    @admin.action(description="Send the selected unsent notifications now")
+    @admin.action(description="Send the selected unsent notifications now", permissions=["change"])
     def send(self, request, queryset):
         results = [
             commands.notification_send(notification_id=notification_id)

@@ -20,7 +20,7 @@ class PaymentAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # a payment is a financial record
 
-    @admin.action(description="Refund the selected captured payments")
+    @admin.action(description="Refund the selected captured payments", permissions=["change"])
     def refund(self, request, queryset):
         refunded = 0
         for payment in queryset.filter(status=Payment.Status.CAPTURED):

@@ -16,7 +16,7 @@ class CustomerAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False  # customers register themselves through the API
 
-    @admin.action(description="Block the selected customers")
+    @admin.action(description="Block the selected customers", permissions=["change"])
     def block(self, request, queryset):
         for customer in queryset:
             commands.customer_block(customer_id=customer.id)

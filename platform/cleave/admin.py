@@ -102,7 +102,8 @@ class OutboxEventAdmin(OperatorActionsMixin, PerAliasAdmin):
     actions = ("redeliver",)
 
     @admin.action(
-        description="Deliver the selected events again (subscribers that applied them skip them)"
+        description="Deliver the selected events again (subscribers that applied them skip them)",
+        permissions=["change"],
     )
     def redeliver(self, request, queryset):
         from cleave.events.transports import get_transport
@@ -137,7 +138,9 @@ class DeliveryAdmin(OperatorActionsMixin, PerAliasAdmin):
     readonly_fields = [f.name for f in Delivery._meta.fields]
     actions = ("retry_now",)
 
-    @admin.action(description="Attempt the selected retrying deliveries now")
+    @admin.action(
+        description="Attempt the selected retrying deliveries now", permissions=["change"]
+    )
     def retry_now(self, request, queryset):
         from django.utils import timezone
 
@@ -158,7 +161,7 @@ class DeadLetterAdmin(OperatorActionsMixin, PerAliasAdmin):
     readonly_fields = [f.name for f in DeadLetter._meta.fields]
     actions = ("redrive",)
 
-    @admin.action(description="Redrive the selected dead letters")
+    @admin.action(description="Redrive the selected dead letters", permissions=["change"])
     def redrive(self, request, queryset):
         from cleave.events import consumer
         from cleave.events.transports import get_transport
