@@ -173,7 +173,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["cleave.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "cleave.api.PageNumberPagination",
     "PAGE_SIZE": 20,
     "EXCEPTION_HANDLER": "cleave.api.problem_exception_handler",

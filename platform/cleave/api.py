@@ -13,7 +13,7 @@ import logging
 import math
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
@@ -163,6 +163,9 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         return _dependency_failed(exc)
     if isinstance(exc, OperationalError | InterfaceError):
         return database_unavailable(exc)
+    if isinstance(exc, RequestDataTooBig):
+        body = problem(413, "Request too large", "The request body is larger than allowed.")
+        return Response(body, status=413, content_type=PROBLEM_CONTENT_TYPE)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             detail=exc.message_dict if hasattr(exc, "error_dict") else exc.messages

@@ -182,3 +182,25 @@ def test_a_worker_without_a_web_process_serves_its_metrics_on_its_own_port(setti
         server.server_close()
         thread.join(timeout=5)
     assert 'cleave_events_published_total{context="users",type="probe.served"}' in text
+
+
+@unit
+def test_json_nested_too_deeply_is_a_400_problem_not_a_500(api):
+    response = api.post(
+        "/api/users/", data="[" * 5000 + "]" * 5000, content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    assert "nested too deeply" in response.json()["detail"]
+
+
+@unit
+def test_a_body_over_the_upload_limit_is_a_413_problem_not_a_500(api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = '{"email": "' + "a" * 2000 + '@example.com", "password": "x", "name": "x"}'
+
+    response = api.post("/api/users/", data=body, content_type="application/json")
+
+    assert response.status_code == 413
+    assert response["Content-Type"] == "application/problem+json"
