@@ -1,5 +1,7 @@
 """Users API: thin views that validate, call one command or query, serialize."""
 
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -11,6 +13,7 @@ from cleave.openapi import problem
 from cleave.security import IsCustomer, ServicePermission
 
 from .. import commands, queries
+from ..models import Customer
 
 
 class CustomerOutput(serializers.Serializer):
@@ -29,6 +32,17 @@ class RegisterView(APIView):
         email = EmailText(max_length=254)
         password = Text(min_length=8, max_length=128, trim_whitespace=False)
         name = Text(max_length=200)
+
+        def validate(self, attrs):
+            # Django's AUTH_PASSWORD_VALIDATORS, as for operators: common
+            # passwords, all digits, too close to the email or the name
+            # an unsaved customer: the similarity check reads its fields' names
+            candidate = Customer(email=attrs["email"], name=attrs["name"])
+            try:
+                validate_password(attrs["password"], user=candidate)
+            except DjangoValidationError as exc:
+                raise serializers.ValidationError({"password": list(exc.messages)}) from None
+            return attrs
 
     @extend_schema(
         request=Input,

@@ -60,6 +60,26 @@ def test_invalid_registrations_are_refused_field_by_field(api, payload, field):
 
 
 @unit
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [
+        ("password", "This password is too common."),
+        ("12345678", "This password is entirely numeric."),
+        ("ada.lovelace@example.com", "The password is too similar to the email."),
+    ],
+)
+def test_weak_passwords_are_refused_with_the_validators_messages(api, password, message):
+    response = api.post(
+        "/api/users/",
+        {"email": "ada.lovelace@example.com", "password": password, "name": "Ada"},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert message in response.json()["errors"]["password"]
+
+
+@unit
 def test_tokens_for_good_credentials_and_401_for_bad_ones(api):
     register(api)
     good = tokens(api)
