@@ -308,7 +308,23 @@ def serve_port():
 # --- the endpoint -----------------------------------------------------------------
 
 
-def _allowed(request: HttpRequest) -> bool:
+def client_address(request: HttpRequest) -> str:
+    """
+    The address the request came from: behind the gateway, the last entry of
+    `X-Forwarded-For` (the one nginx appended: earlier ones are the client's
+    word), else the peer's address.
+    """
+    forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",")]
+    forwarded = [part for part in forwarded if part]
+    return forwarded[-1] if forwarded else request.META.get("REMOTE_ADDR", "")
+
+
+def internal_caller(request: HttpRequest) -> bool:
+    """
+    Whether the request comes from the networks `CLEAVE_METRICS_ALLOW` names
+    (the scraper, the probes, the cluster) or carries the metrics token:
+    who may see operational detail.
+    """
     from django.conf import settings
 
     token = settings.CLEAVE_METRICS_TOKEN
@@ -316,7 +332,7 @@ def _allowed(request: HttpRequest) -> bool:
     if token and given.startswith("Bearer ") and secrets.compare_digest(given[7:], token):
         return True
     try:
-        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+        address = ipaddress.ip_address(client_address(request))
     except ValueError:
         return False
     return any(address in network for network in settings.CLEAVE_METRICS_ALLOW)
@@ -324,7 +340,7 @@ def _allowed(request: HttpRequest) -> bool:
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus text format: every process of this service, and the state collector."""
-    if request.method != "GET" or not _allowed(request):
+    if request.method != "GET" or not internal_caller(request):
         from cleave.api import problem_response
 
         return problem_response(404, "Not found", f"No resource at {request.path}.")

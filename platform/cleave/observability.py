@@ -168,16 +168,16 @@ def ready(request: HttpRequest) -> JsonResponse:
     if settings.CLEAVE_EVENT_TRANSPORT != "inprocess":
         checks["broker"] = _check_broker(settings.CELERY_BROKER_URL)
     healthy = all(check["status"] == "ok" for check in checks.values())
-    return JsonResponse(
-        {
-            "status": "ok" if healthy else "unavailable",
-            "checks": checks,
-            # what this process's calls to other contexts meet; an open circuit
-            # does not make this process unready (it still serves what it can)
-            "circuits": _circuits(),
-        },
-        status=200 if healthy else 503,
-    )
+    body: dict[str, object] = {"status": "ok" if healthy else "unavailable"}
+    from cleave.metrics import internal_caller
+
+    if internal_caller(request):
+        # the aliases, errors and circuits are for operators and probes, not the world
+        body["checks"] = checks
+        # what this process's calls to other contexts meet; an open circuit
+        # does not make this process unready (it still serves what it can)
+        body["circuits"] = _circuits()
+    return JsonResponse(body, status=200 if healthy else 503)
 
 
 def _circuits() -> dict[str, dict[str, object]]:

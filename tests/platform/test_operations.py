@@ -204,3 +204,24 @@ def test_a_body_over_the_upload_limit_is_a_413_problem_not_a_500(api, settings):
 
     assert response.status_code == 413
     assert response["Content-Type"] == "application/problem+json"
+
+
+@unit
+@pytest.mark.parametrize(
+    ("remote", "forwarded", "detailed"),
+    [
+        ("127.0.0.1", None, True),  # a probe, the scraper
+        ("10.244.1.17", None, True),  # a pod of the cluster
+        ("203.0.113.9", None, False),  # the world
+        ("127.0.0.1", "203.0.113.9", False),  # the world, through the gateway
+        ("127.0.0.1", "10.0.0.1, 203.0.113.9", False),  # a forged first entry
+    ],
+)
+def test_readiness_details_are_for_the_inside_only(api, remote, forwarded, detailed):
+    headers = {"HTTP_X_FORWARDED_FOR": forwarded} if forwarded else {}
+
+    body = api.get("/ready", REMOTE_ADDR=remote, **headers).json()
+
+    assert body["status"] == "ok"
+    assert ("checks" in body) is detailed
+    assert ("circuits" in body) is detailed
