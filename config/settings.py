@@ -21,7 +21,9 @@ from cleave.env import (
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(conf.value("CLEAVE_DATA_DIR") or BASE_DIR / "var").resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+# made private when it is made (it holds the SQLite files and generated secrets);
+# a directory the operator chose is left as it is
+DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 DEBUG = env_bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = load_secret("DJANGO_SECRET_KEY", DATA_DIR / "secret_key")

@@ -204,6 +204,7 @@ def database_settings(labels: list[str], *, data_dir: Path) -> dict[str, dict[st
         # before the alias moves to PostgreSQL
         pool = _pool_options(alias)
         if engine == "django.db.backends.sqlite3":
+            _private_file(config["NAME"])
             # WAL lets readers run beside the writer; IMMEDIATE takes the write
             # lock up front so two writers never deadlock upgrading a read lock.
             options.setdefault(
@@ -258,6 +259,28 @@ def _pool_options(alias: str) -> dict[str, Any] | None:
             f"{prefix}_MIN must be at most {prefix}_MAX ({max_size}), not {min_size}"
         )
     return {"name": alias, "min_size": min_size, "max_size": max_size, "timeout": timeout}
+
+
+def _private_file(name: str) -> None:
+    """
+    An SQLite file readable by its owner only (0600: the users alias holds
+    password hashes); SQLite gives its -wal and -shm files the same mode.
+    Created empty when missing (SQLite takes an empty file as an empty
+    database); an existing one that others could read is made private.
+    """
+    import os
+    import stat
+
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return
+    path = Path(name)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077 and path.stat().st_uid == os.getuid():
+            path.chmod(mode & 0o700)
 
 
 def _use_pymysql() -> None:

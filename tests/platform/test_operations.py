@@ -225,3 +225,14 @@ def test_readiness_details_are_for_the_inside_only(api, remote, forwarded, detai
     assert body["status"] == "ok"
     assert ("checks" in body) is detailed
     assert ("circuits" in body) is detailed
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"email": "a', b"\xff\xfe{}", b"not json"], ids=["truncated", "codec", "text"]
+)
+def test_a_malformed_body_is_described_without_the_decoders_words(api, body):
+    response = api.post("/api/users/", data=body, content_type="application/json")
+
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert detail == "JSON parse error - the body is not a JSON document in UTF-8."

@@ -210,3 +210,20 @@ def test_the_redis_restore_lock_reaches_the_workers_channel():
 
     assert defaults.stdout.split() == ["30", "10"], defaults.stderr[-2000:]
     assert chosen.stdout.split() == ["7", "10"], chosen.stderr[-2000:]
+
+
+def test_the_sqlite_files_are_private_to_their_owner(tmp_path, monkeypatch):
+    import stat
+
+    for name in ("DATABASE_URL", "USERS_DATABASE_URL", "ORDERS_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)  # the server pass puts them on servers
+    data = tmp_path / "data"
+    loose = data / "orders.sqlite3"
+    data.mkdir()
+    loose.write_bytes(b"")
+    loose.chmod(0o644)
+
+    database_settings(["users", "orders"], data_dir=data)
+
+    for name in ("default.sqlite3", "users.sqlite3", "orders.sqlite3"):
+        assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
