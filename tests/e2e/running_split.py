@@ -67,6 +67,27 @@ class Runner:
         return self.popen.returncode
 
 
+def free_base_port(count: int) -> int:
+    """
+    A port from which `count` consecutive ports are free, below Linux's
+    ephemeral range (32768 and up), where the connections of other tests
+    would otherwise take one of them between this check and run_split's.
+    """
+    import random
+    import socket
+
+    for _ in range(200):
+        base = random.randint(20000, 32000 - count)
+        try:
+            for port in range(base, base + count):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise AssertionError(f"no {count} consecutive free ports below 32000")
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -25,10 +25,10 @@ import pytest
 
 from cleave.testing import require_server
 from tests.integration.conftest import BROKERS, live_secrets  # noqa: F401 - the fixture
-from tests.integration.live import ROOT, free_port
+from tests.integration.live import ROOT
 from tests.integration.test_saga_concurrency import MARIADB, POSTGRES, Server
 
-from .running_split import Runner, alive, delete_queues
+from .running_split import Runner, alive, delete_queues, free_base_port
 from .story import customer_story
 from .test_customer_story import _mail_subjects
 
@@ -64,7 +64,7 @@ def test_the_customer_story_split_behind_the_gateway(tmp_path, databases, live_s
     amqp = BROKERS["rabbitmq"][0]
     require_server("RabbitMQ", "127.0.0.1", 5672)
     prefix = f"t{uuid.uuid4().hex[:8]}."
-    port = free_port()
+    port = free_base_port(len(LAYOUT) + 1)
     env = {
         key: value
         for key, value in os.environ.items()

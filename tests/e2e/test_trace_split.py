@@ -22,10 +22,10 @@ import requests
 
 from cleave.testing import require_server
 from tests.integration.conftest import BROKERS, live_secrets  # noqa: F401 - the fixture
-from tests.integration.live import free_port, wait_until
+from tests.integration.live import wait_until
 from tests.support.otlp_receiver import OtlpReceiver
 
-from .running_split import Runner, delete_queues
+from .running_split import Runner, delete_queues, free_base_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
@@ -38,7 +38,7 @@ def test_a_split_checkout_is_one_trace_across_every_group(tmp_path, live_secrets
     amqp = BROKERS["rabbitmq"][0]
     require_server("RabbitMQ", "127.0.0.1", 5672)
     prefix = f"t{uuid.uuid4().hex[:8]}."
-    port = free_port()
+    port = free_base_port(len(LAYOUT) + 1)
     with OtlpReceiver() as otlp:
         env = {
             key: value
