@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from pathlib import Path
 
 DEFAULT_THREADS = 4
@@ -327,11 +328,15 @@ def wait_ready(plan: Plan, *, timeout: float = 180.0, stop: threading.Event | No
     return not pending
 
 
-def seed(plan: Plan, known: list[str], write: callable = print) -> None:
-    """Demo data, context by context in the known order (inventory reads the catalog's API)."""
+def seed(plan: Plan, known: list[str], *, package: str, write: callable = print) -> None:
+    """
+    Demo data of every context that has a `demo` module, one context at a time
+    in the known order (a context's demo may read an earlier one's API, as
+    inventory reads the catalog's), each in its own group's process.
+    """
     group_of = {label: group for group in plan.groups for label in group.contexts}
     for label in known:
-        if label in ("catalog", "inventory"):
+        if find_spec(f"{package}.{label}.demo") is not None:
             write(f"seeding {label}")
             _manage(plan, group_of[label].env, "seed_demo", "--contexts", label)
 

@@ -103,7 +103,12 @@ class Command(BaseCommand):
                 return
             try:
                 if seed:
-                    split.seed(plan, list(settings.CLEAVE_ALL_CONTEXTS), write=self.stdout.write)
+                    split.seed(
+                        plan,
+                        list(settings.CLEAVE_ALL_CONTEXTS),
+                        package=settings.CLEAVE_CONTEXT_PACKAGE,
+                        write=self.stdout.write,
+                    )
             except split.SplitError as exc:
                 self.stderr.write(str(exc))
             # honcho keeps the pids it started in its process table
