@@ -47,8 +47,8 @@ thread, keep-alive):
    through the service client (`ServiceClient("users", caller="orders")`),
    in a subprocess that sets Django up against the split's users SQLite file
    (same `CLEAVE_DATA_DIR`, so the groups accept its service token), in
-   process (`InProcessTransport`: URL routing to the view, no socket) and over
-   HTTP (`HttpTransport`, a pooled keep-alive session, to the users group's
+   process (`InProcessCallTransport`: URL routing to the view, no socket) and over
+   HTTP (`HttpCallTransport`, a pooled keep-alive session, to the users group's
    own web server, not through the gateway); after a warm-up, rounds of 100
    calls of each alternate; the added cost of a hop is the difference of the
    medians;
@@ -763,11 +763,11 @@ def _hop(customer_id: str, calls: int) -> dict:
     import django
 
     django.setup()
-    from cleave.client import HttpTransport, InProcessTransport, ServiceClient
+    from cleave.client import HttpCallTransport, InProcessCallTransport, ServiceClient
 
     clients = {
-        "inprocess": ServiceClient("users", caller="orders", transport=InProcessTransport()),
-        "http": ServiceClient("users", caller="orders", transport=HttpTransport()),
+        "inprocess": ServiceClient("users", caller="orders", transport=InProcessCallTransport()),
+        "http": ServiceClient("users", caller="orders", transport=HttpCallTransport()),
     }
     path = f"/customers/{customer_id}"
     timings: dict[str, list[float]] = {name: [] for name in clients}

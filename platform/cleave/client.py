@@ -100,7 +100,7 @@ class ServiceResponse:
         return self
 
 
-class Transport:
+class CallTransport:
     """How a service call reaches its target: one attempt, within `timeout` seconds."""
 
     def send(
@@ -116,7 +116,7 @@ class Transport:
         raise NotImplementedError(".send() must be overridden")
 
 
-class InProcessTransport(Transport):
+class InProcessCallTransport(CallTransport):
     """Dispatch to the target's view in this process: no socket, same URL routing and views."""
 
     def send(self, client, method, path, body, headers, params, timeout):
@@ -191,7 +191,7 @@ class InProcessTransport(Transport):
         return response
 
 
-class HttpTransport(Transport):
+class HttpCallTransport(CallTransport):
     """
     HTTP with `requests`, to an instance the balancer chooses.
 
@@ -305,7 +305,7 @@ def _client_span(client: ServiceClient, method: str, path: str):
             "url.path": path,
             "peer.service": client.service,
             "cleave.caller": client.caller,
-            "cleave.in_process": isinstance(client.transport, InProcessTransport),
+            "cleave.in_process": isinstance(client.transport, InProcessCallTransport),
         },
     )
 
@@ -319,17 +319,17 @@ class ServiceClient:
         *,
         caller: str,
         timeout: float | None = None,
-        transport: Transport | None = None,
+        transport: CallTransport | None = None,
     ) -> None:
         self.service = service
         self.caller = caller
         self.timeout = timeout if timeout is not None else settings.CLEAVE_SERVICE_TIMEOUT
         self.transport = transport or self._choose_transport()
 
-    def _choose_transport(self) -> Transport:
+    def _choose_transport(self) -> CallTransport:
         if is_local(self.service) and not discovery.service_urls(self.service):
-            return InProcessTransport()
-        return HttpTransport()
+            return InProcessCallTransport()
+        return HttpCallTransport()
 
     def balancer(self) -> discovery.Balancer:
         return balancer()

@@ -5,9 +5,9 @@ Every operation documents the problem details it can answer with, so that a
 client generated from the schema knows them: the ones the view's shape implies
 (400 for a body or parameters other than `page`, 401 when it authenticates, 403 when it needs a
 kind of principal, 404 for a path id or a page, 415 for a body, 429 when
-throttled), plus those the view declares with `problem()`:
+throttled), plus those the view declares with `problem_answer()`:
 
-    @extend_schema(responses={201: CustomerOutput, 409: problem("The email is taken.")})
+    @extend_schema(responses={201: CustomerOutput, 409: problem_answer("The email is taken.")})
 
 Each operation's `security` names only the credentials its permission admits.
 """
@@ -40,7 +40,7 @@ class Problem(serializers.Serializer):
     )
 
 
-def problem(description: str) -> OpenApiResponse:
+def problem_answer(description: str) -> OpenApiResponse:
     """An error answer a view declares in `extend_schema(responses=...)`."""
     return OpenApiResponse(Problem, description=description)
 
@@ -59,7 +59,7 @@ class AutoSchema(SpectacularAutoSchema):
         if operation is None:
             return None
         responses: dict[str, Any] = operation["responses"]
-        for code, response in responses.items():  # declared with problem(): problem+json
+        for code, response in responses.items():  # declared with problem_answer(): problem+json
             content = response.get("content") or {}
             if code.isdigit() and int(code) >= 400 and "application/json" in content:
                 content[PROBLEM_CONTENT_TYPE] = content.pop("application/json")
@@ -67,7 +67,7 @@ class AutoSchema(SpectacularAutoSchema):
             responses.setdefault(
                 str(code),
                 self._get_response_for_code(
-                    problem(description), str(code), [PROBLEM_CONTENT_TYPE], "response"
+                    problem_answer(description), str(code), [PROBLEM_CONTENT_TYPE], "response"
                 ),
             )
         operation["responses"] = dict(sorted(responses.items()))

@@ -7,13 +7,13 @@ import uuid
 import pytest
 
 from cleave import flow
-from cleave.client import HttpTransport, InProcessTransport, ServiceClient, ServiceError
+from cleave.client import HttpCallTransport, InProcessCallTransport, ServiceClient, ServiceError
 from cleave.security import decode_service_token, issue_service_token
 from cleave.testing import unit
 from contexts.users import commands
 
 
-class RecordingTransport(InProcessTransport):
+class RecordingTransport(InProcessCallTransport):
     """The in-process transport, remembering what each call sent."""
 
     def __init__(self) -> None:
@@ -30,11 +30,11 @@ def customer():
 
 
 def test_a_local_context_is_called_in_process_and_a_remote_one_over_http(monkeypatch):
-    assert isinstance(ServiceClient("users", caller="orders").transport, InProcessTransport)
+    assert isinstance(ServiceClient("users", caller="orders").transport, InProcessCallTransport)
 
     monkeypatch.setenv("USERS_SERVICE_URL", "http://users.internal:8000")
     client = ServiceClient("users", caller="orders")
-    assert isinstance(client.transport, HttpTransport)
+    assert isinstance(client.transport, HttpCallTransport)
     assert client.base_url() == "http://users.internal:8000"
 
 

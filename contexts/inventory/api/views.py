@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cleave.api import Text, idempotency_key
-from cleave.openapi import problem
+from cleave.openapi import problem_answer
 from cleave.security import ServicePermission
 
 from .. import commands, queries
@@ -87,7 +87,10 @@ class ReservationCreateView(APIView):
                 description="The Idempotency-Key the reservation was made with.",
             )
         ],
-        responses={200: ReservationOutput, 404: problem("No reservation was made with this key.")},
+        responses={
+            200: ReservationOutput,
+            404: problem_answer("No reservation was made with this key."),
+        },
         operation_id="inventory_reservations_find_by_key",
         summary="Find a reservation by its idempotency key (service)",
     )
@@ -111,7 +114,7 @@ class ReservationCreateView(APIView):
         responses={
             201: ReservationOutput,
             200: ReservationOutput,
-            409: problem(
+            409: problem_answer(
                 "`out-of-stock` (`errors.lines` names the short SKUs), or "
                 "`idempotency-key-reused` for a different reservation."
             ),
@@ -152,7 +155,7 @@ class ReservationCommitView(APIView):
         request=None,
         responses={
             200: ReservationOutput,
-            409: problem("The reservation was released, or the stock no longer holds it."),
+            409: problem_answer("The reservation was released, or the stock no longer holds it."),
         },
         summary="Commit a reservation (service)",
     )
@@ -170,7 +173,7 @@ class ReservationReleaseView(APIView):
 
     @extend_schema(
         request=Input,
-        responses={200: ReservationOutput, 409: problem("The reservation is committed.")},
+        responses={200: ReservationOutput, 409: problem_answer("The reservation is committed.")},
         summary="Release a reservation (service)",
     )
     def post(self, request, reservation_id):

@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cleave.api import Text, idempotency_key
-from cleave.openapi import problem
+from cleave.openapi import problem_answer
 from cleave.security import IsCustomer
 
 from .. import commands, queries
@@ -72,8 +72,8 @@ class CartItemsView(APIView):
         request=Input,
         responses={
             201: CartItemOutput,
-            502: problem("The catalog failed to answer (`dependency-failed`)."),
-            503: problem("The catalog is unavailable (`dependency-unavailable`); retry."),
+            502: problem_answer("The catalog failed to answer (`dependency-failed`)."),
+            503: problem_answer("The catalog is unavailable (`dependency-unavailable`); retry."),
         },
         summary="Add to cart",
     )
@@ -167,7 +167,7 @@ class OrderCancelView(APIView):
         request=None,
         responses={
             202: OrderStateOutput,
-            409: problem("`order-confirmed` (ask for a refund) or `order-cancelled`."),
+            409: problem_answer("`order-confirmed` (ask for a refund) or `order-cancelled`."),
         },
         summary="Cancel a pending order",
         description="202 while or after the checkout saga compensates (poll the order); "

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cleave.api import IDEMPOTENCY_HEADER, PatternText, Text, idempotency_key
-from cleave.openapi import problem
+from cleave.openapi import problem_answer
 from cleave.security import IsCustomer, ServicePermission
 
 from .. import commands, queries
@@ -66,7 +66,7 @@ class ChargeView(APIView):
                 description="The Idempotency-Key the charge was made with.",
             )
         ],
-        responses={200: PaymentOutput, 404: problem("No charge was made with this key.")},
+        responses={200: PaymentOutput, 404: problem_answer("No charge was made with this key.")},
         operation_id="payments_charges_find_by_key",
         summary="Find a charge by its idempotency key (service)",
     )
@@ -130,7 +130,7 @@ class VoidView(APIView):
         request=Input,
         responses={
             200: PaymentOutput,
-            503: problem("The provider could not settle a pending charge; retry."),
+            503: problem_answer("The provider could not settle a pending charge; retry."),
         },
         summary="Void a charge by its key (service)",
     )
@@ -149,7 +149,10 @@ class RefundView(APIView):
 
     @extend_schema(
         request=None,
-        responses={200: PaymentOutput, 503: problem("The provider could not refund; retry.")},
+        responses={
+            200: PaymentOutput,
+            503: problem_answer("The provider could not refund; retry."),
+        },
         summary="Refund (service)",
     )
     def post(self, request, payment_id):

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cleave.api import EmailText, Text
-from cleave.openapi import problem
+from cleave.openapi import problem_answer
 from cleave.security import IsCustomer, ServicePermission
 
 from .. import commands, queries
@@ -46,7 +46,7 @@ class RegisterView(APIView):
 
     @extend_schema(
         request=Input,
-        responses={201: CustomerOutput, 409: problem("A customer with this email exists.")},
+        responses={201: CustomerOutput, 409: problem_answer("A customer with this email exists.")},
         summary="Register a customer",
     )
     def post(self, request):
@@ -77,7 +77,7 @@ class TokenView(APIView):
 
     @extend_schema(
         request=Input,
-        responses={200: TokenOutput, 401: problem("The email or password is wrong.")},
+        responses={200: TokenOutput, 401: problem_answer("The email or password is wrong.")},
         summary="Obtain tokens",
     )
     def post(self, request):
@@ -100,7 +100,7 @@ class TokenRefreshView(APIView):
                 "RefreshedTokens",
                 {"access": serializers.CharField(), "refresh": serializers.CharField()},
             ),
-            401: problem("The refresh token is invalid, expired or no longer valid."),
+            401: problem_answer("The refresh token is invalid, expired or no longer valid."),
         },
         summary="Rotate tokens",
     )
@@ -114,7 +114,7 @@ class MeView(APIView):
     permission_classes = (IsCustomer,)
 
     @extend_schema(
-        responses={200: CustomerOutput, 404: problem("The customer no longer exists.")},
+        responses={200: CustomerOutput, 404: problem_answer("The customer no longer exists.")},
         summary="The authenticated customer",
     )
     def get(self, request):
