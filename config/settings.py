@@ -91,7 +91,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "cleave.observability.ProbeMiddleware",
+    "cleave.probes.ProbeMiddleware",
     "cleave.observability.RequestContextMiddleware",
     # inside the request's flow, so the access line carries its ids
     "cleave.metrics.HttpMetricsMiddleware",

@@ -4,13 +4,13 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from cleave import metrics, observability
+from cleave import probes
 from cleave.urls import context_urlpatterns
 
 urlpatterns = [
-    path("health", observability.health, name="health"),
-    path("ready", observability.ready, name="ready"),
-    path("metrics", metrics.metrics_view, name="metrics"),
+    path("health", probes.health, name="health"),
+    path("ready", probes.ready, name="ready"),
+    path("metrics", probes.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

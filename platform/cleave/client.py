@@ -39,13 +39,15 @@ from io import BytesIO
 from typing import Any
 from urllib.parse import urlencode
 
+import requests
 from django.conf import settings
 from django.core.handlers.exception import response_for_exception
 from django.core.handlers.wsgi import WSGIRequest
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http.response import HttpResponseBase
 from django.urls import resolve
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
 
 from cleave import db, flow, observability
 from cleave.contexts import alias_for, is_local
@@ -168,8 +170,6 @@ class InProcessCallTransport(CallTransport):
         No request signals are sent either: `request_finished` would close the
         caller's database connections in the middle of its work.
         """
-        from opentelemetry.trace import SpanKind
-
         with (
             observability.request_flow(request) as ids,
             observability.tracer().start_as_current_span(
@@ -204,17 +204,12 @@ class HttpCallTransport(CallTransport):
 
     @classmethod
     def session(cls):
-        import requests
-
         session = getattr(cls._local, "session", None)
         if session is None:
             session = cls._local.session = requests.Session()
         return session
 
     def send(self, client, method, path, body, headers, params, timeout):
-        import requests
-        from opentelemetry import trace
-
         balancer = client.balancer()
         base = balancer.choose(client.service)
         span = trace.get_current_span()
@@ -295,8 +290,6 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 def _client_span(client: ServiceClient, method: str, path: str):
     """A CLIENT span per attempt, with the HTTP semantic-convention attributes."""
-    from opentelemetry.trace import SpanKind
-
     return observability.tracer().start_as_current_span(
         f"{method} {client.service}",
         kind=SpanKind.CLIENT,

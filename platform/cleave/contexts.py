@@ -10,16 +10,22 @@ they commit atomically with the business data they belong to.
 
 from __future__ import annotations
 
+import fnmatch
+import os
+import stat
 from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 import dj_database_url
 from django.apps import AppConfig, apps
+from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
 from cleave import conf
+
+from .env import env_float, env_int
 
 PLATFORM_APP_LABEL = "cleave"
 DJANGO_DEFAULT_ALIAS = "default"
@@ -31,8 +37,9 @@ class ContextConfig(AppConfig):
 
     Subclasses set `label` and may set `database` (defaults to the label) and
     `url_prefix` (defaults to the label). On ready, the context's `events`,
-    `handlers`, `sagas` and `jobs` modules are imported so its event types,
-    subscribers, saga definitions and periodic jobs register.
+    `handlers`, `sagas` and `jobs` modules are imported so its subscribers,
+    saga definitions and periodic jobs register; `cleave.apps` registers the
+    event types of `events`.
     """
 
     database: str = ""
@@ -61,17 +68,15 @@ class ContextConfig(AppConfig):
             self.url_prefix = self.label
 
     def ready(self) -> None:
-        from cleave.events.registry import register_module_event_types
+        # importing these registers the context's subscribers, saga
+        # definitions and periodic jobs; the platform's own AppConfig
+        # (cleave.apps) registers the event types declared in `events` and
+        # checks that none would be lost
+        for submodule in ("events", "handlers", "sagas", "jobs"):
+            self.import_submodule(submodule)
 
-        events_module = self._import_optional("events")
-        if events_module is not None:
-            published = register_module_event_types(events_module, context=self.label)
-            refuse_lost_events(self.label, [event_type.name for event_type in published])
-        self._import_optional("handlers")
-        self._import_optional("sagas")
-        self._import_optional("jobs")
-
-    def _import_optional(self, submodule: str) -> Any:
+    def import_submodule(self, submodule: str) -> Any:
+        """The context's module `submodule`, or None when the context has none."""
         name = f"{self.name}.{submodule}"
         try:
             return import_module(name)
@@ -100,8 +105,6 @@ def local_context_names(all_names: list[str], selected: str | None) -> list[str]
 
 def context_config_class(label: str) -> type[ContextConfig] | None:
     """A context's AppConfig class, from its apps.py, whether or not it is installed here."""
-    from django.conf import settings
-
     package = settings.CLEAVE_CONTEXT_PACKAGE
     try:
         module = import_module(f"{package}.{label}.apps")
@@ -120,10 +123,6 @@ def context_config_class(label: str) -> type[ContextConfig] | None:
 
 def remote_subscribers(type_names: list[str]) -> dict[str, list[str]]:
     """Which contexts this process does not serve subscribe to which of `type_names`."""
-    import fnmatch
-
-    from django.conf import settings
-
     local = set(settings.CLEAVE_CONTEXTS)
     found: dict[str, list[str]] = {}
     for label in settings.CLEAVE_ALL_CONTEXTS:
@@ -146,8 +145,6 @@ def refuse_lost_events(label: str, type_names: list[str]) -> None:
     that a context served elsewhere subscribes to would be marked delivered
     and never reach it.
     """
-    from django.conf import settings
-
     if settings.CLEAVE_EVENT_TRANSPORT != "inprocess":
         return
     remote = remote_subscribers(type_names)
@@ -189,8 +186,6 @@ def database_settings(labels: list[str], *, data_dir: Path) -> dict[str, dict[st
     connection per thread across requests for `CLEAVE_DB_CONN_MAX_AGE` seconds
     (default 60; 0 closes them after every request), checked before reuse.
     """
-    import os
-
     max_age = conf.value("CLEAVE_DB_CONN_MAX_AGE")
 
     def one(alias: str, env_name: str) -> dict[str, Any]:
@@ -246,8 +241,6 @@ def _pool_options(alias: str) -> dict[str, Any] | None:
     `timeout` seconds, then gets `OperationalError` (a technical failure,
     retried by sagas, 503 at the API) rather than one connection too many.
     """
-    from .env import env_float, env_int
-
     prefix = "DB_POOL" if alias == DJANGO_DEFAULT_ALIAS else f"{alias.upper()}_DB_POOL"
     max_size = env_int(f"{prefix}_MAX", default=POOL_MAX_DEFAULT)
     min_size = env_int(f"{prefix}_MIN", default=min(POOL_MIN_DEFAULT, max_size))
@@ -268,9 +261,6 @@ def _private_file(name: str) -> None:
     Created empty when missing (SQLite takes an empty file as an empty
     database); an existing one that others could read is made private.
     """
-    import os
-    import stat
-
     if not name or name == ":memory:" or name.startswith("file:"):
         return
     path = Path(name)
@@ -285,6 +275,8 @@ def _private_file(name: str) -> None:
 
 def _use_pymysql() -> None:
     """Serve Django's MySQL backend with PyMySQL, so no C client library is needed."""
+    # imported only when an alias is on MySQL or MariaDB: it installs itself
+    # as MySQLdb for the whole process
     import pymysql
 
     pymysql.install_as_MySQLdb()

@@ -43,6 +43,8 @@ from urllib.parse import urlsplit
 
 import yaml
 from django.conf import settings
+from django.urls import URLPattern, URLResolver
+from django.urls.resolvers import RoutePattern
 
 from cleave.contexts import PLATFORM_APP_LABEL, ContextConfig, all_contexts
 from cleave.gateway import Route, render_nginx
@@ -160,9 +162,6 @@ def _permission(cfg: ContextConfig, view: type, method: str) -> str:
 
 def operations(cfg: ContextConfig) -> list[Operation]:
     """Every method and path the context's API serves, with the permission each needs."""
-    from django.urls import URLPattern, URLResolver
-    from django.urls.resolvers import RoutePattern
-
     found: set[Operation] = set()
 
     def walk(patterns: list, prefix: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -112,8 +113,6 @@ def env_list(name: str, *, default: str) -> list[str]:
 
 def env_networks(name: str, *, default: str) -> list:
     """Comma-separated networks in CIDR form (`10.0.0.0/8,::1/128`); a bad one stops the process."""
-    import ipaddress
-
     raw = _given(name)
     networks = []
     for item in (raw if raw is not None else default).split(","):

@@ -3,7 +3,9 @@
 from django.conf import settings
 
 from cleave.contexts import all_contexts
+from cleave.events.relay import sweep
 from cleave.periodic import periodic
+from cleave.sagas.engine import dispatch_resumable
 
 
 @periodic("cleave.events.relay_sweep", every=float(settings.CLEAVE_EVENT_RELAY_INTERVAL))
@@ -13,8 +15,6 @@ def relay_sweep() -> dict:
     away) and attempt the failed deliveries whose backoff has passed. The same
     sweep as `manage.py events relay`.
     """
-    from cleave.events.relay import sweep
-
     return sweep()
 
 
@@ -26,6 +26,4 @@ def resume_sagas() -> int:
     Each is handed to the configured runner: driven here in the embedded
     default, sent to its context's queue under Celery.
     """
-    from cleave.sagas.engine import dispatch_resumable
-
     return sum(dispatch_resumable(cfg.database) for cfg in all_contexts())

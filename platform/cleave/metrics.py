@@ -1,6 +1,8 @@
 """
-Prometheus metrics: their names in one place, one view over every process of a
-server, and the endpoint that serves them.
+Prometheus metrics: their names in one place, the HTTP middleware that times
+requests, and one view over every process of a server. The `/metrics`
+endpoint, who may scrape it and the figures read at scrape time are
+`cleave.probes`.
 
 Names follow the seed where it has them (`http_request_duration_seconds`,
 `http_requests_total`, `service_call_duration_seconds`, all with a `service`
@@ -23,31 +25,29 @@ networks (`CLEAVE_METRICS_ALLOW`, CIDRs), or carrying
 gets a 404 problem. The gateway never routes `/metrics`.
 
 Database-backed figures (outbox backlog and lag, sagas running, open dead
-letters) are read at scrape time by `StateCollector` from this process's
+letters) are read at scrape time by `cleave.probes.StateCollector` from this process's
 aliases, not counted in the hot path.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import re
-import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
-    generate_latest,
+    multiprocess,
+    start_http_server,
 )
-from prometheus_client.core import GaugeMetricFamily
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("cleave.access")
@@ -128,8 +128,6 @@ RESERVATION_EXPIRIES = Counter(
 
 
 def service_name() -> str:
-    from django.conf import settings
-
     return settings.CLEAVE_SERVICE_NAME
 
 
@@ -182,66 +180,6 @@ class HttpMetricsMiddleware:
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-# --- state read at scrape time ------------------------------------------------------
-
-
-class StateCollector:
-    """Outbox backlog and lag, sagas not finished, open dead letters: per local context alias."""
-
-    def collect(self):
-        from django.db.models import Count, Min
-        from django.utils import timezone
-
-        from cleave.contexts import all_contexts
-        from cleave.events.models import DeadLetter, OutboxEvent
-        from cleave.sagas.models import SagaInstance
-
-        pending = GaugeMetricFamily(
-            "cleave_outbox_pending", "Committed events not yet published.", labels=["context"]
-        )
-        lag = GaugeMetricFamily(
-            "cleave_outbox_lag_seconds",
-            "Age of the oldest committed event not yet published (0 when none).",
-            labels=["context"],
-        )
-        running = GaugeMetricFamily(
-            "cleave_sagas_running",
-            "Sagas not finished (running or compensating), and how many of them wait for a "
-            "participant to come back.",
-            labels=["context", "saga_type", "state", "waiting"],
-        )
-        dead = GaugeMetricFamily(
-            "cleave_dead_letters", "Dead letters not redriven.", labels=["context"]
-        )
-        now = timezone.now()
-        for cfg in all_contexts():
-            alias = cfg.database
-            try:
-                backlog = OutboxEvent.objects.using(alias).filter(status=OutboxEvent.Status.PENDING)
-                found = backlog.aggregate(n=Count("id"), oldest=Min("occurred_at"))
-                pending.add_metric([cfg.label], found["n"] or 0)
-                oldest = found["oldest"]
-                lag.add_metric([cfg.label], (now - oldest).total_seconds() if oldest else 0.0)
-                rows = (
-                    SagaInstance.objects.using(alias)
-                    .exclude(state__in=SagaInstance.FINAL_STATES)
-                    .values("saga_type", "state", "wake_at")
-                )
-                counts: dict[tuple[str, str, str], int] = {}
-                for row in rows:
-                    key = (row["saga_type"], row["state"], "true" if row["wake_at"] else "false")
-                    counts[key] = counts.get(key, 0) + 1
-                for (saga_type, state, waiting), n in counts.items():
-                    running.add_metric([cfg.label, saga_type, state, waiting], n)
-                dead.add_metric(
-                    [cfg.label],
-                    DeadLetter.objects.using(alias).filter(status=DeadLetter.Status.DEAD).count(),
-                )
-            except Exception:  # a scrape must not fail because one alias is down
-                logger.warning("Could not read the state metrics of %s", alias, exc_info=True)
-        yield from (pending, lag, running, dead)
-
-
 # --- multiprocess files -------------------------------------------------------------
 
 
@@ -254,7 +192,6 @@ def forget_process(pid: int) -> None:
     """A process stopped: its live gauges no longer count (gunicorn's child_exit hook)."""
     if multiprocess_dir() is None:
         return
-    from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(pid)
 
@@ -287,75 +224,15 @@ def serve_port():
     when unset. The port is for the scraper inside the cluster: no Service
     exposes it. Returns the (server, thread) serving it, or None.
     """
-    from django.conf import settings
 
     port = settings.CLEAVE_METRICS_PORT
     if not port:
         return None
-    from prometheus_client import start_http_server
 
     registry = CollectorRegistry()
     folder = multiprocess_dir()
     if folder is not None:
-        from prometheus_client import multiprocess
-
         multiprocess.MultiProcessCollector(registry, path=str(folder))
     served = start_http_server(port, registry=registry)
     logger.info("Metrics served on port %s", port)
     return served
-
-
-# --- the endpoint -----------------------------------------------------------------
-
-
-def client_address(request: HttpRequest) -> str:
-    """
-    The address the request came from: behind the gateway, the last entry of
-    `X-Forwarded-For` (the one nginx appended: earlier ones are the client's
-    word), else the peer's address.
-    """
-    forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",")]
-    forwarded = [part for part in forwarded if part]
-    return forwarded[-1] if forwarded else request.META.get("REMOTE_ADDR", "")
-
-
-def internal_caller(request: HttpRequest) -> bool:
-    """
-    Whether the request comes from the networks `CLEAVE_METRICS_ALLOW` names
-    (the scraper, the probes, the cluster) or carries the metrics token:
-    who may see operational detail.
-    """
-    from django.conf import settings
-
-    token = settings.CLEAVE_METRICS_TOKEN
-    given = request.headers.get("Authorization", "")
-    if token and given.startswith("Bearer ") and secrets.compare_digest(given[7:], token):
-        return True
-    try:
-        address = ipaddress.ip_address(client_address(request))
-    except ValueError:
-        return False
-    return any(address in network for network in settings.CLEAVE_METRICS_ALLOW)
-
-
-def metrics_view(request: HttpRequest) -> HttpResponse:
-    """Prometheus text format: every process of this service, and the state collector."""
-    if request.method != "GET" or not internal_caller(request):
-        from cleave.api import problem_response
-
-        return problem_response(404, "Not found", f"No resource at {request.path}.")
-    registry = CollectorRegistry()
-    folder = multiprocess_dir()
-    if folder is not None:
-        from prometheus_client import multiprocess
-
-        multiprocess.MultiProcessCollector(registry, path=str(folder))
-    else:
-        from prometheus_client import REGISTRY
-
-        registry = REGISTRY
-    output = generate_latest(registry)
-    state = CollectorRegistry(auto_describe=False)
-    state.register(StateCollector())
-    output += generate_latest(state)
-    return HttpResponse(output, content_type=CONTENT_TYPE_LATEST)

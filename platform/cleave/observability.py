@@ -1,5 +1,5 @@
 """
-Request ids, log context, health and readiness probes.
+Request ids, log context and tracing. (The probes are `cleave.probes`.)
 
 Every response carries `X-Request-ID` (the client's, if it sent a sane one).
 The request id, the correlation id of the business flow and the current trace
@@ -10,29 +10,31 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
-import time
 from collections.abc import Callable, Iterator
+from importlib.metadata import PackageNotFoundError, version
 
-from django.db import connections
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.http import require_GET
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
 
 from cleave import conf, flow
+from cleave.env import env_choice
+from cleave.metrics import CIRCUIT_STATE, CIRCUIT_TRANSITIONS
 
 _CIRCUIT_VALUES = {"closed": 0, "open": 1, "half_open": 2}
 
 
 def record_circuit_created(breaker) -> None:
     """A new breaker starts closed: the gauge shows every target this process calls."""
-    from cleave.metrics import CIRCUIT_STATE
 
     CIRCUIT_STATE.labels(breaker.caller, breaker.target).set(0)
 
 
 def record_circuit_transition(breaker, old: str, new: str) -> None:
     """A circuit breaker listener: the state gauge and the transition counter."""
-    from cleave.metrics import CIRCUIT_STATE, CIRCUIT_TRANSITIONS
 
     CIRCUIT_STATE.labels(breaker.caller, breaker.target).set(_CIRCUIT_VALUES.get(new, 0))
     CIRCUIT_TRANSITIONS.labels(breaker.caller, breaker.target, new).inc()
@@ -64,7 +66,6 @@ class RequestContextMiddleware:
 
 def _annotate_server_span(ids: flow.Flow) -> None:
     """The flow ids on the server span the Django instrumentation opened."""
-    from opentelemetry import trace
 
     span = trace.get_current_span()
     if span.is_recording():
@@ -94,7 +95,6 @@ class LogContextFilter(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from django.conf import settings
 
         current = flow.current()
         request = getattr(record, "request", None)
@@ -110,98 +110,11 @@ class LogContextFilter(logging.Filter):
 
 
 def _trace_ids() -> tuple[str | None, str | None]:
-    from opentelemetry import trace
 
     span_context = trace.get_current_span().get_span_context()
     if not span_context.is_valid:
         return None, None
     return format(span_context.trace_id, "032x"), format(span_context.span_id, "016x")
-
-
-class ProbeMiddleware:
-    """
-    Answer `GET /health` and `GET /ready` before anything looks at the Host
-    header: Kubernetes probes a pod by its IP, which no `DJANGO_ALLOWED_HOSTS`
-    lists, and Django would answer 400. Placed first in MIDDLEWARE; every
-    other path goes on through the stack (and the host check) as usual.
-    """
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-        self.probes = {"/health": health, "/ready": ready}
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        probe = self.probes.get(request.path_info)
-        if probe is None or request.method != "GET":
-            return self.get_response(request)
-        with request_flow(request) as ids:
-            response = probe(request)
-        response[REQUEST_ID_HEADER] = ids.request_id
-        return response
-
-
-@require_GET
-def health(request: HttpRequest) -> JsonResponse:
-    """Liveness: the process answers."""
-    return JsonResponse({"status": "ok"})
-
-
-def _check_database(alias: str) -> dict[str, object]:
-    started = time.perf_counter()
-    try:
-        with connections[alias].cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-    except Exception as exc:  # any failure means "not ready", never a 500
-        return {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:300]}
-    return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
-
-
-@require_GET
-def ready(request: HttpRequest) -> JsonResponse:
-    """Readiness: every local database alias (and the broker, when used) answers."""
-    from django.conf import settings
-
-    checks: dict[str, dict[str, object]] = {}
-    for alias in connections.settings:
-        checks[f"database:{alias}"] = _check_database(alias)
-    if settings.CLEAVE_EVENT_TRANSPORT != "inprocess":
-        checks["broker"] = _check_broker(settings.CELERY_BROKER_URL)
-    healthy = all(check["status"] == "ok" for check in checks.values())
-    body: dict[str, object] = {"status": "ok" if healthy else "unavailable"}
-    from cleave.metrics import internal_caller
-
-    if internal_caller(request):
-        # the aliases, errors and circuits are for operators and probes, not the world
-        body["checks"] = checks
-        # what this process's calls to other contexts meet; an open circuit
-        # does not make this process unready (it still serves what it can)
-        body["circuits"] = _circuits()
-    return JsonResponse(body, status=200 if healthy else 503)
-
-
-def _circuits() -> dict[str, dict[str, object]]:
-    from cleave.client import circuit_breakers
-
-    return {
-        f"{breaker.caller}->{breaker.target}": {
-            "state": breaker.state,
-            "retry_after": round(breaker.retry_after(), 1),
-        }
-        for breaker in circuit_breakers()
-    }
-
-
-def _check_broker(url: str) -> dict[str, object]:
-    from kombu import Connection
-
-    started = time.perf_counter()
-    try:
-        with Connection(url, connect_timeout=2) as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-    except Exception as exc:  # any failure means "not ready"
-        return {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:300]}
-    return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
 
 
 # --- tracing ----------------------------------------------------------------------
@@ -221,13 +134,11 @@ def setup_tracing(service_name: str) -> None:
     disables it all.
     """
     global _tracing_ready
-    import os
-
-    from .env import env_choice
 
     if _tracing_ready or not conf.value("CLEAVE_TRACING"):
         return
-    from opentelemetry import trace
+    # the SDK, its exporters and the instrumentations are loaded only when
+    # tracing is on: a process with CLEAVE_TRACING=off does without them
     from opentelemetry.instrumentation.django import DjangoInstrumentor
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -268,7 +179,6 @@ def setup_tracing(service_name: str) -> None:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
 
     try:
         return version("cleave")
@@ -282,7 +192,6 @@ _tracer: tuple[object, object] | None = None
 def tracer():
     """The platform's tracer (made once per tracer provider)."""
     global _tracer
-    from opentelemetry import trace
 
     provider = trace.get_tracer_provider()
     if _tracer is None or _tracer[0] is not provider:
@@ -292,8 +201,6 @@ def tracer():
 
 def span_from_traceparent(name: str, traceparent: str | None, *, kind=None, links=(), **attributes):
     """A span continuing the trace whose W3C `traceparent` travelled with an event or a saga."""
-    from opentelemetry import propagate
-    from opentelemetry.trace import SpanKind
 
     parent = propagate.extract({"traceparent": traceparent}) if traceparent else None
     return tracer().start_as_current_span(
@@ -307,7 +214,6 @@ def span_from_traceparent(name: str, traceparent: str | None, *, kind=None, link
 
 def current_traceparent() -> str | None:
     """The W3C `traceparent` of the current span, to store with what outlives it."""
-    from opentelemetry import propagate
 
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
@@ -316,7 +222,6 @@ def current_traceparent() -> str | None:
 
 def link_to(traceparent: str | None):
     """A span link to the span a stored `traceparent` names (None when it names none)."""
-    from opentelemetry import propagate, trace
 
     if not traceparent:
         return None

@@ -14,8 +14,11 @@ Each operation's `security` names only the credentials its permission admits.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import requests
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import OpenApiResponse
@@ -23,6 +26,7 @@ from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
 from cleave.api import PROBLEM_CONTENT_TYPE
+from cleave.client import balancer
 from cleave.security import IsCustomer, ServicePermission
 
 
@@ -165,13 +169,6 @@ def include_remote_contexts(result, generator, request, public):
     describe the whole API as in the monolith. A group that cannot be reached
     is left out, and the document's description says which.
     """
-    import logging
-
-    import requests
-    from django.conf import settings
-
-    from cleave.client import balancer
-
     remote = [
         label for label in settings.CLEAVE_ALL_CONTEXTS if label not in settings.CLEAVE_CONTEXTS
     ]

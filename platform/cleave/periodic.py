@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 from django.db import close_old_connections
 
+from cleave.contexts import is_local
+
 logger = logging.getLogger(__name__)
 
 
@@ -55,8 +57,6 @@ def periodic(name: str, *, every: float, context: str | None = None):
 
 def jobs() -> list[Job]:
     """The registered jobs whose context (if any) is served by this process."""
-    from cleave.contexts import is_local
-
     return [job for job in _jobs.values() if job.context is None or is_local(job.context)]
 
 

@@ -22,6 +22,7 @@ their databases.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -30,6 +31,9 @@ import time
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
+
+import requests
+from kombu import Connection
 
 DEFAULT_THREADS = 4
 
@@ -231,8 +235,6 @@ def make_plan(
 
 def preflight(plan: Plan) -> None:
     """Everything the split needs that this process can check before starting it."""
-    import shutil
-
     found = shutil.which("nginx", path=plan.base_env.get("PATH", os.defpath) + ":/usr/sbin")
     if found is not None:
         plan.nginx = found
@@ -250,8 +252,6 @@ def preflight(plan: Plan) -> None:
         )
     broker = plan.base_env["CELERY_BROKER_URL"]
     try:
-        from kombu import Connection
-
         with Connection(broker, connect_timeout=3) as conn:
             conn.ensure_connection(max_retries=1, timeout=3)
     except Exception as exc:
@@ -306,8 +306,6 @@ def prepare(plan: Plan, write: callable = print) -> None:
 
 def wait_ready(plan: Plan, *, timeout: float = 180.0, stop: threading.Event | None = None) -> bool:
     """Poll every group's /ready (and the gateway's /health) until all answer 200."""
-    import requests
-
     urls = [f"{group.url}/ready" for group in plan.groups] + [f"{plan.gateway_url}/health"]
     deadline = time.monotonic() + timeout
     pending = list(urls)

@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from cleave import periodic
+from cleave.events import worker
 
 
 @shared_task(name="cleave.periodic.run", ignore_result=True)
@@ -26,6 +27,4 @@ def handle_event(
     Run an event (an envelope) or a batch of them (a list) for the subscribers
     of the contexts whose queues this worker consumes.
     """
-    from cleave.events import worker
-
     worker.handle(self.app, envelope, context=context, handlers=handlers)

@@ -9,19 +9,27 @@ Test helpers for projects built on cleave (pytest + pytest-django).
 - `require_server(...)`: skip (or fail, under CLEAVE_REQUIRE_SERVICES=1) when a
   server a test needs is not reachable.
 - `SagaScenario` (and the `saga_scenario` fixture, imported into a conftest):
-  saga tests written as given / when / then, with fake steps.
+  saga tests written as given / when / then, with fake steps; `saga_steps`
+  changes a step of a registered saga for one test.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
+import time
+import uuid as uuid_module
 from typing import Any
 from uuid import UUID
 
 import pytest
+from django.db import transaction
 
 from cleave.contexts import alias_for
+from cleave.events.models import OutboxEvent
+from cleave.sagas import OutcomeUnknown, StepFailed, engine, start
+from cleave.sagas.models import SagaInstance, SagaStepLog
 from cleave.security import SERVICE_TOKEN_HEADER, issue_customer_tokens, issue_service_token
 
 flows = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -43,8 +51,6 @@ def customer_headers(customer_id: UUID | str, email: str = "") -> dict[str, str]
 
 def published(context: str, type_name: str | None = None) -> list[Any]:
     """The envelopes a context published, oldest first."""
-    from cleave.events.models import OutboxEvent
-
     rows = OutboxEvent.objects.using(alias_for(context)).order_by("occurred_at", "id")
     if type_name:
         rows = rows.filter(type=type_name)
@@ -88,11 +94,6 @@ class SagaScenario:
     """
 
     def __init__(self, name: str) -> None:
-        import dataclasses
-        import uuid as uuid_module
-
-        from cleave.sagas import engine
-
         self._engine = engine
         self._replace = dataclasses.replace
         self.base = engine.get_definition(name)
@@ -132,15 +133,11 @@ class SagaScenario:
         sleeps `hangs` seconds first. `options` change the step itself
         (`timeout=0.1`, `retries=0`, `query=...`).
         """
-        from cleave.sagas import OutcomeUnknown, StepFailed
-
         kind = "compensation" if compensation else "action"
 
         def fake(ctx):
             self.calls.append((step, kind))
             if hangs:
-                import time
-
                 time.sleep(hangs)
             if fails:
                 raise StepFailed(fails, f"{step} refused (scenario)")
@@ -160,10 +157,6 @@ class SagaScenario:
 
     def when_started(self, **data: Any):
         """Start the saga (it runs as configured, in-process by default) and reload it."""
-        from django.db import transaction
-
-        from cleave.sagas import start
-
         with transaction.atomic(using=self.alias):
             self.instance = start(self.name, data={**self.data, **data})
         return self.reload()
@@ -173,8 +166,6 @@ class SagaScenario:
         return self.reload()
 
     def when_cancel_requested(self, reason: str):
-        from django.db import transaction
-
         with transaction.atomic(using=self.alias):
             self._engine.request_cancel(self.alias, self.instance.id, reason)
         return self.reload()
@@ -184,8 +175,6 @@ class SagaScenario:
         return self.reload()
 
     def reload(self):
-        from cleave.sagas.models import SagaInstance
-
         self.instance = SagaInstance.objects.using(self.alias).get(pk=self.instance.id)
         return self.instance
 
@@ -193,8 +182,6 @@ class SagaScenario:
 
     def timeline(self) -> list[tuple[str, str, str]]:
         """(step, kind, status) of every logged attempt, in order."""
-        from cleave.sagas.models import SagaStepLog
-
         rows = SagaStepLog.objects.using(self.alias).filter(saga_id=self.instance.id)
         return [(log.step, log.kind, log.status) for log in rows.order_by("id")]
 
@@ -242,13 +229,36 @@ class SagaScenario:
     # clean-up -----------------------------------------------------------------------
 
     def close(self) -> None:
-        self._engine._definitions.pop(self.name, None)
+        self._engine.unregister(self.name)
 
     def __enter__(self) -> SagaScenario:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+@pytest.fixture
+def saga_steps():
+    """
+    `saga_steps("checkout", "process_payment", timeout=0.2)`: the registered
+    saga runs with that step changed (its action, compensation, timeout,
+    retries) until the test ends, for tests that drive the real saga through
+    the API rather than a `SagaScenario` copy.
+    """
+    originals: dict[str, engine.SagaDefinition] = {}
+
+    def replace(name: str, step: str, **changes: Any) -> engine.SagaDefinition:
+        current = engine.get_definition(name)
+        originals.setdefault(name, current)
+        steps = list(current.steps)
+        index = current.step_index(step)
+        steps[index] = dataclasses.replace(steps[index], **changes)
+        return engine.register(dataclasses.replace(current, steps=tuple(steps)))
+
+    yield replace
+    for definition in originals.values():
+        engine.register(definition)
 
 
 @pytest.fixture

@@ -28,6 +28,9 @@ if not LINT_IMPORTS.exists():
 INDEPENDENCE = "Bounded contexts do not import each other"
 PLATFORM_FORBIDDEN = "The platform (cleave) imports neither contexts nor config"
 CONTEXTS_FORBIDDEN = "Contexts do not import the Django project (config)"
+EVENTS_LAYERS = "The event package's modules depend only downwards (see docs/architecture.md)"
+PLATFORM_LAYERS = "The platform's modules depend only downwards (see docs/architecture.md)"
+PLATFORM_ACYCLIC = "No import cycle between any two modules or packages of the platform"
 
 CONTEXT_SHAPE = [
     "__init__.py",
@@ -120,12 +123,15 @@ def broken_contracts(output: str) -> set[str]:
 
 
 def test_the_projects_imports_keep_every_contract():
+    parser = configparser.ConfigParser()
+    parser.read(CONFIG)
+    contracts = [name for name in parser.sections() if name.startswith("importlinter:contract:")]
+
     result = lint_imports(PROJECT_ROOT)
 
     assert result.returncode == 0, report(result)
-    assert ", 0 broken" in result.stdout, report(result)
-    # the boundary contracts and the layers inside cleave
-    assert "4 kept" in result.stdout, report(result)
+    # the boundary contracts, the layers inside cleave and the acyclic check
+    assert f"{len(contracts)} kept, 0 broken" in result.stdout, report(result)
 
 
 def test_a_clean_fake_tree_keeps_every_contract(fake_tree):
@@ -184,6 +190,45 @@ def test_a_copy_of_the_project_with_one_cross_context_import_is_refused(tmp_path
     assert result.returncode != 0, report(result)
     assert broken_contracts(result.stdout) == {INDEPENDENCE}, report(result)
     assert "contexts.orders.shortcut -> contexts.users.models" in result.stdout, report(result)
+
+
+def copy_of_the_project(root: Path) -> Path:
+    for source, target in [
+        (PROJECT_ROOT / "platform" / "cleave", root / "cleave"),
+        (PROJECT_ROOT / "contexts", root / "contexts"),
+        (PROJECT_ROOT / "config", root / "config"),
+    ]:
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def test_an_event_module_importing_one_above_it_breaks_the_layers_and_makes_a_cycle(tmp_path):
+    root = copy_of_the_project(tmp_path)
+    registry = root / "cleave" / "events" / "registry.py"
+    registry.write_text(registry.read_text() + "\nfrom cleave.events import bus  # noqa\n")
+
+    result = lint_imports(root, CONFIG)
+
+    assert result.returncode != 0, report(result)
+    assert broken_contracts(result.stdout) == {EVENTS_LAYERS, PLATFORM_ACYCLIC}, report(result)
+    assert "cleave.events.registry -> cleave.events.bus" in result.stdout, report(result)
+
+
+def test_an_import_inside_a_function_cannot_hide_an_upward_dependency(tmp_path):
+    # the foundation asking the orchestration layer for something, lazily
+    root = copy_of_the_project(tmp_path)
+    contexts = root / "cleave" / "contexts.py"
+    contexts.write_text(
+        contexts.read_text() + "\n\ndef _lazy():\n    from cleave.sagas import engine  # noqa\n"
+    )
+
+    result = lint_imports(root, CONFIG)
+
+    assert result.returncode != 0, report(result)
+    # the layers inside sagas and events break too: their lowest modules now
+    # reach the engine's top through cleave.contexts
+    assert {PLATFORM_LAYERS, PLATFORM_ACYCLIC} <= broken_contracts(result.stdout), report(result)
+    assert "cleave.contexts -> cleave.sagas.engine" in result.stdout, report(result)
 
 
 def test_the_independence_contract_lists_every_context_of_the_project(settings):

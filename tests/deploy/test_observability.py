@@ -142,7 +142,7 @@ def exported_names() -> frozenset[str]:
     """Every series name a scrape of `/metrics` can show: cleave.metrics's metrics and state."""
     from prometheus_client.metrics import MetricWrapperBase
 
-    from cleave import metrics
+    from cleave import metrics, probes
 
     families = [
         family
@@ -153,7 +153,7 @@ def exported_names() -> frozenset[str]:
     # The state collector reads the databases at scrape time; without database
     # access here each alias's read fails (and is logged), but every family is
     # still yielded, which is all that is needed: the names.
-    families += list(metrics.StateCollector().collect())
+    families += list(probes.StateCollector().collect())
     names: set[str] = set()
     for family in families:
         names |= _scraped_names(family.name, family.type)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from cleave.events import Envelope, EventType, bus, registry
+from cleave.events import Envelope, EventType, registry
 from cleave.events.registry import POSITIVE_INT, STRING, obj
 
 PROBE = "probe.ticked"
@@ -77,4 +77,4 @@ def probe_ticked(envelope: Envelope) -> None:
 
 probe_ticked.__module__ = "contexts.analytics.handlers"
 _register()
-bus.subscriber(PROBE)(probe_ticked)
+registry.subscriber(PROBE)(probe_ticked)

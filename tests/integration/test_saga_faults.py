@@ -8,7 +8,7 @@ CLEAVE_DATA_DIR (the test process's in-memory databases are invisible to
 them). This file is also the subprocesses' script: `setup` seeds a shop with
 one customer per scenario, `checkout` runs one customer's checkout with a hook
 that kills the process at the chosen boundary. The hook is installed here, by
-wrapping the engine's call seam (`engine._invoke`); production code reads no
+wrapping the engine's call seam (`calls.invoke`); production code reads no
 crash setting. The invariants are then read straight from the files.
 """
 
@@ -235,10 +235,10 @@ def _die() -> None:
 
 def _install_crash(crash_at: str) -> None:
     """Kill this process when the saga reaches `step:before_<kind>` or `step:after_<kind>`."""
-    from cleave.sagas import calls, engine
+    from cleave.sagas import calls
 
     step_name, point = crash_at.split(":")
-    original = engine._invoke
+    original = calls.invoke
 
     def invoke(fn, instance, step, kind, attempt):
         if step.name == step_name and point == f"before_{kind}":

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from cleave.events import EventType, bus, registry
+from cleave.events import EventType, registry
 from cleave.events.envelope import Envelope
 from cleave.sagas import SagaDefinition, engine
 
@@ -35,12 +35,12 @@ def local_subscriber() -> Iterator[Callable[..., Callable[[Envelope], None]]]:
 
         handler.__module__ = "contexts.users.handlers"
         handler.__qualname__ = f"test_handler_{uuid.uuid4().hex[:8]}"
-        bus.subscriber(*(patterns or ("user.created",)))(handler)
+        registry.subscriber(*(patterns or ("user.created",)))(handler)
         registered.append(handler)
         return handler
 
     yield register
-    bus._subscriptions[:] = [s for s in bus._subscriptions if s.func not in registered]
+    registry._subscriptions[:] = [s for s in registry._subscriptions if s.func not in registered]
 
 
 PROBE_EVENT = "platform.probed"
@@ -72,7 +72,7 @@ def saga_definitions() -> Iterator[Callable[[SagaDefinition], SagaDefinition]]:
 
     yield register
     for name in names:
-        engine._definitions.pop(name, None)
+        engine.unregister(name)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.db import transaction
 from django.utils import timezone
 
-from cleave.events import InvalidEventPayload, UnknownEventType, bus, publish, registry
+from cleave.events import InvalidEventPayload, UnknownEventType, inbox, publish, registry
 from cleave.events.envelope import Envelope
 from cleave.events.models import Delivery, InboxRecord, OutboxEvent
 from cleave.testing import flows, published, unit
@@ -218,11 +218,11 @@ def test_the_inbox_applies_an_event_once_however_often_it_arrives():
         effects.append(envelope.id)
 
     handler.__module__ = "contexts.users.handlers"
-    sub = bus.Subscription("user.created", handler)
+    sub = registry.Subscription("user.created", handler)
     envelope = _envelope()
 
-    first = bus.apply(sub, envelope)
-    second = bus.apply(sub, envelope)
+    first = inbox.apply(sub, envelope)
+    second = inbox.apply(sub, envelope)
 
     assert (first, second) == ("applied", "duplicate")
     assert effects == [envelope.id]
@@ -240,15 +240,15 @@ def test_a_handler_that_fails_rolls_back_its_effect_and_its_inbox_row():
             raise Boom("first delivery fails after writing")
 
     handler.__module__ = "contexts.users.handlers"
-    sub = bus.Subscription("user.created", handler)
+    sub = registry.Subscription("user.created", handler)
     envelope = _envelope()
 
     with pytest.raises(Boom):
-        bus.apply(sub, envelope)
+        inbox.apply(sub, envelope)
 
     assert not Customer.objects.using("users").exists()
     assert not InboxRecord.objects.using("users").exists()
-    assert bus.apply(sub, envelope) == "applied"
+    assert inbox.apply(sub, envelope) == "applied"
     assert Customer.objects.using("users").count() == 1
 
 
@@ -258,10 +258,10 @@ def test_a_consumed_payload_is_validated_against_the_publishers_schema():
         raise AssertionError("an invalid payload must not reach the handler")
 
     handler.__module__ = "contexts.users.handlers"
-    sub = bus.Subscription("user.created", handler)
+    sub = registry.Subscription("user.created", handler)
 
     with pytest.raises(InvalidEventPayload):
-        bus.apply(sub, _envelope({"customer_id": "nope"}))
+        inbox.apply(sub, _envelope({"customer_id": "nope"}))
 
     assert not InboxRecord.objects.using("users").exists()
 

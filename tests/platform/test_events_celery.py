@@ -18,9 +18,10 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from cleave.events import broker, consumer, publish, topology, worker
+from cleave.events.celery_transport import CeleryTransport
 from cleave.events.envelope import Envelope
 from cleave.events.models import DeadLetter, Delivery, InboxRecord, OutboxEvent
-from cleave.events.transports import CeleryTransport, PublishError
+from cleave.events.transports import PublishError
 from cleave.testing import flows, unit
 
 # --- topology ---------------------------------------------------------------------------
@@ -303,7 +304,7 @@ def test_a_relay_thread_that_died_is_started_again(celery_transport, monkeypatch
 
 
 def test_a_process_that_exits_waits_a_while_for_its_relay_thread():
-    from cleave.events.relay import Outlet
+    from cleave.events.outlet import Outlet
 
     published: list[str] = []
 

@@ -17,7 +17,7 @@ from django.core.management import CommandError, call_command
 from django.db import transaction
 from django.utils import timezone
 
-from cleave.events import bus, publish, replay
+from cleave.events import consumer, inbox, publish, registry, replay
 from cleave.events.envelope import Envelope
 from cleave.events.models import Delivery, InboxRecord, OutboxEvent
 from cleave.testing import flows
@@ -155,7 +155,7 @@ def test_replay_delivers_in_commit_order_filtered_by_type_and_date():
 
     recorder.__module__ = "contexts.analytics.handlers"
     recorder.__qualname__ = f"recorder_{uuid.uuid4().hex[:6]}"
-    bus.subscriber("user.*", "order.*")(recorder)
+    registry.subscriber("user.*", "order.*")(recorder)
     try:
         history = shop_history(seed=11)
         publish_all(history)
@@ -177,7 +177,7 @@ def test_replay_delivers_in_commit_order_filtered_by_type_and_date():
         replay.replay("analytics", since=timezone.now() + timedelta(minutes=1))
         assert seen == []
     finally:
-        bus._subscriptions[:] = [s for s in bus._subscriptions if s.func is not recorder]
+        registry._subscriptions[:] = [s for s in registry._subscriptions if s.func is not recorder]
 
 
 def test_replay_refuses_what_it_cannot_do():
@@ -235,8 +235,8 @@ def _envelopes(events: list[tuple[str, dict]]) -> list[Envelope]:
 
 def _deliver(envelopes: list[Envelope], context: str) -> None:
     for envelope in envelopes:
-        for sub in bus.subscriptions_for(envelope.type, subscriber_context=context):
-            bus.apply(sub, envelope)
+        for sub in registry.subscriptions_for(envelope.type, subscriber_context=context):
+            inbox.apply(sub, envelope)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -296,11 +296,9 @@ def test_a_retried_delivery_after_later_events_leaves_the_same_read_model(settin
     ProductSales.objects.using("analytics").all().delete()
     InboxRecord.objects.using("analytics").all().delete()
 
-    from cleave.events import consumer
-
     calls = {"n": 0}
     first = envelopes[0]
-    subs = bus.subscriptions_for(first.type, subscriber_context="analytics")
+    subs = registry.subscriptions_for(first.type, subscriber_context="analytics")
     original = subs[0].func
 
     def failing_once(envelope):
@@ -309,7 +307,7 @@ def test_a_retried_delivery_after_later_events_leaves_the_same_read_model(settin
             raise RuntimeError("database hiccup")
         original(envelope)
 
-    broken = bus.Subscription(subs[0].pattern, failing_once)
+    broken = registry.Subscription(subs[0].pattern, failing_once)
     failing_once.__module__, failing_once.__qualname__ = original.__module__, original.__qualname__
     assert consumer.consume(broken, first).outcome == "retry"
     _deliver(envelopes[1:], "analytics")

@@ -74,7 +74,7 @@ def timeouts_settle_first(monkeypatch):
     (and the test's in-memory SQLite never sees two writers at once).
     """
     settled = threading.Event()
-    original = engine._on_timeout
+    original = engine.on_timeout
 
     def on_timeout(**kwargs):
         try:
@@ -82,7 +82,7 @@ def timeouts_settle_first(monkeypatch):
         finally:
             settled.set()
 
-    monkeypatch.setattr("cleave.sagas.monitor._on_timeout", on_timeout)
+    monkeypatch.setattr("cleave.sagas.monitor.on_timeout", on_timeout)
     return settled
 
 

@@ -39,7 +39,7 @@ class Wakes:
 @pytest.fixture
 def wakes(monkeypatch) -> Wakes:
     recorder = Wakes()
-    monkeypatch.setattr("cleave.sagas.runners._waker", lambda: recorder)
+    monkeypatch.setattr("cleave.sagas.runners.waker", lambda: recorder)
     return recorder
 
 
@@ -175,11 +175,11 @@ def test_a_participant_that_comes_back_lets_the_saga_complete(define, wakes):
 def test_the_waits_grow_exponentially_up_to_the_cap(settings):
     settings.CLEAVE_SAGA_WAIT_BASE = 0.5
     settings.CLEAVE_SAGA_WAIT_MAX = 30
-    assert 0.375 <= engine._wait_delay(1) <= 0.5
-    assert 0.75 <= engine._wait_delay(2) <= 1.0
-    assert 6.0 <= engine._wait_delay(5) <= 8.0
-    assert 22.5 <= engine._wait_delay(20) <= 30
-    assert engine._wait_delay(10_000) <= 30
+    assert 0.375 <= engine.wait_delay(1) <= 0.5
+    assert 0.75 <= engine.wait_delay(2) <= 1.0
+    assert 6.0 <= engine.wait_delay(5) <= 8.0
+    assert 22.5 <= engine.wait_delay(20) <= 30
+    assert engine.wait_delay(10_000) <= 30
 
 
 def test_a_saga_never_waits_past_its_deadline(define, wakes):

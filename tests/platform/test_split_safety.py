@@ -76,12 +76,12 @@ def test_remote_subscribers_are_read_from_apps_py_of_contexts_not_installed(sett
 def test_every_context_declares_exactly_the_events_its_handlers_receive():
     from django.conf import settings
 
-    from cleave.events import bus
+    from cleave.events import registry
 
     for label in settings.CLEAVE_ALL_CONTEXTS:
         handled = {
             sub.pattern
-            for sub in bus.all_subscriptions()
+            for sub in registry.all_subscriptions()
             if sub.func.__module__.startswith(f"{settings.CLEAVE_CONTEXT_PACKAGE}.{label}.")
         }
         assert set(context_config_class(label).subscribes) == handled, label

@@ -6,9 +6,9 @@ Public surface::
     from cleave.events import EventType, Envelope, publish, subscriber
 """
 
-from .bus import publish, subscriber
+from .bus import publish
 from .envelope import Envelope
-from .registry import EventType, InvalidEventPayload, UnknownEventType
+from .registry import EventType, InvalidEventPayload, UnknownEventType, subscriber
 
 __all__ = [
     "Envelope",

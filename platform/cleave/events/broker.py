@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,7 +22,12 @@ from typing import Any
 
 from django.conf import settings
 from django.utils.module_loading import import_string
+from kombu import Producer
 from kombu.utils.uuid import uuid
+from opentelemetry import propagate
+from opentelemetry.trace import SpanKind
+
+from cleave import observability
 
 from . import topology
 from .envelope import Envelope
@@ -184,8 +190,6 @@ class EventPublisher:
     # --- the connection -----------------------------------------------------------------
 
     def _connect(self) -> None:
-        from kombu import Producer
-
         app = celery_app()
         connection = app.connection_for_write()  # not connected yet: no I/O
         self._redis = is_redis(connection)
@@ -277,11 +281,6 @@ class EventPublisher:
         return result
 
     def _send(self, batch: list[Envelope]) -> None:
-        from opentelemetry import propagate
-        from opentelemetry.trace import SpanKind
-
-        from cleave import observability
-
         body, headers, properties = task_message(batch)
         first = batch[0]
         # published under the trace that committed the first event; the others
@@ -332,8 +331,6 @@ _publishers = threading.local()
 
 def event_publisher() -> EventPublisher:
     """This thread's `EventPublisher` (a new one in a forked child: sockets are not shared)."""
-    import os
-
     current = getattr(_publishers, "current", None)
     if current is None or current[0] != os.getpid():
         current = _publishers.current = (os.getpid(), EventPublisher())

@@ -2,7 +2,7 @@
 The subscriber side of every transport: run one handler for one event, and
 decide what a failure means.
 
-- success: the inbox row and the handler's effect commit together (`bus.apply`);
+- success: the inbox row and the handler's effect commit together (`cleave.events.inbox`);
 - a payload that fails the publisher's schema: dead-lettered at once, it
   would fail every attempt;
 - any other exception: a `Delivery` row in the subscriber's alias counts the
@@ -20,6 +20,7 @@ import logging
 import random
 import time
 import traceback
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,8 +33,9 @@ from cleave import db
 from cleave.metrics import EVENT_HANDLER_DURATION, EVENTS_DELIVERED
 from cleave.resilience.failures import is_technical
 
-from . import bus, registry
+from . import inbox, registry
 from .envelope import Envelope
+from .models import DeadLetter, Delivery
 
 logger = logging.getLogger("cleave.events")
 
@@ -77,12 +79,6 @@ def backoff(attempt: int) -> float:
     return delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 - jitter, not crypto
 
 
-def _models():
-    from .models import DeadLetter, Delivery
-
-    return Delivery, DeadLetter
-
-
 def _validate(envelope: Envelope) -> None:
     event_type = registry.find(envelope.type)
     if event_type is not None:
@@ -90,7 +86,7 @@ def _validate(envelope: Envelope) -> None:
 
 
 def consume(
-    sub: bus.Subscription, envelope: Envelope, *, force: bool = False, fresh: bool = False
+    sub: registry.Subscription, envelope: Envelope, *, force: bool = False, fresh: bool = False
 ) -> Result:
     """
     Attempt `sub` on `envelope` once, recording the outcome in the subscriber's alias.
@@ -102,7 +98,6 @@ def consume(
     delivery record can know of yet (the in-process fast path). Never raises
     for a handler's failure; a database that is down while recording it does raise.
     """
-    Delivery, _ = _models()
     alias = sub.context.database
     label = sub.context.label
     try:
@@ -117,7 +112,7 @@ def consume(
         db.release(alias)
 
 
-def consume_many(sub: bus.Subscription, envelopes: list[Envelope]) -> list[Result]:
+def consume_many(sub: registry.Subscription, envelopes: list[Envelope]) -> list[Result]:
     """
     `consume()` for the events of one message, one result per envelope.
 
@@ -125,9 +120,6 @@ def consume_many(sub: bus.Subscription, envelopes: list[Envelope]) -> list[Resul
     none has: a record exists only once a handler failed); then every event
     is attempted on its own, in its own transaction, as by `consume()`.
     """
-    import uuid
-
-    Delivery, _ = _models()
     alias = sub.context.database
     label = sub.context.label
     ids = [uuid.UUID(str(envelope.id)) for envelope in envelopes]
@@ -156,7 +148,7 @@ def _counted(envelope: Envelope, result: Result) -> Result:
 
 
 def _consume(
-    sub: bus.Subscription,
+    sub: registry.Subscription,
     envelope: Envelope,
     alias: str,
     label: str,
@@ -165,7 +157,6 @@ def _consume(
     force: bool = False,
 ) -> Result:
     """Attempt unless the delivery record says someone else owns this event."""
-    Delivery, _ = _models()
     now = timezone.now()
     if delivery is not None and not force:
         if delivery.status == Delivery.Status.DEAD:
@@ -178,7 +169,7 @@ def _consume(
 
 
 def _attempt(
-    sub: bus.Subscription,
+    sub: registry.Subscription,
     envelope: Envelope,
     alias: str,
     label: str,
@@ -186,7 +177,6 @@ def _attempt(
     *,
     validated: bool = False,
 ) -> Result:
-    Delivery, _ = _models()
     attempt = (delivery.attempts if delivery else 0) + 1
     try:
         if not validated:
@@ -206,7 +196,7 @@ def _attempt(
         return Result(sub.name, label, Outcome.DEAD, error=str(exc))
     started = time.perf_counter()
     try:
-        outcome = bus.apply_validated(sub, envelope)
+        outcome = inbox.apply_validated(sub, envelope)
     except Exception as exc:
         EVENT_HANDLER_DURATION.labels(label, sub.name).observe(time.perf_counter() - started)
         error = f"{type(exc).__name__}: {exc}"
@@ -280,7 +270,6 @@ def _may_wait(exc: Exception, envelope: Envelope) -> bool:
 def _record_delivery(
     alias: str, label: str, envelope: Envelope, handler: str, **values: Any
 ) -> None:
-    Delivery, _ = _models()
     defaults = {
         "context": label,
         "event_type": envelope.type,
@@ -308,7 +297,6 @@ def _upsert(model, alias: str, event_id: str, handler: str, defaults: dict[str, 
 
 def _settle(alias: str, envelope: Envelope, handler: str, *, attempts: int) -> None:
     """A handler that had failed before has now applied the event."""
-    Delivery, DeadLetter = _models()
     now = timezone.now()
     with transaction.atomic(using=alias):
         Delivery.objects.using(alias).filter(event_id=envelope.id, handler=handler).update(
@@ -334,7 +322,6 @@ def dead_letter(
     attempts: int,
 ):
     """Keep an event a handler gave up on, with why, in the subscriber's alias."""
-    Delivery, DeadLetter = _models()
     now = timezone.now()
     with transaction.atomic(using=alias):
         letter = _upsert(
@@ -379,8 +366,6 @@ def dead_letter(
 
 def dead_letter_malformed(alias: str, label: str, raw: Any, error: str) -> None:
     """Keep a message that is not an event envelope at all (nothing can run it)."""
-    import uuid
-
     raw_dict = raw if isinstance(raw, dict) else {"raw": repr(raw)[:5000]}
     try:
         event_id = str(uuid.UUID(str(raw_dict.get("id"))))
@@ -412,7 +397,6 @@ def dead_letter_malformed(alias: str, label: str, raw: Any, error: str) -> None:
 
 def due_deliveries(alias: str, *, overdue_by: timedelta = timedelta(0), limit: int = 200):
     """Deliveries in `alias` waiting for a retry that is due (by at least `overdue_by`)."""
-    Delivery, _ = _models()
     cutoff = timezone.now() - overdue_by
     return list(
         Delivery.objects.using(alias)
@@ -421,8 +405,8 @@ def due_deliveries(alias: str, *, overdue_by: timedelta = timedelta(0), limit: i
     )
 
 
-def subscription_named(handler: str, label: str) -> bus.Subscription | None:
-    for sub in bus.all_subscriptions():
+def subscription_named(handler: str, label: str) -> registry.Subscription | None:
+    for sub in registry.all_subscriptions():
         if sub.name != handler:
             continue
         try:
@@ -460,7 +444,6 @@ def prepare_redrive(alias: str, letters) -> list:
     Returns the Delivery rows to attempt now. Malformed messages (no handler)
     cannot be redriven and are left as they are.
     """
-    Delivery, DeadLetter = _models()
     now = timezone.now()
     ready = []
     for letter in letters:

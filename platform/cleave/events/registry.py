@@ -1,21 +1,37 @@
 """
-The event-type registry: each type's name, version, owning context and schema.
+The registry: which event types exist, and who subscribes to them.
 
 Contexts declare their event types in `events.py` with `EventType(...)`; the
-context's AppConfig registers every `EventType` found in that module on ready.
-Payloads are validated against a JSON Schema on publish and on consumption.
+platform's AppConfig (`cleave.apps`) registers every `EventType` found in each
+context's module on ready. Payloads are validated against a JSON Schema on
+publish and on consumption.
+
+`@subscriber("type")` in a context's `handlers.py` registers a handler; the
+consumer (`cleave.events.consumer`) takes the handlers of an event from here,
+and the transports ask here whether an event has anywhere to go.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from importlib import import_module
 from types import ModuleType
 from typing import Any
 
 import fastjsonschema
+from django.apps import apps
+from django.conf import settings
 from jsonschema import Draft202012Validator
+
+from cleave.contexts import ContextConfig, context_for_module, is_local
+
+from .envelope import Envelope
+
+logger = logging.getLogger(__name__)
 
 # The formats the fast check knows, decided by the validator's own checkers.
 _FAST_FORMATS = {
@@ -143,13 +159,6 @@ def load_remote_types() -> None:
     if _remote_loaded:
         return
     _remote_loaded = True
-    import logging
-    from importlib import import_module
-
-    from django.conf import settings
-
-    from cleave.contexts import is_local
-
     package = settings.CLEAVE_CONTEXT_PACKAGE
     for label in settings.CLEAVE_ALL_CONTEXTS:
         if not package or is_local(label):
@@ -157,9 +166,7 @@ def load_remote_types() -> None:
         try:
             module = import_module(f"{package}.{label}.events")
         except Exception:  # a remote contract that cannot load is not validated
-            logging.getLogger(__name__).warning(
-                "Cannot load the event types of remote context %s", label, exc_info=True
-            )
+            logger.warning("Cannot load the event types of remote context %s", label, exc_info=True)
             continue
         for value in vars(module).values():
             if isinstance(value, EventType) and value.name not in _types:
@@ -183,3 +190,83 @@ STRING = {"type": "string"}
 NULLABLE_STRING = {"type": ["string", "null"]}
 POSITIVE_INT = {"type": "integer", "minimum": 1}
 DATETIME = {"type": "string", "format": "date-time"}
+
+
+# --- subscriptions ---------------------------------------------------------------
+
+Handler = Callable[[Envelope], None]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    pattern: str
+    func: Handler
+
+    @property
+    def name(self) -> str:
+        return f"{self.func.__module__}.{self.func.__qualname__}"
+
+    @cached_property
+    def context(self) -> ContextConfig:
+        cfg = context_for_module(self.func.__module__)
+        if cfg is None:
+            raise LookupError(f"Subscriber {self.name} does not belong to a local context")
+        return cfg
+
+    def matches(self, type_name: str) -> bool:
+        return fnmatch.fnmatchcase(type_name, self.pattern)
+
+
+_subscriptions: list[Subscription] = []
+
+
+def subscriber(*patterns: str) -> Callable[[Handler], Handler]:
+    """Register the decorated function as a handler for event types (globs allowed)."""
+    if not patterns:
+        raise TypeError("subscriber() needs at least one event type")
+
+    def decorate(func: Handler) -> Handler:
+        for pattern in patterns:
+            sub = Subscription(pattern, func)
+            if not any(s.pattern == pattern and s.name == sub.name for s in _subscriptions):
+                _subscriptions.append(sub)
+        return func
+
+    return decorate
+
+
+_found: dict[tuple[str, str | None], tuple[tuple, list[Subscription]]] = {}
+
+
+def subscriptions_for(
+    type_name: str, *, subscriber_context: str | None = None
+) -> list[Subscription]:
+    """The local subscriptions that receive `type_name` (optionally of one context)."""
+    # remembered per type until a subscription or the installed apps change
+    signature = (tuple(map(id, _subscriptions)), id(apps.app_configs))
+    key = (type_name, subscriber_context)
+    hit = _found.get(key)
+    if hit is not None and hit[0] == signature:
+        return list(hit[1])
+    found = _subscriptions_for(type_name, subscriber_context)
+    if len(_found) > 4096:
+        _found.clear()
+    _found[key] = (signature, found)
+    return list(found)
+
+
+def _subscriptions_for(type_name: str, subscriber_context: str | None) -> list[Subscription]:
+    found = []
+    for sub in _subscriptions:
+        module_context = context_for_module(sub.func.__module__)
+        if module_context is None or not is_local(module_context.label):
+            continue
+        if subscriber_context and module_context.label != subscriber_context:
+            continue
+        if sub.matches(type_name):
+            found.append(sub)
+    return found
+
+
+def all_subscriptions() -> list[Subscription]:
+    return list(_subscriptions)

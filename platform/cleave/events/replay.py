@@ -35,8 +35,9 @@ from django.utils import timezone
 
 from cleave.contexts import ContextConfig, all_contexts, get_context
 
-from . import bus, consumer
+from . import consumer, registry
 from .envelope import Envelope
+from .models import DeadLetter, Delivery, InboxRecord, OutboxEvent
 
 logger = logging.getLogger("cleave.events")
 
@@ -61,7 +62,6 @@ def event_log(
     *, type_pattern: str | None = None, since: datetime | None = None, chunk: int = 500
 ) -> Iterator[Envelope]:
     """Every local outbox's events, merged in commit order, optionally filtered."""
-    from .models import OutboxEvent
 
     def rows(alias: str):
         query = OutboxEvent.objects.using(alias).order_by("occurred_at", "id")
@@ -109,7 +109,7 @@ def replay(
         cfg = get_context(subscriber)
     except LookupError:
         raise ReplayError(f"No local context {subscriber!r}") from None
-    subs = [s for s in bus.all_subscriptions() if _owner(s) == cfg.label]
+    subs = [s for s in registry.all_subscriptions() if _owner(s) == cfg.label]
     if not subs:
         raise ReplayError(f"Context {subscriber!r} subscribes to no event")
     report = ReplayReport(subscriber=cfg.label, reset=reset)
@@ -125,15 +125,13 @@ def replay(
     return report
 
 
-def reset_read_model(cfg: ContextConfig, subs: list[bus.Subscription] | None = None) -> None:
+def reset_read_model(cfg: ContextConfig, subs: list[registry.Subscription] | None = None) -> None:
     """
     Empty a context's read model (its `replay.reset()` hook) and forget the
     inbox records of its handlers, in one transaction: an event delivered live
     in between would otherwise count twice, and a replay would skip events the
     inbox still remembers.
     """
-    from .models import InboxRecord  # models are imported once the app registry is ready
-
     hook = reset_hook(cfg)
     if hook is None:
         raise ReplayError(
@@ -141,7 +139,7 @@ def reset_read_model(cfg: ContextConfig, subs: list[bus.Subscription] | None = N
             "replay without --reset only fills gaps"
         )
     if subs is None:
-        subs = [s for s in bus.all_subscriptions() if _owner(s) == cfg.label]
+        subs = [s for s in registry.all_subscriptions() if _owner(s) == cfg.label]
     with transaction.atomic(using=cfg.database):
         hook()
         InboxRecord.objects.using(cfg.database).filter(
@@ -150,7 +148,7 @@ def reset_read_model(cfg: ContextConfig, subs: list[bus.Subscription] | None = N
     logger.warning("Reset the read model of %s for a replay", cfg.label)
 
 
-def _owner(sub: bus.Subscription) -> str | None:
+def _owner(sub: registry.Subscription) -> str | None:
     try:
         return sub.context.label
     except LookupError:
@@ -181,8 +179,6 @@ def prune(alias: str, *, older_than: timedelta, dry_run: bool = False) -> PruneR
     Dead letters still dead and deliveries still retrying are kept. What is
     pruned from the outbox can no longer be replayed.
     """
-    from .models import DeadLetter, Delivery, InboxRecord, OutboxEvent
-
     cutoff = timezone.now() - older_than
     queries = {
         "outbox": OutboxEvent.objects.using(alias).filter(

@@ -33,6 +33,8 @@ from kombu import Exchange, Queue, binding
 
 from cleave.contexts import all_contexts
 
+from .registry import all_subscriptions
+
 EVENTS_EXCHANGE = "cleave.events"
 DEAD_EXCHANGE = "cleave.dead"
 TASK_NAME = "cleave.events.handle"
@@ -86,8 +88,6 @@ def topic_pattern(glob: str) -> str:
 
 def context_patterns(label: str) -> list[str]:
     """The topic patterns a context's queue is bound with: one per subscribed glob."""
-    from .bus import all_subscriptions
-
     patterns = set()
     for sub in all_subscriptions():
         try:

@@ -16,13 +16,15 @@ import time
 import uuid
 from typing import Any
 
+from celery.exceptions import Reject
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.utils import timezone
 
 from cleave.contexts import all_contexts, get_context
 
-from . import bus, consumer, topology
+from . import broker, consumer, registry, topology
 from .envelope import Envelope
 
 logger = logging.getLogger("cleave.events")
@@ -49,8 +51,6 @@ def check_queues(app) -> None:
     `-Q orders` would consume a new, empty queue while the orders events pile
     up in `<prefix>orders`.
     """
-    from django.conf import settings
-
     local = {cfg.label for cfg in all_contexts()}
     known = set(settings.CLEAVE_ALL_CONTEXTS)
     default = getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "celery")
@@ -97,8 +97,6 @@ def handle(
     after a pause, so the broker keeps the message (the events of a batch
     that were applied meanwhile are dropped by the inbox when it returns).
     """
-    from celery.exceptions import Reject
-
     if context is not None:
         try:
             get_context(context)
@@ -139,11 +137,11 @@ def handle(
 
 def _subscribers(
     label: str, envelopes: list[Envelope], handlers: list[str] | None
-) -> list[tuple[bus.Subscription, list[Envelope]]]:
+) -> list[tuple[registry.Subscription, list[Envelope]]]:
     """Each subscription of `label` with the events (in message order) it receives."""
-    found: dict[str, tuple[bus.Subscription, list[Envelope]]] = {}
+    found: dict[str, tuple[registry.Subscription, list[Envelope]]] = {}
     for envelope in envelopes:
-        for sub in bus.subscriptions_for(envelope.type, subscriber_context=label):
+        for sub in registry.subscriptions_for(envelope.type, subscriber_context=label):
             if handlers and sub.name not in handlers:
                 continue
             found.setdefault(sub.name, (sub, []))[1].append(envelope)
@@ -155,8 +153,6 @@ def _schedule_retries(envelope: Envelope, results: list[consumer.Result]) -> Non
     for result in results:
         if result.outcome == consumer.Outcome.RETRY:
             by_context.setdefault(result.context, []).append(result)
-    from . import broker
-
     for label, failed in by_context.items():
         due = min(r.next_attempt_at for r in failed if r.next_attempt_at)
         countdown = max(0.0, (due - timezone.now()).total_seconds())

@@ -31,6 +31,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.conf import settings
+
 from .failures import CircuitOpen
 
 logger = logging.getLogger(__name__)
@@ -54,8 +56,6 @@ class Policy:
 
     @classmethod
     def from_settings(cls) -> Policy:
-        from django.conf import settings
-
         return cls(
             threshold=settings.CLEAVE_BREAKER_ERROR_THRESHOLD,
             min_calls=settings.CLEAVE_BREAKER_MIN_CALLS,

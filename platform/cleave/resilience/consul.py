@@ -34,6 +34,8 @@ import consul
 import requests
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.http.request import validate_host
+from gunicorn.util import parse_address
 
 from cleave.resilience.failures import NoHealthyInstances, ServiceUnavailable
 
@@ -229,8 +231,6 @@ def advertised_url(bind: str) -> str:
     """
     if settings.CLEAVE_ADVERTISE_URL:
         return settings.CLEAVE_ADVERTISE_URL.rstrip("/")
-    from gunicorn.util import parse_address
-
     address = parse_address(bind)
     if not isinstance(address, tuple):
         raise ValueError(
@@ -280,8 +280,6 @@ def register_local(bind: str) -> list[str]:
 
 def _warn_unless_allowed_host(url: str) -> None:
     """Log an error when Django would refuse requests for `url`'s host (its check included)."""
-    from django.http.request import validate_host
-
     host = urlsplit(url).hostname or ""
     domain = f"[{host}]" if ":" in host else host
     allowed = settings.ALLOWED_HOSTS

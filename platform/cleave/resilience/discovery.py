@@ -31,6 +31,8 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
+import requests
+
 logger = logging.getLogger(__name__)
 
 
@@ -58,8 +60,6 @@ class EnvSource:
 
 def probe_ready(url: str, timeout: float = 1.0) -> bool:
     """Whether the instance at `url` answers its readiness probe with 200."""
-    import requests
-
     try:
         return requests.get(f"{url}/ready", timeout=timeout).status_code == 200
     except requests.RequestException:

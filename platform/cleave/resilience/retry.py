@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import tenacity
+from django.conf import settings
 
 from .failures import CircuitOpen, is_technical
 
@@ -49,8 +50,6 @@ class RetryPolicy:
 
     @classmethod
     def from_settings(cls) -> RetryPolicy:
-        from django.conf import settings
-
         return cls(
             base=settings.CLEAVE_RETRY_BASE,
             cap=settings.CLEAVE_RETRY_MAX,

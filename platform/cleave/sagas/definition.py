@@ -172,6 +172,11 @@ def register(definition: SagaDefinition) -> SagaDefinition:
     return definition
 
 
+def unregister(name: str) -> SagaDefinition | None:
+    """Forget the definition `name` (a test's, a scenario's); return it, or None."""
+    return _definitions.pop(name, None)
+
+
 def get_definition(name: str) -> SagaDefinition:
     try:
         return _definitions[name]

@@ -5,10 +5,11 @@ The saga engine's names in one place, for callers that write `engine.run(...)`
 The engine itself lives in the modules beside this one (see the package's
 docstring). A name rebound here is not seen by them: to replace a seam in a
 test, patch it where it is looked up (`scheduling.get_runner`,
-`calls.invoke`, `monitor._on_timeout`, `runners._waker`).
+`calls.invoke`, `monitor.on_timeout`, `runners.waker`). These seams are
+public on purpose: a test wraps them, it never reaches into the engine.
 """
 
-from .calls import invoke as _invoke
+from .calls import invoke
 from .controls import (
     compensate,
     dispatch_resumable,
@@ -25,18 +26,18 @@ from .definition import (
     Step,
     StepFailed,
     StepFn,
-    _definitions,
     definitions,
     get_definition,
     register,
+    unregister,
 )
 from .driver import Started, run
 from .lease import acquire
-from .monitor import _on_timeout
-from .runners import TASK_NAME, CeleryRunner, InProcessRunner, _waker, queue_for
+from .monitor import on_timeout
+from .runners import TASK_NAME, CeleryRunner, InProcessRunner, queue_for, waker
 from .scheduling import Runner, get_runner, runner_name
 from .steplog import Superseded
-from .waits import _wait_delay
+from .waits import wait_delay
 
 __all__ = [
     "TASK_NAME",
@@ -51,17 +52,14 @@ __all__ = [
     "StepFailed",
     "StepFn",
     "Superseded",
-    "_definitions",
-    "_invoke",
-    "_on_timeout",
-    "_wait_delay",
-    "_waker",
     "acquire",
     "compensate",
     "definitions",
     "dispatch_resumable",
     "get_definition",
     "get_runner",
+    "invoke",
+    "on_timeout",
     "queue_for",
     "register",
     "request_cancel",
@@ -71,4 +69,7 @@ __all__ = [
     "run",
     "runner_name",
     "start",
+    "unregister",
+    "wait_delay",
+    "waker",
 ]

@@ -1,7 +1,7 @@
 """
 Step timeouts and the heartbeat: one daemon thread per process watches every
 participant call in flight, renews the lease of each while it lasts, and
-takes the saga from a driver whose call outlives its budget (`_on_timeout`).
+takes the saga from a driver whose call outlives its budget (`on_timeout`).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class Monitor:
     of the lease it renews the lease of each (the heartbeat), so a live
     driver keeps its saga however long a call takes, while a dead one's lease
     runs out quickly. When a call's budget passes first, its outcome is
-    unknown: `_on_timeout` (in a thread of its own, as it may go on to drive
+    unknown: `on_timeout` (in a thread of its own, as it may go on to drive
     the saga) takes the saga from the blocked driver. A call that returns in
     time costs one registration and nothing else.
     """
@@ -155,7 +155,7 @@ def _beat(entry: Watch) -> None:
 
 def _timeout_thread(entry: Watch) -> None:
     try:
-        _on_timeout(
+        on_timeout(
             alias=entry.alias,
             saga_id=entry.saga_id,
             log_id=entry.log.pk,
@@ -167,7 +167,7 @@ def _timeout_thread(entry: Watch) -> None:
         connections.close_all()  # this thread's own connections
 
 
-def _on_timeout(
+def on_timeout(
     *, alias: str, saga_id: UUID, log_id: int, started_at: datetime, owner: str, budget: float
 ) -> None:
     """

@@ -38,7 +38,7 @@ class InProcessRunner:
 
     def schedule(self, alias: str, saga_id: UUID, *, at: datetime | None = None) -> None:
         if at is not None and at > timezone.now():
-            _waker().add(at, alias, saga_id)
+            waker().add(at, alias, saga_id)
             return
         try:
             run(alias, saga_id)
@@ -121,6 +121,6 @@ def _wake(alias: str, saga_id: UUID) -> None:
         connections.close_all()  # this pool thread's own connections
 
 
-def _waker() -> _Waker:
+def waker() -> _Waker:
     """This process's waker."""
     return per_process(_Waker)

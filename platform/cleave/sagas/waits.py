@@ -49,7 +49,7 @@ class Wait(Exception):
         self.kind = kind
 
 
-def _wait_delay(failures: int) -> float:
+def wait_delay(failures: int) -> float:
     """
     Seconds a saga waits after its `failures`-th technical failure in a row:
     `CLEAVE_SAGA_WAIT_BASE * 2**(failures - 1)`, at most `CLEAVE_SAGA_WAIT_MAX`,
@@ -71,7 +71,7 @@ def wait(steplog: StepLog, prepared: SagaStepLog | None, failure: Wait) -> None:
     kinds = (Kind.COMPENSATION,) if failure.kind == Kind.COMPENSATION else (Kind.ACTION, Kind.QUERY)
     failures = steplog.unavailable(failure.index, kinds)
     now = timezone.now()
-    wake = now + timedelta(seconds=_wait_delay(failures))
+    wake = now + timedelta(seconds=wait_delay(failures))
     running = instance.state == State.RUNNING
     if running and instance.deadline is not None:
         wake = min(wake, instance.deadline)  # the deadline's compensation must not wait

@@ -1,7 +1,7 @@
 import uuid
 from decimal import Decimal
 
-from cleave.events.bus import HandlerOutcome
+from cleave.events.inbox import HandlerOutcome
 from cleave.testing import flows
 from contexts.analytics import queries
 from contexts.analytics.models import Counter, ProductSales

@@ -3,7 +3,7 @@ import uuid
 import pytest
 from django.db import transaction
 
-from cleave.events.bus import HandlerOutcome
+from cleave.events.inbox import HandlerOutcome
 from cleave.testing import flows
 from contexts.notifications import commands
 from contexts.notifications.handlers import on_order_cancelled

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from cleave.testing import customer_headers
+from cleave.testing import customer_headers, saga_steps  # noqa: F401 - a fixture for the tests here
 from contexts.catalog.models import Category, Product
 from contexts.inventory.models import StockItem
 from contexts.users.commands import customer_register

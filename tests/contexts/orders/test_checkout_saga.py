@@ -5,7 +5,6 @@ operator's refund, and payments whose outcome is unknown (timeouts).
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from decimal import Decimal
 from io import StringIO
@@ -50,17 +49,6 @@ def notifications(customer_id):
 
 def order_of(response) -> Order:
     return Order.objects.get(pk=response.json()["order_id"])
-
-
-def with_step(monkeypatch, name, **changes):
-    """Run checkouts with one step of the real definition changed, for this test."""
-    steps = tuple(
-        dataclasses.replace(step, **changes) if step.name == name else step
-        for step in sagas.CHECKOUT.steps
-    )
-    monkeypatch.setitem(
-        engine._definitions, "checkout", dataclasses.replace(sagas.CHECKOUT, steps=steps)
-    )
 
 
 def timeline(order: Order) -> list[tuple[str, str, str]]:
@@ -154,11 +142,11 @@ class HangingProvider(providers.FakeProvider):
 
 
 def test_a_payment_step_past_its_timeout_is_voided_and_a_late_capture_refunded(
-    api, shop, settings, monkeypatch
+    api, shop, settings, monkeypatch, saga_steps
 ):
     settings.CLEAVE_PAYMENT_PROVIDER = f"{__name__}.HangingProvider"
     HangingProvider.release.clear()
-    original = engine._on_timeout
+    original = engine.on_timeout
 
     def on_timeout(**kwargs):
         try:
@@ -166,8 +154,8 @@ def test_a_payment_step_past_its_timeout_is_voided_and_a_late_capture_refunded(
         finally:
             HangingProvider.release.set()  # ... and only then does the provider answer
 
-    monkeypatch.setattr("cleave.sagas.monitor._on_timeout", on_timeout)
-    with_step(monkeypatch, "process_payment", timeout=0.2)
+    monkeypatch.setattr("cleave.sagas.monitor.on_timeout", on_timeout)
+    saga_steps("checkout", "process_payment", timeout=0.2)
     add(api, shop, shop.tee, 1)
 
     order = order_of(checkout(api, shop, "tok_visa"))
@@ -225,7 +213,7 @@ def test_a_customer_cancels_a_pending_order_and_the_saga_compensates(api, shop, 
     assert notifications(shop.customer.id) == ["order_cancelled"]
 
 
-def test_a_cancellation_that_arrives_mid_checkout_refunds_the_payment(api, shop, monkeypatch):
+def test_a_cancellation_that_arrives_mid_checkout_refunds_the_payment(api, shop, saga_steps):
     add(api, shop, shop.tee, 1)
     original = sagas.process_payment
 
@@ -234,7 +222,7 @@ def test_a_cancellation_that_arrives_mid_checkout_refunds_the_payment(api, shop,
         commands.order_request_cancel(customer_id=shop.customer.id, order_id=saga.data["order_id"])
         return result
 
-    with_step(monkeypatch, "process_payment", action=pay_then_customer_cancels)
+    saga_steps("checkout", "process_payment", action=pay_then_customer_cancels)
 
     order = order_of(checkout(api, shop, "tok_visa"))
 

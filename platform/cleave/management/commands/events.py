@@ -13,9 +13,11 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import signal
 import threading
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -24,7 +26,7 @@ from django.db.models import Count
 
 from cleave import cli
 from cleave.contexts import all_contexts
-from cleave.events import consumer, relay, replay
+from cleave.events import broker, consumer, relay, replay, topology
 from cleave.events.models import DeadLetter, Delivery, OutboxEvent
 from cleave.events.transports import get_transport
 from cleave.metrics import serve_port
@@ -117,8 +119,6 @@ class Command(BaseCommand):
         json=False,
         **_,
     ):
-        import fnmatch
-
         for cfg in self._contexts(context):
             rows = OutboxEvent.objects.using(cfg.database).order_by("-occurred_at", "-id")
             if type and not set("*?[") & set(type):
@@ -145,8 +145,6 @@ class Command(BaseCommand):
                     break
 
     def do_dead(self, context=None, type=None, status=None, since=None, limit=50, **options):
-        import fnmatch
-
         verbose = options.get("verbose")
         for cfg in self._contexts(context):
             rows = DeadLetter.objects.using(cfg.database).order_by("-dead_at")
@@ -181,8 +179,6 @@ class Command(BaseCommand):
                 "dead": dead.get("dead", 0),
             }
         if get_transport().name == "celery":
-            from cleave.events import broker
-
             try:
                 depths = broker.queue_depths([cfg.label for cfg in contexts])
             except Exception as exc:
@@ -232,9 +228,6 @@ class Command(BaseCommand):
         self.stdout.flush()
 
     def do_redrive(self, context, ids=None, all=False, type=None, **_):
-        import fnmatch
-        import uuid
-
         (cfg,) = self._contexts(context)
         letters = DeadLetter.objects.using(cfg.database).filter(status=DeadLetter.Status.DEAD)
         if ids:
@@ -281,8 +274,6 @@ class Command(BaseCommand):
             )
 
     def do_topology(self, **_):
-        from cleave.events import broker, topology
-
         app = broker.celery_app()
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=2, timeout=5)

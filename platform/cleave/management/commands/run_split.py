@@ -9,12 +9,15 @@ Ctrl-C or SIGTERM stops every process it started.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import threading
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from honcho.manager import Manager
+from honcho.printer import Printer
 
 from cleave import split
 
@@ -23,8 +26,6 @@ class _LoggingPrinter:
     """honcho's printer, also appending each process's lines to its own log file."""
 
     def __init__(self, plan: split.Plan) -> None:
-        from honcho.printer import Printer
-
         self.plan = plan
         self.printer = Printer(sys.stdout)
         self.files: dict[str, object] = {}
@@ -89,8 +90,6 @@ class Command(BaseCommand):
         self._run(plan, seed=not no_seed)
 
     def _run(self, plan: split.Plan, *, seed: bool) -> None:
-        from honcho.manager import Manager
-
         manager = Manager(printer=_LoggingPrinter(plan))
         for name, argv, env in plan.commands():
             manager.add_process(name, " ".join(_quote(arg) for arg in argv), env=env, cwd=plan.root)
@@ -130,6 +129,4 @@ class Command(BaseCommand):
 
 
 def _quote(arg: str) -> str:
-    import shlex
-
     return shlex.quote(arg)
