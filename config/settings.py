@@ -48,6 +48,8 @@ CLEAVE_ALL_CONTEXTS = [
     "analytics",
 ]
 CLEAVE_CONTEXT_PACKAGE = "contexts"
+# each context's published contract is `<CLEAVE_CONTRACTS_PACKAGE>.<label>` (docs/architecture.md)
+CLEAVE_CONTRACTS_PACKAGE = "contracts"
 CLEAVE_CONTEXTS = local_context_names(CLEAVE_ALL_CONTEXTS, conf.value("CLEAVE_CONTEXTS"))
 CLEAVE_EVENT_TRANSPORT = conf.value("CLEAVE_EVENT_TRANSPORT")
 # This process's name in traces, metrics and logs: the contexts it serves when narrowed.

@@ -1,20 +1,14 @@
-"""Events the catalog context publishes."""
+"""
+Events the catalog context publishes.
 
-from cleave.events import EventType
-from cleave.events.registry import CURRENCY, MONEY, STRING, UUID, obj
+Declared in its contract (`contracts/catalog.py`), with the operations it
+publishes; re-exported here, where the platform looks for a context's event types.
+"""
 
-PRODUCT_CREATED = EventType(
-    "product.created",
-    version=1,
-    description="A product was added to the catalog.",
-    schema=obj(
-        {
-            "product_id": UUID,
-            "sku": STRING,
-            "name": STRING,
-            "price": MONEY,
-            "currency": CURRENCY,
-            "category": STRING,
-        }
-    ),
+from contracts.catalog import (
+    PRODUCT_CREATED,
 )
+
+__all__ = [
+    "PRODUCT_CREATED",
+]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from cleave.client import ServiceClient
+from contracts import catalog
 
 from .apps import ALIAS
 from .models import StockItem
@@ -18,7 +19,7 @@ def catalog_skus() -> list[str]:
     skus: list[str] = []
     page = 1
     while True:
-        body = client.get("/products", params={"page": page}).raise_for_status().json()
+        body = client.call(catalog.PRODUCT_LIST, params={"page": page}).raise_for_status().json()
         skus.extend(product["sku"] for product in body["results"])
         if not body.get("next"):
             return skus

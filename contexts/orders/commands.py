@@ -15,6 +15,7 @@ from cleave import sagas
 from cleave.api import ApplicationError, Conflict, NotFound
 from cleave.client import ServiceClient
 from cleave.events import publish
+from contracts import catalog
 
 from . import queries
 from .apps import ALIAS
@@ -51,7 +52,9 @@ def cart_ensure(*, customer_id: UUID) -> Cart:
 
 def _product(product_id: UUID) -> dict:
     """Read a product from the catalog's published API."""
-    response = ServiceClient("catalog", caller="orders").get(f"/products/{product_id}")
+    response = ServiceClient("catalog", caller="orders").call(
+        catalog.PRODUCT_GET, product_id=product_id
+    )
     if response.status_code == 404:
         raise ApplicationError(
             f"No product {product_id}.",

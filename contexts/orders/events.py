@@ -1,72 +1,18 @@
-"""Events the orders context publishes."""
+"""
+Events the orders context publishes.
 
-from cleave.events import EventType
-from cleave.events.registry import CURRENCY, MONEY, POSITIVE_INT, STRING, UUID, obj
+Declared in its contract (`contracts/orders.py`), with the operations it
+publishes; re-exported here, where the platform looks for a context's event types.
+"""
 
-LINE = obj(
-    {
-        "product_id": UUID,
-        "sku": STRING,
-        "name": STRING,
-        "unit_price": MONEY,
-        "quantity": POSITIVE_INT,
-        "line_total": MONEY,
-    }
-)
-LINES = {"type": "array", "items": LINE, "minItems": 1}
-
-ORDER_PLACED = EventType(
-    "order.placed",
-    version=1,
-    description="A customer checked out; the checkout saga starts.",
-    schema=obj(
-        {
-            "order_id": UUID,
-            "customer_id": UUID,
-            "lines": LINES,
-            "total": MONEY,
-            "currency": CURRENCY,
-        }
-    ),
+from contracts.orders import (
+    ORDER_CANCELLED,
+    ORDER_CONFIRMED,
+    ORDER_PLACED,
 )
 
-ORDER_CONFIRMED = EventType(
-    "order.confirmed",
-    version=1,
-    description="Stock is committed and the payment captured.",
-    schema=obj(
-        {
-            "order_id": UUID,
-            "customer_id": UUID,
-            "lines": LINES,
-            "total": MONEY,
-            "currency": CURRENCY,
-            "payment_id": UUID,
-        }
-    ),
-)
-
-ORDER_CANCELLED = EventType(
-    "order.cancelled",
-    version=1,
-    description="The order will not be fulfilled; `reason` says why.",
-    schema=obj(
-        {
-            "order_id": UUID,
-            "customer_id": UUID,
-            "reason": {
-                "enum": [
-                    "payment_declined",
-                    "out_of_stock",
-                    "user_invalid",
-                    "payment_error",
-                    "timeout",
-                    "customer_request",
-                    "service_unavailable",
-                ]
-            },
-            "total": MONEY,
-            "currency": CURRENCY,
-        }
-    ),
-)
+__all__ = [
+    "ORDER_CANCELLED",
+    "ORDER_CONFIRMED",
+    "ORDER_PLACED",
+]

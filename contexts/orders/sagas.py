@@ -3,13 +3,15 @@ The checkout saga, orchestrated by orders.
 
 place_order → validate_user → reserve_inventory → process_payment → confirm_order.
 
-Participants are called through their published APIs, each call with the
-step's idempotency key (`saga:<id>:<step>`), so a retried or resumed step gets
-the first answer back and never a second reservation or charge. When a
-reservation or a charge may have happened without the saga hearing of it (a
-timeout, a crash), the step's query finds it by that key; when the saga
-compensates, each compensation finds what its action did by the same key, and
-does nothing if the action never happened.
+Participants are called through the operations their contracts publish
+(`contracts/<label>.py`; `ServiceClient.call` checks each call against them
+before it leaves), each call with the step's idempotency key
+(`saga:<id>:<step>`), so a retried or resumed step gets the first answer back
+and never a second reservation or charge. When a reservation or a charge may
+have happened without the saga hearing of it (a timeout, a crash), the step's
+query finds it by that key; when the saga compensates, each compensation finds
+what its action did by the same key, and does nothing if the action never
+happened.
 
 Compensations, in reverse: put committed stock back (a refund of a confirmed
 order), void the payment (refund it if captured, settle it with the provider
@@ -24,7 +26,9 @@ from uuid import UUID
 from django.conf import settings
 
 from cleave.client import ServiceClient, ServiceResponse
+from cleave.contracts import Operation
 from cleave.sagas import OutcomeUnknown, SagaContext, SagaDefinition, Step, StepFailed, register
+from contracts import inventory, payments, users
 
 from . import commands
 from .models import Order
@@ -40,8 +44,9 @@ CALL_TIMEOUT = 10.0
 PAYMENT_TIMEOUT = 30.0  # a card network may be slow
 
 
-def _client(service: str) -> ServiceClient:
-    return ServiceClient(service, caller=CALLER)
+def _call(operation: Operation, **kwargs) -> ServiceResponse:
+    """Make one operation of a participant's contract, as orders."""
+    return ServiceClient(operation.context, caller=CALLER).call(operation, **kwargs)
 
 
 def _found(response: ServiceResponse) -> dict | None:
@@ -81,7 +86,7 @@ def cancel_order(saga: SagaContext) -> dict:
 
 
 def validate_user(saga: SagaContext) -> dict:
-    response = _client("users").get(f"/customers/{saga.data['customer_id']}")
+    response = _call(users.CUSTOMER_GET, customer_id=saga.data["customer_id"])
     if response.status_code == 404:
         raise StepFailed("user_invalid", "unknown customer")
     response.raise_for_status()
@@ -94,8 +99,8 @@ def validate_user(saga: SagaContext) -> dict:
 
 
 def reserve_inventory(saga: SagaContext) -> dict:
-    response = _client("inventory").post(
-        "/reservations",
+    response = _call(
+        inventory.RESERVATION_CREATE,
         json={"order_id": saga.data["order_id"], "lines": saga.data["lines"]},
         idempotency_key=saga.key,
     )
@@ -107,8 +112,8 @@ def reserve_inventory(saga: SagaContext) -> dict:
 
 def _reservation_by_key(saga: SagaContext) -> dict | None:
     return _found(
-        _client("inventory").get(
-            "/reservations",
+        _call(
+            inventory.RESERVATION_FIND_BY_KEY,
             params={"idempotency_key": saga.idempotency_key("reserve_inventory")},
         )
     )
@@ -131,8 +136,9 @@ def release_inventory(saga: SagaContext) -> dict:
         if found is None:
             return {}  # nothing was reserved (a late one expires on its own)
         reservation_id = found["id"]
-    _client("inventory").post(
-        f"/reservations/{reservation_id}/release",
+    _call(
+        inventory.RESERVATION_RELEASE,
+        reservation_id=reservation_id,
         json={"reason": saga.failure_reason or "cancelled"},
         idempotency_key=saga.key,
     ).raise_for_status()
@@ -165,8 +171,8 @@ def _payment_outcome(payment: dict) -> dict:
 
 
 def process_payment(saga: SagaContext) -> dict:
-    response = _client("payments").post(
-        "/charges",
+    response = _call(
+        payments.CHARGE_CREATE,
         json={
             "order_id": saga.data["order_id"],
             "customer_id": saga.data["customer_id"],
@@ -182,8 +188,9 @@ def process_payment(saga: SagaContext) -> dict:
 def find_payment(saga: SagaContext) -> dict | None:
     """Was the order charged? Asked by key when the charge's answer was lost."""
     payment = _found(
-        _client("payments").get(
-            "/charges", params={"idempotency_key": saga.idempotency_key("process_payment")}
+        _call(
+            payments.CHARGE_FIND_BY_KEY,
+            params={"idempotency_key": saga.idempotency_key("process_payment")},
         )
     )
     return None if payment is None else _payment_outcome(payment)
@@ -191,8 +198,8 @@ def find_payment(saga: SagaContext) -> dict | None:
 
 def void_payment(saga: SagaContext) -> dict:
     """Refund the charge if captured, settle it if pending, fence its key if it never came."""
-    response = _client("payments").post(
-        "/charges/void",
+    response = _call(
+        payments.CHARGE_VOID,
         json={
             "idempotency_key": saga.idempotency_key("process_payment"),
             "order_id": saga.data["order_id"],
@@ -213,8 +220,8 @@ def void_payment(saga: SagaContext) -> dict:
 
 def confirm_order(saga: SagaContext) -> dict:
     reservation_id = saga.data["reservation_id"]
-    response = _client("inventory").post(
-        f"/reservations/{reservation_id}/commit", idempotency_key=saga.key
+    response = _call(
+        inventory.RESERVATION_COMMIT, reservation_id=reservation_id, idempotency_key=saga.key
     )
     if response.status_code == 409:
         raise StepFailed("timeout", "the reservation expired before the order was confirmed")
@@ -241,8 +248,9 @@ def return_inventory(saga: SagaContext) -> dict:
     """Put committed stock back on the shelf; a reservation never committed is left as it is."""
     reservation_id = saga.data.get("reservation_id")
     if reservation_id:
-        _client("inventory").post(
-            f"/reservations/{reservation_id}/return",
+        _call(
+            inventory.RESERVATION_RETURN,
+            reservation_id=reservation_id,
             json={"reason": saga.failure_reason or "returned"},
             idempotency_key=saga.key,
         ).raise_for_status()

@@ -1,18 +1,16 @@
-"""Events the users context publishes."""
+"""
+Events the users context publishes.
 
-from cleave.events import EventType
-from cleave.events.registry import DATETIME, STRING, UUID, obj
+Declared in its contract (`contracts/users.py`), with the operations it
+publishes; re-exported here, where the platform looks for a context's event types.
+"""
 
-USER_CREATED = EventType(
-    "user.created",
-    version=1,
-    description="A customer registered.",
-    schema=obj({"customer_id": UUID, "email": STRING, "name": STRING, "created_at": DATETIME}),
+from contracts.users import (
+    USER_BLOCKED,
+    USER_CREATED,
 )
 
-USER_BLOCKED = EventType(
-    "user.blocked",
-    version=1,
-    description="An operator blocked a customer.",
-    schema=obj({"customer_id": UUID}),
-)
+__all__ = [
+    "USER_BLOCKED",
+    "USER_CREATED",
+]

@@ -1,7 +1,11 @@
 """
 The service client: call another context's published HTTP API.
 
-    ServiceClient("inventory", caller="orders").post("/reservations", json={...})
+    ServiceClient("inventory", caller="orders").call(inventory.RESERVATION_CREATE, json={...})
+
+Contexts call the operations of each other's contracts (`call()`, which checks
+the call against them first, see `cleave.contracts`); `request()` and its
+shorthands take a raw path, for the platform's own calls and tests.
 
 When the target context runs in this process the call is dispatched through
 Django's URL routing to the view without a socket (the same authentication,
@@ -51,6 +55,7 @@ from opentelemetry.trace import SpanKind
 
 from cleave import db, flow, observability
 from cleave.contexts import alias_for, is_local
+from cleave.contracts import ContractViolation, Operation, check_call
 from cleave.metrics import SERVICE_CALL_DURATION
 from cleave.resilience import breaker as breakers
 from cleave.resilience import discovery
@@ -66,6 +71,7 @@ from cleave.security import SERVICE_TOKEN_HEADER, service_token_for
 
 __all__ = [
     "CircuitOpen",
+    "ContractViolation",
     "NoHealthyInstances",
     "ServiceClient",
     "ServiceError",
@@ -426,6 +432,36 @@ class ServiceClient:
             )
         logger.debug("%s %s %s -> %s", self.caller, method, full_path, response.status_code)
         return response
+
+    def call(
+        self,
+        operation: Operation,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        idempotency_key: str | None = None,
+        **path_params: Any,
+    ) -> ServiceResponse:
+        """
+        Make one operation of the target's contract (`cleave.contracts`):
+
+            client.call(inventory.RESERVATION_RELEASE, reservation_id=rid, json={...})
+
+        Before anything is sent, the operation must be one the target publishes
+        and the caller's contract lists, the caller must be granted its
+        permission, and the path parameters, body and query must match it;
+        otherwise `ContractViolation` (a bug in the caller, never retried).
+        """
+        check_call(operation, caller=self.caller, target=self.service)
+        return self.request(
+            operation.method,
+            operation.build_path(path_params),
+            json=operation.request_body(json),
+            params=operation.query_params(params),
+            headers=headers,
+            idempotency_key=idempotency_key,
+        )
 
     def get(self, path: str, **kwargs: Any) -> ServiceResponse:
         return self.request("GET", path, **kwargs)

@@ -101,10 +101,11 @@ def write_module(root: Path, dotted: str, source: str = "") -> Path:
 
 @pytest.fixture
 def fake_tree(tmp_path: Path) -> Path:
-    """A minimal clean tree: `cleave`, `config` and seven empty context packages."""
+    """A minimal clean tree: `cleave`, `config`, `contracts` and seven empty context packages."""
     write_module(tmp_path, "cleave")
     write_module(tmp_path, "cleave.events", "import cleave\n")
     write_module(tmp_path, "config", "import cleave\n")
+    write_module(tmp_path, "contracts", "import cleave.events\n")
     for name in CONTEXTS:
         write_module(tmp_path, f"contexts.{name}", "import cleave.events\n")
     return tmp_path
@@ -180,6 +181,7 @@ def test_a_copy_of_the_project_with_one_cross_context_import_is_refused(tmp_path
         (PROJECT_ROOT / "platform" / "cleave", tmp_path / "cleave"),
         (PROJECT_ROOT / "contexts", tmp_path / "contexts"),
         (PROJECT_ROOT / "config", tmp_path / "config"),
+        (PROJECT_ROOT / "contracts", tmp_path / "contracts"),
     ]:
         shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
     shortcut = tmp_path / "contexts" / "orders" / "shortcut.py"
@@ -197,6 +199,7 @@ def copy_of_the_project(root: Path) -> Path:
         (PROJECT_ROOT / "platform" / "cleave", root / "cleave"),
         (PROJECT_ROOT / "contexts", root / "contexts"),
         (PROJECT_ROOT / "config", root / "config"),
+        (PROJECT_ROOT / "contracts", root / "contracts"),
     ]:
         shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
     return root

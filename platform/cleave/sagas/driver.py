@@ -96,7 +96,7 @@ def run(alias: str, saga_id: UUID, *, started: Started | None = None) -> SagaIns
 
 
 def _backoff(attempt: int) -> float:
-    base = float(getattr(settings, "CLEAVE_SAGA_RETRY_BASE", 0.05))
+    base = float(settings.CLEAVE_SAGA_RETRY_BASE)
     return base * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)  # noqa: S311 - jitter
 
 

@@ -38,7 +38,7 @@ def new_owner() -> str:
 
 
 def lease_seconds() -> float:
-    return float(getattr(settings, "CLEAVE_SAGA_LEASE_SECONDS", 30))
+    return float(settings.CLEAVE_SAGA_LEASE_SECONDS)
 
 
 def lease_until(now: datetime) -> datetime:

@@ -37,10 +37,9 @@ _RUNNERS: dict[str, str] = {
 
 def runner_name() -> str:
     """`CLEAVE_SAGA_RUNNER`, which follows `CLEAVE_EVENT_TRANSPORT` unless set."""
-    name = getattr(settings, "CLEAVE_SAGA_RUNNER", None)
+    name = settings.CLEAVE_SAGA_RUNNER
     if not name:
-        transport = getattr(settings, "CLEAVE_EVENT_TRANSPORT", "inprocess")
-        name = "celery" if transport == "celery" else "inprocess"
+        name = "celery" if settings.CLEAVE_EVENT_TRANSPORT == "celery" else "inprocess"
     if name not in _RUNNERS:
         raise ImproperlyConfigured(f"CLEAVE_SAGA_RUNNER={name!r} is not one of {sorted(_RUNNERS)}")
     return name

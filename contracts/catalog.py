@@ -1,0 +1,80 @@
+"""The catalog context's contract: product events, and the public shop window."""
+
+from cleave.contracts import ContextContract, Operation, Problem
+from cleave.events import EventType
+
+from ._schemas import CURRENCY, MONEY, NULLABLE_STRING, POSITIVE_INT, STRING, UUID, answer, obj
+
+CONTEXT = "catalog"
+
+# --- events ------------------------------------------------------------------------------
+
+PRODUCT_CREATED = EventType(
+    "product.created",
+    version=1,
+    description="A product was added to the catalog.",
+    schema=obj(
+        {
+            "product_id": UUID,
+            "sku": STRING,
+            "name": STRING,
+            "price": MONEY,
+            "currency": CURRENCY,
+            "category": STRING,
+        }
+    ),
+)
+
+# --- operations --------------------------------------------------------------------------
+
+PRODUCT = answer(
+    {
+        "id": UUID,
+        "sku": STRING,
+        "name": STRING,
+        "description": STRING,
+        "price": MONEY,
+        "currency": STRING,
+        "category": STRING,
+    }
+)
+
+PRODUCT_LIST = Operation(
+    CONTEXT,
+    "product_list",
+    "GET",
+    "/products",
+    permission=None,
+    query=obj(
+        {"page": POSITIVE_INT, "search": STRING, "category": STRING},
+        required=[],
+    ),
+    answer=answer(
+        {
+            "count": {"type": "integer"},
+            "next": NULLABLE_STRING,
+            "results": {"type": "array", "items": PRODUCT},
+        },
+        required=["count", "results"],
+    ),
+    problems=(Problem(404, "not-found", "a page past the last one"),),
+    description="Active products, a page at a time (`next` is null on the last page).",
+)
+
+PRODUCT_GET = Operation(
+    CONTEXT,
+    "product_get",
+    "GET",
+    "/products/{product_id}",
+    permission=None,
+    answer=PRODUCT,
+    problems=(Problem(404, "not-found", "no active product has this id"),),
+    description="One product, with its current price.",
+)
+
+CONTRACT = ContextContract(
+    CONTEXT,
+    events=(PRODUCT_CREATED,),
+    operations=(PRODUCT_LIST, PRODUCT_GET),
+    description="Products and categories; every endpoint is public.",
+)

@@ -1,0 +1,99 @@
+"""The orders context's contract: order events; it calls the checkout's participants."""
+
+from cleave.contracts import ContextContract
+from cleave.events import EventType
+
+from . import catalog, inventory, payments, users
+from ._schemas import CURRENCY, MONEY, POSITIVE_INT, STRING, UUID, obj
+
+CONTEXT = "orders"
+
+# --- events ------------------------------------------------------------------------------
+
+LINE = obj(
+    {
+        "product_id": UUID,
+        "sku": STRING,
+        "name": STRING,
+        "unit_price": MONEY,
+        "quantity": POSITIVE_INT,
+        "line_total": MONEY,
+    }
+)
+LINES = {"type": "array", "items": LINE, "minItems": 1}
+
+ORDER_PLACED = EventType(
+    "order.placed",
+    version=1,
+    description="A customer checked out; the checkout saga starts.",
+    schema=obj(
+        {
+            "order_id": UUID,
+            "customer_id": UUID,
+            "lines": LINES,
+            "total": MONEY,
+            "currency": CURRENCY,
+        }
+    ),
+)
+
+ORDER_CONFIRMED = EventType(
+    "order.confirmed",
+    version=1,
+    description="Stock is committed and the payment captured.",
+    schema=obj(
+        {
+            "order_id": UUID,
+            "customer_id": UUID,
+            "lines": LINES,
+            "total": MONEY,
+            "currency": CURRENCY,
+            "payment_id": UUID,
+        }
+    ),
+)
+
+ORDER_CANCELLED = EventType(
+    "order.cancelled",
+    version=1,
+    description="The order will not be fulfilled; `reason` says why.",
+    schema=obj(
+        {
+            "order_id": UUID,
+            "customer_id": UUID,
+            "reason": {
+                "enum": [
+                    "payment_declined",
+                    "out_of_stock",
+                    "user_invalid",
+                    "payment_error",
+                    "timeout",
+                    "customer_request",
+                    "service_unavailable",
+                ]
+            },
+            "total": MONEY,
+            "currency": CURRENCY,
+        }
+    ),
+)
+
+CONTRACT = ContextContract(
+    CONTEXT,
+    events=(ORDER_PLACED, ORDER_CONFIRMED, ORDER_CANCELLED),
+    calls=(
+        # the cart: a product's current price
+        catalog.PRODUCT_GET,
+        # the checkout saga (contexts/orders/sagas.py): its actions, queries, compensations
+        users.CUSTOMER_GET,
+        inventory.RESERVATION_CREATE,
+        inventory.RESERVATION_FIND_BY_KEY,
+        inventory.RESERVATION_RELEASE,
+        inventory.RESERVATION_COMMIT,
+        inventory.RESERVATION_RETURN,
+        payments.CHARGE_CREATE,
+        payments.CHARGE_FIND_BY_KEY,
+        payments.CHARGE_VOID,
+    ),
+    description="Carts, orders and the checkout saga that orchestrates them.",
+)

@@ -1,0 +1,133 @@
+"""The payments context's contract: payment events, and charges for the checkout."""
+
+from cleave.contracts import ContextContract, Operation, Problem
+from cleave.events import EventType
+
+from ._schemas import CURRENCY, DATETIME, MONEY, STRING, UUID, answer, obj
+
+CONTEXT = "payments"
+
+# --- events ------------------------------------------------------------------------------
+
+_PAYMENT = {
+    "payment_id": UUID,
+    "order_id": UUID,
+    "customer_id": UUID,
+    "amount": MONEY,
+    "currency": CURRENCY,
+}
+
+PAYMENT_COMPLETED = EventType(
+    "payment.completed",
+    version=1,
+    description="A charge was captured.",
+    schema=obj(_PAYMENT),
+)
+
+PAYMENT_FAILED = EventType(
+    "payment.failed",
+    version=1,
+    description="A charge was declined, or the provider failed or timed out.",
+    schema=obj(
+        {
+            **_PAYMENT,
+            "reason": {
+                "type": "string",
+                "enum": ["declined", "error", "timeout", "invalid_method"],
+            },
+        }
+    ),
+)
+
+PAYMENT_REFUNDED = EventType(
+    "payment.refunded",
+    version=1,
+    description="A captured charge was refunded in full.",
+    schema=obj(_PAYMENT),
+)
+
+# --- operations --------------------------------------------------------------------------
+
+PAYMENT = answer(
+    {
+        "id": UUID,
+        "order_id": UUID,
+        "customer_id": UUID,
+        "amount": MONEY,
+        "currency": STRING,
+        # captured, declined, failed, refunded, or pending while the provider is silent
+        "status": STRING,
+        # declined, error, timeout, invalid_method, voided; blank when captured
+        "failure_reason": STRING,
+        "created_at": DATETIME,
+    }
+)
+CHARGE = {
+    "order_id": UUID,
+    "customer_id": UUID,
+    "amount": MONEY,
+    "currency": CURRENCY,
+    "payment_method": STRING,
+}
+
+CHARGE_CREATE = Operation(
+    CONTEXT,
+    "charge_create",
+    "POST",
+    "/charges",
+    permission="payments:write",
+    request=obj(CHARGE),
+    answer=PAYMENT,
+    statuses=(201, 200),
+    description=(
+        "Charge an order; declined is an answer, not an error. `pending` when the provider "
+        "did not answer in time. 200 with the first payment for a repeated key."
+    ),
+)
+
+CHARGE_FIND_BY_KEY = Operation(
+    CONTEXT,
+    "charge_find_by_key",
+    "GET",
+    "/charges",
+    permission="payments:read",
+    query=obj({"idempotency_key": STRING}),
+    answer=PAYMENT,
+    problems=(Problem(404, "not-found", "no charge was made with this key"),),
+    description="The charge made with an Idempotency-Key: a lost answer, found again.",
+)
+
+CHARGE_VOID = Operation(
+    CONTEXT,
+    "charge_void",
+    "POST",
+    "/charges/void",
+    permission="payments:write",
+    request=obj({"idempotency_key": STRING, **CHARGE}),
+    answer=PAYMENT,
+    problems=(
+        Problem(503, "payment-provider-unavailable", "a pending charge could not be settled"),
+    ),
+    description=(
+        "Settle the charge made with a key: captured becomes refunded, pending is settled "
+        "with the provider, none yet is fenced (`failed`, `voided`); idempotent."
+    ),
+)
+
+PAYMENT_REFUND = Operation(
+    CONTEXT,
+    "payment_refund",
+    "POST",
+    "/{payment_id}/refund",
+    permission="payments:write",
+    answer=PAYMENT,
+    problems=(Problem(503, "payment-provider-unavailable", "the provider could not refund"),),
+    description="Refund a captured payment; any other status is answered unchanged.",
+)
+
+CONTRACT = ContextContract(
+    CONTEXT,
+    events=(PAYMENT_COMPLETED, PAYMENT_FAILED, PAYMENT_REFUNDED),
+    operations=(CHARGE_CREATE, CHARGE_FIND_BY_KEY, CHARGE_VOID, PAYMENT_REFUND),
+    description="Charges through the payment provider, refunds, voids.",
+)
