@@ -17,6 +17,8 @@ from cleave.env import (
     env_int,
     env_list,
     load_secret,
+    proxy_ssl_header,
+    require_strong_secrets,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -27,6 +29,18 @@ DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 DEBUG = env_bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = load_secret("DJANGO_SECRET_KEY", DATA_DIR / "secret_key")
+CLEAVE_JWT_SECRET = load_secret("CLEAVE_JWT_SECRET", DATA_DIR / "jwt_secret")
+CLEAVE_SERVICE_JWT_SECRET = load_secret("CLEAVE_SERVICE_JWT_SECRET", DATA_DIR / "service_secret")
+if not DEBUG:
+    # Every process but a developer's DEBUG one: a short key can be guessed, and
+    # one value for two secrets makes a leak of either a leak of both.
+    require_strong_secrets(
+        {
+            "DJANGO_SECRET_KEY": (SECRET_KEY, 50),
+            "CLEAVE_JWT_SECRET": (CLEAVE_JWT_SECRET, 32),
+            "CLEAVE_SERVICE_JWT_SECRET": (CLEAVE_SERVICE_JWT_SECRET, 32),
+        }
+    )
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", default="localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", default="")
 # Behind a gateway that asks each service by its own name (a mesh routes by Host) and
@@ -88,6 +102,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI's files, served from here: no CDN, a version pinned in pyproject.toml
+    "drf_spectacular_sidecar",
     "cleave",
     *[f"{CLEAVE_CONTEXT_PACKAGE}.{name}" for name in CLEAVE_CONTEXTS],
 ]
@@ -200,6 +216,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         # a split process's document includes the other groups' operations
@@ -220,8 +239,7 @@ if conf.value("CLEAVE_CACHE_URL"):
     }
 
 # --- security -------------------------------------------------------------------
-CLEAVE_JWT_SECRET = load_secret("CLEAVE_JWT_SECRET", DATA_DIR / "jwt_secret")
-CLEAVE_SERVICE_JWT_SECRET = load_secret("CLEAVE_SERVICE_JWT_SECRET", DATA_DIR / "service_secret")
+# (CLEAVE_JWT_SECRET and CLEAVE_SERVICE_JWT_SECRET are read and checked at the top)
 CLEAVE_JWT_ISSUER = conf.value("CLEAVE_JWT_ISSUER")
 CLEAVE_ACCESS_TOKEN_TTL = conf.value("CLEAVE_ACCESS_TOKEN_TTL")
 CLEAVE_REFRESH_TOKEN_TTL = conf.value("CLEAVE_REFRESH_TOKEN_TTL")
@@ -267,11 +285,27 @@ CLEAVE_ADVERTISE_URL = conf.value("CLEAVE_ADVERTISE_URL")
 # An instance that refused a connection is skipped until its /ready answers 200
 # again; it is probed every PROBE_INTERVAL seconds.
 CLEAVE_DISCOVERY_PROBE_INTERVAL = conf.value("CLEAVE_DISCOVERY_PROBE_INTERVAL")
+
+# --- HTTPS (see docs/operations.md, "HTTPS") -----------------------------------------
+# Off by default: a development machine serves plain HTTP. Production behind TLS
+# turns them on; `manage.py check --deploy` then reports none of W004, W008,
+# W012 and W016.
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+# The header a TLS-terminating proxy sets to "https" (`X-Forwarded-Proto`); only
+# behind a proxy that always sets or strips it, or clients could claim HTTPS.
+SECURE_PROXY_SSL_HEADER = proxy_ssl_header("DJANGO_SECURE_PROXY_SSL_HEADER")
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
+# probes and the scraper ask over plain HTTP inside the network
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$", r"^metrics$"]
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# A refused CSRF check answers problem details (HTML only to a browser outside /api/).
+CSRF_FAILURE_VIEW = "cleave.api.csrf_failure"
 
 # --- sagas ------------------------------------------------------------------------
 CLEAVE_SAGA_LEASE_SECONDS = conf.value("CLEAVE_SAGA_LEASE_SECONDS")

@@ -12,14 +12,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from cleave import sagas
-from cleave.api import ApplicationError, Conflict, NotFound
+from cleave.api import ApplicationError, Conflict, NotFound, invalid
 from cleave.client import ServiceClient
 from cleave.events import publish
 from contracts import catalog
 
 from . import queries
 from .apps import ALIAS
-from .models import Cart, CartItem, Order, OrderLine
+from .models import MAX_QUANTITY, Cart, CartItem, Order, OrderLine
 
 CHECKOUT_SAGA = "checkout"
 
@@ -96,6 +96,14 @@ def cart_add_item(*, customer_id: UUID, product_id: UUID, quantity: int) -> Cart
                 quantity=quantity,
             )
         else:
+            # checked on the locked line: concurrent additions cannot pass it together
+            if item.quantity + quantity > MAX_QUANTITY:
+                raise invalid(
+                    "quantity",
+                    f"A cart holds at most {MAX_QUANTITY} of one product.",
+                    detail=f"A cart holds at most {MAX_QUANTITY} of one product "
+                    f"({item.quantity} are in it).",
+                )
             item.quantity += quantity
             item.unit_price = product["price"]
             item.save(using=ALIAS, update_fields=["quantity", "unit_price"])
@@ -115,9 +123,10 @@ def _own_item(customer_id: UUID, item_id: UUID) -> CartItem:
 
 
 def cart_update_item(*, customer_id: UUID, item_id: UUID, quantity: int) -> CartItem:
-    if quantity < 1:
+    if not 1 <= quantity <= MAX_QUANTITY:
         raise ApplicationError(
-            "Quantity must be at least 1.", errors={"quantity": ["Must be ≥ 1."]}
+            f"Quantity must be from 1 to {MAX_QUANTITY}.",
+            errors={"quantity": [f"Must be from 1 to {MAX_QUANTITY}."]},
         )
     with transaction.atomic(using=ALIAS):
         item = _own_item(customer_id, item_id)
@@ -432,3 +441,4 @@ def order_refund(
     sagas.compensate(ALIAS, order.saga_id, reason)
     order.refresh_from_db(using=ALIAS)
     return order
+

@@ -4,6 +4,11 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+# The most of one product a cart line holds, however it got there: one request
+# asks for at most this many, and repeated additions stop at it too
+# (commands.cart_add_item).
+MAX_QUANTITY = 1000
+
 
 def _currency() -> str:
     return settings.CLEAVE_CURRENCY

@@ -3,8 +3,10 @@ Operator views of the platform tables: outbox, inbox, deliveries, dead
 letters, saga instances.
 
 These tables exist once per context alias, so each list has a "context" filter
-choosing the alias (the first local context by default), and a detail page
-finds its row in whichever alias holds it.
+choosing the alias, and a detail page finds its row in whichever alias holds
+it. Without a choice a list opens on the first local context whose table holds
+rows (the orders alias holds every checkout saga), so it never opens on an
+empty page while another alias has something to show.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs
 
 from django.contrib import admin, messages
+from django.db import DatabaseError, models
 from django.http import HttpRequest
 
 from cleave.contexts import all_contexts
@@ -25,7 +28,8 @@ def _aliases() -> list[tuple[str, str]]:
     return [(cfg.database, cfg.label) for cfg in all_contexts()]
 
 
-def _alias_from_request(request: HttpRequest) -> str | None:
+def _alias_from_request(request: HttpRequest, model: type[models.Model]) -> str | None:
+    """The alias the operator chose, else the first local one where `model` has rows."""
     if hasattr(request, "_cleave_alias"):
         return request._cleave_alias
     wanted = request.GET.get(ALIAS_PARAM)
@@ -34,23 +38,41 @@ def _alias_from_request(request: HttpRequest) -> str | None:
     known = dict(_aliases())
     if wanted in known:
         return wanted
-    return _aliases()[0][0] if _aliases() else None
+    chosen = getattr(request, "_cleave_default_aliases", None)
+    if chosen is None:
+        chosen = request._cleave_default_aliases = {}
+    if model not in chosen:
+        chosen[model] = _first_alias_with_rows(model)
+    return chosen[model]
+
+
+def _first_alias_with_rows(model: type[models.Model]) -> str | None:
+    aliases = [alias for alias, _label in _aliases()]
+    for alias in aliases:
+        try:
+            if model._default_manager.using(alias).exists():
+                return alias
+        except DatabaseError:  # an alias that is down shows its own error when chosen
+            continue
+    return aliases[0] if aliases else None
 
 
 class ContextFilter(admin.SimpleListFilter):
     title = "context"
     parameter_name = ALIAS_PARAM
 
+    def __init__(self, request, params, model, model_admin):
+        super().__init__(request, params, model, model_admin)
+        # the alias the list shows, chosen or not, is the one marked selected
+        self.current = _alias_from_request(request, model)
+
     def lookups(self, request, model_admin):
         return _aliases()
 
     def choices(self, changelist):
-        current = (
-            _alias_from_request(changelist.request) if hasattr(changelist, "request") else None
-        )
         for alias, label in self.lookup_choices:
             yield {
-                "selected": (self.value() or current) == alias,
+                "selected": self.current == alias,
                 "query_string": changelist.get_query_string({self.parameter_name: alias}),
                 "display": label,
             }
@@ -63,7 +85,7 @@ class PerAliasAdmin(admin.ModelAdmin):
     """A ModelAdmin for a platform table that lives in every context alias."""
 
     def get_queryset(self, request):
-        return super().get_queryset(request).using(_alias_from_request(request))
+        return super().get_queryset(request).using(_alias_from_request(request, self.model))
 
     def get_object(self, request, object_id, from_field=None):
         for alias, _label in _aliases():
@@ -198,7 +220,7 @@ class SagaStepInline(admin.TabularInline):
     verbose_name_plural = "step timeline"
 
     def get_queryset(self, request):
-        return super().get_queryset(request).using(_alias_from_request(request))
+        return super().get_queryset(request).using(_alias_from_request(request, SagaInstance))
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

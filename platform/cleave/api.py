@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from rest_framework import exceptions, pagination, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -292,6 +293,34 @@ def handler403(request, exception=None) -> JsonResponse:
     return problem_response(403, "Not allowed", "You may not access this resource.")
 
 
+def csrf_failure(request, reason: str = "") -> HttpResponse:
+    """
+    `CSRF_FAILURE_VIEW`: a 403 problem, like every other error. Only a browser
+    (an `Accept` naming `text/html`) outside `/api/` gets Django's HTML page: an
+    operator whose admin form went stale. The reason stays in the log.
+    """
+    logger.warning("CSRF check failed for %s %s: %s", request.method, request.path, reason)
+    browser = "text/html" in request.headers.get("Accept", "")
+    if browser and not request.path.startswith("/api/"):
+        from django.views.csrf import csrf_failure as html_csrf_failure
+
+        return html_csrf_failure(request, reason=reason)
+    body = problem(
+        403,
+        "CSRF check failed",
+        "The request's CSRF token is missing or wrong. An API client authenticates "
+        "with a bearer or service token instead of a session cookie.",
+        code="csrf-failed",
+    )
+    return JsonResponse(body, status=403, content_type=PROBLEM_CONTENT_TYPE)
+
+
+# C0 and C1 controls and DEL (CR, LF, NUL, ESC...), the Unicode line and
+# paragraph separators, and the bidirectional overrides and isolates that make
+# text display in another order than it is stored ("Trojan Source").
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
 class _OnlyStrings:
     """
     Refuse a JSON number where a string is expected. DRF's string fields take
@@ -304,16 +333,55 @@ class _OnlyStrings:
         return super().to_internal_value(data)
 
 
-class Text(_OnlyStrings, serializers.CharField):
-    """A string field of a request body (not a number that could become one)."""
+class _NoControlCharacters:
+    """
+    Refuse control characters: a CR or LF in a name would start a new line in
+    an email header, a log line or a CSV export; the others only hide text.
+    """
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if _CONTROL.search(value):
+            raise serializers.ValidationError(
+                "Must not contain control characters (line breaks, tabs and the like).",
+                code="invalid",
+            )
+        return value
+
+
+class Text(_OnlyStrings, _NoControlCharacters, serializers.CharField):
+    """
+    A one-line string field of a request body: a string (not a number that
+    could become one), without control characters.
+    """
+
+
+class Secret(_OnlyStrings, serializers.CharField):
+    """
+    A string taken as the client typed it, any character included (a password
+    or a token): it is only compared or hashed, never shown or written out.
+    """
 
 
 class EmailText(_OnlyStrings, serializers.EmailField):
     """An email address field of a request body."""
 
 
-class PatternText(_OnlyStrings, serializers.RegexField):
+class PatternText(_OnlyStrings, _NoControlCharacters, serializers.RegexField):
     """A string field of a request body that must match a pattern."""
+
+
+class WholeNumber(serializers.IntegerField):
+    """
+    An integer field of a request body that takes JSON integers only. DRF's
+    IntegerField also takes `"2"`, `2.0`, `true` and digits of other scripts
+    (`"٢"`); the OpenAPI document says integer, and so does this API.
+    """
+
+    def to_internal_value(self, data):
+        if not isinstance(data, int) or isinstance(data, bool):
+            raise serializers.ValidationError("Must be a whole number.", code="invalid")
+        return super().to_internal_value(data)
 
 
 class PageNumberPagination(pagination.PageNumberPagination):

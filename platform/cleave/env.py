@@ -158,3 +158,44 @@ def env_str(name: str, *, default: str = "") -> str:
     """A string (surrounding space dropped); unset or blank: `default`."""
     raw = _given(name)
     return default if raw is None else raw
+
+
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
+
+
+def proxy_ssl_header(name: str) -> tuple[str, str] | None:
+    """
+    Django's `SECURE_PROXY_SSL_HEADER` from a header name (`X-Forwarded-Proto`):
+    a request is secure when the proxy set that header to `https`. Unset or
+    blank: None (no proxy is trusted to say so).
+    """
+    raw = _given(name)
+    if raw is None:
+        return None
+    if not _HEADER_NAME.match(raw):
+        raise ImproperlyConfigured(
+            f"{name} must be a header name like X-Forwarded-Proto, not {os.environ[name]!r}"
+        )
+    return "HTTP_" + raw.upper().replace("-", "_"), "https"
+
+
+def require_strong_secrets(secrets_by_name: dict[str, tuple[str, int]]) -> None:
+    """
+    Refuse to start with a secret shorter than its minimum, or with one value
+    given to two secrets. `secrets_by_name` maps each variable to its value and
+    minimum length; the error names the variables, never the values.
+    """
+    for name, (value, minimum) in secrets_by_name.items():
+        if len(value) < minimum:
+            raise ImproperlyConfigured(
+                f"{name} must be at least {minimum} characters long, not {len(value)} "
+                f"(make one with: python -c 'import secrets; print(secrets.token_hex(32))')"
+            )
+    names_by_value: dict[str, list[str]] = {}
+    for name, (value, _minimum) in secrets_by_name.items():
+        names_by_value.setdefault(value, []).append(name)
+    for names in names_by_value.values():
+        if len(names) > 1:
+            raise ImproperlyConfigured(
+                f"{' and '.join(names)} must differ: each secret needs its own value"
+            )

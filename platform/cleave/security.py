@@ -5,7 +5,8 @@ Customers authenticate with short-lived access JWTs and rotate them with refresh
 JWTs (`CLEAVE_JWT_SECRET`). Services, and operators' scripts, authenticate with
 service JWTs (`X-Service-Token`, `CLEAVE_SERVICE_JWT_SECRET`) that carry a
 service name and a list of permissions such as `inventory:write`. Both are
-HS256-signed with PyJWT and checked for issuer, audience, expiry and type.
+HS256-signed with PyJWT and checked for issuer, audience, expiry and type;
+their times must be JSON numbers.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ CUSTOMER_AUDIENCE = "cleave:customer"
 SERVICE_AUDIENCE = "cleave:service"
 ALGORITHM = "HS256"
 SERVICE_TOKEN_HEADER = "X-Service-Token"
+_TIME_CLAIMS = ("exp", "iat", "nbf")
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,12 @@ def _decode(token: str, secret: str, audience: str, token_type: str) -> dict[str
         raise TokenError("The token has expired.") from exc
     except jwt.PyJWTError as exc:
         raise TokenError("The token is invalid.") from exc
+    # PyJWT compares `int(claims["exp"])`, so a numeric string ("9999999999")
+    # passes; RFC 7519 says a NumericDate is a JSON number.
+    for name in _TIME_CLAIMS:
+        value = claims.get(name)
+        if name in claims and (not isinstance(value, int | float) or isinstance(value, bool)):
+            raise TokenError("The token is invalid.")
     if claims.get("typ") != token_type:
         raise TokenError(f"A {token_type} token is required.")
     return claims

@@ -237,3 +237,50 @@ def test_a_view_with_read_and_write_permissions_checks_each_by_method():
     assert check(SimpleNamespace(method="GET", user=staff), view)
     assert not check(SimpleNamespace(method="POST", user=staff), view)
     assert not check(SimpleNamespace(method="GET", user=AnonymousUser()), view)
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+def test_a_token_whose_time_is_a_numeric_string_is_rejected(settings, claim):
+    # PyJWT compares int(claims["exp"]): a string passes it, signed with the right secret
+    now = int(time.time())
+    times = {"iat": now, "exp": now + 600, "nbf": now - 10}
+    forged = jwt.encode(
+        _claims(settings, **{**times, claim: str(times[claim])}),
+        settings.CLEAVE_SERVICE_JWT_SECRET,
+        algorithm="HS256",
+    )
+
+    with pytest.raises(TokenError, match="invalid"):
+        decode_service_token(forged)
+
+
+@pytest.mark.parametrize("value", [True, None, [1], "9999999999"])
+def test_a_customer_token_whose_expiry_is_not_a_number_is_refused(api, settings, value):
+    now = int(time.time())
+    forged = jwt.encode(
+        {
+            "iss": settings.CLEAVE_JWT_ISSUER,
+            "aud": security.CUSTOMER_AUDIENCE,
+            "sub": str(uuid.uuid4()),
+            "typ": "access",
+            "iat": now,
+            "exp": value,
+            "jti": uuid.uuid4().hex,
+        },
+        settings.CLEAVE_JWT_SECRET,
+        algorithm="HS256",
+    )
+
+    with pytest.raises(TokenError):
+        decode_customer_token(forged)
+    response = api.get("/api/users/me", headers={"Authorization": f"Bearer {forged}"})
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/problem+json"
+
+
+def test_a_token_with_a_fractional_expiry_is_still_accepted(settings):
+    # RFC 7519's NumericDate may have a fraction; only non-numbers are refused
+    claims = _claims(settings, exp=time.time() + 60.5)
+    token = jwt.encode(claims, settings.CLEAVE_SERVICE_JWT_SECRET, algorithm="HS256")
+
+    assert decode_service_token(token).name == "orders"

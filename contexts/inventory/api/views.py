@@ -6,7 +6,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cleave.api import Text, idempotency_key
+from cleave.api import Text, WholeNumber, idempotency_key
 from cleave.openapi import problem_answer
 from cleave.security import ServicePermission
 
@@ -22,7 +22,7 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 
 class LineInput(serializers.Serializer):
     sku = Text(max_length=commands.SKU_MAX_LENGTH, trim_whitespace=False)
-    quantity = serializers.IntegerField(min_value=1, max_value=commands.MAX_QUANTITY)
+    quantity = WholeNumber(min_value=1, max_value=commands.MAX_QUANTITY)
 
 
 class StockOutput(serializers.Serializer):

@@ -6,11 +6,12 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cleave.api import Text, idempotency_key
+from cleave.api import Text, WholeNumber, idempotency_key
 from cleave.openapi import problem_answer
 from cleave.security import IsCustomer
 
 from .. import commands, queries
+from ..models import MAX_QUANTITY
 
 MONEY = {"max_digits": 12, "decimal_places": 2, "coerce_to_string": True}
 
@@ -66,7 +67,7 @@ class CartItemsView(APIView):
 
     class Input(serializers.Serializer):
         product_id = serializers.UUIDField()
-        quantity = serializers.IntegerField(min_value=1, max_value=1000)
+        quantity = WholeNumber(min_value=1, max_value=MAX_QUANTITY)
 
     @extend_schema(
         request=Input,
@@ -88,7 +89,7 @@ class CartItemView(APIView):
     permission_classes = (IsCustomer,)
 
     class Input(serializers.Serializer):
-        quantity = serializers.IntegerField(min_value=1, max_value=1000)
+        quantity = WholeNumber(min_value=1, max_value=MAX_QUANTITY)
 
     @extend_schema(request=Input, responses={200: CartItemOutput}, summary="Change quantity")
     def patch(self, request, item_id):

@@ -8,7 +8,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cleave.api import EmailText, Text
+from cleave.api import EmailText, Secret, Text
 from cleave.openapi import problem_answer
 from cleave.security import IsCustomer, ServicePermission
 
@@ -30,7 +30,7 @@ class RegisterView(APIView):
 
     class Input(serializers.Serializer):
         email = EmailText(max_length=254)
-        password = Text(min_length=8, max_length=128, trim_whitespace=False)
+        password = Secret(min_length=8, max_length=128, trim_whitespace=False)
         name = Text(max_length=200)
 
         def validate(self, attrs):
@@ -73,7 +73,7 @@ class TokenView(APIView):
 
     class Input(serializers.Serializer):
         email = Text(max_length=254)
-        password = Text(max_length=128, trim_whitespace=False)
+        password = Secret(max_length=128, trim_whitespace=False)
 
     @extend_schema(
         request=Input,

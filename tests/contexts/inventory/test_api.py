@@ -138,6 +138,18 @@ def test_without_an_idempotency_key_each_request_reserves(api):
             {"order_id": str(uuid.uuid4()), "lines": [{"sku": "A", "quantity": "x"}]},
             "lines.0.quantity",
         ),
+        *[
+            # JSON integers only: not a string, a float, other digits or a boolean
+            (
+                {"order_id": str(uuid.uuid4()), "lines": [{"sku": "A", "quantity": q}]},
+                "lines.0.quantity",
+            )
+            for q in ("2", 2.0, "٢", True)
+        ],
+        (
+            {"order_id": str(uuid.uuid4()), "lines": [{"sku": "A\nB", "quantity": 1}]},
+            "lines.0.sku",
+        ),
         (
             {"order_id": str(uuid.uuid4()), "lines": [{"sku": "A" * 65, "quantity": 1}]},
             "lines.0.sku",

@@ -134,3 +134,39 @@ def test_a_failing_catalog_is_a_502_problem_not_a_500(api, shop, failing_catalog
     assert response["Content-Type"] == "application/problem+json"
     assert response.json()["type"].endswith("/dependency-failed")
     assert "boom" not in response.content.decode()  # the other service's body stays inside
+
+
+@pytest.mark.parametrize("quantity", ["2", 1.0, "٢", True], ids=repr)
+def test_a_quantity_must_be_a_json_integer(api, shop, quantity):
+    added = post_item(api, shop, shop.tee.id, quantity)
+    item = add(api, shop, shop.mug, 1)
+    changed = api.patch(
+        f"/api/orders/cart/items/{item['id']}",
+        {"quantity": quantity},
+        format="json",
+        headers=shop.headers,
+    )
+
+    for response in (added, changed):
+        assert response.status_code == 400
+        assert response["Content-Type"] == "application/problem+json"
+        assert "quantity" in response.json()["errors"]
+    cart = api.get("/api/orders/cart", headers=shop.headers).json()
+    assert [(i["sku"], i["quantity"]) for i in cart["items"]] == [("MUG-1", 1)]
+
+
+def test_repeated_additions_stop_at_the_most_one_request_may_ask(api, shop):
+    from contexts.orders.models import MAX_QUANTITY
+
+    add(api, shop, shop.tee, MAX_QUANTITY - 1)
+    add(api, shop, shop.tee, 1)
+
+    response = post_item(api, shop, shop.tee.id, 1)
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["errors"] == {
+        "quantity": [f"A cart holds at most {MAX_QUANTITY} of one product."]
+    }
+    cart = api.get("/api/orders/cart", headers=shop.headers).json()
+    assert [(i["sku"], i["quantity"]) for i in cart["items"]] == [("TEE-1", MAX_QUANTITY)]

@@ -146,3 +146,24 @@ def test_customer_lookup_is_for_services_with_users_read(api):
     assert api.get(url, headers=service_headers("orders:read")).status_code == 403
     response = api.get(url, headers=service_headers("users:read"))
     assert response.status_code == 200 and response.json()["status"] == "active"
+
+
+@unit
+@pytest.mark.parametrize(
+    "name",
+    ["Ada\r\nBcc: mallory@example.com", "Ada\nLovelace", "Ada\x00", "Ada\x1b[2J", "Ada\u202e"],
+    ids=repr,
+)
+def test_a_name_with_control_characters_is_refused(api, name):
+    response = register(api, name=name)
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    assert "name" in response.json()["errors"]
+    assert not Customer.objects.exists()
+
+
+@unit
+def test_a_password_is_taken_as_typed_control_characters_included(api):
+    assert register(api, password="correct\thorse battery").status_code == 201
+    assert tokens(api, password="correct\thorse battery").status_code == 200
