@@ -243,6 +243,7 @@ if conf.value("CLEAVE_CACHE_URL"):
 CLEAVE_JWT_ISSUER = conf.value("CLEAVE_JWT_ISSUER")
 CLEAVE_ACCESS_TOKEN_TTL = conf.value("CLEAVE_ACCESS_TOKEN_TTL")
 CLEAVE_REFRESH_TOKEN_TTL = conf.value("CLEAVE_REFRESH_TOKEN_TTL")
+CLEAVE_EMAIL_VERIFY_MAX_AGE = conf.value("CLEAVE_EMAIL_VERIFY_MAX_AGE")
 CLEAVE_SERVICE_TOKEN_TTL = conf.value("CLEAVE_SERVICE_TOKEN_TTL")
 # What each calling context may do when it calls another context's API. The
 # service client mints a short-lived token with exactly these permissions.

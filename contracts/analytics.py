@@ -15,6 +15,8 @@ SUMMARY_GET = Operation(
     answer=answer(
         {
             "users_registered": {"type": "integer"},
+            "users_verified": {"type": "integer"},
+            "users_deleted": {"type": "integer"},
             "orders_confirmed": {"type": "integer"},
             "orders_cancelled": {"type": "integer"},
             "revenue": STRING,

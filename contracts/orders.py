@@ -55,7 +55,8 @@ ORDER_CONFIRMED = EventType(
 
 ORDER_CANCELLED = EventType(
     "order.cancelled",
-    version=1,
+    # 2: `customer_blocked` and `customer_deleted` (a consumer of 1 refuses them)
+    version=2,
     description="The order will not be fulfilled; `reason` says why.",
     schema=obj(
         {
@@ -70,6 +71,8 @@ ORDER_CANCELLED = EventType(
                     "timeout",
                     "customer_request",
                     "service_unavailable",
+                    "customer_blocked",
+                    "customer_deleted",
                 ]
             },
             "total": MONEY,

@@ -19,8 +19,67 @@ USER_CREATED = EventType(
 USER_BLOCKED = EventType(
     "user.blocked",
     version=1,
-    description="An operator blocked a customer.",
+    description="An operator blocked a customer: their tokens stop working, checkouts stop.",
     schema=obj({"customer_id": UUID}),
+)
+
+USER_UPDATED = EventType(
+    "user.updated",
+    version=1,
+    description=(
+        "A customer's name or email changed (by the customer or an operator): `changed` "
+        "names what changed, the other fields are the current values."
+    ),
+    schema=obj(
+        {
+            "customer_id": UUID,
+            "email": STRING,
+            "name": STRING,
+            "email_verified": {"type": "boolean"},
+            "changed": {
+                "type": "array",
+                "minItems": 1,
+                "uniqueItems": True,
+                "items": {"enum": ["name", "email"]},
+            },
+            "updated_at": DATETIME,
+        }
+    ),
+)
+
+USER_VERIFICATION_REQUESTED = EventType(
+    "user.verification_requested",
+    version=1,
+    description=(
+        "A customer's email address needs confirming (at registration, or after a change): "
+        "the signed token proves the address once posted to `POST /api/users/verify`."
+    ),
+    schema=obj(
+        {
+            "customer_id": UUID,
+            "email": STRING,
+            "name": STRING,
+            "token": STRING,
+            "expires_at": DATETIME,
+        }
+    ),
+)
+
+USER_VERIFIED = EventType(
+    "user.verified",
+    version=1,
+    description="A customer confirmed their email address.",
+    schema=obj({"customer_id": UUID, "email": STRING, "verified_at": DATETIME}),
+)
+
+USER_DELETED = EventType(
+    "user.deleted",
+    version=1,
+    description=(
+        "A customer's account was deleted (by themselves or an operator): every context "
+        "forgets their personal data and their tokens stop working."
+    ),
+    schema=obj({"customer_id": UUID, "deleted_at": DATETIME}),
 )
 
 # --- operations --------------------------------------------------------------------------
@@ -31,6 +90,7 @@ CUSTOMER = answer(
         "email": STRING,
         "name": STRING,
         "status": STRING,
+        "email_verified": {"type": "boolean"},
         "created_at": DATETIME,
     }
 )
@@ -46,9 +106,45 @@ CUSTOMER_GET = Operation(
     description="A customer, to check it exists and is `active`.",
 )
 
+CUSTOMER_LIST = Operation(
+    CONTEXT,
+    "customer_list",
+    "GET",
+    "/customers",
+    permission="users:read",
+    query=obj(
+        {
+            "email": STRING,
+            "status": {"enum": ["active", "blocked"]},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 100},
+            "offset": {"type": "integer", "minimum": 0},
+        },
+        required=[],
+    ),
+    answer=answer(
+        {
+            "count": {"type": "integer", "minimum": 0},
+            "limit": {"type": "integer"},
+            "offset": {"type": "integer"},
+            "results": {"type": "array", "items": CUSTOMER},
+        }
+    ),
+    description=(
+        "Customers by email (exact, or a prefix ending in `*`) and status, oldest first, "
+        "`limit` (10, at most 100) from `offset`."
+    ),
+)
+
 CONTRACT = ContextContract(
     CONTEXT,
-    events=(USER_CREATED, USER_BLOCKED),
-    operations=(CUSTOMER_GET,),
-    description="Customers: registration, tokens, blocking.",
+    events=(
+        USER_CREATED,
+        USER_BLOCKED,
+        USER_UPDATED,
+        USER_VERIFICATION_REQUESTED,
+        USER_VERIFIED,
+        USER_DELETED,
+    ),
+    operations=(CUSTOMER_GET, CUSTOMER_LIST),
+    description="Customers: registration, verification, tokens, changes, blocking, deletion.",
 )

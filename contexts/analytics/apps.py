@@ -9,4 +9,10 @@ class AnalyticsConfig(ContextConfig):
     label = "analytics"
     database = ALIAS
     verbose_name = "Analytics"
-    subscribes = ("user.created", "order.confirmed", "order.cancelled")
+    subscribes = (
+        "user.created",
+        "user.verified",
+        "user.deleted",
+        "order.confirmed",
+        "order.cancelled",
+    )

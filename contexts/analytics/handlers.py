@@ -18,6 +18,17 @@ def on_user_created(envelope: Envelope) -> None:
     commands.counter_add(name=Counter.USERS_REGISTERED)
 
 
+@subscriber("user.verified")
+def on_user_verified(envelope: Envelope) -> None:
+    commands.counter_add(name=Counter.USERS_VERIFIED)
+
+
+@subscriber("user.deleted")
+def on_user_deleted(envelope: Envelope) -> None:
+    """Counted, nothing else: analytics keeps no one's personal data, only totals."""
+    commands.counter_add(name=Counter.USERS_DELETED)
+
+
 @subscriber("order.confirmed")
 def on_order_confirmed(envelope: Envelope) -> None:
     data = envelope.data

@@ -13,6 +13,8 @@ class Counter(models.Model):
     """A named running total. Counts are whole numbers; `revenue` is money."""
 
     USERS_REGISTERED = "users_registered"
+    USERS_VERIFIED = "users_verified"
+    USERS_DELETED = "users_deleted"
     ORDERS_CONFIRMED = "orders_confirmed"
     ORDERS_CANCELLED = "orders_cancelled"
     REVENUE = "revenue"

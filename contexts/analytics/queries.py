@@ -24,6 +24,8 @@ def summary() -> dict[str, Any]:
     top = ProductSales.objects.using(ALIAS).order_by("-quantity", "-revenue", "sku")[:TOP_PRODUCTS]
     return {
         "users_registered": int(counters.get(Counter.USERS_REGISTERED, 0)),
+        "users_verified": int(counters.get(Counter.USERS_VERIFIED, 0)),
+        "users_deleted": int(counters.get(Counter.USERS_DELETED, 0)),
         "orders_confirmed": int(counters.get(Counter.ORDERS_CONFIRMED, 0)),
         "orders_cancelled": int(counters.get(Counter.ORDERS_CANCELLED, 0)),
         "revenue": _money(counters.get(Counter.REVENUE, Decimal(0))),

@@ -9,4 +9,13 @@ class NotificationsConfig(ContextConfig):
     label = "notifications"
     database = ALIAS
     verbose_name = "Notifications"
-    subscribes = ("user.created", "order.confirmed", "order.cancelled")
+    subscribes = (
+        "user.created",
+        "user.verification_requested",
+        "user.updated",
+        "user.verified",
+        "user.blocked",
+        "user.deleted",
+        "order.confirmed",
+        "order.cancelled",
+    )

@@ -38,17 +38,32 @@ def _send_after_commit(
         )
 
 
-def recipient_upsert(*, customer_id: UUID, email: str, name: str) -> Recipient:
+def _locked_recipient(customer_id: UUID) -> Recipient | None:
+    return Recipient.objects.using(ALIAS).select_for_update().filter(pk=customer_id).first()
+
+
+def recipient_upsert(
+    *, customer_id: UUID, email: str, name: str, verified: bool | None = None
+) -> Recipient | None:
     """
-    Record where to write to a customer.
+    Record where to write to a customer (`verified`: whether the address is
+    proven; None leaves it as it is, a new address is unproven).
 
     Notifications that arrived before the customer was known are sent once
-    this commits.
+    this commits. An erased customer stays erased: None.
     """
     with transaction.atomic(using=ALIAS):
-        recipient, _ = Recipient.objects.using(ALIAS).update_or_create(
-            customer_id=customer_id, defaults={"email": email, "name": name}
-        )
+        recipient = _locked_recipient(customer_id)
+        if recipient is not None and recipient.erased_at is not None:
+            return None
+        if recipient is None:
+            recipient = Recipient(customer_id=customer_id)
+        elif recipient.email != email:
+            recipient.verified_at = None
+        recipient.email, recipient.name = email, name
+        if verified is not None:
+            recipient.verified_at = (recipient.verified_at or timezone.now()) if verified else None
+        recipient.save(using=ALIAS)
         waiting = list(
             Notification.objects.using(ALIAS).filter(
                 customer_id=customer_id, status=Notification.Status.PENDING
@@ -56,6 +71,45 @@ def recipient_upsert(*, customer_id: UUID, email: str, name: str) -> Recipient:
         )
         _send_after_commit(waiting)
     return recipient
+
+
+def recipient_verified(*, customer_id: UUID, email: str) -> Recipient | None:
+    """
+    The customer proved `email`: the recipient says so (if that is still its
+    address), and verification mails not yet sent are cancelled.
+    """
+    with transaction.atomic(using=ALIAS):
+        recipient = _locked_recipient(customer_id)
+        if recipient is None or recipient.erased_at is not None or recipient.email != email:
+            return recipient
+        if recipient.verified_at is None:
+            recipient.verified_at = timezone.now()
+            recipient.save(using=ALIAS, update_fields=["verified_at"])
+        Notification.objects.using(ALIAS).filter(
+            customer_id=customer_id,
+            kind=Notification.Kind.VERIFY_EMAIL,
+            status__in=(Notification.Status.PENDING, Notification.Status.FAILED),
+        ).update(status=Notification.Status.CANCELLED, error="the address is verified")
+    return recipient
+
+
+def recipient_erase(*, customer_id: UUID) -> None:
+    """
+    Forget a deleted customer: the recipient becomes a tombstone without
+    address or name, their notifications lose address, subject and body
+    (kind, status and times stay, for the counts), and nothing more is sent.
+    """
+    now = timezone.now()
+    with transaction.atomic(using=ALIAS):
+        Recipient.objects.using(ALIAS).update_or_create(
+            customer_id=customer_id,
+            defaults={"email": "", "name": "", "verified_at": None, "erased_at": now},
+        )
+        mine = Notification.objects.using(ALIAS).filter(customer_id=customer_id)
+        mine.exclude(status=Notification.Status.SENT).update(
+            status=Notification.Status.CANCELLED, error="the customer was deleted"
+        )
+        mine.update(address="", subject="(erased)", body="")
 
 
 def notification_create(
@@ -66,13 +120,16 @@ def notification_create(
     subject: str,
     body: str,
     recipient: Recipient | None = None,
+    address: str = "",
 ) -> tuple[Notification, bool]:
     """
     Store the notification of `kind` for one event and send it after commit.
 
     One event gives at most one notification of a kind: a repeat returns the
     stored one and sends nothing. `recipient`: the customer's address, when
-    the caller has just read it (else it is read when sending).
+    the caller has just read it (else it is read when sending); `address`:
+    where to send it instead (a verification mail goes to the address it
+    verifies).
     """
     with transaction.atomic(using=ALIAS, savepoint=False):
         try:
@@ -83,6 +140,7 @@ def notification_create(
                     kind=kind,
                     customer_id=customer_id,
                     channel=Notification.Channel.EMAIL,
+                    address=address,
                     subject=subject[:255],
                     body=body,
                 )
@@ -107,15 +165,21 @@ def notification_send(*, notification_id: UUID) -> Notification:
 
 
 def _send(notification: Notification, recipient: Recipient | None = None) -> Notification:
-    if notification.status == Notification.Status.SENT:
+    if notification.status in (Notification.Status.SENT, Notification.Status.CANCELLED):
         return notification
     unsent = (
         Notification.objects.using(ALIAS)
         .filter(pk=notification.pk)
-        .exclude(status=Notification.Status.SENT)
+        .exclude(status__in=(Notification.Status.SENT, Notification.Status.CANCELLED))
     )
     if recipient is None:
         recipient = Recipient.objects.using(ALIAS).filter(pk=notification.customer_id).first()
+    stop = _why_not_send(notification, recipient)
+    if stop:
+        with transaction.atomic(using=ALIAS):
+            unsent.update(status=Notification.Status.CANCELLED, error=stop)
+        notification.status, notification.error = Notification.Status.CANCELLED, stop
+        return notification
     if recipient is None:
         with transaction.atomic(using=ALIAS):
             unsent.update(error=NO_RECIPIENT)
@@ -126,7 +190,7 @@ def _send(notification: Notification, recipient: Recipient | None = None) -> Not
             notification.subject,
             notification.body,
             settings.DEFAULT_FROM_EMAIL,
-            [recipient.email],
+            [notification.address or recipient.email],
             fail_silently=False,
         )
     except Exception as exc:  # any backend failure (SMTP, file system) is recorded
@@ -142,3 +206,15 @@ def _send(notification: Notification, recipient: Recipient | None = None) -> Not
     else:  # sent meanwhile by another delivery
         notification.refresh_from_db(using=ALIAS)
     return notification
+
+
+def _why_not_send(notification: Notification, recipient: Recipient | None) -> str:
+    """Why a notification must never go out now (empty: it may)."""
+    if recipient is not None and recipient.erased_at is not None:
+        return "the customer was deleted"
+    if notification.kind == Notification.Kind.VERIFY_EMAIL and recipient is not None:
+        if recipient.email != notification.address:
+            return "the address is no longer the customer's"
+        if recipient.verified_at is not None:
+            return "the address is verified"
+    return ""

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from cleave import revocations
 from cleave.events import Envelope, subscriber
+from cleave.events.replay import redact
 
 from . import commands, queries
+from .apps import ALIAS
 from .models import Notification, Recipient
 
 SHOP_NAME = "Cleave"
@@ -24,6 +27,8 @@ CANCELLATION_REASONS = {
     "user_invalid": "we could not verify your account",
     "customer_request": "you asked us to cancel it",
     "service_unavailable": "part of our shop was unavailable for too long to complete it",
+    "customer_blocked": "your account is blocked",
+    "customer_deleted": "your account was deleted",
 }
 
 
@@ -57,6 +62,72 @@ def on_user_created(envelope: Envelope) -> None:
             f"welcome to {SHOP_NAME}! Your account for {data['email']} is ready.\n\n"
             f"The {SHOP_NAME} team\n"
         ),
+    )
+
+
+@subscriber("user.verification_requested")
+def on_user_verification_requested(envelope: Envelope) -> None:
+    """Mail the token to the address it verifies (not sent once verified or changed again)."""
+    data = envelope.data
+    commands.notification_create(
+        event_id=envelope.id,
+        customer_id=data["customer_id"],
+        kind=Notification.Kind.VERIFY_EMAIL,
+        address=data["email"],
+        subject=f"Confirm your email address for {SHOP_NAME}",
+        body=(
+            f"Hello {data['name']},\n\n"
+            f"please confirm that {data['email']} is your address: post this token to "
+            '/api/users/verify as {"token": "..."}\n\n'
+            f"{data['token']}\n\n"
+            f"It is valid until {data['expires_at']}. If you did not ask for it, ignore this "
+            "message.\n\n"
+            f"The {SHOP_NAME} team\n"
+        ),
+    )
+
+
+@subscriber("user.updated")
+def on_user_updated(envelope: Envelope) -> None:
+    """Keep the recipient's name and address current (a new address is unverified)."""
+    data = envelope.data
+    commands.recipient_upsert(
+        customer_id=data["customer_id"],
+        email=data["email"],
+        name=data["name"],
+        verified=data["email_verified"],
+    )
+
+
+@subscriber("user.verified")
+def on_user_verified(envelope: Envelope) -> None:
+    data = envelope.data
+    commands.recipient_verified(customer_id=data["customer_id"], email=data["email"])
+
+
+@subscriber("user.blocked")
+def on_user_blocked(envelope: Envelope) -> None:
+    """A blocked customer's tokens stop working here (they may still get order mail)."""
+    revocations.revoke(
+        envelope.data["customer_id"], alias=ALIAS, reason="blocked", at=envelope.occurred_at()
+    )
+
+
+@subscriber("user.deleted")
+def on_user_deleted(envelope: Envelope) -> None:
+    """
+    Forget the customer: the recipient erased, their notifications emptied
+    and never sent, their tokens refused, and the copies of users' events
+    kept here (deliveries, dead letters) redacted.
+    """
+    customer_id = envelope.data["customer_id"]
+    revocations.revoke(customer_id, alias=ALIAS, reason="deleted", at=envelope.occurred_at())
+    commands.recipient_erase(customer_id=customer_id)
+    redact(
+        ALIAS,
+        type_prefix="user.",
+        match={"customer_id": str(customer_id)},
+        replace={"email": f"erased-{customer_id}@invalid", "name": "", "token": ""},
     )
 
 

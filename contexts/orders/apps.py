@@ -9,4 +9,4 @@ class OrdersConfig(ContextConfig):
     label = "orders"
     database = ALIAS
     verbose_name = "Orders"
-    subscribes = ("user.created",)
+    subscribes = ("user.created", "user.blocked", "user.deleted")

@@ -15,6 +15,7 @@ from cleave import sagas
 from cleave.api import ApplicationError, Conflict, NotFound, invalid
 from cleave.client import ServiceClient
 from cleave.events import publish
+from cleave.events.replay import redact
 from contracts import catalog
 
 from . import queries
@@ -442,3 +443,45 @@ def order_refund(
     order.refresh_from_db(using=ALIAS)
     return order
 
+
+# --- the customer's lifecycle (users' events) -----------------------------------------
+
+
+def customer_checkouts_cancel(*, customer_id: UUID, reason: str) -> int:
+    """
+    Cancel the customer's checkouts still running (a blocked or deleted
+    customer): each saga is asked to compensate, and its order ends
+    cancelled with `reason`. Confirmed orders are kept. Returns how many.
+    """
+    pending = list(
+        Order.objects.using(ALIAS).filter(customer_id=customer_id, status=Order.Status.PENDING)
+    )
+    for order in pending:
+        if order.saga_id is None:
+            order_cancel(order_id=order.id, reason=reason)
+        else:
+            sagas.request_cancel(ALIAS, order.saga_id, reason)
+    return len(pending)
+
+
+def customer_forget(*, customer_id: UUID) -> UUID:
+    """
+    A deleted customer: their cart goes, and their orders stay as the
+    financial record under a pseudonym (a new random id, the same for all
+    their orders: nothing leads back to them), without the payment method or
+    idempotency keys they gave; the events this context published about them
+    carry the pseudonym too. Returns the pseudonym.
+    """
+    pseudonym = uuid.uuid4()
+    with transaction.atomic(using=ALIAS):
+        Cart.objects.using(ALIAS).filter(customer_id=customer_id).delete()
+        Order.objects.using(ALIAS).filter(customer_id=customer_id).update(
+            customer_id=pseudonym, payment_method="", idempotency_key=None
+        )
+        redact(
+            ALIAS,
+            type_prefix="order.",
+            match={"customer_id": str(customer_id)},
+            replace={"customer_id": str(pseudonym)},
+        )
+    return pseudonym

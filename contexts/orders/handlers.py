@@ -2,12 +2,39 @@
 
 from uuid import UUID
 
+from cleave import revocations
 from cleave.events import Envelope, subscriber
 
 from . import commands
+from .apps import ALIAS
+from .models import Order
 
 
 @subscriber("user.created")
 def on_user_created(event: Envelope) -> None:
     """Every new customer gets an empty cart."""
     commands.cart_ensure(customer_id=UUID(event.data["customer_id"]))
+
+
+@subscriber("user.blocked")
+def on_user_blocked(event: Envelope) -> None:
+    """A blocked customer's tokens stop working here, and their running checkouts end."""
+    customer_id = UUID(event.data["customer_id"])
+    revocations.revoke(customer_id, alias=ALIAS, reason="blocked", at=event.occurred_at())
+    commands.customer_checkouts_cancel(
+        customer_id=customer_id, reason=Order.CancellationReason.CUSTOMER_BLOCKED
+    )
+
+
+@subscriber("user.deleted")
+def on_user_deleted(event: Envelope) -> None:
+    """
+    A deleted customer: tokens refused, running checkouts cancelled, then the
+    cart dropped and the orders kept under a pseudonym (`customer_forget`).
+    """
+    customer_id = UUID(event.data["customer_id"])
+    revocations.revoke(customer_id, alias=ALIAS, reason="deleted", at=event.occurred_at())
+    commands.customer_checkouts_cancel(
+        customer_id=customer_id, reason=Order.CancellationReason.CUSTOMER_DELETED
+    )
+    commands.customer_forget(customer_id=customer_id)

@@ -67,6 +67,8 @@ class Order(models.Model):
         TIMEOUT = "timeout", "timeout"
         CUSTOMER_REQUEST = "customer_request", "customer request"
         SERVICE_UNAVAILABLE = "service_unavailable", "service unavailable"
+        CUSTOMER_BLOCKED = "customer_blocked", "customer blocked"
+        CUSTOMER_DELETED = "customer_deleted", "customer deleted"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     customer_id = models.UUIDField(db_index=True)

@@ -90,8 +90,11 @@ def validate_user(saga: SagaContext) -> dict:
     if response.status_code == 404:
         raise StepFailed("user_invalid", "unknown customer")
     response.raise_for_status()
-    if response.json().get("status") != "active":
-        raise StepFailed("user_invalid", "customer is not active")
+    status = response.json().get("status")
+    if status == "blocked":
+        raise StepFailed("customer_blocked", "the customer is blocked")
+    if status != "active":
+        raise StepFailed("user_invalid", f"customer is {status}")
     return {}
 
 

@@ -10,6 +10,7 @@ class PaymentsConfig(ContextConfig):
     name = "contexts.payments"
     label = "payments"
     database = ALIAS
+    subscribes = ("user.blocked", "user.deleted")
     verbose_name = "Payments"
 
     def ready(self) -> None:

@@ -1,1 +1,19 @@
-"""The payments context reacts to no other context's events: orders call its API."""
+"""
+The payments context's reactions to other contexts' events: orders call its
+API for the payments themselves; from users it learns whose tokens to refuse.
+A deleted customer's payments stay as they are: the financial record, under
+an id that no longer leads to a person once the users context forgot them.
+"""
+
+from cleave import revocations
+from cleave.events import Envelope, subscriber
+
+from .apps import ALIAS
+
+
+@subscriber("user.blocked", "user.deleted")
+def on_user_blocked_or_deleted(event: Envelope) -> None:
+    """Refuse the customer's tokens on this context's endpoints."""
+    reason = "blocked" if event.type == "user.blocked" else "deleted"
+    customer_id = event.data["customer_id"]
+    revocations.revoke(customer_id, alias=ALIAS, reason=reason, at=event.occurred_at())

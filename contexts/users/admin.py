@@ -6,15 +6,39 @@ from .models import Customer
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
-    list_display = ("email", "name", "status", "created_at")
+    """
+    Operators read customers, rename them, change their address, block and
+    delete them: every change goes through the users commands, so it
+    publishes its event (`user.updated`, `user.blocked`, `user.deleted`) like
+    the customer's own request would, and the other contexts follow.
+    """
+
+    list_display = ("email", "name", "status", "email_verified", "created_at")
     list_filter = ("status", "created_at")
     search_fields = ("email", "name", "id")
-    readonly_fields = ("id", "email", "status", "created_at", "updated_at")
-    fields = ("id", "email", "name", "status", "created_at", "updated_at")
+    readonly_fields = ("id", "status", "email_verified_at", "created_at", "updated_at")
+    fields = ("id", "email", "name", "status", "email_verified_at", "created_at", "updated_at")
     actions = ("block",)
+
+    @admin.display(boolean=True, description="verified")
+    def email_verified(self, customer: Customer) -> bool:
+        return customer.email_verified
 
     def has_add_permission(self, request) -> bool:
         return False  # customers register themselves through the API
+
+    def save_model(self, request, obj, form, change) -> None:
+        # only changes reach here (no add): the command saves and publishes
+        commands.customer_update(
+            customer_id=obj.id, name=form.cleaned_data["name"], email=form.cleaned_data["email"]
+        )
+
+    def delete_model(self, request, obj) -> None:
+        commands.customer_delete(customer_id=obj.id)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for customer_id in list(queryset.values_list("id", flat=True)):
+            commands.customer_delete(customer_id=customer_id)
 
     @admin.action(description="Block the selected customers", permissions=["change"])
     def block(self, request, queryset):

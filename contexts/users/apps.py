@@ -8,4 +8,5 @@ class UsersConfig(ContextConfig):
     name = "contexts.users"
     label = "users"
     database = ALIAS
+    subscribes = ("user.blocked", "user.deleted")
     verbose_name = "Users"

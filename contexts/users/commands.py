@@ -1,25 +1,62 @@
-"""Write side of the users context."""
+"""
+Write side of the users context: a customer's whole life, each step one
+command that changes the customer and publishes what happened in the same
+transaction.
+
+    register ─> user.created + user.verification_requested
+    verify ───> user.verified
+    update ───> user.updated (+ user.verification_requested for a new email)
+    block ────> user.blocked
+    delete ───> user.deleted (the row is gone; what the event log said of the
+                customer is redacted)
+
+The admin goes through these commands too, never through a bare save().
+"""
 
 from __future__ import annotations
 
-from uuid import UUID
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
 
+from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
+from django.core import signing
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from cleave import db
-from cleave.api import ApplicationError, Conflict
+from cleave.api import ApplicationError, Conflict, NotFound
 from cleave.events import publish
+from cleave.events.replay import redact
 from cleave.security import TokenError, decode_customer_token, issue_customer_tokens
 
 from .apps import ALIAS
-from .models import Customer
+from .models import Customer, RefreshToken
+
+# signs the email verification tokens (with SECRET_KEY): a token of another
+# purpose signed with the same key does not pass as one of these
+VERIFY_SALT = "contexts.users.verify-email"
 
 
 class InvalidCredentials(ApplicationError):
     status = 401
     code = "invalid-credentials"
     title = "Not authenticated"
+
+
+class InvalidVerificationToken(ApplicationError):
+    status = 400
+    code = "verification-token-invalid"
+    title = "Invalid verification token"
+
+
+class WrongPassword(ApplicationError):
+    """The customer's current password, asked again before a change, is wrong."""
+
+    status = 403
+    code = "wrong-password"
+    title = "Wrong password"
 
 
 def normalize_email(email: str) -> str:
@@ -48,10 +85,166 @@ def customer_register(*, email: str, password: str, name: str) -> Customer:
                     "created_at": customer.created_at,
                 },
             )
+            _request_verification(customer)
     except IntegrityError as exc:  # a concurrent registration won the race
         raise Conflict(
             f"A customer with email {email} already exists.", code="email-taken"
         ) from exc
+    return customer
+
+
+def _email_taken(email: str) -> Conflict:
+    return Conflict(f"A customer with email {email} already exists.", code="email-taken")
+
+
+# --- email verification ---------------------------------------------------------------
+
+
+def verification_token(customer: Customer) -> tuple[str, datetime]:
+    """A signed token proving `customer.email` (and only that address), and when it expires."""
+    token = signing.dumps({"customer": str(customer.id), "email": customer.email}, salt=VERIFY_SALT)
+    return token, timezone.now() + timedelta(seconds=settings.CLEAVE_EMAIL_VERIFY_MAX_AGE)
+
+
+def _request_verification(customer: Customer) -> None:
+    """Publish the token for the notifications context to mail (inside the caller's transaction)."""
+    token, expires_at = verification_token(customer)
+    publish(
+        "user.verification_requested",
+        {
+            "customer_id": customer.id,
+            "email": customer.email,
+            "name": customer.name,
+            "token": token,
+            "expires_at": expires_at,
+        },
+    )
+
+
+def customer_resend_verification(*, customer_id: UUID) -> bool:
+    """Mail a new token for an address not yet verified; False when it already is."""
+    with transaction.atomic(using=ALIAS):
+        customer = _locked(customer_id)
+        if customer.email_verified:
+            return False
+        _request_verification(customer)
+    return True
+
+
+def customer_verify(*, token: str) -> Customer:
+    """
+    Mark the address a token was issued for verified, once (`user.verified`).
+
+    A token is refused when it was tampered with, is older than
+    `CLEAVE_EMAIL_VERIFY_MAX_AGE`, or names an address the customer no longer
+    has. Verifying again answers the customer as it is, with no new event.
+    """
+    try:
+        max_age = settings.CLEAVE_EMAIL_VERIFY_MAX_AGE
+        claims = signing.loads(token, salt=VERIFY_SALT, max_age=max_age)
+        customer_id = UUID(str(claims["customer"]))
+        email = str(claims["email"])
+    except signing.SignatureExpired as exc:
+        raise InvalidVerificationToken(
+            "The verification token has expired; ask for a new one "
+            "(POST /api/users/verify/resend).",
+            code="verification-token-expired",
+        ) from exc
+    except (signing.BadSignature, KeyError, TypeError, ValueError) as exc:
+        raise InvalidVerificationToken("The verification token is not valid.") from exc
+    with transaction.atomic(using=ALIAS):
+        customer = Customer.objects.using(ALIAS).select_for_update().filter(pk=customer_id).first()
+        if customer is None or customer.email != email:
+            raise InvalidVerificationToken(
+                "The verification token is for an address this account no longer has."
+            )
+        if customer.email_verified_at is None:
+            customer.email_verified_at = timezone.now()
+            customer.save(using=ALIAS, update_fields=["email_verified_at", "updated_at"])
+            publish(
+                "user.verified",
+                {
+                    "customer_id": customer.id,
+                    "email": customer.email,
+                    "verified_at": customer.email_verified_at,
+                },
+            )
+    return customer
+
+
+# --- changes --------------------------------------------------------------------------
+
+
+def customer_update(
+    *, customer_id: UUID, name: str | None = None, email: str | None = None
+) -> Customer:
+    """
+    Change a customer's name and/or email and publish `user.updated` naming
+    what changed (nothing changed: no event). A new email is unverified again
+    and gets a verification token of its own.
+    """
+    try:
+        with transaction.atomic(using=ALIAS):
+            customer = _locked(customer_id)
+            changed: list[str] = []
+            if name is not None and name.strip() != customer.name:
+                customer.name = name.strip()
+                changed.append("name")
+            if email is not None and normalize_email(email) != customer.email:
+                email = normalize_email(email)
+                if Customer.objects.using(ALIAS).filter(email=email).exists():
+                    raise _email_taken(email)
+                customer.email = email
+                customer.email_verified_at = None
+                changed.append("email")
+            if not changed:
+                return customer
+            customer.save(using=ALIAS)
+            publish(
+                "user.updated",
+                {
+                    "customer_id": customer.id,
+                    "email": customer.email,
+                    "name": customer.name,
+                    "email_verified": customer.email_verified,
+                    "changed": changed,
+                    "updated_at": customer.updated_at,
+                },
+            )
+            if "email" in changed:
+                _request_verification(customer)
+    except IntegrityError as exc:  # a concurrent change took the address first
+        raise _email_taken(email or "") from exc
+    return customer
+
+
+def customer_change_password(
+    *, customer_id: UUID, current_password: str, new_password: str
+) -> dict[str, Any]:
+    """
+    Replace a customer's password (the current one asked again), end every
+    session (every refresh token issued so far is revoked; access tokens run
+    out within their lifetime) and return a fresh token pair for this one.
+    """
+    customer = Customer.objects.using(ALIAS).filter(pk=customer_id).first()
+    db.release(ALIAS)  # the connection goes back to its pool while passwords are hashed
+    if customer is None:
+        raise NotFound(f"No customer {customer_id}.")
+    if not check_password(current_password, customer.password):
+        raise WrongPassword("The current password is wrong.")
+    hashed = make_password(new_password)
+    with transaction.atomic(using=ALIAS):
+        customer = _locked(customer_id)
+        customer.password = hashed
+        customer.save(using=ALIAS, update_fields=["password", "updated_at"])
+        _revoke_refresh_tokens(customer)
+        return _issue_tokens(customer)
+
+
+def _locked(customer_id: UUID) -> Customer:
+    customer = Customer.objects.using(ALIAS).select_for_update().filter(pk=customer_id).first()
+    if customer is None:
+        raise NotFound(f"No customer {customer_id}.")
     return customer
 
 
@@ -75,29 +268,125 @@ def customer_authenticate(*, email: str, password: str) -> dict:
         raise InvalidCredentials("The email or password is wrong.")
     if not check_password(password, customer.password) or not customer.is_active:
         raise InvalidCredentials("The email or password is wrong.")
-    return issue_customer_tokens(customer.id, email=customer.email)
+    with transaction.atomic(using=ALIAS):
+        return _issue_tokens(customer)
 
 
 def customer_refresh_tokens(*, refresh: str) -> dict:
-    """Exchange a valid refresh token of an active customer for a new pair."""
+    """
+    Exchange a refresh token for a new pair (rotation). Each refresh token
+    works once: presenting one already used (stolen, or replayed) revokes
+    its whole family, so neither the thief nor the customer can go on with
+    it, and the customer signs in again.
+    """
     try:
         claims = decode_customer_token(refresh, token_type="refresh")
         customer_id = UUID(claims["sub"])
-    except (TokenError, ValueError) as exc:
+        jti = str(claims["jti"])
+    except (TokenError, KeyError, ValueError) as exc:
         raise InvalidCredentials(str(exc) or "The refresh token is invalid.") from exc
-    customer = Customer.objects.using(ALIAS).filter(pk=customer_id).first()
-    if customer is None or not customer.is_active:
-        raise InvalidCredentials("The refresh token is no longer valid.")
-    tokens = issue_customer_tokens(customer.id, email=customer.email)
+    now = timezone.now()
+    with transaction.atomic(using=ALIAS):
+        issued = (
+            RefreshToken.objects.using(ALIAS)
+            .select_for_update()
+            .select_related("customer")
+            .filter(pk=jti, customer_id=customer_id)
+            .first()
+        )
+        if issued is None or issued.revoked_at is not None:
+            raise InvalidCredentials("The refresh token is no longer valid.")
+        if issued.used_at is not None:
+            # committed before the refusal is raised: the family stays revoked
+            RefreshToken.objects.using(ALIAS).filter(family=issued.family).update(revoked_at=now)
+            reused = True
+        else:
+            reused = False
+            issued.used_at = now
+            issued.save(using=ALIAS, update_fields=["used_at"])
+            if not issued.customer.is_active:
+                raise InvalidCredentials("The refresh token is no longer valid.")
+            tokens = _issue_tokens(issued.customer, family=issued.family)
+    if reused:
+        raise InvalidCredentials(
+            "The refresh token was already used: every token of this sign-in is revoked; "
+            "sign in again.",
+            code="refresh-token-reused",
+        )
     return {"access": tokens["access"], "refresh": tokens["refresh"]}
 
 
+def _issue_tokens(customer: Customer, *, family: UUID | None = None) -> dict[str, Any]:
+    """A token pair whose refresh token is recorded (a new family for a new sign-in)."""
+    family = family or uuid4()
+    jti = uuid4().hex
+    RefreshToken.objects.using(ALIAS).filter(
+        customer=customer, expires_at__lt=timezone.now()
+    ).delete()  # the customer's expired ones: nothing can use them any more
+    RefreshToken.objects.using(ALIAS).create(
+        jti=jti,
+        family=family,
+        customer=customer,
+        expires_at=timezone.now() + timedelta(seconds=settings.CLEAVE_REFRESH_TOKEN_TTL),
+    )
+    return issue_customer_tokens(
+        customer.id, email=customer.email, refresh_id=jti, family=str(family)
+    )
+
+
+def _revoke_refresh_tokens(customer: Customer) -> None:
+    RefreshToken.objects.using(ALIAS).filter(customer=customer, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+
+
 def customer_block(*, customer_id: UUID) -> Customer:
-    """Block a customer: no new tokens, and checkout refuses them."""
+    """
+    Block a customer: no new tokens; every context stops accepting the ones
+    they hold and orders cancels their running checkouts (`user.blocked`).
+    """
     with transaction.atomic(using=ALIAS):
-        customer = Customer.objects.using(ALIAS).select_for_update().get(pk=customer_id)
+        customer = _locked(customer_id)
         if customer.status != Customer.Status.BLOCKED:
             customer.status = Customer.Status.BLOCKED
             customer.save(using=ALIAS, update_fields=["status", "updated_at"])
+            _revoke_refresh_tokens(customer)
             publish("user.blocked", {"customer_id": customer.id})
     return customer
+
+
+# --- deletion -------------------------------------------------------------------------
+
+ERASED_NAME = ""
+
+
+def erased_email(customer_id: UUID | str) -> str:
+    """What stands for a deleted customer's address where a payload needs one."""
+    return f"erased-{customer_id}@invalid"
+
+
+def customer_delete(*, customer_id: UUID, password: str | None = None) -> None:
+    """
+    Delete a customer: the customer's own request (their password asked
+    again) or an operator's (no password). The row goes, `user.deleted` tells
+    every other context to forget them, and what this context published
+    about them (their name, address and verification tokens) is redacted in
+    its event log, so a replay does not bring them back.
+    """
+    if password is not None:
+        customer = Customer.objects.using(ALIAS).filter(pk=customer_id).first()
+        db.release(ALIAS)
+        if customer is None:
+            raise NotFound(f"No customer {customer_id}.")
+        if not check_password(password, customer.password):
+            raise WrongPassword("The password is wrong.")
+    with transaction.atomic(using=ALIAS):
+        customer = _locked(customer_id)
+        customer.delete(using=ALIAS)
+        publish("user.deleted", {"customer_id": customer_id, "deleted_at": timezone.now()})
+        redact(
+            ALIAS,
+            type_prefix="user.",
+            match={"customer_id": str(customer_id)},
+            replace={"email": erased_email(customer_id), "name": ERASED_NAME, "token": ""},
+        )

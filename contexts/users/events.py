@@ -8,9 +8,17 @@ publishes; re-exported here, where the platform looks for a context's event type
 from contracts.users import (
     USER_BLOCKED,
     USER_CREATED,
+    USER_DELETED,
+    USER_UPDATED,
+    USER_VERIFICATION_REQUESTED,
+    USER_VERIFIED,
 )
 
 __all__ = [
     "USER_BLOCKED",
     "USER_CREATED",
+    "USER_DELETED",
+    "USER_UPDATED",
+    "USER_VERIFICATION_REQUESTED",
+    "USER_VERIFIED",
 ]

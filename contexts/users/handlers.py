@@ -1,1 +1,18 @@
-"""The users context reacts to no other context's events yet."""
+"""
+The users context's reactions to events: to its own, for the tokens it
+accepts. Blocking and deleting happen here, but the tokens are checked by
+the platform's authentication against this alias like anywhere else.
+"""
+
+from cleave import revocations
+from cleave.events import Envelope, subscriber
+
+from .apps import ALIAS
+
+
+@subscriber("user.blocked", "user.deleted")
+def on_user_blocked_or_deleted(event: Envelope) -> None:
+    """Refuse the customer's tokens on this context's endpoints (`/me` and the rest)."""
+    reason = "blocked" if event.type == "user.blocked" else "deleted"
+    customer_id = event.data["customer_id"]
+    revocations.revoke(customer_id, alias=ALIAS, reason=reason, at=event.occurred_at())

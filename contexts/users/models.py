@@ -16,6 +16,9 @@ class Customer(models.Model):
     name = models.CharField(max_length=200)
     password = models.CharField(max_length=255)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    # when the customer proved they read `email` (POST /api/users/verify); a new
+    # address is unverified again
+    email_verified_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -28,3 +31,28 @@ class Customer(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == self.Status.ACTIVE
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
+
+
+class RefreshToken(models.Model):
+    """
+    A refresh token issued to a customer, by its id (`jti`). Each refresh
+    uses one up and issues the next of the same family (one sign-in);
+    presenting a used one again means it was stolen or replayed, and the
+    whole family is revoked. A password change, a block or a deletion
+    revokes every family of the customer.
+    """
+
+    jti = models.CharField(max_length=64, primary_key=True)
+    family = models.UUIDField(db_index=True)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="refresh_tokens")
+    issued_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"refresh token {self.jti[:8]} of {self.customer_id}"

@@ -105,6 +105,13 @@ SETTINGS: tuple[Setting, ...] = (
         doc="Lifetime (seconds) of a customer's refresh token.",
     ),
     Setting(
+        "CLEAVE_EMAIL_VERIFY_MAX_AGE",
+        "int",
+        default=3 * 24 * 3600,
+        minimum=60,
+        doc="How long (seconds) the token mailed to verify a customer's email address is valid.",
+    ),
+    Setting(
         "CLEAVE_SERVICE_TOKEN_TTL",
         "int",
         default=300,

@@ -20,6 +20,9 @@ import jwt
 from django.conf import settings
 from rest_framework import authentication, exceptions, permissions
 
+from cleave import revocations
+from cleave.contexts import context_for_module
+
 CUSTOMER_AUDIENCE = "cleave:customer"
 SERVICE_AUDIENCE = "cleave:service"
 ALGORITHM = "HS256"
@@ -108,8 +111,18 @@ def _decode(token: str, secret: str, audience: str, token_type: str) -> dict[str
 # --- customers ----------------------------------------------------------------
 
 
-def issue_customer_tokens(customer_id: uuid.UUID | str, *, email: str = "") -> dict[str, Any]:
-    """Return a fresh access and refresh token pair for a customer."""
+def issue_customer_tokens(
+    customer_id: uuid.UUID | str,
+    *,
+    email: str = "",
+    refresh_id: str | None = None,
+    family: str | None = None,
+) -> dict[str, Any]:
+    """
+    Return a fresh access and refresh token pair for a customer. The issuer
+    that keeps track of refresh tokens (the users context: rotation, reuse
+    detection) names the refresh token's id and its family (claim `fam`).
+    """
     now = _now()
     base = {"iss": settings.CLEAVE_JWT_ISSUER, "aud": CUSTOMER_AUDIENCE, "sub": str(customer_id)}
     access_ttl = settings.CLEAVE_ACCESS_TOKEN_TTL
@@ -130,7 +143,8 @@ def issue_customer_tokens(customer_id: uuid.UUID | str, *, email: str = "") -> d
             "typ": "refresh",
             "iat": now,
             "exp": now + settings.CLEAVE_REFRESH_TOKEN_TTL,
-            "jti": uuid.uuid4().hex,
+            "jti": refresh_id or uuid.uuid4().hex,
+            **({"fam": family} if family else {}),
         },
         settings.CLEAVE_JWT_SECRET,
     )
@@ -233,10 +247,22 @@ class CustomerAuthentication(authentication.BaseAuthentication):
             customer_id = uuid.UUID(claims["sub"])
         except (TokenError, UnicodeDecodeError, ValueError) as exc:
             raise exceptions.AuthenticationFailed(str(exc) or "The token is invalid.") from exc
+        alias = _alias_of(request)
+        if alias is not None and revocations.is_revoked(customer_id, claims["iat"], alias=alias):
+            raise exceptions.AuthenticationFailed("The token was revoked.")
         return CustomerPrincipal(id=customer_id, email=claims.get("email", "")), claims
 
     def authenticate_header(self, request) -> str:
         return f'{self.keyword} realm="api"'
+
+
+def _alias_of(request) -> str | None:
+    """The database alias of the context whose view serves `request` (None: no context's)."""
+    match = getattr(getattr(request, "_request", request), "resolver_match", None)
+    view = getattr(match, "func", None)
+    module = getattr(getattr(view, "view_class", view), "__module__", None)
+    cfg = context_for_module(module) if module else None
+    return cfg.database if cfg is not None else None
 
 
 class ServiceTokenAuthentication(authentication.BaseAuthentication):

@@ -167,7 +167,7 @@ def test_writing_the_map_fills_the_blocks_and_keeps_the_prose(tmp_path):
     assert written.startswith("# Map\n\nProse before diagram.\n<!-- generated: diagram -->\n")
     assert written.endswith("<!-- /generated: calls -->\n\nThe end.\n")
     assert "\nold\n" not in written
-    assert "| `order.cancelled` | 1 | orders |" in written
+    assert "| `order.cancelled` | 2 | orders |" in written
     assert "notifications (`on_order_confirmed`)" in written
     call_command("contracts", "map", "--check", "--path", str(path))
 

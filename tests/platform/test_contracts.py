@@ -263,6 +263,7 @@ def test_an_answer_that_lacks_a_promised_field_is_reported():
                 "email": "a",
                 "name": "A",
                 "status": "active",
+                "email_verified": False,
                 "created_at": "2025-01-01T00:00:00Z",
                 "extra": 1,
             }

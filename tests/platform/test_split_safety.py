@@ -67,8 +67,9 @@ def test_remote_subscribers_are_read_from_apps_py_of_contexts_not_installed(sett
     found = remote_subscribers(["user.created", "user.blocked"])
 
     assert found == {
-        "orders": ["user.created"],
-        "notifications": ["user.created"],
+        "orders": ["user.created", "user.blocked"],
+        "payments": ["user.blocked"],
+        "notifications": ["user.created", "user.blocked"],
         "analytics": ["user.created"],
     }
 

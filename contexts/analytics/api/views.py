@@ -19,6 +19,8 @@ class ProductSalesOutput(serializers.Serializer):
 
 class SummaryOutput(serializers.Serializer):
     users_registered = serializers.IntegerField()
+    users_verified = serializers.IntegerField()
+    users_deleted = serializers.IntegerField()
     orders_confirmed = serializers.IntegerField()
     orders_cancelled = serializers.IntegerField()
     revenue = serializers.CharField(help_text='Decimal string, e.g. "123.40".')

@@ -21,7 +21,20 @@ class CustomerOutput(serializers.Serializer):
     email = serializers.EmailField()
     name = serializers.CharField()
     status = serializers.CharField()
+    email_verified = serializers.BooleanField()
     created_at = serializers.DateTimeField()
+
+
+def check_password_rules(password: str, customer: Customer, field: str = "password") -> None:
+    """
+    Django's AUTH_PASSWORD_VALIDATORS, as for operators: common passwords, all
+    digits, too short, too close to the email or the name. The messages go in
+    the problem's `errors[field]`.
+    """
+    try:
+        validate_password(password, user=customer)
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError({field: list(exc.messages)}) from None
 
 
 class RegisterView(APIView):
@@ -34,14 +47,9 @@ class RegisterView(APIView):
         name = Text(max_length=200)
 
         def validate(self, attrs):
-            # Django's AUTH_PASSWORD_VALIDATORS, as for operators: common
-            # passwords, all digits, too close to the email or the name
             # an unsaved customer: the similarity check reads its fields' names
             candidate = Customer(email=attrs["email"], name=attrs["name"])
-            try:
-                validate_password(attrs["password"], user=candidate)
-            except DjangoValidationError as exc:
-                raise serializers.ValidationError({"password": list(exc.messages)}) from None
+            check_password_rules(attrs["password"], candidate)
             return attrs
 
     @extend_schema(
@@ -112,6 +120,19 @@ class TokenRefreshView(APIView):
 
 class MeView(APIView):
     permission_classes = (IsCustomer,)
+    delete_has_body = True  # the password, asked again (cleave.openapi.AutoSchema)
+
+    class Changes(serializers.Serializer):
+        name = Text(max_length=200, required=False)
+        email = EmailText(max_length=254, required=False)
+
+        def validate(self, attrs):
+            if not attrs:
+                raise serializers.ValidationError("Give `name`, `email` or both.")
+            return attrs
+
+    class Deletion(serializers.Serializer):
+        password = Secret(max_length=128, trim_whitespace=False)
 
     @extend_schema(
         responses={200: CustomerOutput, 404: problem_answer("The customer no longer exists.")},
@@ -120,6 +141,100 @@ class MeView(APIView):
     def get(self, request):
         customer = queries.customer_get(customer_id=request.user.id)
         return Response(CustomerOutput(customer).data)
+
+    @extend_schema(
+        request=Changes,
+        responses={
+            200: CustomerOutput,
+            409: problem_answer("Another customer has this email (`email-taken`)."),
+        },
+        summary="Change my name or email (a new email must be verified again)",
+    )
+    def patch(self, request):
+        data = self.Changes(data=request.data)
+        data.is_valid(raise_exception=True)
+        customer = commands.customer_update(customer_id=request.user.id, **data.validated_data)
+        return Response(CustomerOutput(customer).data)
+
+    @extend_schema(
+        request=Deletion,
+        responses={
+            204: None,
+            403: problem_answer("The password is wrong (`wrong-password`)."),
+        },
+        summary="Delete my account (every context forgets me; orders keep anonymous totals)",
+    )
+    def delete(self, request):
+        data = self.Deletion(data=request.data)
+        data.is_valid(raise_exception=True)
+        commands.customer_delete(customer_id=request.user.id, **data.validated_data)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PasswordView(APIView):
+    permission_classes = (IsCustomer,)
+
+    class Input(serializers.Serializer):
+        current_password = Secret(max_length=128, trim_whitespace=False)
+        new_password = Secret(min_length=8, max_length=128, trim_whitespace=False)
+
+    @extend_schema(
+        request=Input,
+        responses={
+            200: TokenOutput,
+            403: problem_answer("The current password is wrong (`wrong-password`)."),
+        },
+        summary="Change my password (other sessions end; a new token pair for this one)",
+    )
+    def post(self, request):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        customer = queries.customer_get(customer_id=request.user.id)
+        check_password_rules(data.validated_data["new_password"], customer, "new_password")
+        tokens = commands.customer_change_password(customer_id=customer.id, **data.validated_data)
+        return Response(tokens)
+
+
+class VerifyView(APIView):
+    """The token is the proof: no login needed (it may be opened on another device)."""
+
+    permission_classes = (AllowAny,)
+    authentication_classes = ()
+
+    class Input(serializers.Serializer):
+        token = Secret(max_length=1024)
+
+    @extend_schema(
+        request=Input,
+        responses={
+            200: CustomerOutput,
+            400: problem_answer(
+                "The token is not valid (`verification-token-invalid`) or has expired "
+                "(`verification-token-expired`)."
+            ),
+        },
+        summary="Verify my email address with the token mailed to it",
+    )
+    def post(self, request):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        customer = commands.customer_verify(**data.validated_data)
+        return Response(CustomerOutput(customer).data)
+
+
+class VerifyResendView(APIView):
+    permission_classes = (IsCustomer,)
+
+    @extend_schema(
+        request=None,
+        responses={
+            202: inline_serializer("VerificationSent", {"sent": serializers.BooleanField()})
+        },
+        summary="Mail me a new verification token (`sent` false: already verified)",
+    )
+    def post(self, request):
+        sent = commands.customer_resend_verification(customer_id=request.user.id)
+        return Response({"sent": sent}, status=status.HTTP_202_ACCEPTED)
 
 
 class CustomerDetailView(APIView):
@@ -133,3 +248,59 @@ class CustomerDetailView(APIView):
     def get(self, request, customer_id):
         customer = queries.customer_get(customer_id=customer_id)
         return Response(CustomerOutput(customer).data)
+
+
+class QueryNumber(serializers.IntegerField):
+    """
+    A whole number in a query string: ASCII digits only, where Python's int()
+    also takes `"٢"`, `" 2"`, `"+2"` and `"1_000"`.
+    """
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not (data.isascii() and data.isdigit()) or len(data) > 10:
+            raise serializers.ValidationError("Must be a whole number.", code="invalid")
+        return super().to_internal_value(data)
+
+
+class CustomerListView(APIView):
+    """Service endpoint: the seed's customer filter (`users:read`, or staff)."""
+
+    permission_classes = (ServicePermission,)
+    required_permission = "users:read"
+    allow_staff = True
+
+    class Filters(serializers.Serializer):
+        email = Text(max_length=254, required=False)
+        status = serializers.ChoiceField(choices=Customer.Status.choices, required=False)
+        limit = QueryNumber(min_value=1, max_value=queries.MAX_LIMIT, required=False)
+        offset = QueryNumber(min_value=0, max_value=10**9, required=False)
+
+    Page = inline_serializer(
+        "CustomerPage",
+        {
+            "count": serializers.IntegerField(),
+            "limit": serializers.IntegerField(),
+            "offset": serializers.IntegerField(),
+            "results": CustomerOutput(many=True),
+        },
+    )
+
+    @extend_schema(
+        parameters=[Filters],
+        responses={200: Page},
+        summary="Customers by email (exact, or a prefix with `*`) and status (service)",
+        operation_id="users_customers_list",
+    )
+    def get(self, request):
+        # a plain dict: DRF reads a blank value of a QueryDict as absent
+        filters = self.Filters(data=request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        page = queries.customer_list(**filters.validated_data)
+        return Response(
+            {
+                "count": page.count,
+                "limit": page.limit,
+                "offset": page.offset,
+                "results": CustomerOutput(page.results, many=True).data,
+            }
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 
@@ -28,6 +29,10 @@ class Envelope:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def occurred_at(self) -> datetime:
+        """When the event was published (in the publisher's transaction)."""
+        return datetime.fromisoformat(self.timestamp)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Envelope:

@@ -1,5 +1,5 @@
 """
-Replaying the event log, and how long it is kept.
+Replaying the event log, how long it is kept, and erasing a person from it.
 
 Every context's outbox keeps its committed events after delivery: together
 they are the event log. `replay()` reads the outbox of every local context,
@@ -18,6 +18,9 @@ no-op, so replay fills gaps. To rebuild a read model from scratch, `reset`
 first calls the subscribing context's reset hook: a `replay` module in the
 context package with a `reset()` function that empties the read model and the
 context's inbox records.
+
+`prune()` deletes what is settled and old; `redact()` overwrites personal
+fields of the events about one person (a deleted customer) in place.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import import_module
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -198,3 +202,45 @@ def prune(alias: str, *, older_than: timedelta, dry_run: bool = False) -> PruneR
             count = query.count() if dry_run else query.delete()[0]
             setattr(report, name, count)
     return report
+
+
+def redact(alias: str, *, type_prefix: str, match: dict[str, str], replace: dict[str, Any]) -> int:
+    """
+    Overwrite personal data in the copies of events an alias keeps: its
+    outbox (the event log, which replay reads), and the envelopes of its
+    deliveries and dead letters. Rows whose type starts with `type_prefix`
+    and whose payload has every `match` item are rewritten, and of
+    `replace` only the keys an event already has, so each keeps a payload
+    its schema accepts and a replay still runs. Returns the rows rewritten.
+
+    For erasure: a context that forgets a person (`user.deleted`) redacts
+    what it published about them, and what it holds of others' events.
+    """
+    outbox_filter = {f"data__{key}": value for key, value in match.items()}
+    envelope_filter = {f"envelope__data__{key}": value for key, value in match.items()}
+    rewritten = 0
+    with transaction.atomic(using=alias):
+        rows = OutboxEvent.objects.using(alias).filter(
+            type__startswith=type_prefix, **outbox_filter
+        )
+        for row in rows.select_for_update():
+            data = _redacted(row.data, replace)
+            if data != row.data:
+                OutboxEvent.objects.using(alias).filter(pk=row.pk).update(data=data)
+                rewritten += 1
+        for model in (Delivery, DeadLetter):
+            kept = model.objects.using(alias).filter(
+                event_type__startswith=type_prefix, **envelope_filter
+            )
+            for row in kept.select_for_update():
+                envelope = dict(row.envelope)
+                data = _redacted(envelope.get("data") or {}, replace)
+                if data != envelope.get("data"):
+                    envelope["data"] = data
+                    model.objects.using(alias).filter(pk=row.pk).update(envelope=envelope)
+                    rewritten += 1
+    return rewritten
+
+
+def _redacted(data: dict[str, Any], replace: dict[str, Any]) -> dict[str, Any]:
+    return {key: replace.get(key, value) for key, value in data.items()}

@@ -20,6 +20,7 @@ def assert_problem(response, status):
 
 def test_a_service_with_analytics_read_gets_the_summary(api):
     CounterFactory(name="users_registered", value=2)
+    CounterFactory(name="users_verified", value=1)
     CounterFactory(name="revenue", value="123.4")
     product = ProductSalesFactory(sku="TEE-1", quantity=3, revenue="59.70")
 
@@ -28,6 +29,8 @@ def test_a_service_with_analytics_read_gets_the_summary(api):
     assert response.status_code == 200
     assert response.json() == {
         "users_registered": 2,
+        "users_verified": 1,
+        "users_deleted": 0,
         "orders_confirmed": 0,
         "orders_cancelled": 0,
         "revenue": "123.40",

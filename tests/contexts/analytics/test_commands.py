@@ -17,6 +17,8 @@ CUSTOMER = str(uuid.uuid4())
 def test_an_empty_read_model_summarises_to_zeros():
     assert queries.summary() == {
         "users_registered": 0,
+        "users_verified": 0,
+        "users_deleted": 0,
         "orders_confirmed": 0,
         "orders_cancelled": 0,
         "revenue": "0.00",

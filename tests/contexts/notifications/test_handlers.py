@@ -32,14 +32,20 @@ def test_a_new_customer_is_remembered_and_welcomed_by_email(outbox_mail):
     recipient = Recipient.objects.using("notifications").get(pk=customer.id)
     assert recipient.email == "ada@example.com"
     assert recipient.name == "Ada"
-    welcome = notifications(customer_id=customer.id).get()
-    assert welcome.kind == Notification.Kind.WELCOME
+    assert recipient.verified_at is None
+    welcome = notifications(customer_id=customer.id).get(kind=Notification.Kind.WELCOME)
     assert welcome.status == Notification.Status.SENT
     assert welcome.sent_at is not None
-    [mail] = outbox_mail
-    assert mail.to == ["ada@example.com"]
-    assert mail.subject == welcome.subject
-    assert "Ada" in mail.subject
+    # and the token that verifies the address, to that address
+    verify = notifications(customer_id=customer.id).get(kind=Notification.Kind.VERIFY_EMAIL)
+    assert verify.status == Notification.Status.SENT
+    assert verify.address == "ada@example.com"
+    welcome_mail, verify_mail = outbox_mail
+    assert welcome_mail.to == ["ada@example.com"]
+    assert welcome_mail.subject == welcome.subject
+    assert "Ada" in welcome_mail.subject
+    assert verify_mail.to == ["ada@example.com"]
+    assert "/api/users/verify" in verify_mail.body
 
 
 def test_a_confirmed_order_is_announced_with_its_lines_and_total(outbox_mail):

@@ -7,9 +7,11 @@ import pytest
 from cleave.sagas.models import SagaInstance, SagaStepLog
 from cleave.testing import customer_headers, flows, published
 from contexts.inventory.models import StockItem
+from contexts.orders import sagas
 from contexts.orders.models import Order
 from contexts.payments.models import Payment
 from contexts.users.commands import customer_block
+from contexts.users.models import Customer
 
 from .conftest import add, checkout
 
@@ -110,12 +112,46 @@ def test_too_little_stock_cancels_the_order_as_out_of_stock(api, shop):
     assert not Payment.objects.filter(order_id=order.id).exists()
 
 
-def test_a_blocked_customer_is_refused_as_user_invalid(api, shop):
+def test_a_blocked_customers_token_is_refused_at_once(api, shop):
     add(api, shop, shop.mug, 1)
     customer_block(customer_id=shop.customer.id)
-    order = Order.objects.get(pk=checkout(api, shop).json()["order_id"])
-    assert (order.status, order.cancellation_reason) == ("cancelled", "user_invalid")
+
+    response = checkout(api, shop)
+
+    assert response.status_code == 401, response.content
+    assert response.json()["detail"] == "The token was revoked."
+    assert not Order.objects.exists()
     assert _available("MUG-1") == 5
+
+
+def test_a_customer_the_users_context_calls_blocked_is_cancelled_as_customer_blocked(api, shop):
+    # blocked in the users table only (no event yet reached orders): the
+    # checkout's first step asks users and gets the truth
+    add(api, shop, shop.mug, 1)
+    Customer.objects.using("users").filter(pk=shop.customer.id).update(status="blocked")
+
+    order = Order.objects.get(pk=checkout(api, shop).json()["order_id"])
+
+    assert (order.status, order.cancellation_reason) == ("cancelled", "customer_blocked")
+    assert _available("MUG-1") == 5
+
+
+def test_a_checkout_running_when_the_customer_is_blocked_ends_cancelled(api, shop, saga_steps):
+    add(api, shop, shop.mug, 1)
+    original = sagas.reserve_inventory
+
+    def reserve_then_blocked(saga):
+        result = original(saga)
+        customer_block(customer_id=shop.customer.id)  # an operator, meanwhile
+        return result
+
+    saga_steps("checkout", "reserve_inventory", action=reserve_then_blocked)
+
+    order = Order.objects.get(pk=checkout(api, shop).json()["order_id"])
+
+    assert (order.status, order.cancellation_reason) == ("cancelled", "customer_blocked")
+    assert _available("MUG-1") == 5
+    assert not Payment.objects.filter(order_id=order.id, status="captured").exists()
 
 
 def test_an_empty_cart_cannot_be_checked_out(api, shop):

@@ -42,7 +42,7 @@ def stock(sku):
 def notifications(customer_id):
     return list(
         Notification.objects.filter(customer_id=customer_id)
-        .exclude(kind="welcome")
+        .exclude(kind__in=("welcome", "verify_email"))  # the account's, not the order's
         .values_list("kind", flat=True)
     )
 

@@ -28,7 +28,8 @@ def test_registering_creates_a_customer_with_an_argon2_password_and_publishes_us
 
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"id", "email", "name", "status", "created_at"}
+    assert set(body) == {"id", "email", "name", "status", "email_verified", "created_at"}
+    assert body["email_verified"] is False
     assert body["email"] == "ada@example.com" and body["status"] == "active"
     customer = Customer.objects.get(pk=body["id"])
     assert identify_hasher(customer.password).algorithm == "argon2"
