@@ -79,6 +79,7 @@ CHARGE_CREATE = Operation(
     request=obj(CHARGE),
     answer=PAYMENT,
     statuses=(201, 200),
+    problems=(Problem(409, "idempotency-key-reused", "the key made a different charge"),),
     description=(
         "Charge an order; declined is an answer, not an error. `pending` when the provider "
         "did not answer in time. 200 with the first payment for a repeated key."

@@ -164,7 +164,7 @@ def order_checkout(
     if idempotency_key:
         existing = _order_by_key(customer_id, idempotency_key)
         if existing is not None:
-            return existing, False
+            return _replayed(existing, payment_method=payment_method), False
     try:
         with transaction.atomic(using=ALIAS):
             cart = (
@@ -239,8 +239,18 @@ def order_checkout(
         existing = _order_by_key(customer_id, idempotency_key) if idempotency_key else None
         if existing is None:
             raise
-        return existing, False
+        return _replayed(existing, payment_method=payment_method), False
     return order, True
+
+
+def _replayed(order: Order, *, payment_method: str) -> Order:
+    """The order first placed with an Idempotency-Key, if the request is the same (else 409)."""
+    if order.payment_method != payment_method:
+        raise Conflict(
+            "This Idempotency-Key was already used for a checkout with another payment method.",
+            code="idempotency-key-reused",
+        )
+    return order
 
 
 def _order_by_key(customer_id: UUID, key: str) -> Order | None:

@@ -10,7 +10,7 @@ from uuid import UUID
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from cleave.api import ApplicationError, NotFound, invalid
+from cleave.api import ApplicationError, Conflict, NotFound, invalid
 from cleave.events import publish
 
 from . import providers
@@ -163,6 +163,18 @@ def payment_charge(
         existing = _by_key(idempotency_key) if idempotency_key else None
         if existing is None:
             raise
+        first = (
+            existing.order_id,
+            existing.customer_id,
+            existing.amount,
+            existing.currency,
+            existing.method,
+        )
+        if first != (UUID(str(order_id)), UUID(str(customer_id)), amount, currency, payment_method):
+            raise Conflict(
+                "This Idempotency-Key was already used for a different charge.",
+                code="idempotency-key-reused",
+            ) from None
         return existing, False
     status, failure_reason, provider_reference = _ask_provider(
         payment_method=payment_method,

@@ -6,7 +6,8 @@ import pytest
 from rest_framework.test import APIRequestFactory
 
 from cleave.api import ApplicationError, idempotency_key
-from cleave.testing import customer_headers, service_headers, unit
+from cleave.testing import customer_headers, flows, service_headers, unit
+from contexts.inventory.models import StockItem
 
 
 def request_with(key: str | None):
@@ -58,3 +59,53 @@ def test_every_endpoint_refuses_an_overlong_key_alike(api, path, headers):
 
     assert response.status_code == 400, response.content
     assert "Idempotency-Key" in response.json()["errors"]
+
+
+@flows
+def test_a_charge_key_reused_for_another_charge_is_a_409(api):
+    headers = {**service_headers("payments:write"), "Idempotency-Key": "charge-1"}
+    charge = {
+        "order_id": "9a1c6f2e-3b4d-4e5f-8a9b-0c1d2e3f4a5b",
+        "customer_id": "5e0c1a2b-3c4d-4e5f-9a8b-7c6d5e4f3a2b",
+        "amount": "10.00",
+        "currency": "EUR",
+        "payment_method": "tok_visa",
+    }
+    first = api.post("/api/payments/charges", charge, format="json", headers=headers)
+    again = api.post("/api/payments/charges", charge, format="json", headers=headers)
+    other = api.post(
+        "/api/payments/charges", {**charge, "amount": "11.00"}, format="json", headers=headers
+    )
+
+    assert (first.status_code, again.status_code) == (201, 200), again.content
+    assert again.json()["id"] == first.json()["id"]
+    assert_reused(other)
+
+
+@flows
+def test_a_reservation_key_reused_for_another_order_is_a_409(api):
+    StockItem.objects.using("inventory").create(sku="TEE-1", on_hand=10)
+    headers = {**service_headers("inventory:write"), "Idempotency-Key": "reserve-1"}
+    lines = [{"sku": "TEE-1", "quantity": 1}]
+    first = api.post(
+        "/api/inventory/reservations",
+        {"order_id": "9a1c6f2e-3b4d-4e5f-8a9b-0c1d2e3f4a5b", "lines": lines},
+        format="json",
+        headers=headers,
+    )
+    other = api.post(
+        "/api/inventory/reservations",
+        {"order_id": "1b2c3d4e-3b4d-4e5f-8a9b-0c1d2e3f4a5b", "lines": lines},
+        format="json",
+        headers=headers,
+    )
+
+    assert first.status_code == 201, first.content
+    assert_reused(other)
+
+
+def assert_reused(response) -> None:
+    """The one answer every endpoint gives a key reused for a different request."""
+    assert response.status_code == 409, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["type"].endswith("/idempotency-key-reused")

@@ -122,8 +122,21 @@ class CheckoutView(APIView):
 
     @extend_schema(
         request=Input,
-        responses={202: Output},
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+        responses={
+            202: Output,
+            409: problem_answer(
+                "`idempotency-key-reused`: the key was used for a checkout with another "
+                "payment method."
+            ),
+        },
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="A repeated key returns the first order (202) and starts nothing.",
+            )
+        ],
         summary="Check out the cart",
     )
     def post(self, request):

@@ -87,7 +87,13 @@ class ChargeView(APIView):
 
     @extend_schema(
         request=Input,
-        responses={201: PaymentOutput, 200: PaymentOutput},
+        responses={
+            201: PaymentOutput,
+            200: PaymentOutput,
+            409: problem_answer(
+                "`idempotency-key-reused`: the key was used for a different charge."
+            ),
+        },
         parameters=[
             OpenApiParameter(
                 IDEMPOTENCY_HEADER,

@@ -199,3 +199,16 @@ def test_orders_are_listed_and_shown_only_to_their_customer(api, shop):
     stranger = customer_headers(uuid4())
     assert api.get(f"/api/orders/{order_id}", headers=stranger).status_code == 404
     assert api.get("/api/orders/", headers=stranger).json()["count"] == 0
+
+
+def test_a_checkout_key_reused_with_another_payment_method_is_a_409(api, shop):
+    add(api, shop, shop.tee, 1)
+    first = checkout(api, shop, "tok_visa", key="buy-1")
+    again = checkout(api, shop, "tok_visa", key="buy-1")
+    other = checkout(api, shop, "tok_chargeDeclined", key="buy-1")
+
+    assert (first.status_code, again.status_code) == (202, 202), again.content
+    assert again.json()["order_id"] == first.json()["order_id"]
+    assert other.status_code == 409, other.content
+    assert other.json()["type"].endswith("/idempotency-key-reused")
+    assert Order.objects.count() == 1

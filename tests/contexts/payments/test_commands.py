@@ -4,7 +4,7 @@ from decimal import Decimal
 import pytest
 from django.db import connections
 
-from cleave.api import ApplicationError, NotFound
+from cleave.api import ApplicationError, Conflict, NotFound
 from cleave.testing import flows, published, unit
 from contexts.payments import commands
 from contexts.payments.models import Payment
@@ -82,12 +82,17 @@ def test_a_provider_timeout_leaves_the_payment_pending_and_publishes_nothing():
 
 @unit
 def test_a_repeated_idempotency_key_returns_the_first_payment_without_charging_again():
-    first, created_first = charge(idempotency_key="order-1-charge")
-    again, created_again = charge("tok_chargeDeclined", idempotency_key="order-1-charge")
+    same = {"order_id": uuid.uuid4(), "customer_id": uuid.uuid4()}
+    first, created_first = charge(idempotency_key="order-1-charge", **same)
+    again, created_again = charge(idempotency_key="order-1-charge", **same)
 
     assert created_first and not created_again
     assert again.pk == first.pk
     assert again.status == Payment.Status.CAPTURED
+    # the key once more, for another charge: refused, and nothing is charged
+    with pytest.raises(Conflict) as refused:
+        charge("tok_chargeDeclined", idempotency_key="order-1-charge", **same)
+    assert refused.value.code == "idempotency-key-reused"
     assert Payment.objects.using("payments").count() == 1
     assert len(published("payments")) == 1
 
@@ -160,7 +165,7 @@ def test_a_concurrent_charge_with_the_same_key_returns_the_payment_stored_first(
     settings.CLEAVE_PAYMENT_PROVIDER = f"{__name__}.CountingProvider"
     CountingProvider.charges = 0
     # the racing request stored its attempt first: our insert meets its key
-    first = PaymentFactory(idempotency_key="race-key")
+    first = PaymentFactory(idempotency_key="race-key", amount=Decimal("39.80"), currency="EUR")
     real, calls = commands._by_key, []
 
     def by_key(key):
@@ -169,7 +174,12 @@ def test_a_concurrent_charge_with_the_same_key_returns_the_payment_stored_first(
 
     monkeypatch.setattr(commands, "_by_key", by_key)
 
-    payment, created = charge(idempotency_key="race-key")
+    payment, created = charge(
+        first.method,
+        idempotency_key="race-key",
+        order_id=first.order_id,
+        customer_id=first.customer_id,
+    )
 
     assert not created
     assert payment.pk == first.pk
@@ -306,8 +316,9 @@ def test_voiding_a_pending_charge_the_provider_did_capture_refunds_it(settings):
 
 @unit
 def test_voiding_a_key_no_charge_arrived_with_fences_it_against_a_late_charge():
-    voided = void("k4")
-    late, created = charge(idempotency_key="k4")
+    same = {"order_id": uuid.uuid4(), "customer_id": uuid.uuid4()}
+    voided = void("k4", **same)
+    late, created = charge(idempotency_key="k4", **same)
 
     assert (voided.status, voided.failure_reason) == ("failed", "voided")
     assert not created
