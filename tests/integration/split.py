@@ -6,8 +6,11 @@ each context's SQLite file is opened only by the group that serves it.
 
 Groups can be stopped, hung (SIGSTOP: the port still accepts connections, but
 nothing answers) and started again on the same port, to test what callers see.
-The events of these tests stay inside one group (inventory and payments publish
-nothing another group subscribes to), so the in-process transport is enough.
+Events cross groups (payments subscribes to users' `user.blocked` and
+`user.deleted`), so the installation runs the Celery transport: each group
+whose contexts subscribe to something has a Celery worker for their queues.
+Sagas stay in the web processes (`CLEAVE_SAGA_RUNNER=inprocess`), so a
+story's timing is the web server's.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import signal
 from pathlib import Path
 
 import requests
+
+from cleave.contexts import context_config_class
 
 from .live import LiveSystem, Process, free_port, gunicorn_args, wait_until
 
@@ -105,6 +110,13 @@ class SplitSystem:
         for group in self.groups.values():
             for instance in range(len(group.ports)):
                 group.start(instance)
+        for group in self.groups.values():
+            if any(context_config_class(label).subscribes for label in group.contexts):
+                self.live.start_worker(
+                    f"{group.name}-worker",
+                    contexts=group.contexts,
+                    env={**self.env, "CLEAVE_CONTEXTS": ",".join(group.contexts)},
+                )
         for group in self.groups.values():
             for instance in range(len(group.ports)):
                 group.wait_ready(instance)

@@ -2,8 +2,9 @@
 Resilience with real processes: a split of four groups (shop: users, orders,
 notifications, analytics; catalog; inventory; payments), each a gunicorn
 server, and a context stopped, hung (SIGSTOP) or restarted while customers
-shop. The settings shorten the waits (saga backoff, breaker reset, deadline)
-so that each story takes seconds; the logic is the production one.
+shop; events between groups go over RabbitMQ (a Celery worker per group that
+subscribes). The settings shorten the waits (saga backoff, breaker reset,
+deadline) so that each story takes seconds; the logic is the production one.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ FAST = {
     "CLEAVE_BREAKER_RESET_TIMEOUT": "2",
     "CLEAVE_DISCOVERY_PROBE_INTERVAL": "0.5",
     "CLEAVE_EMBEDDED_SCHEDULER": "on",
+    # events go between groups over RabbitMQ; sagas stay in the web processes
+    "CLEAVE_SAGA_RUNNER": "inprocess",
 }
 
 
@@ -35,7 +38,7 @@ def split(tmp_path, migrated_template, live_secrets, request):
     from .conftest import make_live
 
     options = getattr(request, "param", {}) or {}
-    manager, live = make_live(tmp_path, "inprocess", migrated_template, live_secrets)
+    manager, live = make_live(tmp_path, "rabbitmq", migrated_template, live_secrets)
     live.env.update(FAST)
     live.env.update(options.get("env", {}))
     live.manage("seed_demo")
