@@ -8,6 +8,10 @@ apart (a variable read in the code but not declared, a declared one missing
 from the documentation, a documented default that is not the declared one).
 The readers themselves (`cleave.env`) turn a bad value into a one-line error
 naming the variable.
+
+It is longer than a module of one job usually is (about 600 lines) because
+it is a table: one declaration per setting, kept in one place on purpose so
+that every setting is found by reading one file.
 """
 
 from __future__ import annotations

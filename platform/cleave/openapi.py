@@ -139,12 +139,15 @@ class AutoSchema(SpectacularAutoSchema):
                     "Requires a customer access token (`Authorization: Bearer`).",
                 )
             if isinstance(permission, ServicePermission):
-                required, allow_staff = permission.requirement(self.view, self.method)
+                required, staff_permission = permission.requirement(self.view, self.method)
                 schemes = {ServiceTokenAuthenticationScheme.name}
                 staff = ""
-                if allow_staff:
+                if staff_permission:
                     schemes.add("cookieAuth")
-                    staff = ", or a staff session from the admin"
+                    staff = (
+                        ", or a staff session from the admin with the "
+                        f"`{staff_permission}` permission"
+                    )
                 return (
                     schemes,
                     f"Requires a service token (`X-Service-Token`) with `{required}`{staff}.",

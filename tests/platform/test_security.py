@@ -226,16 +226,25 @@ def test_a_view_with_read_and_write_permissions_checks_each_by_method():
     from cleave.security import ServicePermission, ServicePrincipal
 
     view = SimpleNamespace(
-        read_permission="stock:read", write_permission="stock:write", allow_staff_read=True
+        read_permission="stock:read",
+        write_permission="stock:write",
+        staff_permission="stock.view_item",
     )
     reader = ServicePrincipal("reporting", frozenset({"stock:read"}))
-    staff = SimpleNamespace(is_authenticated=True, is_staff=True, is_active=True)
+
+    def operator(*held):
+        return SimpleNamespace(
+            is_authenticated=True, is_staff=True, is_active=True, has_perm=lambda p: p in held
+        )
+
+    staff = operator("stock.view_item")
     check = ServicePermission().has_permission
 
     assert check(SimpleNamespace(method="GET", user=reader), view)
     assert not check(SimpleNamespace(method="POST", user=reader), view)
     assert check(SimpleNamespace(method="GET", user=staff), view)
     assert not check(SimpleNamespace(method="POST", user=staff), view)
+    assert not check(SimpleNamespace(method="GET", user=operator()), view)  # the flag alone
     assert not check(SimpleNamespace(method="GET", user=AnonymousUser()), view)
 
 

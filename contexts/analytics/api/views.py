@@ -33,7 +33,7 @@ class SummaryView(APIView):
 
     permission_classes = (ServicePermission,)
     required_permission = "analytics:read"
-    allow_staff = True
+    staff_permission = "analytics.view_counter"
 
     @extend_schema(responses={200: SummaryOutput}, summary="Shop summary (service or staff)")
     def get(self, request):

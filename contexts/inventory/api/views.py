@@ -68,7 +68,7 @@ class ReservationCreateView(APIView):
     permission_classes = (ServicePermission,)
     read_permission = "inventory:read"
     write_permission = "inventory:write"
-    allow_staff_read = True
+    staff_permission = "inventory.view_reservation"
 
     class Lookup(serializers.Serializer):
         idempotency_key = serializers.CharField(max_length=commands.IDEMPOTENCY_KEY_MAX_LENGTH)
@@ -139,7 +139,7 @@ class ReservationCreateView(APIView):
 class ReservationDetailView(APIView):
     permission_classes = (ServicePermission,)
     required_permission = "inventory:read"
-    allow_staff = True
+    staff_permission = "inventory.view_reservation"
 
     @extend_schema(responses={200: ReservationOutput}, summary="A reservation (service)")
     def get(self, request, reservation_id):

@@ -51,7 +51,7 @@ class ChargeView(APIView):
     permission_classes = (ServicePermission,)
     read_permission = "payments:read"
     write_permission = "payments:write"
-    allow_staff_read = True  # operators may look a charge up, never make one
+    staff_permission = "payments.view_payment"  # operators may look a charge up, never make one
 
     class Lookup(serializers.Serializer):
         idempotency_key = serializers.CharField(max_length=commands.MAX_KEY_LENGTH)

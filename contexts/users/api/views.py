@@ -242,7 +242,7 @@ class CustomerDetailView(APIView):
 
     permission_classes = (ServicePermission,)
     required_permission = "users:read"
-    allow_staff = True
+    staff_permission = "users.view_customer"
 
     @extend_schema(responses={200: CustomerOutput}, summary="A customer (service)")
     def get(self, request, customer_id):
@@ -267,7 +267,7 @@ class CustomerListView(APIView):
 
     permission_classes = (ServicePermission,)
     required_permission = "users:read"
-    allow_staff = True
+    staff_permission = "users.view_customer"
 
     class Filters(serializers.Serializer):
         email = Text(max_length=254, required=False)

@@ -2,6 +2,7 @@ import uuid
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 
 from cleave.testing import customer_headers, service_headers, unit
 
@@ -46,10 +47,13 @@ def test_a_service_with_analytics_read_gets_the_summary(api):
     }
 
 
-def test_a_staff_session_from_the_admin_may_read_the_summary(api):
+def test_a_staff_session_may_read_the_summary_with_the_counters_view_permission(api):
     staff = get_user_model().objects.create_user("operator", password="x" * 12, is_staff=True)
     api.force_login(staff)
+    # the staff flag alone opens nothing, as in the admin
+    assert_problem(api.get(URL), 403)
 
+    staff.user_permissions.add(Permission.objects.get(codename="view_counter"))
     response = api.get(URL)
 
     assert response.status_code == 200

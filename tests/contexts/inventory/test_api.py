@@ -2,6 +2,7 @@ import uuid
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 
 from cleave.testing import customer_headers, published, service_headers, unit
 from contexts.inventory.models import Reservation, StockItem
@@ -226,12 +227,14 @@ def test_a_reservation_is_read_with_inventory_read(api):
     assert response.json() == created
 
 
-def test_staff_may_read_a_reservation_from_their_admin_session(api):
+def test_staff_may_read_a_reservation_from_their_admin_session_with_its_view_permission(api):
     StockItemFactory(sku="A", on_hand=10)
     created = reserve(api, ("A", 2))
     staff = get_user_model().objects.create_user("operator", password="x" * 12, is_staff=True)
     api.force_login(staff)
+    assert api.get(f"{RESERVATIONS}/{created['id']}").status_code == 403  # the flag alone
 
+    staff.user_permissions.add(Permission.objects.get(codename="view_reservation"))
     response = api.get(f"{RESERVATIONS}/{created['id']}")
 
     assert response.status_code == 200

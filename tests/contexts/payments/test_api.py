@@ -1,6 +1,7 @@
 import uuid
 
 import pytest
+from django.contrib.auth.models import Permission
 
 from cleave.testing import customer_headers, published, service_headers, unit
 from contexts.payments.models import Payment
@@ -202,6 +203,10 @@ def test_staff_may_look_a_charge_up_but_not_charge(api, django_user_model):
     PaymentFactory(idempotency_key="k-staff")
     staff = django_user_model.objects.create_user("op", password="pw", is_staff=True)
     api.force_login(staff)
+    # the staff flag alone opens nothing, as in the admin
+    assert_problem(api.get(CHARGES, {"idempotency_key": "k-staff"}), 403)
+
+    staff.user_permissions.add(Permission.objects.get(codename="view_payment"))
 
     assert api.get(CHARGES, {"idempotency_key": "k-staff"}).status_code == 200
     assert_problem(api.post(CHARGES, charge_body(), format="json"), 403)
