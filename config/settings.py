@@ -7,6 +7,7 @@ event bus. See docs/configuration.md for every variable.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from cleave import conf
@@ -104,6 +105,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     # Swagger UI's files, served from here: no CDN, a version pinned in pyproject.toml
     "drf_spectacular_sidecar",
+    # the admin's sign-in throttle (its attempts are kept in the default alias)
+    "axes",
     "cleave",
     *[f"{CLEAVE_CONTEXT_PACKAGE}.{name}" for name in CLEAVE_CONTEXTS],
 ]
@@ -122,6 +125,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "cleave.api.DatabaseUnavailableMiddleware",
+    # last, as django-axes asks: answers a locked-out sign-in
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -242,6 +247,25 @@ if conf.value("CLEAVE_CACHE_URL"):
 # (CLEAVE_JWT_SECRET and CLEAVE_SERVICE_JWT_SECRET are read and checked at the top)
 CLEAVE_JWT_ISSUER = conf.value("CLEAVE_JWT_ISSUER")
 CLEAVE_ACCESS_TOKEN_TTL = conf.value("CLEAVE_ACCESS_TOKEN_TTL")
+
+# --- the admin's sign-in throttle (django-axes) ----------------------------------------
+# After CLEAVE_ADMIN_LOGIN_FAILURES failed sign-ins for one username, or from one
+# address, further ones are refused (429) for CLEAVE_ADMIN_LOGIN_COOLOFF seconds,
+# even with the right password; a success resets the count. The address is the
+# one the gateway saw (the last X-Forwarded-For entry, as for /metrics).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = conf.value("CLEAVE_ADMIN_LOGIN_FAILURES")
+AXES_COOLOFF_TIME = timedelta(seconds=conf.value("CLEAVE_ADMIN_LOGIN_COOLOFF"))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "cleave.probes.client_address"
+AXES_VERBOSE = False  # no banner at every start; lockouts are still logged
+# its admin offers an action that asks no permission: operators use
+# `manage.py axes_list_attempts` and `axes_reset` instead
+AXES_ENABLE_ADMIN = False
 CLEAVE_REFRESH_TOKEN_TTL = conf.value("CLEAVE_REFRESH_TOKEN_TTL")
 CLEAVE_EMAIL_VERIFY_MAX_AGE = conf.value("CLEAVE_EMAIL_VERIFY_MAX_AGE")
 CLEAVE_SERVICE_TOKEN_TTL = conf.value("CLEAVE_SERVICE_TOKEN_TTL")

@@ -95,6 +95,20 @@ SETTINGS: tuple[Setting, ...] = (
         doc="The same per signed-in customer or operator.",
     ),
     Setting(
+        "CLEAVE_ADMIN_LOGIN_FAILURES",
+        "int",
+        default=5,
+        minimum=1,
+        doc="Failed admin sign-ins, per account or per address, before it is locked out.",
+    ),
+    Setting(
+        "CLEAVE_ADMIN_LOGIN_COOLOFF",
+        "int",
+        default=15 * 60,
+        minimum=1,
+        doc="How long (seconds) a locked-out admin account or address waits.",
+    ),
+    Setting(
         "CLEAVE_ACCESS_TOKEN_TTL",
         "int",
         default=900,
