@@ -40,6 +40,21 @@ _FAST_FORMATS = {
 }
 
 
+def compile_fast(schema: dict[str, Any]) -> Callable[[Any], Any] | None:
+    """
+    `schema` compiled to Python by fastjsonschema, with the validator's own
+    format checkers: it accepts a payload in a few microseconds, where the
+    interpreting validator takes a hundred or more. It may be stricter than
+    the validator (a `$` that refuses a trailing newline), never more lenient,
+    so it only ever says "valid"; anything it refuses is judged, and
+    explained, by the validator. None when it cannot compile the schema.
+    """
+    try:
+        return fastjsonschema.compile(schema, formats=_FAST_FORMATS)
+    except Exception:  # a schema it cannot compile is left to the validator
+        return None
+
+
 class UnknownEventType(LookupError):
     """No context registered an event type by this name."""
 
@@ -73,18 +88,7 @@ class EventType:
 
     @cached_property
     def _fast_check(self) -> Callable[[Any], Any] | None:
-        """
-        The schema compiled to Python by fastjsonschema, with the validator's
-        own format checkers: it accepts a payload in a few microseconds, where
-        the interpreting validator takes a hundred or more. It may be stricter
-        than the validator (a `$` that refuses a trailing newline), never more
-        lenient, so it only ever says "valid"; anything it refuses is judged,
-        and explained, by the validator.
-        """
-        try:
-            return fastjsonschema.compile(self.schema, formats=_FAST_FORMATS)
-        except Exception:  # a schema it cannot compile is left to the validator
-            return None
+        return compile_fast(self.schema)
 
     def validate(self, data: Any) -> None:
         fast = self._fast_check
