@@ -13,12 +13,17 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db import DatabaseError, models
 from django.http import HttpRequest
+from django.utils import timezone
 
-from cleave.contexts import all_contexts
+from cleave.contexts import all_contexts, context_config_class
+from cleave.events import consumer
 from cleave.events.models import DeadLetter, Delivery, InboxRecord, OutboxEvent
+from cleave.events.transports import get_transport
+from cleave.sagas import engine
 from cleave.sagas.models import SagaInstance, SagaStepLog
 
 ALIAS_PARAM = "context"
@@ -128,8 +133,6 @@ class OutboxEventAdmin(OperatorActionsMixin, PerAliasAdmin):
         permissions=["change"],
     )
     def redeliver(self, request, queryset):
-        from cleave.events.transports import get_transport
-
         alias = queryset.db
         ids = list(queryset.values_list("id", flat=True))
         queryset.update(status=OutboxEvent.Status.PENDING)
@@ -164,10 +167,6 @@ class DeliveryAdmin(OperatorActionsMixin, PerAliasAdmin):
         description="Attempt the selected retrying deliveries now", permissions=["change"]
     )
     def retry_now(self, request, queryset):
-        from django.utils import timezone
-
-        from cleave.events.transports import get_transport
-
         retrying = queryset.filter(status=Delivery.Status.RETRYING)
         retrying.update(next_attempt_at=timezone.now())  # due now, wherever it runs
         due = list(retrying)
@@ -185,9 +184,6 @@ class DeadLetterAdmin(OperatorActionsMixin, PerAliasAdmin):
 
     @admin.action(description="Redrive the selected dead letters", permissions=["change"])
     def redrive(self, request, queryset):
-        from cleave.events import consumer
-        from cleave.events.transports import get_transport
-
         alias = queryset.db
         deliveries = consumer.prepare_redrive(alias, list(queryset))
         get_transport().redrive(deliveries)
@@ -255,8 +251,6 @@ class SagaInstanceAdmin(PerAliasAdmin):
         return request.user.is_superuser and obj is None
 
     def _operate(self, request, queryset, operation, verb: str) -> None:
-        from cleave.sagas import engine
-
         alias = queryset.db
         for saga in queryset:
             try:
@@ -309,10 +303,6 @@ def _with_remote_contexts(get_app_list):
     """
 
     def app_list(request, app_label=None):
-        from django.conf import settings
-
-        from cleave.contexts import context_config_class
-
         apps = get_app_list(request, app_label)
         if app_label is not None or not request.user.is_staff:
             return apps

@@ -18,6 +18,7 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpResponse, JsonResponse
+from django.views.csrf import csrf_failure as html_csrf_failure
 from rest_framework import exceptions, pagination, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -302,8 +303,6 @@ def csrf_failure(request, reason: str = "") -> HttpResponse:
     logger.warning("CSRF check failed for %s %s: %s", request.method, request.path, reason)
     browser = "text/html" in request.headers.get("Accept", "")
     if browser and not request.path.startswith("/api/"):
-        from django.views.csrf import csrf_failure as html_csrf_failure
-
         return html_csrf_failure(request, reason=reason)
     body = problem(
         403,

@@ -29,6 +29,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from drf_spectacular.generators import EndpointEnumerator, SchemaGenerator
+from rest_framework.permissions import AllowAny
+
+from cleave.security import ServicePermission
+
 from .declarations import ContextContract, Operation
 
 JSON = "application/json"
@@ -36,8 +41,6 @@ JSON = "application/json"
 
 def openapi_document() -> dict[str, Any]:
     """The project's OpenAPI document, as `manage.py spectacular` would write it."""
-    from drf_spectacular.generators import SchemaGenerator
-
     return SchemaGenerator().get_schema(request=None, public=True)
 
 
@@ -85,11 +88,6 @@ def view_permission(operation: Operation) -> tuple[bool, str | None]:
     (found, permission) for the view serving `operation`: the permission its
     `ServicePermission` requires, None when it admits anyone (`AllowAny`).
     """
-    from drf_spectacular.generators import EndpointEnumerator
-    from rest_framework.permissions import AllowAny
-
-    from cleave.security import ServicePermission
-
     for path, _regex, method, callback in EndpointEnumerator().get_api_endpoints():
         if path != api_path(operation) or method != operation.method:
             continue

@@ -17,12 +17,20 @@ longer says what the code does. Written by hand: it is a few tables.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+
+from cleave.contexts import context_config_class, context_for_module, is_local
+from cleave.events import registry
+from cleave.security import ServicePrincipal
+
 from .declarations import ContextContract, Operation
+from .registry import all_contracts
 
 SECTIONS = ("diagram", "contexts", "events", "operations", "calls")
 _BLOCK = re.compile(
@@ -57,13 +65,6 @@ class Landscape:
 
 def gather() -> Landscape:
     """Read the landscape from this process; every context must be served here."""
-    from django.conf import settings
-
-    from cleave.contexts import context_config_class, context_for_module, is_local
-    from cleave.events import registry
-
-    from .registry import all_contracts
-
     remote = [label for label in settings.CLEAVE_ALL_CONTEXTS if not is_local(label)]
     if remote:
         raise RuntimeError(
@@ -126,8 +127,6 @@ def render(template: str, landscape: Landscape) -> str:
 
 
 def _subscribers_of(landscape: Landscape, type_name: str) -> list[Subscriber]:
-    import fnmatch
-
     return [s for s in landscape.subscribers if fnmatch.fnmatchcase(type_name, s.event_pattern)]
 
 
@@ -255,8 +254,6 @@ def _calls(landscape: Landscape) -> str:
 
 
 def _granted(landscape: Landscape, caller: str, operation: Operation) -> bool:
-    from cleave.security import ServicePrincipal
-
     if operation.permission is None:
         return True
     grants = frozenset(landscape.grants.get(caller, []))

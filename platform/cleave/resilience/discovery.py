@@ -138,6 +138,8 @@ class Balancer:
 
 def make_source(kind: str) -> Source:
     if kind == "consul":
+        # loaded only when Consul is the source: py-consul and its session
+        # stay out of every other process
         from .consul import ConsulSource
 
         return ConsulSource()
