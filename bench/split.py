@@ -90,6 +90,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as `python bench/split.py`: the tests' helpers live there
+    sys.path.insert(0, str(ROOT))
+
+# the child processes and the polling of the integration tests, and the split
+# runner's port check: one implementation each
+from cleave.split import port_free  # noqa: E402
+from tests.integration.live import Process, wait_until  # noqa: E402
+
 PYTHON = sys.executable
 CONTEXTS = ("users", "catalog", "inventory", "orders", "payments", "notifications", "analytics")
 LAYOUT = ("users,catalog", "orders,payments,notifications,analytics", "inventory")
@@ -117,19 +125,9 @@ def _free_port(span: int = 1) -> int:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        if port + span < 65535 and all(_port_free(port + n) for n in range(span)):
+        if port + span < 65535 and all(port_free(port + n) for n in range(span)):
             return port
     raise RuntimeError("no free ports")
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _env(data_dir: Path, prefix: str) -> dict[str, str]:
@@ -168,61 +166,15 @@ def _manage(env: dict[str, str], *args: str) -> None:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
 
 
-class Process:
-    """A child in its own session, its output in a log file; stopped by its process group."""
-
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.name = name
-        self.log = log
-        self._out = log.open("ab")
-        self.popen = subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def check_alive(self) -> None:
-        if self.popen.poll() is not None:
-            raise RuntimeError(f"{self.name} exited:\n{self.output()[-4000:]}")
-
-    def stop(self, timeout: float = 20.0) -> None:
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(timeout=10)
-        self._out.close()
-
-
-def _wait_until(check, *, timeout: float, what: str, every: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(every)
-    raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+def _require_alive(process: Process) -> None:
+    if not process.alive():
+        raise RuntimeError(f"{process.name} exited:\n{process.output()[-4000:]}")
 
 
 def _healthy(url: str, process: Process) -> bool:
     import requests
 
-    process.check_alive()
+    _require_alive(process)
     try:
         return requests.get(f"{url}/health", timeout=2).status_code == 200
     except requests.RequestException:
@@ -437,13 +389,13 @@ def monolith(kind: str, workers: int, threads: int):
                 processes.append(relay)
 
                 def consuming() -> bool:
-                    worker.check_alive()
+                    _require_alive(worker)
                     _, consumers = _queue_state(prefix)
                     return len(consumers) == len(CONTEXTS) and all(consumers.values())
 
-                _wait_until(consuming, timeout=120, what="the worker to consume every queue")
-                _wait_until(
-                    lambda: relay.check_alive() or "relay:" in relay.output(),
+                wait_until(consuming, timeout=120, what="the worker to consume every queue")
+                wait_until(
+                    lambda: _require_alive(relay) or "relay:" in relay.output(),
                     timeout=60,
                     what="the relay",
                 )
@@ -460,7 +412,7 @@ def monolith(kind: str, workers: int, threads: int):
                 logs / "web.log",
             )
             processes.append(web)
-            _wait_until(lambda: _healthy(url, web), timeout=120, what="the web server")
+            wait_until(lambda: _healthy(url, web), timeout=120, what="the web server")
             yield Deployment(
                 kind=kind,
                 base_url=url,
@@ -507,7 +459,7 @@ def split():
                     raise RuntimeError(f"run_split exited:\n{log.read_text()[-6000:]}")
                 return f"Cleave is split into {len(LAYOUT)} groups" in log.read_text()
 
-            _wait_until(ready, timeout=300, every=0.5, what="the split to be ready")
+            wait_until(ready, timeout=300, every=0.5, what="the split to be ready")
             addresses = {}
             for line in log.read_text().splitlines():
                 match = SPLIT_ROW.match(line)

@@ -82,6 +82,17 @@ USER_DELETED = EventType(
     schema=obj({"customer_id": UUID, "deleted_at": DATETIME}),
 )
 
+
+def erased_fields(customer_id) -> dict[str, str]:
+    """
+    What a deleted customer's personal fields read in the copies of users'
+    events that are kept (`cleave.events.replay.redact`): every context that
+    keeps such copies redacts them with this, so each payload still fits
+    its schema and no two contexts erase differently.
+    """
+    return {"email": f"erased-{customer_id}@invalid", "name": "", "token": ""}
+
+
 # --- operations --------------------------------------------------------------------------
 
 CUSTOMER = answer(

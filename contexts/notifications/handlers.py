@@ -12,6 +12,7 @@ from uuid import UUID
 from cleave import revocations
 from cleave.events import Envelope, subscriber
 from cleave.events.replay import redact
+from contracts.users import erased_fields
 
 from . import commands, queries
 from .apps import ALIAS
@@ -108,9 +109,7 @@ def on_user_verified(envelope: Envelope) -> None:
 @subscriber("user.blocked")
 def on_user_blocked(envelope: Envelope) -> None:
     """A blocked customer's tokens stop working here (they may still get order mail)."""
-    revocations.revoke(
-        envelope.data["customer_id"], alias=ALIAS, reason="blocked", at=envelope.occurred_at()
-    )
+    revocations.revoke_for(envelope, alias=ALIAS)
 
 
 @subscriber("user.deleted")
@@ -121,13 +120,13 @@ def on_user_deleted(envelope: Envelope) -> None:
     kept here (deliveries, dead letters) redacted.
     """
     customer_id = envelope.data["customer_id"]
-    revocations.revoke(customer_id, alias=ALIAS, reason="deleted", at=envelope.occurred_at())
+    revocations.revoke_for(envelope, alias=ALIAS)
     commands.recipient_erase(customer_id=customer_id)
     redact(
         ALIAS,
         type_prefix="user.",
         match={"customer_id": str(customer_id)},
-        replace={"email": f"erased-{customer_id}@invalid", "name": "", "token": ""},
+        replace=erased_fields(customer_id),
     )
 
 

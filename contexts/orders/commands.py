@@ -421,10 +421,16 @@ def order_request_cancel(*, customer_id: UUID, order_id: UUID) -> Order:
                 f"Order {order_id} was already cancelled ({order.cancellation_reason}).",
                 code="order-cancelled",
             )
-        if order.saga_id is None:  # an order placed before sagas: nothing is held for it
-            return order_cancel(order_id=order.id, reason=reason)
-        # False when the saga is already compensating: the order ends cancelled anyway
-        sagas.request_cancel(ALIAS, order.saga_id, reason)
+        return _cancel_pending(order, reason)
+    return order
+
+
+def _cancel_pending(order: Order, reason: str) -> Order:
+    """Cancel a pending order: through its checkout saga, which compensates first."""
+    if order.saga_id is None:  # an order placed before sagas: nothing is held for it
+        return order_cancel(order_id=order.id, reason=reason)
+    # False when the saga is already compensating: the order ends cancelled anyway
+    sagas.request_cancel(ALIAS, order.saga_id, reason)
     return order
 
 
@@ -467,10 +473,7 @@ def customer_checkouts_cancel(*, customer_id: UUID, reason: str) -> int:
         Order.objects.using(ALIAS).filter(customer_id=customer_id, status=Order.Status.PENDING)
     )
     for order in pending:
-        if order.saga_id is None:
-            order_cancel(order_id=order.id, reason=reason)
-        else:
-            sagas.request_cancel(ALIAS, order.saga_id, reason)
+        _cancel_pending(order, reason)
     return len(pending)
 
 

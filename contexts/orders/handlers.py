@@ -20,7 +20,7 @@ def on_user_created(event: Envelope) -> None:
 def on_user_blocked(event: Envelope) -> None:
     """A blocked customer's tokens stop working here, and their running checkouts end."""
     customer_id = UUID(event.data["customer_id"])
-    revocations.revoke(customer_id, alias=ALIAS, reason="blocked", at=event.occurred_at())
+    revocations.revoke_for(event, alias=ALIAS)
     commands.customer_checkouts_cancel(
         customer_id=customer_id, reason=Order.CancellationReason.CUSTOMER_BLOCKED
     )
@@ -33,7 +33,7 @@ def on_user_deleted(event: Envelope) -> None:
     cart dropped and the orders kept under a pseudonym (`customer_forget`).
     """
     customer_id = UUID(event.data["customer_id"])
-    revocations.revoke(customer_id, alias=ALIAS, reason="deleted", at=event.occurred_at())
+    revocations.revoke_for(event, alias=ALIAS)
     commands.customer_checkouts_cancel(
         customer_id=customer_id, reason=Order.CancellationReason.CUSTOMER_DELETED
     )

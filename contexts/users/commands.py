@@ -30,6 +30,7 @@ from cleave.api import ApplicationError, Conflict, NotFound
 from cleave.events import publish
 from cleave.events.replay import redact
 from cleave.security import TokenError, decode_customer_token, issue_customer_tokens
+from contracts.users import erased_fields
 
 from .apps import ALIAS
 from .models import Customer, RefreshToken
@@ -226,12 +227,7 @@ def customer_change_password(
     session (every refresh token issued so far is revoked; access tokens run
     out within their lifetime) and return a fresh token pair for this one.
     """
-    customer = Customer.objects.using(ALIAS).filter(pk=customer_id).first()
-    db.release(ALIAS)  # the connection goes back to its pool while passwords are hashed
-    if customer is None:
-        raise NotFound(f"No customer {customer_id}.")
-    if not check_password(current_password, customer.password):
-        raise WrongPassword("The current password is wrong.")
+    _check_own_password(customer_id, current_password, "The current password is wrong.")
     hashed = make_password(new_password)
     with transaction.atomic(using=ALIAS):
         customer = _locked(customer_id)
@@ -239,6 +235,16 @@ def customer_change_password(
         customer.save(using=ALIAS, update_fields=["password", "updated_at"])
         _revoke_refresh_tokens(customer)
         return _issue_tokens(customer)
+
+
+def _check_own_password(customer_id: UUID, password: str, refusal: str) -> None:
+    """The customer's password, asked again before a change that needs it (WrongPassword)."""
+    customer = Customer.objects.using(ALIAS).filter(pk=customer_id).first()
+    db.release(ALIAS)  # the connection goes back to its pool while the password is checked
+    if customer is None:
+        raise NotFound(f"No customer {customer_id}.")
+    if not check_password(password, customer.password):
+        raise WrongPassword(refusal)
 
 
 def _locked(customer_id: UUID) -> Customer:
@@ -357,13 +363,6 @@ def customer_block(*, customer_id: UUID) -> Customer:
 
 # --- deletion -------------------------------------------------------------------------
 
-ERASED_NAME = ""
-
-
-def erased_email(customer_id: UUID | str) -> str:
-    """What stands for a deleted customer's address where a payload needs one."""
-    return f"erased-{customer_id}@invalid"
-
 
 def customer_delete(*, customer_id: UUID, password: str | None = None) -> None:
     """
@@ -374,12 +373,7 @@ def customer_delete(*, customer_id: UUID, password: str | None = None) -> None:
     its event log, so a replay does not bring them back.
     """
     if password is not None:
-        customer = Customer.objects.using(ALIAS).filter(pk=customer_id).first()
-        db.release(ALIAS)
-        if customer is None:
-            raise NotFound(f"No customer {customer_id}.")
-        if not check_password(password, customer.password):
-            raise WrongPassword("The password is wrong.")
+        _check_own_password(customer_id, password, "The password is wrong.")
     with transaction.atomic(using=ALIAS):
         customer = _locked(customer_id)
         customer.delete(using=ALIAS)
@@ -388,5 +382,5 @@ def customer_delete(*, customer_id: UUID, password: str | None = None) -> None:
             ALIAS,
             type_prefix="user.",
             match={"customer_id": str(customer_id)},
-            replace={"email": erased_email(customer_id), "name": ERASED_NAME, "token": ""},
+            replace=erased_fields(customer_id),
         )

@@ -13,6 +13,4 @@ from .apps import ALIAS
 @subscriber("user.blocked", "user.deleted")
 def on_user_blocked_or_deleted(event: Envelope) -> None:
     """Refuse the customer's tokens on this context's endpoints (`/me` and the rest)."""
-    reason = "blocked" if event.type == "user.blocked" else "deleted"
-    customer_id = event.data["customer_id"]
-    revocations.revoke(customer_id, alias=ALIAS, reason=reason, at=event.occurred_at())
+    revocations.revoke_for(event, alias=ALIAS)

@@ -383,6 +383,18 @@ class WholeNumber(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class QueryNumber(serializers.IntegerField):
+    """
+    A whole number in a query string (`?limit=20`): ASCII digits only, where
+    Python's int() also takes `"٢"`, `" 2"`, `"+2"` and `"1_000"`.
+    """
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not (data.isascii() and data.isdigit()) or len(data) > 10:
+            raise serializers.ValidationError("Must be a whole number.", code="invalid")
+        return super().to_internal_value(data)
+
+
 class PageNumberPagination(pagination.PageNumberPagination):
     """
     `{"count", "next", "previous", "results"}`, `?page=N`, `?page_size=` from 1 to 100.

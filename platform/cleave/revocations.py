@@ -17,7 +17,7 @@ A table of the platform's, in every context alias, like the inbox.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import models, transaction
 from django.utils import timezone
@@ -25,12 +25,21 @@ from django.utils import timezone
 from cleave import db
 
 
+class Event(Protocol):
+    """What `revoke_for` reads of an event envelope (the event package sits above this module)."""
+
+    type: str
+    data: dict[str, Any]
+
+    def occurred_at(self) -> datetime: ...
+
+
 class TokenRevocation(models.Model):
     """Every token of `subject` issued at or before `revoked_at` is refused."""
 
     subject = models.CharField(max_length=64, primary_key=True)
     revoked_at = models.DateTimeField()
-    reason = models.CharField(max_length=32)
+    reason = models.CharField(max_length=64)  # the event that revoked them
 
     class Meta:
         app_label = "cleave"
@@ -50,12 +59,21 @@ def revoke(subject: Any, *, alias: str, reason: str, at: datetime | None = None)
             db.insert(
                 TokenRevocation,
                 alias,
-                {"subject": str(subject), "revoked_at": at, "reason": reason[:32]},
+                {"subject": str(subject), "revoked_at": at, "reason": reason[:64]},
                 ignore_conflicts=True,
             )
         elif existing.revoked_at < at:
-            existing.revoked_at, existing.reason = at, reason[:32]
+            existing.revoked_at, existing.reason = at, reason[:64]
             existing.save(using=alias, update_fields=["revoked_at", "reason"])
+
+
+def revoke_for(event: Event, *, alias: str, subject_key: str = "customer_id") -> None:
+    """
+    The handler's part: refuse the tokens of the event's subject
+    (`data[subject_key]`) issued until the event happened, the event's type
+    as the reason (`user.blocked`).
+    """
+    revoke(event.data[subject_key], alias=alias, reason=event.type, at=event.occurred_at())
 
 
 def is_revoked(subject: Any, issued_at: int | float, *, alias: str) -> bool:

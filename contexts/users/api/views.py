@@ -8,7 +8,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cleave.api import EmailText, Secret, Text
+from cleave.api import EmailText, QueryNumber, Secret, Text
 from cleave.openapi import problem_answer
 from cleave.security import IsCustomer, ServicePermission
 
@@ -248,18 +248,6 @@ class CustomerDetailView(APIView):
     def get(self, request, customer_id):
         customer = queries.customer_get(customer_id=customer_id)
         return Response(CustomerOutput(customer).data)
-
-
-class QueryNumber(serializers.IntegerField):
-    """
-    A whole number in a query string: ASCII digits only, where Python's int()
-    also takes `"٢"`, `" 2"`, `"+2"` and `"1_000"`.
-    """
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str) or not (data.isascii() and data.isdigit()) or len(data) > 10:
-            raise serializers.ValidationError("Must be a whole number.", code="invalid")
-        return super().to_internal_value(data)
 
 
 class CustomerListView(APIView):

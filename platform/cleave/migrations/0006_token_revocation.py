@@ -15,7 +15,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('subject', models.CharField(max_length=64, primary_key=True, serialize=False)),
                 ('revoked_at', models.DateTimeField()),
-                ('reason', models.CharField(max_length=32)),
+                ('reason', models.CharField(max_length=64)),
             ],
         ),
     ]
