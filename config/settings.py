@@ -47,6 +47,9 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", default="")
 # Behind a gateway that asks each service by its own name (a mesh routes by Host) and
 # passes the client's host in X-Forwarded-Host: links are built with the client's.
 USE_X_FORWARDED_HOST = env_bool("DJANGO_USE_X_FORWARDED_HOST", default=False)
+# The proxies whose X-Forwarded-For entries are believed (cleave.proxies): none by
+# default, so the connection's peer is the client; `1` behind the gateway.
+CLEAVE_TRUSTED_PROXIES = conf.value("CLEAVE_TRUSTED_PROXIES")
 # The namespace the Kubernetes manifests are generated for (manage.py deploy render).
 CLEAVE_K8S_NAMESPACE = "cleave"
 
@@ -252,7 +255,7 @@ CLEAVE_ACCESS_TOKEN_TTL = conf.value("CLEAVE_ACCESS_TOKEN_TTL")
 # After CLEAVE_ADMIN_LOGIN_FAILURES failed sign-ins for one username, or from one
 # address, further ones are refused (429) for CLEAVE_ADMIN_LOGIN_COOLOFF seconds,
 # even with the right password; a success resets the count. The address is the
-# one the gateway saw (the last X-Forwarded-For entry, as for /metrics).
+# client's as cleave.proxies decides it (the peer, or what the trusted proxies say).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
@@ -261,7 +264,7 @@ AXES_FAILURE_LIMIT = conf.value("CLEAVE_ADMIN_LOGIN_FAILURES")
 AXES_COOLOFF_TIME = timedelta(seconds=conf.value("CLEAVE_ADMIN_LOGIN_COOLOFF"))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
-AXES_CLIENT_IP_CALLABLE = "cleave.probes.client_address"
+AXES_CLIENT_IP_CALLABLE = "cleave.proxies.client_address"
 AXES_VERBOSE = False  # no banner at every start; lockouts are still logged
 # its admin offers an action that asks no permission: operators use
 # `manage.py axes_list_attempts` and `axes_reset` instead

@@ -25,7 +25,7 @@ from cleave import env
 @dataclass(frozen=True)
 class Setting:
     name: str
-    kind: str  # bool int float str path secret choice rate currency networks
+    kind: str  # bool int float str path secret choice rate currency networks proxies
     default: Any = None
     minimum: float | None = 0
     choices: tuple[str, ...] = ()
@@ -50,6 +50,8 @@ class Setting:
             return env.env_currency(self.name, default=self.default)
         if self.kind == "networks":
             return env.env_networks(self.name, default=self.default)
+        if self.kind == "proxies":
+            return env.env_proxies(self.name, default=self.default)
         return env.env_str(self.name, default=self.default)
 
 
@@ -93,6 +95,16 @@ SETTINGS: tuple[Setting, ...] = (
         "rate",
         default="1200/minute",
         doc="The same per signed-in customer or operator.",
+    ),
+    Setting(
+        "CLEAVE_TRUSTED_PROXIES",
+        "proxies",
+        default="0",
+        doc=(
+            "The proxies whose `X-Forwarded-For` entries decide the client's address: a number "
+            "of hops (`1`: the gateway) or their networks (`10.0.0.0/8`); `0`: none, the "
+            "connection's peer is the client (see [operations.md](operations.md#client-addresses))."
+        ),
     ),
     Setting(
         "CLEAVE_ADMIN_LOGIN_FAILURES",

@@ -127,6 +127,25 @@ def env_networks(name: str, *, default: str) -> list:
     return networks
 
 
+def env_proxies(name: str, *, default: str) -> int | tuple:
+    """
+    The proxies in front of this process whose `X-Forwarded-For` entries are
+    believed: a number of hops (`1`), or their networks (`10.0.0.0/8,::1/128`).
+    `0`, unset or blank: none (the peer's address is the client's).
+    """
+    raw = _given(name)
+    text = raw if raw is not None else default
+    if text.isdigit():
+        return int(text)
+    try:
+        return tuple(env_networks(name, default=default))
+    except ImproperlyConfigured:
+        raise ImproperlyConfigured(
+            f"{name} must be a number of proxies (1) or their networks like "
+            f"10.0.0.0/8,::1/128, not {os.environ[name]!r}"
+        ) from None
+
+
 def load_secret(name: str, fallback_file: Path) -> str:
     """
     Return the secret named by an environment variable.

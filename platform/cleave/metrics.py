@@ -49,6 +49,8 @@ from prometheus_client import (
     start_http_server,
 )
 
+from cleave.proxies import client_address
+
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("cleave.access")
 
@@ -145,7 +147,8 @@ class HttpMetricsMiddleware:
     """
     Time every request; count it by method, route pattern, status and service;
     log one access line (INFO, `cleave.access`) with the same fields, the
-    duration and the flow ids the log filter adds.
+    duration, the client's address (`cleave.proxies`) and the flow ids the
+    log filter adds.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -172,6 +175,7 @@ class HttpMetricsMiddleware:
                 "http_status": response.status_code,
                 "duration_ms": round(elapsed * 1000, 2),
                 "user_agent": request.headers.get("User-Agent", "")[:200],
+                "client_address": client_address(request),
             },
         )
         return response

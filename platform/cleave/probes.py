@@ -40,6 +40,7 @@ from cleave.contexts import all_contexts
 from cleave.events.models import DeadLetter, OutboxEvent
 from cleave.metrics import multiprocess_dir
 from cleave.observability import REQUEST_ID_HEADER, request_flow
+from cleave.proxies import client_address
 from cleave.sagas.models import SagaInstance
 
 logger = logging.getLogger(__name__)
@@ -129,22 +130,12 @@ def _check_broker(url: str) -> dict[str, object]:
 # --- who may see operational detail --------------------------------------------
 
 
-def client_address(request: HttpRequest) -> str:
-    """
-    The address the request came from: behind the gateway, the last entry of
-    `X-Forwarded-For` (the one nginx appended: earlier ones are the client's
-    word), else the peer's address.
-    """
-    forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",")]
-    forwarded = [part for part in forwarded if part]
-    return forwarded[-1] if forwarded else request.META.get("REMOTE_ADDR", "")
-
-
 def internal_caller(request: HttpRequest) -> bool:
     """
     Whether the request comes from the networks `CLEAVE_METRICS_ALLOW` names
     (the scraper, the probes, the cluster) or carries the metrics token:
-    who may see operational detail.
+    who may see operational detail. The address is the client's as
+    `cleave.proxies` decides it: a client cannot name one of its own.
     """
     token = settings.CLEAVE_METRICS_TOKEN
     given = request.headers.get("Authorization", "")

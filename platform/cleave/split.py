@@ -204,6 +204,8 @@ def make_plan(
     base.setdefault("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
     base.setdefault("CLEAVE_LOG_FORMAT", "plain")
     base.pop("CLEAVE_CONTEXTS", None)
+    # the gateway is the one proxy in front: its X-Forwarded-For entry is the client
+    base["CLEAVE_TRUSTED_PROXIES"] = "1"
     urls = {label: group.url for group in groups for label in group.contexts}
     for group in groups:
         group_env = dict(base)

@@ -1,7 +1,16 @@
-"""Throttles: per address for anonymous clients, per customer; services are exempt."""
+"""
+Throttles: per client address for anonymous clients (`CLEAVE_THROTTLE_ANON`),
+per customer or operator (`CLEAVE_THROTTLE_USER`); services are exempt.
+
+The address is `cleave.proxies.client_address`: DRF's own `get_ident` keys on
+the whole `X-Forwarded-For` header unless told how many proxies to believe, so
+a client rotating a made-up first entry would count as a new one each time.
+"""
 
 from rest_framework import throttling
 from rest_framework.settings import api_settings
+
+from cleave.proxies import client_address
 
 
 class _RateFromSettings:
@@ -11,6 +20,9 @@ class _RateFromSettings:
 
     def get_rate(self):
         return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+    def get_ident(self, request) -> str:
+        return client_address(request)
 
 
 class AnonThrottle(_RateFromSettings, throttling.AnonRateThrottle):

@@ -22,11 +22,7 @@ def operator(db):
 
 
 def sign_in(client, username, password, address="203.0.113.7"):
-    return client.post(
-        LOGIN,
-        {"username": username, "password": password},
-        HTTP_X_FORWARDED_FOR=address,
-    )
+    return client.post(LOGIN, {"username": username, "password": password}, REMOTE_ADDR=address)
 
 
 def signed_in(response) -> bool:
@@ -72,3 +68,22 @@ def test_a_success_before_the_limit_starts_the_count_again(client, operator):
         sign_in(client, "operator", "wrong")
 
     assert signed_in(sign_in(client, "operator", "right pass 1"))
+
+
+def test_a_made_up_forwarded_for_entry_does_not_dodge_the_address_lockout(client, operator):
+    for number in range(5):
+        client.post(
+            LOGIN,
+            {"username": f"someone{number}", "password": "guess"},
+            REMOTE_ADDR="203.0.113.7",
+            HTTP_X_FORWARDED_FOR=f"198.18.7.{number}",
+        )
+
+    again = client.post(
+        LOGIN,
+        {"username": "operator", "password": "right pass 1"},
+        REMOTE_ADDR="203.0.113.7",
+        HTTP_X_FORWARDED_FOR="198.18.7.99",
+    )
+
+    assert again.status_code == 429

@@ -53,6 +53,7 @@ class Backend:
                         "path": self.path,
                         "request_id": self.headers.get("X-Request-ID"),
                         "host": self.headers.get("Host"),
+                        "forwarded_for": self.headers.get("X-Forwarded-For"),
                     }
                 ).encode()
                 self.send_response(200)
@@ -188,6 +189,24 @@ def test_the_gateway_passes_a_request_id_on_and_makes_one_when_absent(gateway):
     assert len(made.json()["request_id"]) == 32
 
 
+def test_behind_the_gateway_one_trusted_hop_is_the_address_that_connected(gateway, settings):
+    from django.test import RequestFactory
+
+    from cleave.proxies import client_address
+
+    answer = requests.get(
+        f"{gateway}/api/catalog/categories", headers={"X-Forwarded-For": "10.0.0.1"}, timeout=5
+    ).json()
+    settings.CLEAVE_TRUSTED_PROXIES = 1  # what run_split, compose and Kubernetes set
+    seen = RequestFactory().get(
+        "/", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=answer["forwarded_for"]
+    )
+
+    # nginx appends the address that connected to what the client wrote
+    assert answer["forwarded_for"] == "10.0.0.1, 127.0.0.1"
+    assert client_address(seen) == "127.0.0.1"
+
+
 def test_the_gateway_answers_health_itself_and_never_serves_metrics(gateway):
     health = requests.get(f"{gateway}/health", timeout=5)
     metrics = requests.get(f"{gateway}/metrics", timeout=5)
@@ -240,6 +259,8 @@ def test_each_group_serves_its_contexts_on_its_own_files_and_calls_the_others(tm
     assert (shop.port, orders.port, inventory.port) == (8001, 8002, 8003)
     assert orders.env["CLEAVE_CONTEXTS"] == "orders,payments,notifications,analytics"
     assert orders.env["CLEAVE_EVENT_TRANSPORT"] == "celery"
+    # behind the gateway: the entry it appends to X-Forwarded-For is the client's address
+    assert {g.env["CLEAVE_TRUSTED_PROXIES"] for g in plan.groups} == {"1"}
     assert orders.env["INVENTORY_SERVICE_URL"] == "http://127.0.0.1:8003"
     assert orders.env["USERS_SERVICE_URL"] == "http://127.0.0.1:8001"
     assert "ORDERS_SERVICE_URL" not in orders.env

@@ -208,16 +208,20 @@ def test_a_body_over_the_upload_limit_is_a_413_problem_not_a_500(api, settings):
 
 @unit
 @pytest.mark.parametrize(
-    ("remote", "forwarded", "detailed"),
+    ("remote", "forwarded", "proxies", "detailed"),
     [
-        ("127.0.0.1", None, True),  # a probe, the scraper
-        ("10.244.1.17", None, True),  # a pod of the cluster
-        ("203.0.113.9", None, False),  # the world
-        ("127.0.0.1", "203.0.113.9", False),  # the world, through the gateway
-        ("127.0.0.1", "10.0.0.1, 203.0.113.9", False),  # a forged first entry
+        ("127.0.0.1", None, 0, True),  # a probe, the scraper
+        ("10.244.1.17", None, 1, True),  # a pod of the cluster, behind no proxy
+        ("203.0.113.9", None, 0, False),  # the world
+        ("127.0.0.1", "203.0.113.9", 1, False),  # the world, through the gateway
+        ("127.0.0.1", "10.0.0.1, 203.0.113.9", 1, False),  # a forged first entry
+        ("203.0.113.9", "10.0.0.1", 0, False),  # the world, straight to gunicorn
     ],
 )
-def test_readiness_details_are_for_the_inside_only(api, remote, forwarded, detailed):
+def test_readiness_details_are_for_the_inside_only(
+    api, settings, remote, forwarded, proxies, detailed
+):
+    settings.CLEAVE_TRUSTED_PROXIES = proxies
     headers = {"HTTP_X_FORWARDED_FOR": forwarded} if forwarded else {}
 
     body = api.get("/ready", REMOTE_ADDR=remote, **headers).json()
