@@ -30,9 +30,14 @@ class AnonThrottle(_RateFromSettings, throttling.AnonRateThrottle):
 
 
 class CustomerThrottle(_RateFromSettings, throttling.UserRateThrottle):
-    """Throttle each customer or staff user; service-to-service calls are not throttled."""
+    """
+    Throttle each customer or staff user; service-to-service calls are not
+    throttled, and neither are anonymous clients: DRF's user throttle would
+    count them by address, and they would get the lower of the two rates.
+    """
 
     def allow_request(self, request, view) -> bool:
-        if getattr(request.user, "is_service", False):
+        user = request.user
+        if getattr(user, "is_service", False) or not getattr(user, "is_authenticated", False):
             return True
         return super().allow_request(request, view)

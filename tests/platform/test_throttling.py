@@ -57,3 +57,22 @@ def test_service_calls_are_not_throttled(api, rates):
     codes = {api.get("/api/analytics/summary", headers=headers).status_code for _ in range(5)}
 
     assert codes == {200}
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_anonymous_clients_get_the_anonymous_rate_even_when_the_customers_is_lower(api, rates):
+    rates(anon="5/minute", user="2/minute")
+
+    codes = [api.get("/api/catalog/categories").status_code for _ in range(6)]
+
+    assert codes == [200] * 5 + [429]
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_a_customer_gets_the_customer_rate_even_when_the_anonymous_one_is_lower(api, rates):
+    rates(anon="1/minute", user="3/minute")
+    headers = customer_headers(uuid.uuid4())
+
+    codes = [api.get("/api/orders/", headers=headers).status_code for _ in range(4)]
+
+    assert codes == [200] * 3 + [429]
