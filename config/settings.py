@@ -252,9 +252,11 @@ CLEAVE_JWT_ISSUER = conf.value("CLEAVE_JWT_ISSUER")
 CLEAVE_ACCESS_TOKEN_TTL = conf.value("CLEAVE_ACCESS_TOKEN_TTL")
 
 # --- the admin's sign-in throttle (django-axes) ----------------------------------------
-# After CLEAVE_ADMIN_LOGIN_FAILURES failed sign-ins for one username, or from one
-# address, further ones are refused (429) for CLEAVE_ADMIN_LOGIN_COOLOFF seconds,
-# even with the right password; a success resets the count. The address is the
+# After CLEAVE_ADMIN_LOGIN_FAILURES failed sign-ins for one username from one
+# address, or for any usernames from one address, further ones from that address
+# are refused (429) for CLEAVE_ADMIN_LOGIN_COOLOFF seconds, even with the right
+# password; a success resets the count. A username alone locks nothing: whoever
+# knew an operator's name could lock them out from everywhere. The address is the
 # client's as cleave.proxies decides it (the peer, or what the trusted proxies say).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
@@ -262,7 +264,7 @@ AUTHENTICATION_BACKENDS = [
 ]
 AXES_FAILURE_LIMIT = conf.value("CLEAVE_ADMIN_LOGIN_FAILURES")
 AXES_COOLOFF_TIME = timedelta(seconds=conf.value("CLEAVE_ADMIN_LOGIN_COOLOFF"))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "cleave.proxies.client_address"
 AXES_VERBOSE = False  # no banner at every start; lockouts are still logged

@@ -111,14 +111,17 @@ SETTINGS: tuple[Setting, ...] = (
         "int",
         default=5,
         minimum=1,
-        doc="Failed admin sign-ins, per account or per address, before it is locked out.",
+        doc=(
+            "Failed admin sign-ins for one account from one address, or from one address for "
+            "any, before that address is locked out (of that account, or of all)."
+        ),
     ),
     Setting(
         "CLEAVE_ADMIN_LOGIN_COOLOFF",
         "int",
         default=15 * 60,
         minimum=1,
-        doc="How long (seconds) a locked-out admin account or address waits.",
+        doc="How long (seconds) a locked-out address waits.",
     ),
     Setting(
         "CLEAVE_ACCESS_TOKEN_TTL",
