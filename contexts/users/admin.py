@@ -1,7 +1,23 @@
+from django import forms
 from django.contrib import admin, messages
 
 from . import commands
+from .emails import UnacceptableEmail, normalize_email
 from .models import Customer
+
+
+class CustomerForm(forms.ModelForm):
+    """The address an operator types goes through the same rule as a customer's."""
+
+    class Meta:
+        model = Customer
+        fields = ("email", "name")
+
+    def clean_email(self) -> str:
+        try:
+            return normalize_email(self.cleaned_data["email"])
+        except UnacceptableEmail as exc:
+            raise forms.ValidationError(str(exc)) from None
 
 
 @admin.register(Customer)
@@ -19,6 +35,7 @@ class CustomerAdmin(admin.ModelAdmin):
     readonly_fields = ("id", "status", "email_verified_at", "created_at", "updated_at")
     fields = ("id", "email", "name", "status", "email_verified_at", "created_at", "updated_at")
     actions = ("block",)
+    form = CustomerForm
 
     @admin.display(boolean=True, description="verified")
     def email_verified(self, customer: Customer) -> bool:

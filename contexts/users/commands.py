@@ -32,6 +32,7 @@ from cleave.events.replay import redact
 from cleave.security import TokenError, decode_customer_token, issue_customer_tokens
 from contracts.users import erased_fields
 
+from . import emails
 from .apps import ALIAS
 from .models import Customer, RefreshToken
 
@@ -60,8 +61,22 @@ class WrongPassword(ApplicationError):
     title = "Wrong password"
 
 
+class InvalidEmail(ApplicationError):
+    """An address that holds characters no address may hold (see `.emails`)."""
+
+    status = 400
+    code = "validation-error"
+    title = "Invalid input"
+
+
 def normalize_email(email: str) -> str:
-    return email.strip().lower()
+    """The address as stored and compared (`.emails`); InvalidEmail when it cannot be one."""
+    try:
+        return emails.normalize_email(email)
+    except emails.UnacceptableEmail as exc:
+        raise InvalidEmail(
+            "The request body or parameters are invalid.", errors={"email": [str(exc)]}
+        ) from None
 
 
 def customer_register(*, email: str, password: str, name: str) -> Customer:

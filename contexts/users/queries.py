@@ -8,6 +8,7 @@ from uuid import UUID
 from cleave.api import NotFound
 
 from .apps import ALIAS
+from .emails import UnacceptableEmail, normalize_email
 from .models import Customer
 
 
@@ -43,12 +44,15 @@ def customer_list(
     first (then by id, so pages never overlap or skip), `limit` from `offset`.
 
     `email` matches exactly, or as a prefix when it ends with `*`
-    (`ann*`); either way without regard to case, as addresses are stored
-    lower-cased.
+    (`ann*`); either way after the normalisation every stored address went
+    through (`.emails`: case, NFKC, invisible characters).
     """
     rows = Customer.objects.using(ALIAS).all()
     if email:
-        email = email.strip().lower()
+        try:
+            email = normalize_email(email)
+        except UnacceptableEmail:
+            rows = rows.none()  # no stored address holds such characters
         if email.endswith("*"):
             rows = rows.filter(email__startswith=email.rstrip("*"))
         else:

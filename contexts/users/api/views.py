@@ -13,6 +13,7 @@ from cleave.openapi import problem_answer
 from cleave.security import IsCustomer, ServicePermission
 
 from .. import commands, queries
+from ..emails import UnacceptableEmail, normalize_email
 from ..models import Customer
 
 
@@ -23,6 +24,30 @@ class CustomerOutput(serializers.Serializer):
     status = serializers.CharField()
     email_verified = serializers.BooleanField()
     created_at = serializers.DateTimeField()
+
+
+class _Normalised:
+    """
+    Normalise the address first (`..emails`: case, NFKC, invisible characters
+    dropped), refusing control and bidirectional characters with one message
+    wherever an address is given.
+    """
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            try:
+                data = normalize_email(data)
+            except UnacceptableEmail as exc:
+                raise serializers.ValidationError(str(exc), code="invalid") from None
+        return super().to_internal_value(data)
+
+
+class CustomerEmail(_Normalised, EmailText):
+    """An address to store: normalised, then checked to be an email address."""
+
+
+class SignInEmail(_Normalised, Text):
+    """An address to look up: normalised the same way; any other string is simply unknown."""
 
 
 def check_password_rules(password: str, customer: Customer, field: str = "password") -> None:
@@ -42,7 +67,7 @@ class RegisterView(APIView):
     authentication_classes = ()
 
     class Input(serializers.Serializer):
-        email = EmailText(max_length=254)
+        email = CustomerEmail(max_length=254)
         password = Secret(min_length=8, max_length=128, trim_whitespace=False)
         name = Text(max_length=200)
 
@@ -80,7 +105,7 @@ class TokenView(APIView):
     authentication_classes = ()
 
     class Input(serializers.Serializer):
-        email = Text(max_length=254)
+        email = SignInEmail(max_length=254)
         password = Secret(max_length=128, trim_whitespace=False)
 
     @extend_schema(
@@ -124,7 +149,7 @@ class MeView(APIView):
 
     class Changes(serializers.Serializer):
         name = Text(max_length=200, required=False)
-        email = EmailText(max_length=254, required=False)
+        email = CustomerEmail(max_length=254, required=False)
 
         def validate(self, attrs):
             if not attrs:
