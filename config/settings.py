@@ -272,6 +272,11 @@ AXES_VERBOSE = False  # no banner at every start; lockouts are still logged
 # `manage.py axes_list_attempts` and `axes_reset` instead
 AXES_ENABLE_ADMIN = False
 CLEAVE_REFRESH_TOKEN_TTL = conf.value("CLEAVE_REFRESH_TOKEN_TTL")
+# Customers' sign-in limits (contexts.users.limits): failures per account from one
+# address, and per address, in fixed windows; past them 429 with Retry-After.
+CLEAVE_SIGNIN_FAILURES = conf.value("CLEAVE_SIGNIN_FAILURES")
+CLEAVE_SIGNIN_ADDRESS_FAILURES = conf.value("CLEAVE_SIGNIN_ADDRESS_FAILURES")
+CLEAVE_SIGNIN_WINDOW = conf.value("CLEAVE_SIGNIN_WINDOW")
 CLEAVE_EMAIL_VERIFY_MAX_AGE = conf.value("CLEAVE_EMAIL_VERIFY_MAX_AGE")
 CLEAVE_SERVICE_TOKEN_TTL = conf.value("CLEAVE_SERVICE_TOKEN_TTL")
 # What each calling context may do when it calls another context's API. The

@@ -56,3 +56,20 @@ class RefreshToken(models.Model):
 
     def __str__(self) -> str:
         return f"refresh token {self.jti[:8]} of {self.customer_id}"
+
+
+class AttemptCount(models.Model):
+    """
+    How many attempts of one kind one subject made in the current window: a
+    failed sign-in from an address, for an account from an address, a mail
+    a customer asked for (see `contexts.users.limits`). The key is a keyed
+    hash of the kind and the subject, so no address or email is kept here;
+    rows whose window ended are deleted as new attempts come.
+    """
+
+    key = models.CharField(max_length=64, primary_key=True)
+    count = models.PositiveIntegerField(default=0)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.count} attempt(s) until {self.expires_at:%H:%M:%S}"

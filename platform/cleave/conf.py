@@ -124,6 +124,34 @@ SETTINGS: tuple[Setting, ...] = (
         doc="How long (seconds) a locked-out address waits.",
     ),
     Setting(
+        "CLEAVE_SIGNIN_FAILURES",
+        "int",
+        default=5,
+        minimum=1,
+        doc=(
+            "Failed customer sign-ins for one account from one address in a window; past them "
+            "that account is refused from that address (429) until the window ends."
+        ),
+    ),
+    Setting(
+        "CLEAVE_SIGNIN_ADDRESS_FAILURES",
+        "int",
+        default=20,
+        minimum=1,
+        doc=(
+            "Failures from one address in a window (sign-ins for any account, refused refresh "
+            "tokens, registrations of an address that exists, wrong passwords confirming a "
+            "change); past them the address is refused (429) until the window ends."
+        ),
+    ),
+    Setting(
+        "CLEAVE_SIGNIN_WINDOW",
+        "int",
+        default=300,
+        minimum=1,
+        doc="Seconds a window of the customers' sign-in limits lasts.",
+    ),
+    Setting(
         "CLEAVE_ACCESS_TOKEN_TTL",
         "int",
         default=900,

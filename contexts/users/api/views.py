@@ -10,9 +10,10 @@ from rest_framework.views import APIView
 
 from cleave.api import EmailText, QueryNumber, Secret, Text
 from cleave.openapi import problem_answer
+from cleave.proxies import client_address
 from cleave.security import IsCustomer, ServicePermission
 
-from .. import commands, queries
+from .. import commands, limits, queries
 from ..emails import UnacceptableEmail, normalize_email
 from ..models import Customer
 
@@ -62,6 +63,12 @@ def check_password_rules(password: str, customer: Customer, field: str = "passwo
         raise serializers.ValidationError({field: list(exc.messages)}) from None
 
 
+TOO_MANY = (
+    "Too many failures from this address, or for this account from it; `Retry-After` says "
+    "when to try again (the same answer whether or not the account exists)."
+)
+
+
 class RegisterView(APIView):
     permission_classes = (AllowAny,)
     authentication_classes = ()
@@ -79,13 +86,18 @@ class RegisterView(APIView):
 
     @extend_schema(
         request=Input,
-        responses={201: CustomerOutput, 409: problem_answer("A customer with this email exists.")},
+        responses={
+            201: CustomerOutput,
+            409: problem_answer("A customer with this email exists."),
+            429: problem_answer(TOO_MANY),
+        },
         summary="Register a customer",
     )
     def post(self, request):
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
-        customer = commands.customer_register(**data.validated_data)
+        with limits.registration(address=client_address(request)):
+            customer = commands.customer_register(**data.validated_data)
         return Response(CustomerOutput(customer).data, status=status.HTTP_201_CREATED)
 
 
@@ -110,13 +122,20 @@ class TokenView(APIView):
 
     @extend_schema(
         request=Input,
-        responses={200: TokenOutput, 401: problem_answer("The email or password is wrong.")},
+        responses={
+            200: TokenOutput,
+            401: problem_answer("The email or password is wrong."),
+            429: problem_answer(TOO_MANY),
+        },
         summary="Obtain tokens",
     )
     def post(self, request):
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
-        return Response(commands.customer_authenticate(**data.validated_data))
+        email = data.validated_data["email"]
+        with limits.sign_in(account=email, address=client_address(request)):
+            tokens = commands.customer_authenticate(**data.validated_data)
+        return Response(tokens)
 
 
 class TokenRefreshView(APIView):
@@ -134,13 +153,16 @@ class TokenRefreshView(APIView):
                 {"access": serializers.CharField(), "refresh": serializers.CharField()},
             ),
             401: problem_answer("The refresh token is invalid, expired or no longer valid."),
+            429: problem_answer(TOO_MANY),
         },
         summary="Rotate tokens",
     )
     def post(self, request):
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
-        return Response(commands.customer_refresh_tokens(**data.validated_data))
+        with limits.refresh(address=client_address(request)):
+            tokens = commands.customer_refresh_tokens(**data.validated_data)
+        return Response(tokens)
 
 
 class MeView(APIView):
@@ -186,13 +208,15 @@ class MeView(APIView):
         responses={
             204: None,
             403: problem_answer("The password is wrong (`wrong-password`)."),
+            429: problem_answer(TOO_MANY),
         },
         summary="Delete my account (every context forgets me; orders keep anonymous totals)",
     )
     def delete(self, request):
         data = self.Deletion(data=request.data)
         data.is_valid(raise_exception=True)
-        commands.customer_delete(customer_id=request.user.id, **data.validated_data)
+        with limits.own_password(customer_id=request.user.id, address=client_address(request)):
+            commands.customer_delete(customer_id=request.user.id, **data.validated_data)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -208,6 +232,7 @@ class PasswordView(APIView):
         responses={
             200: TokenOutput,
             403: problem_answer("The current password is wrong (`wrong-password`)."),
+            429: problem_answer(TOO_MANY),
         },
         summary="Change my password (other sessions end; a new token pair for this one)",
     )
@@ -216,7 +241,10 @@ class PasswordView(APIView):
         data.is_valid(raise_exception=True)
         customer = queries.customer_get(customer_id=request.user.id)
         check_password_rules(data.validated_data["new_password"], customer, "new_password")
-        tokens = commands.customer_change_password(customer_id=customer.id, **data.validated_data)
+        with limits.own_password(customer_id=customer.id, address=client_address(request)):
+            tokens = commands.customer_change_password(
+                customer_id=customer.id, **data.validated_data
+            )
         return Response(tokens)
 
 

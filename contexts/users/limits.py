@@ -1,0 +1,189 @@
+"""
+How often credentials may be tried.
+
+Sign-in (`POST /api/users/token`) is counted per account from an address
+(`CLEAVE_SIGNIN_FAILURES` in `CLEAVE_SIGNIN_WINDOW` seconds) and per address
+(`CLEAVE_SIGNIN_ADDRESS_FAILURES`), the account being the normalised email
+as given: an address that exists and one that does not are counted, and
+refused, alike. The address budget also takes the refreshes that fail and
+the registrations answered "already exists" (an oracle of who is a
+customer), and the wrong passwords given to confirm a change. Past a limit
+the answer is 429 problem details with `Retry-After`, the right password
+included, until the window ends. An account is never locked for every
+address: an attacker locks only the pair they try from, for one short
+window, and the owner signs in from elsewhere. Verification mail is
+counted per customer (`CLEAVE_THROTTLE_VERIFY_RESEND`).
+
+Each attempt is counted before the password is checked (so parallel
+guesses cannot all pass the check) and given back when it succeeds. The
+counts are rows of the users alias (`AttemptCount`), so every process and
+replica serving users shares them, with or without a shared cache; fixed
+windows, one row per subject. Written by hand: DRF's throttles count
+requests, not failures, and django-axes knows only Django's own users.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
+from rest_framework.exceptions import Throttled
+
+from cleave import db
+from cleave.api import ApplicationError
+
+from .apps import ALIAS
+from .models import AttemptCount
+
+
+@dataclass(frozen=True)
+class Counter:
+    """One subject's attempts of one kind: at most `limit` in a window of `window` seconds."""
+
+    key: str
+    limit: int
+    window: int
+
+
+def _counter(kind: str, subject: str, limit: int, window: int) -> Counter:
+    digest = salted_hmac("contexts.users.limits", f"{kind}\0{subject}", algorithm="sha256")
+    return Counter(key=digest.hexdigest(), limit=limit, window=window)
+
+
+def _address(address: str) -> Counter:
+    return _counter(
+        "address",
+        address,
+        settings.CLEAVE_SIGNIN_ADDRESS_FAILURES,
+        settings.CLEAVE_SIGNIN_WINDOW,
+    )
+
+
+def _account(account: str, address: str) -> Counter:
+    return _counter(
+        "account",
+        f"{account}\0{address}",
+        settings.CLEAVE_SIGNIN_FAILURES,
+        settings.CLEAVE_SIGNIN_WINDOW,
+    )
+
+
+def take(counters: list[Counter], *, detail: str) -> None:
+    """
+    Count one attempt against each counter; raise Throttled (429, with the
+    seconds to wait) when one of them is past its limit.
+    """
+    now = timezone.now()
+    waits: list[float] = []
+    with transaction.atomic(using=ALIAS):
+        AttemptCount.objects.using(ALIAS).filter(expires_at__lte=now).delete()
+        for counter in sorted(counters, key=lambda c: c.key):  # one order: no deadlock
+            expires_at = now + timedelta(seconds=counter.window)
+            inserted = db.insert(
+                AttemptCount,
+                ALIAS,
+                {"key": counter.key, "count": 1, "expires_at": expires_at},
+                ignore_conflicts=True,
+            )
+            if inserted:
+                count = 1
+            else:
+                row = AttemptCount.objects.using(ALIAS).select_for_update().get(pk=counter.key)
+                if row.expires_at <= now:  # the window ended: a new one starts
+                    row.count, row.expires_at = 0, expires_at
+                row.count += 1
+                row.save(using=ALIAS, update_fields=["count", "expires_at"])
+                count, expires_at = row.count, row.expires_at
+            if count > counter.limit:
+                waits.append((expires_at - now).total_seconds())
+    # raised after the commit: the attempt stays counted
+    if waits:
+        refusal = Throttled(detail=detail)
+        # `Retry-After`; the detail says no number, so that it reads the same for any window
+        refusal.wait = max(1, math.ceil(max(waits)))
+        raise refusal
+
+
+def give_back(counters: list[Counter], *, clear: tuple[Counter, ...] = ()) -> None:
+    """The attempt did not fail: it no longer counts; the counts of `clear` start again."""
+    now = timezone.now()
+    with transaction.atomic(using=ALIAS):
+        AttemptCount.objects.using(ALIAS).filter(pk__in=[c.key for c in clear]).delete()
+        for counter in sorted(set(counters) - set(clear), key=lambda c: c.key):
+            row = (
+                AttemptCount.objects.using(ALIAS)
+                .select_for_update()
+                .filter(pk=counter.key, expires_at__gt=now, count__gt=0)
+                .first()
+            )
+            if row is not None:
+                row.count -= 1
+                row.save(using=ALIAS, update_fields=["count"])
+
+
+@contextmanager
+def _counted(
+    counters: list[Counter],
+    detail: str,
+    *,
+    failed: Callable[[BaseException], bool],
+    success_clears: tuple[Counter, ...] = (),
+) -> Iterator[None]:
+    """
+    Count an attempt for the block. An error `failed` names keeps it counted,
+    any other is given back; so is a success, which also starts the counts of
+    `success_clears` again.
+    """
+    take(counters, detail=detail)
+    try:
+        yield
+    except BaseException as exc:
+        if not failed(exc):
+            give_back(counters)
+        raise
+    give_back(counters, clear=success_clears)
+
+
+def _refused(*codes: str) -> Callable[[BaseException], bool]:
+    return lambda exc: isinstance(exc, ApplicationError) and exc.code in codes
+
+
+SIGN_IN_REFUSED = "Too many failed attempts from this address or for this account; try again later."
+
+
+def sign_in(*, account: str, address: str):
+    """
+    A sign-in with `account` (the normalised email) from `address`; failures
+    count, and a success starts the count of that account from there again.
+    """
+    pair = _account(account, address)
+    return _counted(
+        [pair, _address(address)],
+        SIGN_IN_REFUSED,
+        failed=_refused("invalid-credentials"),
+        success_clears=(pair,),
+    )
+
+
+def refresh(*, address: str):
+    """A refresh from `address`; a refused refresh token counts against the address."""
+    refused = _refused("invalid-credentials", "refresh-token-reused")
+    return _counted([_address(address)], SIGN_IN_REFUSED, failed=refused)
+
+
+def registration(*, address: str):
+    """A registration from `address`; "already exists" counts against the address."""
+    return _counted([_address(address)], SIGN_IN_REFUSED, failed=_refused("email-taken"))
+
+
+def own_password(*, customer_id: object, address: str):
+    """A signed-in customer's password asked again; a wrong one counts like a failed sign-in."""
+    counters = [_account(f"customer:{customer_id}", address), _address(address)]
+    return _counted(counters, SIGN_IN_REFUSED, failed=_refused("wrong-password"))
