@@ -277,6 +277,8 @@ CLEAVE_REFRESH_TOKEN_TTL = conf.value("CLEAVE_REFRESH_TOKEN_TTL")
 CLEAVE_SIGNIN_FAILURES = conf.value("CLEAVE_SIGNIN_FAILURES")
 CLEAVE_SIGNIN_ADDRESS_FAILURES = conf.value("CLEAVE_SIGNIN_ADDRESS_FAILURES")
 CLEAVE_SIGNIN_WINDOW = conf.value("CLEAVE_SIGNIN_WINDOW")
+# How many verification mails a customer may ask for again, per period.
+CLEAVE_THROTTLE_VERIFY_RESEND = conf.value("CLEAVE_THROTTLE_VERIFY_RESEND")
 CLEAVE_EMAIL_VERIFY_MAX_AGE = conf.value("CLEAVE_EMAIL_VERIFY_MAX_AGE")
 CLEAVE_SERVICE_TOKEN_TTL = conf.value("CLEAVE_SERVICE_TOKEN_TTL")
 # What each calling context may do when it calls another context's API. The

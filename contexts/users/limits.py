@@ -1,5 +1,5 @@
 """
-How often credentials may be tried.
+How often credentials may be tried, and verification mail asked for.
 
 Sign-in (`POST /api/users/token`) is counted per account from an address
 (`CLEAVE_SIGNIN_FAILURES` in `CLEAVE_SIGNIN_WINDOW` seconds) and per address
@@ -41,6 +41,9 @@ from cleave.api import ApplicationError
 
 from .apps import ALIAS
 from .models import AttemptCount
+
+# the periods of a rate (`3/hour`) as cleave.env reads them, in seconds
+_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @dataclass(frozen=True)
@@ -135,11 +138,12 @@ def _counted(
     *,
     failed: Callable[[BaseException], bool],
     success_clears: tuple[Counter, ...] = (),
+    success_counts: bool = False,
 ) -> Iterator[None]:
     """
     Count an attempt for the block. An error `failed` names keeps it counted,
-    any other is given back; so is a success, which also starts the counts of
-    `success_clears` again.
+    any other is given back; so is a success (unless `success_counts`), which
+    also starts the counts of `success_clears` again.
     """
     take(counters, detail=detail)
     try:
@@ -148,7 +152,8 @@ def _counted(
         if not failed(exc):
             give_back(counters)
         raise
-    give_back(counters, clear=success_clears)
+    if not success_counts:
+        give_back(counters, clear=success_clears)
 
 
 def _refused(*codes: str) -> Callable[[BaseException], bool]:
@@ -156,6 +161,7 @@ def _refused(*codes: str) -> Callable[[BaseException], bool]:
 
 
 SIGN_IN_REFUSED = "Too many failed attempts from this address or for this account; try again later."
+MAIL_REFUSED = "Too many verification mails asked for; try again later."
 
 
 def sign_in(*, account: str, address: str):
@@ -187,3 +193,10 @@ def own_password(*, customer_id: object, address: str):
     """A signed-in customer's password asked again; a wrong one counts like a failed sign-in."""
     counters = [_account(f"customer:{customer_id}", address), _address(address)]
     return _counted(counters, SIGN_IN_REFUSED, failed=_refused("wrong-password"))
+
+
+def verification_mail(*, customer_id: object):
+    """A verification mail a customer asks for: each counts (`CLEAVE_THROTTLE_VERIFY_RESEND`)."""
+    number, _, period = settings.CLEAVE_THROTTLE_VERIFY_RESEND.partition("/")
+    counter = _counter("verification-mail", str(customer_id), int(number), _PERIODS[period[0]])
+    return _counted([counter], MAIL_REFUSED, failed=lambda exc: False, success_counts=True)

@@ -107,6 +107,15 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
+        "CLEAVE_THROTTLE_VERIFY_RESEND",
+        "rate",
+        default="3/hour",
+        doc=(
+            "Verification mails one customer may ask for again (`POST /api/users/verify/resend`);"
+            " more get 429 problem details."
+        ),
+    ),
+    Setting(
         "CLEAVE_ADMIN_LOGIN_FAILURES",
         "int",
         default=5,

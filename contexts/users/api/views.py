@@ -281,12 +281,14 @@ class VerifyResendView(APIView):
     @extend_schema(
         request=None,
         responses={
-            202: inline_serializer("VerificationSent", {"sent": serializers.BooleanField()})
+            202: inline_serializer("VerificationSent", {"sent": serializers.BooleanField()}),
+            429: problem_answer("Asked too often (`CLEAVE_THROTTLE_VERIFY_RESEND`, 3 an hour)."),
         },
         summary="Mail me a new verification token (`sent` false: already verified)",
     )
     def post(self, request):
-        sent = commands.customer_resend_verification(customer_id=request.user.id)
+        with limits.verification_mail(customer_id=request.user.id):
+            sent = commands.customer_resend_verification(customer_id=request.user.id)
         return Response({"sent": sent}, status=status.HTTP_202_ACCEPTED)
 
 

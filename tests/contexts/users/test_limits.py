@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from cleave.testing import unit
+from cleave.testing import published, unit
 from contexts.users import limits
 
 pytestmark = unit
@@ -160,3 +160,23 @@ def test_wrong_passwords_confirming_a_change_are_limited_too(api):
     ]
 
     assert codes == [403] * 5 + [429]
+
+
+def test_a_customer_gets_three_verification_mails_an_hour_then_429(api, settings, later):
+    assert settings.CLEAVE_THROTTLE_VERIFY_RESEND == "3/hour"
+    customer_id = register(api).json()["id"]
+    access = sign_in(api, PASSWORD).json()["access"]
+    headers = {"Authorization": f"Bearer {access}"}
+
+    codes = [api.post("/api/users/verify/resend", headers=headers).status_code for _ in range(40)]
+
+    assert codes == [202] * 3 + [429] * 37
+    assert_throttled(api.post("/api/users/verify/resend", headers=headers), window=3600)
+    mails = [
+        event
+        for event in published("users", "user.verification_requested")
+        if event.data["customer_id"] == customer_id
+    ]
+    assert len(mails) == 1 + 3  # the registration's, and three asked for
+    later(3601)
+    assert api.post("/api/users/verify/resend", headers=headers).status_code == 202
