@@ -72,6 +72,34 @@ USER_VERIFIED = EventType(
     schema=obj({"customer_id": UUID, "email": STRING, "verified_at": DATETIME}),
 )
 
+USER_PASSWORD_CHANGED = EventType(
+    "user.password_changed",
+    version=1,
+    description=(
+        "A customer's password changed: every context refuses the customer's tokens issued "
+        "before `changed_at` (the new pair the customer got is issued at that instant)."
+    ),
+    schema=obj({"customer_id": UUID, "changed_at": DATETIME}),
+)
+
+USER_EMAIL_CHANGED = EventType(
+    "user.email_changed",
+    version=1,
+    description=(
+        "A customer's email address changed from `previous_email` to `email` (unverified): "
+        "the previous address is told, and stays reserved until the new one is verified."
+    ),
+    schema=obj(
+        {
+            "customer_id": UUID,
+            "email": STRING,
+            "previous_email": STRING,
+            "name": STRING,
+            "changed_at": DATETIME,
+        }
+    ),
+)
+
 USER_DELETED = EventType(
     "user.deleted",
     version=1,
@@ -90,7 +118,8 @@ def erased_fields(customer_id) -> dict[str, str]:
     keeps such copies redacts them with this, so each payload still fits
     its schema and no two contexts erase differently.
     """
-    return {"email": f"erased-{customer_id}@invalid", "name": "", "token": ""}
+    erased = f"erased-{customer_id}@invalid"
+    return {"email": erased, "previous_email": erased, "name": "", "token": ""}
 
 
 # --- operations --------------------------------------------------------------------------
@@ -154,6 +183,8 @@ CONTRACT = ContextContract(
         USER_UPDATED,
         USER_VERIFICATION_REQUESTED,
         USER_VERIFIED,
+        USER_PASSWORD_CHANGED,
+        USER_EMAIL_CHANGED,
         USER_DELETED,
     ),
     operations=(CUSTOMER_GET, CUSTOMER_LIST),

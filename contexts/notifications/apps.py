@@ -14,6 +14,8 @@ class NotificationsConfig(ContextConfig):
         "user.verification_requested",
         "user.updated",
         "user.verified",
+        "user.email_changed",
+        "user.password_changed",
         "user.blocked",
         "user.deleted",
         "order.confirmed",

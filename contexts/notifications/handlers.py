@@ -106,6 +106,37 @@ def on_user_verified(envelope: Envelope) -> None:
     commands.recipient_verified(customer_id=data["customer_id"], email=data["email"])
 
 
+@subscriber("user.email_changed")
+def on_user_email_changed(envelope: Envelope) -> None:
+    """
+    Tell the address a customer left: if someone else changed it (with a
+    stolen session and password), this is how the owner learns of it.
+    """
+    data = envelope.data
+    commands.notification_create(
+        event_id=envelope.id,
+        customer_id=data["customer_id"],
+        kind=Notification.Kind.EMAIL_CHANGED,
+        address=data["previous_email"],
+        subject=f"Your {SHOP_NAME} email address was changed",
+        body=(
+            f"Hello {data['name']},\n\n"
+            f"the email address of your {SHOP_NAME} account was changed from "
+            f"{data['previous_email']} to {data['email']}. Until the new address is "
+            f"confirmed, nobody else can register {data['previous_email']}.\n\n"
+            "If you did not change it, someone else knows your password: write to us at "
+            "once, and we will block the account.\n\n"
+            f"The {SHOP_NAME} team\n"
+        ),
+    )
+
+
+@subscriber("user.password_changed")
+def on_user_password_changed(envelope: Envelope) -> None:
+    """The customer's tokens issued before the change stop working here."""
+    revocations.revoke_for(envelope, alias=ALIAS, at_key="changed_at")
+
+
 @subscriber("user.blocked")
 def on_user_blocked(envelope: Envelope) -> None:
     """A blocked customer's tokens stop working here (they may still get order mail)."""

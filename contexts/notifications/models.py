@@ -32,6 +32,7 @@ class Notification(models.Model):
     class Kind(models.TextChoices):
         WELCOME = "welcome", "welcome"
         VERIFY_EMAIL = "verify_email", "verify email address"
+        EMAIL_CHANGED = "email_changed", "email address changed"
         ORDER_CONFIRMED = "order_confirmed", "order confirmed"
         ORDER_CANCELLED = "order_cancelled", "order cancelled"
 

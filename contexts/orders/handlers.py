@@ -26,6 +26,12 @@ def on_user_blocked(event: Envelope) -> None:
     )
 
 
+@subscriber("user.password_changed")
+def on_user_password_changed(event: Envelope) -> None:
+    """The customer's tokens issued before the change stop working here."""
+    revocations.revoke_for(event, alias=ALIAS, at_key="changed_at")
+
+
 @subscriber("user.deleted")
 def on_user_deleted(event: Envelope) -> None:
     """

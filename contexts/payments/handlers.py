@@ -15,3 +15,9 @@ from .apps import ALIAS
 def on_user_blocked_or_deleted(event: Envelope) -> None:
     """Refuse the customer's tokens on this context's endpoints."""
     revocations.revoke_for(event, alias=ALIAS)
+
+
+@subscriber("user.password_changed")
+def on_user_password_changed(event: Envelope) -> None:
+    """The customer's tokens issued before the change stop working here."""
+    revocations.revoke_for(event, alias=ALIAS, at_key="changed_at")

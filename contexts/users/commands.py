@@ -4,11 +4,17 @@ command that changes the customer and publishes what happened in the same
 transaction.
 
     register ─> user.created + user.verification_requested
-    verify ───> user.verified
-    update ───> user.updated (+ user.verification_requested for a new email)
+    verify ───> user.verified (a previous address, reserved, is released)
+    update ───> user.updated (+ user.email_changed to tell the previous address,
+                and user.verification_requested for the new one)
+    password ─> user.password_changed (every token issued before it is refused)
     block ────> user.blocked
     delete ───> user.deleted (the row is gone; what the event log said of the
                 customer is redacted)
+
+A password change, a block and a deletion refuse the customer's tokens in
+this context at once, in the same transaction (`cleave.revocations`); the
+other contexts follow their events.
 
 The admin goes through these commands too, never through a bare save().
 """
@@ -23,13 +29,19 @@ from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.core import signing
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from cleave import db
+from cleave import db, revocations
 from cleave.api import ApplicationError, Conflict, NotFound
 from cleave.events import publish
 from cleave.events.replay import redact
-from cleave.security import TokenError, decode_customer_token, issue_customer_tokens
+from cleave.security import (
+    TokenError,
+    decode_customer_token,
+    issue_customer_tokens,
+    token_instant,
+)
 from contracts.users import erased_fields
 
 from . import emails
@@ -87,8 +99,8 @@ def customer_register(*, email: str, password: str, name: str) -> Customer:
     hashed = make_password(password)
     try:
         with transaction.atomic(using=ALIAS):
-            if Customer.objects.using(ALIAS).filter(email=email).exists():
-                raise Conflict(f"A customer with email {email} already exists.", code="email-taken")
+            if _taken(email):
+                raise _email_taken(email)
             customer = Customer.objects.using(ALIAS).create(
                 email=email, name=name.strip(), password=hashed
             )
@@ -111,6 +123,14 @@ def customer_register(*, email: str, password: str, name: str) -> Customer:
 
 def _email_taken(email: str) -> Conflict:
     return Conflict(f"A customer with email {email} already exists.", code="email-taken")
+
+
+def _taken(email: str, *, besides: UUID | None = None) -> bool:
+    """Whether a customer (other than `besides`) has `email`, or holds it reserved."""
+    holders = Customer.objects.using(ALIAS).filter(Q(email=email) | Q(previous_email=email))
+    if besides is not None:
+        holders = holders.exclude(pk=besides)
+    return holders.exists()
 
 
 # --- email verification ---------------------------------------------------------------
@@ -176,7 +196,11 @@ def customer_verify(*, token: str) -> Customer:
             )
         if customer.email_verified_at is None:
             customer.email_verified_at = timezone.now()
-            customer.save(using=ALIAS, update_fields=["email_verified_at", "updated_at"])
+            # the new address is proven: the one it replaced is free again
+            customer.previous_email = None
+            customer.save(
+                using=ALIAS, update_fields=["email_verified_at", "previous_email", "updated_at"]
+            )
             publish(
                 "user.verified",
                 {
@@ -192,24 +216,41 @@ def customer_verify(*, token: str) -> Customer:
 
 
 def customer_update(
-    *, customer_id: UUID, name: str | None = None, email: str | None = None
+    *,
+    customer_id: UUID,
+    name: str | None = None,
+    email: str | None = None,
+    current_password: str | None = None,
 ) -> Customer:
     """
     Change a customer's name and/or email and publish `user.updated` naming
-    what changed (nothing changed: no event). A new email is unverified again
-    and gets a verification token of its own.
+    what changed (nothing changed: no event).
+
+    A new email is unverified again and gets a verification token of its
+    own; the address it replaces is told (`user.email_changed`) and stays
+    reserved, so that nobody registers or takes it, until the new one is
+    verified. The customer's own request gives `current_password`, checked
+    before an email changes (WrongPassword); an operator's gives none.
     """
+    if email is not None:
+        email = normalize_email(email)
+        if current_password is not None:
+            _check_own_password(customer_id, current_password, "The current password is wrong.")
     try:
         with transaction.atomic(using=ALIAS):
             customer = _locked(customer_id)
             changed: list[str] = []
+            previous = customer.email
             if name is not None and name.strip() != customer.name:
                 customer.name = name.strip()
                 changed.append("name")
-            if email is not None and normalize_email(email) != customer.email:
-                email = normalize_email(email)
-                if Customer.objects.using(ALIAS).filter(email=email).exists():
+            if email is not None and email != customer.email:
+                if _taken(email, besides=customer.id):
                     raise _email_taken(email)
+                if customer.previous_email is None:
+                    customer.previous_email = previous
+                elif customer.previous_email == email:
+                    customer.previous_email = None  # back to the address it reserved
                 customer.email = email
                 customer.email_verified_at = None
                 changed.append("email")
@@ -228,6 +269,16 @@ def customer_update(
                 },
             )
             if "email" in changed:
+                publish(
+                    "user.email_changed",
+                    {
+                        "customer_id": customer.id,
+                        "email": customer.email,
+                        "previous_email": previous,
+                        "name": customer.name,
+                        "changed_at": customer.updated_at,
+                    },
+                )
                 _request_verification(customer)
     except IntegrityError as exc:  # a concurrent change took the address first
         raise _email_taken(email or "") from exc
@@ -239,8 +290,10 @@ def customer_change_password(
 ) -> dict[str, Any]:
     """
     Replace a customer's password (the current one asked again), end every
-    session (every refresh token issued so far is revoked; access tokens run
-    out within their lifetime) and return a fresh token pair for this one.
+    session at once (every refresh token issued so far is revoked, and every
+    access token issued before the change is refused: here in this
+    transaction, in the other contexts on `user.password_changed`) and
+    return a fresh token pair for this one, issued at the change's instant.
     """
     _check_own_password(customer_id, current_password, "The current password is wrong.")
     hashed = make_password(new_password)
@@ -249,7 +302,10 @@ def customer_change_password(
         customer.password = hashed
         customer.save(using=ALIAS, update_fields=["password", "updated_at"])
         _revoke_refresh_tokens(customer)
-        return _issue_tokens(customer)
+        changed_at = token_instant()
+        revocations.revoke(customer.id, alias=ALIAS, reason="user.password_changed", at=changed_at)
+        publish("user.password_changed", {"customer_id": customer.id, "changed_at": changed_at})
+        return _issue_tokens(customer, issued_at=changed_at)
 
 
 def _check_own_password(customer_id: UUID, password: str, refusal: str) -> None:
@@ -290,7 +346,11 @@ def customer_authenticate(*, email: str, password: str) -> dict:
     if not check_password(password, customer.password) or not customer.is_active:
         raise InvalidCredentials("The email or password is wrong.")
     with transaction.atomic(using=ALIAS):
-        return _issue_tokens(customer)
+        # a password change or a block committed while the password was checked wins
+        current = Customer.objects.using(ALIAS).select_for_update().filter(pk=customer.pk).first()
+        if current is None or current.password != customer.password or not current.is_active:
+            raise InvalidCredentials("The email or password is wrong.")
+        return _issue_tokens(current)
 
 
 def customer_refresh_tokens(*, refresh: str) -> dict:
@@ -337,7 +397,9 @@ def customer_refresh_tokens(*, refresh: str) -> dict:
     return {"access": tokens["access"], "refresh": tokens["refresh"]}
 
 
-def _issue_tokens(customer: Customer, *, family: UUID | None = None) -> dict[str, Any]:
+def _issue_tokens(
+    customer: Customer, *, family: UUID | None = None, issued_at: datetime | None = None
+) -> dict[str, Any]:
     """A token pair whose refresh token is recorded (a new family for a new sign-in)."""
     family = family or uuid4()
     jti = uuid4().hex
@@ -351,7 +413,7 @@ def _issue_tokens(customer: Customer, *, family: UUID | None = None) -> dict[str
         expires_at=timezone.now() + timedelta(seconds=settings.CLEAVE_REFRESH_TOKEN_TTL),
     )
     return issue_customer_tokens(
-        customer.id, email=customer.email, refresh_id=jti, family=str(family)
+        customer.id, email=customer.email, refresh_id=jti, family=str(family), issued_at=issued_at
     )
 
 
@@ -372,6 +434,7 @@ def customer_block(*, customer_id: UUID) -> Customer:
             customer.status = Customer.Status.BLOCKED
             customer.save(using=ALIAS, update_fields=["status", "updated_at"])
             _revoke_refresh_tokens(customer)
+            revocations.revoke(customer.id, alias=ALIAS, reason="user.blocked")
             publish("user.blocked", {"customer_id": customer.id})
     return customer
 
@@ -392,6 +455,7 @@ def customer_delete(*, customer_id: UUID, password: str | None = None) -> None:
     with transaction.atomic(using=ALIAS):
         customer = _locked(customer_id)
         customer.delete(using=ALIAS)
+        revocations.revoke(customer_id, alias=ALIAS, reason="user.deleted")
         publish("user.deleted", {"customer_id": customer_id, "deleted_at": timezone.now()})
         redact(
             ALIAS,

@@ -19,6 +19,9 @@ class Customer(models.Model):
     # when the customer proved they read `email` (POST /api/users/verify); a new
     # address is unverified again
     email_verified_at = models.DateTimeField(null=True, blank=True)
+    # the address this customer had before a change: nobody may register or take
+    # it until the new one is verified (its owner may have been locked out)
+    previous_email = models.EmailField(max_length=254, unique=True, null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

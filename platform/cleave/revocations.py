@@ -7,9 +7,17 @@ while users is down. The price is that blocking or deleting a customer would
 leave their tokens valid until they expire (15 minutes). So each context that
 serves customers subscribes to the users context's `user.blocked` and
 `user.deleted` and records a revocation in its own alias (`revoke()`), and
-`cleave.security.CustomerAuthentication` refuses a token issued at or before
-the revocation, in the alias of the context the request is for. The delay is
-that of the event: nothing in process, the relay's in a split (milliseconds).
+`cleave.security.CustomerAuthentication` refuses a token issued before the
+revocation, in the alias of the context the request is for. The delay is
+that of the event: nothing in process, the relay's in a split (milliseconds);
+the users context records its own revocations in the same transaction as
+the change, so its endpoints refuse the tokens at once.
+
+A password change revokes too (`user.password_changed`), and hands the
+customer a new pair issued at the revocation's very instant: "before" is
+strict, and the instant is the one the event names (`changed_at`, to the
+millisecond, as customer tokens carry `iat`), never when the event was
+handled, or the new pair would be refused wherever the event came later.
 
 A table of the platform's, in every context alias, like the inbox.
 """
@@ -21,6 +29,7 @@ from typing import Any, Protocol
 
 from django.db import models, transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from cleave import db
 
@@ -35,7 +44,7 @@ class Event(Protocol):
 
 
 class TokenRevocation(models.Model):
-    """Every token of `subject` issued at or before `revoked_at` is refused."""
+    """Every token of `subject` issued before `revoked_at` is refused."""
 
     subject = models.CharField(max_length=64, primary_key=True)
     revoked_at = models.DateTimeField()
@@ -67,13 +76,19 @@ def revoke(subject: Any, *, alias: str, reason: str, at: datetime | None = None)
             existing.save(using=alias, update_fields=["revoked_at", "reason"])
 
 
-def revoke_for(event: Event, *, alias: str, subject_key: str = "customer_id") -> None:
+def revoke_for(
+    event: Event, *, alias: str, subject_key: str = "customer_id", at_key: str | None = None
+) -> None:
     """
     The handler's part: refuse the tokens of the event's subject
-    (`data[subject_key]`) issued until the event happened, the event's type
-    as the reason (`user.blocked`).
+    (`data[subject_key]`) issued before the instant the event names
+    (`data[at_key]`) or, without one, before the event happened; the
+    event's type is the reason (`user.blocked`).
     """
-    revoke(event.data[subject_key], alias=alias, reason=event.type, at=event.occurred_at())
+    at = parse_datetime(event.data[at_key]) if at_key else event.occurred_at()
+    if at is None:
+        raise ValueError(f"{event.type}: {at_key} is not a date and time")
+    revoke(event.data[subject_key], alias=alias, reason=event.type, at=at)
 
 
 def is_revoked(subject: Any, issued_at: int | float, *, alias: str) -> bool:
@@ -84,4 +99,4 @@ def is_revoked(subject: Any, issued_at: int | float, *, alias: str) -> bool:
         .values_list("revoked_at", flat=True)
         .first()
     )
-    return revoked_at is not None and issued_at <= revoked_at.timestamp()
+    return revoked_at is not None and issued_at < revoked_at.timestamp()

@@ -7,6 +7,15 @@ service JWTs (`X-Service-Token`, `CLEAVE_SERVICE_JWT_SECRET`) that carry a
 service name and a list of permissions such as `inventory:write`. Both are
 HS256-signed with PyJWT and checked for issuer, audience, expiry and type;
 their times must be JSON numbers.
+
+A customer token's `iat` is a Unix time in milliseconds (a NumericDate with
+three decimals, which RFC 7519 allows), not whole seconds: a password change
+refuses every token issued before it (`cleave.revocations`, which compares
+`iat < revoked_at`) and hands out a new pair issued at that very instant,
+so the pair works at once while a token from a moment earlier, even in the
+same second, does not. The instant is held to the millisecond because that
+is what event payloads carry (Django's JSON encoder), and every context
+must compare against the same one.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -79,6 +89,15 @@ def _now() -> int:
     return int(time.time())
 
 
+def token_instant(at: datetime | None = None) -> datetime:
+    """
+    `at` (now) cut to the millisecond: the instant a password change revokes
+    tokens at, and issues its new pair at (see the module's docstring).
+    """
+    at = at or datetime.now(tz=UTC)
+    return at.replace(microsecond=at.microsecond - at.microsecond % 1000)
+
+
 def _encode(claims: dict[str, Any], secret: str) -> str:
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
@@ -117,13 +136,15 @@ def issue_customer_tokens(
     email: str = "",
     refresh_id: str | None = None,
     family: str | None = None,
+    issued_at: datetime | None = None,
 ) -> dict[str, Any]:
     """
     Return a fresh access and refresh token pair for a customer. The issuer
     that keeps track of refresh tokens (the users context: rotation, reuse
     detection) names the refresh token's id and its family (claim `fam`).
+    `issued_at` (now) becomes `iat`, to the millisecond.
     """
-    now = _now()
+    now = token_instant(issued_at).timestamp()
     base = {"iss": settings.CLEAVE_JWT_ISSUER, "aud": CUSTOMER_AUDIENCE, "sub": str(customer_id)}
     access_ttl = settings.CLEAVE_ACCESS_TOKEN_TTL
     access = _encode(

@@ -293,3 +293,32 @@ def test_a_token_with_a_fractional_expiry_is_still_accepted(settings):
     token = jwt.encode(claims, settings.CLEAVE_SERVICE_JWT_SECRET, algorithm="HS256")
 
     assert decode_service_token(token).name == "orders"
+
+
+@unit
+def test_a_revocation_refuses_tokens_issued_before_it_in_the_same_second_but_not_at_it(api):
+    """The pitfall of whole-second `iat`: a password change's new pair shares its second."""
+    from datetime import timedelta
+
+    from cleave import revocations
+    from cleave.security import token_instant
+
+    customer = commands.customer_register(
+        email="carol@example.com", password="correct horse", name="Carol"
+    )
+    changed_at = token_instant().replace(microsecond=500_000)
+    just_before = issue_customer_tokens(
+        customer.id, issued_at=changed_at - timedelta(milliseconds=1)
+    )
+    same_second = issue_customer_tokens(customer.id, issued_at=changed_at.replace(microsecond=0))
+    at_the_change = issue_customer_tokens(customer.id, issued_at=changed_at)
+
+    revocations.revoke(customer.id, alias="users", reason="user.password_changed", at=changed_at)
+
+    def me(tokens):
+        return api.get("/api/users/me", headers={"Authorization": f"Bearer {tokens['access']}"})
+
+    assert me(just_before).status_code == 401
+    assert me(same_second).status_code == 401
+    assert me(at_the_change).status_code == 200
+    assert decode_customer_token(at_the_change["access"])["iat"] == changed_at.timestamp()

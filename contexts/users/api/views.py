@@ -1,5 +1,7 @@
 """Users API: thin views that validate, call one command or query, serialize."""
 
+from contextlib import nullcontext
+
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -172,10 +174,16 @@ class MeView(APIView):
     class Changes(serializers.Serializer):
         name = Text(max_length=200, required=False)
         email = CustomerEmail(max_length=254, required=False)
+        # asked again before the email changes: a session alone must not take the account
+        current_password = Secret(max_length=128, trim_whitespace=False, required=False)
 
         def validate(self, attrs):
-            if not attrs:
+            if not attrs.keys() & {"name", "email"}:
                 raise serializers.ValidationError("Give `name`, `email` or both.")
+            if "email" in attrs and "current_password" not in attrs:
+                raise serializers.ValidationError(
+                    {"current_password": ["Required to change the email address."]}
+                )
             return attrs
 
     class Deletion(serializers.Serializer):
@@ -193,14 +201,27 @@ class MeView(APIView):
         request=Changes,
         responses={
             200: CustomerOutput,
+            403: problem_answer("The current password is wrong (`wrong-password`)."),
             409: problem_answer("Another customer has this email (`email-taken`)."),
+            429: problem_answer(TOO_MANY),
         },
-        summary="Change my name or email (a new email must be verified again)",
+        summary=(
+            "Change my name, or my email with my current password (the old address is told "
+            "and stays reserved until the new one is verified)"
+        ),
     )
     def patch(self, request):
         data = self.Changes(data=request.data)
         data.is_valid(raise_exception=True)
-        customer = commands.customer_update(customer_id=request.user.id, **data.validated_data)
+        changes = data.validated_data
+        # a wrong password counts like a failed sign-in; a rename asks none
+        guard = (
+            limits.own_password(customer_id=request.user.id, address=client_address(request))
+            if "current_password" in changes
+            else nullcontext()
+        )
+        with guard:
+            customer = commands.customer_update(customer_id=request.user.id, **changes)
         return Response(CustomerOutput(customer).data)
 
     @extend_schema(

@@ -141,7 +141,10 @@ def test_a_new_address_is_unverified_and_gets_a_token_of_its_own(api):
     headers = bearer(login(api))
 
     response = api.patch(
-        "/api/users/me", {"email": "Ada@Lovelace.org"}, format="json", headers=headers
+        "/api/users/me",
+        {"email": "Ada@Lovelace.org", "current_password": "correct horse"},
+        format="json",
+        headers=headers,
     )
 
     assert response.status_code == 200, response.content
@@ -163,7 +166,7 @@ def test_an_address_another_customer_has_is_a_409(api):
 
     response = api.patch(
         "/api/users/me",
-        {"email": "GRACE@example.com"},
+        {"email": "GRACE@example.com", "current_password": "correct horse"},
         format="json",
         headers=bearer(login(api)),
     )
@@ -213,6 +216,106 @@ def test_changing_the_password_ends_other_sessions_and_returns_new_tokens(api):
         "/api/users/token", {"email": "ada@example.com", "password": "correct horse"}, format="json"
     )
     assert_problem(old, 401)
+
+
+def test_a_password_change_ends_every_earlier_session_at_once_in_every_context(api):
+    # given Carol signed in twice
+    register(api, email="carol@example.com", name="Carol")
+    first = login(api, email="carol@example.com")
+    second = login(api, email="carol@example.com")
+
+    # when she changes her password with the second sign-in
+    response = api.post(
+        "/api/users/me/password",
+        {"current_password": "correct horse", "new_password": "battery staple 2"},
+        format="json",
+        headers=bearer(second),
+    )
+
+    # then neither earlier access token works anywhere, and the new pair works
+    # everywhere at once, though issued within the same second
+    assert response.status_code == 200, response.content
+    fresh = response.json()
+    for path in ("/api/users/me", "/api/orders/cart", "/api/notifications/"):
+        for earlier in (first, second):
+            refused = api.get(path, headers=bearer(earlier))
+            assert_problem(refused, 401)
+            assert refused.json()["detail"] == "The token was revoked."
+        assert api.get(path, headers=bearer(fresh)).status_code == 200, path
+    taking = api.patch(
+        "/api/users/me",
+        {"email": "attacker@example.com", "current_password": "correct horse"},
+        format="json",
+        headers=bearer(first),
+    )
+    assert_problem(taking, 401)
+    [changed] = published("users", "user.password_changed")
+    assert (
+        changed.data["customer_id"] == api.get("/api/users/me", headers=bearer(fresh)).json()["id"]
+    )
+
+
+def test_an_email_change_needs_the_current_password(api):
+    register(api)
+    headers = bearer(login(api))
+
+    missing = api.patch(
+        "/api/users/me", {"email": "attacker@example.com"}, format="json", headers=headers
+    )
+    wrong = api.patch(
+        "/api/users/me",
+        {"email": "attacker@example.com", "current_password": "not it"},
+        format="json",
+        headers=headers,
+    )
+
+    assert_problem(missing, 400)
+    assert missing.json()["errors"]["current_password"]
+    assert_problem(wrong, 403, "wrong-password")
+    assert api.get("/api/users/me", headers=headers).json()["email"] == "ada@example.com"
+    assert not published("users", "user.updated")
+
+
+def test_an_email_change_tells_the_old_address_which_stays_reserved_until_verified(
+    api, outbox_mail
+):
+    customer = register(api, email="carol@example.com", name="Carol")
+    headers = bearer(login(api, email="carol@example.com"))
+
+    response = api.patch(
+        "/api/users/me",
+        {"email": "carol@elsewhere.org", "current_password": "correct horse"},
+        format="json",
+        headers=headers,
+    )
+
+    assert response.status_code == 200, response.content
+    [changed] = published("users", "user.email_changed")
+    assert changed.data["previous_email"] == "carol@example.com"
+    assert changed.data["email"] == "carol@elsewhere.org"
+    told = [mail for mail in outbox_mail if mail.to == ["carol@example.com"]]
+    assert any("changed" in mail.subject for mail in told), [m.subject for m in outbox_mail]
+    # the old address can be neither registered nor taken while the new one is unproven
+    again = api.post(
+        "/api/users/",
+        {"email": "Carol@Example.com", "password": "correct horse", "name": "Mallory"},
+        format="json",
+    )
+    assert_problem(again, 409, "email-taken")
+    register(api, email="grace@example.com", name="Grace")
+    taking = api.patch(
+        "/api/users/me",
+        {"email": "carol@example.com", "current_password": "correct horse"},
+        format="json",
+        headers=bearer(login(api, email="grace@example.com")),
+    )
+    assert_problem(taking, 409, "email-taken")
+    # once the new address is verified, the old one is free
+    verified = api.post("/api/users/verify", {"token": mailed_token(customer["id"])}, format="json")
+    assert verified.status_code == 200, verified.content
+    assert register(api, email="carol@example.com", name="Carol II")["email"] == (
+        "carol@example.com"
+    )
 
 
 def test_a_wrong_current_password_is_a_403_and_a_weak_new_one_a_400(api):
@@ -298,6 +401,23 @@ def test_deleting_myself_needs_my_password_then_forgets_me_and_revokes_my_token(
             assert row.data.get("name", "") == "", row.data
             if "email" in row.data:
                 assert row.data["email"] == f"erased-{customer['id']}@invalid"
+
+
+def test_deleting_redacts_the_address_left_behind_too(api):
+    customer = register(api)
+    headers = bearer(login(api))
+    api.patch(
+        "/api/users/me",
+        {"email": "ada@lovelace.org", "current_password": "correct horse"},
+        format="json",
+        headers=headers,
+    )
+
+    commands.customer_delete(customer_id=customer["id"])
+
+    [changed] = OutboxEvent.objects.using("users").filter(type="user.email_changed")
+    erased = f"erased-{customer['id']}@invalid"
+    assert (changed.data["email"], changed.data["previous_email"]) == (erased, erased)
 
 
 def test_an_operator_deletes_and_renames_through_the_commands(admin_client):
