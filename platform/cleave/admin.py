@@ -1,6 +1,7 @@
 """
 Operator views of the platform tables: outbox, inbox, deliveries, dead
-letters, saga instances.
+letters, saga instances; and what every admin of the project refuses (a
+filter on a secret field, see `refers_to_secret`).
 
 These tables exist once per context alias, so each list has a "context" filter
 choosing the alias, and a detail page finds its row in whichever alias holds
@@ -11,6 +12,7 @@ empty page while another alias has something to show.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qs
 
 from django.conf import settings
@@ -326,3 +328,38 @@ def _with_remote_contexts(get_app_list):
 
 
 admin.site.get_app_list = _with_remote_contexts(admin.site.get_app_list)
+
+
+# --- no admin filters on a secret -----------------------------------------------------------
+
+# A field (or a key of a JSON field) that holds a secret or what proves one: a
+# password hash, a token or its id, a session key, anything called a secret.
+_SECRET = re.compile(r"(^|_)(password|passwd|secret|token|jti|hash)(_|$)|^session_key$")
+
+
+def refers_to_secret(lookup: str) -> bool:
+    """Whether a filter lookup (`password__startswith`, `data__token`) reaches a secret."""
+    return any(_SECRET.search(part) for part in lookup.lower().split("__"))
+
+
+def _refusing_secret_lookups(lookup_allowed):
+    """
+    Every admin's `lookup_allowed`, for every operator (superusers too): a
+    filter in the query string on a secret is refused (Django answers 400).
+    The admin never shows a password hash or a token, but it filters by any
+    field it is asked to, and the count of `?password__startswith=$argon2id$v=19$m=1`
+    answers yes or no: a view-only operator could read hashes one character
+    at a time. Django's own user admin refuses `password` alone; this covers
+    every model, JSON keys included (a verification token in an event's data).
+    """
+
+    def allowed(self, lookup, value, request=None):
+        if refers_to_secret(lookup):
+            return False
+        return lookup_allowed(self, lookup, value, request)
+
+    allowed.__doc__ = lookup_allowed.__doc__
+    return allowed
+
+
+admin.ModelAdmin.lookup_allowed = _refusing_secret_lookups(admin.ModelAdmin.lookup_allowed)
