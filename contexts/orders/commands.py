@@ -159,7 +159,10 @@ def order_checkout(
     Turn the cart into a pending order and start the checkout saga.
 
     Returns (order, created). The same `idempotency_key` from the same customer
-    returns the first order and starts nothing.
+    returns the first order and starts nothing, also to requests that race
+    the first: they wait for the cart's lock, which the first holds until it
+    commits, and then find its order under the key (and not the cart it
+    emptied, which would answer `empty-cart`).
     """
     if idempotency_key:
         existing = _order_by_key(customer_id, idempotency_key)
@@ -173,6 +176,11 @@ def order_checkout(
                 .filter(customer_id=customer_id)
                 .first()
             )
+            if idempotency_key:
+                # asked again under the lock: a racer with the key committed meanwhile
+                existing = _order_by_key(customer_id, idempotency_key)
+                if existing is not None:
+                    return _replayed(existing, payment_method=payment_method), False
             items = list(cart.items.using(ALIAS).all()) if cart else []
             if not items:
                 raise EmptyCart("Add products to the cart before checking out.")

@@ -134,7 +134,10 @@ class CheckoutView(APIView):
                 "Idempotency-Key",
                 str,
                 OpenApiParameter.HEADER,
-                description="A repeated key returns the first order (202) and starts nothing.",
+                description=(
+                    "A repeated key returns the first order (202) and starts nothing, also to "
+                    "requests that race the first."
+                ),
             )
         ],
         summary="Check out the cart",

@@ -7,7 +7,7 @@ import pytest
 from cleave.sagas.models import SagaInstance, SagaStepLog
 from cleave.testing import customer_headers, flows, published
 from contexts.inventory.models import StockItem
-from contexts.orders import sagas
+from contexts.orders import commands, sagas
 from contexts.orders.models import Order
 from contexts.payments.models import Payment
 from contexts.users.commands import customer_block
@@ -174,6 +174,31 @@ def test_the_same_idempotency_key_gives_one_order_and_one_charge(api, shop):
     second = checkout(api, shop, key="checkout-123").json()
 
     assert first["order_id"] == second["order_id"]
+    assert Order.objects.count() == 1
+    assert Payment.objects.count() == 1
+
+
+def test_a_racer_with_the_same_key_gets_the_first_order_not_an_empty_cart(api, shop, monkeypatch):
+    # given the first checkout with a key, and a racer that looked the key up
+    # before the first committed (then waited for the cart the first emptied)
+    add(api, shop, shop.tee, 1)
+    first = checkout(api, shop, key="race-1")
+    looked_up = commands._order_by_key
+    calls = []
+
+    def before_the_first_committed(customer_id, key):
+        calls.append(key)
+        return None if len(calls) == 1 else looked_up(customer_id, key)
+
+    monkeypatch.setattr(commands, "_order_by_key", before_the_first_committed)
+
+    # when the racer goes on
+    racer = checkout(api, shop, key="race-1")
+
+    # then it gets the first request's answer: one order, one charge
+    assert first.status_code == 202, first.content
+    assert racer.status_code == 202, racer.content
+    assert racer.json()["order_id"] == first.json()["order_id"]
     assert Order.objects.count() == 1
     assert Payment.objects.count() == 1
 
