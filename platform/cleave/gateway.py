@@ -17,15 +17,24 @@ Where each context runs comes from the same place the service client looks:
 `<LABEL>_SERVICE_URL` (one URL, or several: one upstream server each),
 else Kubernetes DNS, `http://<label>` (its Service listens on port 80).
 
+The gateway's own refusals (a body, request line or header too large, a
+request it cannot parse, a method it never passes on, an upstream it cannot
+reach or that does not answer in time) are problem details like every
+other error of the API (`error_page`), and its `Server` header names no
+version (`server_tokens off`). What an upstream answers passes through as
+it is: those errors are problem details already.
+
 Rendered by hand: nginx has no library for its configuration; the template
 is small and `nginx -t` checks what it prints (tests/platform/test_gateway.py).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from cleave.api import problem
 from cleave.contexts import ContextConfig, all_contexts
 from cleave.resilience.discovery import default_url, service_urls
 
@@ -75,6 +84,56 @@ class Limits:
     connect_timeout: str = "3s"
     read_timeout: str = "30s"
     keepalive: int = 32
+
+
+# The errors nginx itself answers: status, title, detail. 494 is nginx's own
+# code for a request header too large; the client gets 431, as from gunicorn.
+GATEWAY_ERRORS: tuple[tuple[int, str, str], ...] = (
+    (400, "Bad request", "The request could not be parsed."),
+    (404, "Not found", "No resource at this path."),
+    (405, "Method not allowed", "The gateway does not pass this method on."),
+    (413, "Request too large", "The request body is larger than allowed."),
+    (414, "URI too long", "The request line (method and URL) is longer than the gateway accepts."),
+    (431, "Request header fields too large", "The request's headers are larger than allowed."),
+    (502, "Bad gateway", "The service behind the gateway could not be reached."),
+    (503, "Service unavailable", "The service behind the gateway is unavailable."),
+    (504, "Gateway timeout", "The service behind the gateway did not answer in time."),
+)
+# seconds a client is told to wait after the gateway's own 502, 503 or 504
+GATEWAY_RETRY_AFTER = 1
+
+
+ERROR_PAGES = "/_cleave/errors/"
+
+
+def _error_pages() -> tuple[list[str], list[str]]:
+    """
+    The `error_page` directives, and the internal locations that answer them.
+    By URI, not named locations: nginx cannot hand a request whose line it
+    could not parse (400, 414) to a named location, and answers 500 instead.
+    """
+    directives, locations = [], []
+    for status, title, detail in GATEWAY_ERRORS:
+        page = f"{ERROR_PAGES}{status}"
+        body = json.dumps(problem(status, title, detail))
+        body = body.replace("\\", "\\\\").replace("'", "\\'")  # inside nginx's single quotes
+        directives.append(f"    error_page {status} {page};")
+        if status == 431:
+            directives.append(f"    error_page 494 =431 {page};")
+        locations += [
+            f"    location = {page} {{",
+            "        internal;",
+            "        default_type application/problem+json;",
+            "        add_header X-Request-ID $cleave_request_id always;",
+            *(
+                [f"        add_header Retry-After {GATEWAY_RETRY_AFTER} always;"]
+                if status >= 500
+                else []
+            ),
+            f"        return {status} '{body}';",
+            "    }",
+        ]
+    return directives, locations
 
 
 def render_nginx(
@@ -134,10 +193,12 @@ def render_nginx(
         lines.append(f"upstream {route.upstream} {{")
         lines += [f"    server {server} max_fails=1 fail_timeout=5s;" for server in route.servers]
         lines += [f"    keepalive {limits.keepalive};", "}", ""]
+    error_pages, error_locations = _error_pages()
     lines += [
         "server {",
         f"    listen {listen};",
         "    server_name _;",
+        "    server_tokens off;",
         f"    client_max_body_size {limits.body_size};",
         "    proxy_http_version 1.1;",
         '    proxy_set_header Connection "";',
@@ -152,6 +213,9 @@ def render_nginx(
         f"    proxy_send_timeout {limits.read_timeout};",
         # a failed instance is skipped for idempotent requests only
         "    proxy_next_upstream error timeout http_502 http_503;",
+        "    # the gateway's own errors are problem details; the upstreams' pass through",
+        *error_pages,
+        *error_locations,
         "",
         "    location = /health {",
         "        default_type application/json;",

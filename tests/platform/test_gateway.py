@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -22,7 +23,7 @@ import requests
 from django.core.management import CommandError, call_command
 
 from cleave import split
-from cleave.gateway import Route, render_nginx, route_table
+from cleave.gateway import GATEWAY_ERRORS, Limits, Route, render_nginx, route_table
 from tests.integration.live import free_port
 
 CONTEXTS = ["users", "catalog", "inventory", "orders", "payments", "notifications", "analytics"]
@@ -116,19 +117,44 @@ def test_the_gateway_command_refuses_bad_options():
         call_command("gateway", "nginx", "--body-size", "lots")
 
 
+class Silent:
+    """A loopback port that accepts connections and never answers."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
-    """nginx in front of one backend per context (users is the operations upstream)."""
+    """
+    nginx in front of one backend per context (users is the operations
+    upstream), and two routes of its own: /api/gone/ to a port nothing
+    listens on, /api/silent/ to one that never answers.
+    """
     tmp_path = tmp_path_factory.mktemp("gateway")
     nginx = nginx_binary()
     backends = {label: Backend(label) for label in CONTEXTS}
+    silent = Silent()
     routes = [
         Route(label, f"/api/{label}/", (backends[label].url.removeprefix("http://"),))
         for label in CONTEXTS
     ]
+    routes += [
+        Route("gone", "/api/gone/", (f"127.0.0.1:{free_port()}",)),
+        Route("silent", "/api/silent/", (silent.address,)),
+    ]
     port = free_port()
     conf = tmp_path / "nginx.conf"
-    conf.write_text(render_nginx(routes, listen=f"127.0.0.1:{port}", standalone=str(tmp_path)))
+    limits = Limits(read_timeout="2s")
+    conf.write_text(
+        render_nginx(routes, listen=f"127.0.0.1:{port}", standalone=str(tmp_path), limits=limits)
+    )
     process = subprocess.Popen(
         [nginx, "-p", str(tmp_path), "-e", "stderr", "-c", str(conf)],
         stdout=subprocess.DEVNULL,
@@ -152,6 +178,7 @@ def gateway(tmp_path_factory):
         process.wait(timeout=10)
         for backend in backends.values():
             backend.close()
+        silent.close()
 
 
 @pytest.mark.parametrize(
@@ -214,6 +241,77 @@ def test_the_gateway_answers_health_itself_and_never_serves_metrics(gateway):
     assert health.json() == {"status": "ok"}
     assert metrics.status_code == 404
     assert metrics.headers["Content-Type"] == "application/problem+json"
+
+
+def raw(gateway: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send `request` as it is to the gateway; the status, headers and body of the answer."""
+    host, port = gateway.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"NOT A REQUEST LINE\r\n\r\n", 400),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET /api/users/me HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431),
+        (b"TRACE /api/users/me HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 405),
+        (
+            b"POST /api/users/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 2000000\r\nConnection: close\r\n\r\n{}",
+            413,
+        ),
+        (b"GET /api/gone/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 502),
+        (b"GET /api/silent/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 504),
+        (b"GET /_cleave/errors/400 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
+    ],
+    ids=[
+        "unparsable",
+        "uri-too-long",
+        "header-too-large",
+        "trace",
+        "body-too-large",
+        "down",
+        "hung",
+        "an-error-page-asked-for",
+    ],
+)
+def test_the_gateways_own_errors_are_problem_details_naming_no_version(
+    gateway, request_bytes, status
+):
+    answered, headers, body = raw(gateway, request_bytes)
+
+    assert answered == status, body[:300]
+    assert headers["content-type"] == "application/problem+json"
+    assert headers["server"] == "nginx"  # server_tokens off: no version
+    problem = json.loads(body)
+    assert problem["status"] == status
+    assert problem["type"].startswith("https://cleave.dev/problems/")
+    assert problem["title"] and problem["detail"]
+    assert b"<html" not in body.lower()
+    if status >= 500:
+        assert int(headers["retry-after"]) >= 1
+
+
+def test_every_error_nginx_answers_itself_has_its_problem_page():
+    conf = render_nginx([Route("users", "/api/users/", ("users:80",))])
+
+    for status, _title, _detail in GATEWAY_ERRORS:
+        assert f"error_page {status} /_cleave/errors/{status};" in conf
+        assert f"return {status} '" in conf
+    assert "error_page 494 =431 /_cleave/errors/431;" in conf
+    assert "server_tokens off;" in conf
 
 
 # --- the plan of a local split -------------------------------------------------------
