@@ -10,6 +10,8 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 from cleave import conf
 from cleave.contexts import database_settings, local_context_names
 from cleave.env import (
@@ -281,6 +283,15 @@ CLEAVE_SIGNIN_WINDOW = conf.value("CLEAVE_SIGNIN_WINDOW")
 CLEAVE_THROTTLE_VERIFY_RESEND = conf.value("CLEAVE_THROTTLE_VERIFY_RESEND")
 CLEAVE_EMAIL_VERIFY_MAX_AGE = conf.value("CLEAVE_EMAIL_VERIFY_MAX_AGE")
 CLEAVE_SERVICE_TOKEN_TTL = conf.value("CLEAVE_SERVICE_TOKEN_TTL")
+# A service token cannot be revoked on its own (only all at once, by rotating
+# CLEAVE_SERVICE_JWT_SECRET): none that lives longer than this is accepted.
+CLEAVE_SERVICE_TOKEN_MAX_TTL = conf.value("CLEAVE_SERVICE_TOKEN_MAX_TTL")
+if CLEAVE_SERVICE_TOKEN_TTL > CLEAVE_SERVICE_TOKEN_MAX_TTL:
+    raise ImproperlyConfigured(
+        f"CLEAVE_SERVICE_TOKEN_TTL ({CLEAVE_SERVICE_TOKEN_TTL}) must be at most "
+        f"CLEAVE_SERVICE_TOKEN_MAX_TTL ({CLEAVE_SERVICE_TOKEN_MAX_TTL}): the contexts would "
+        "refuse the tokens they mint"
+    )
 # What each calling context may do when it calls another context's API. The
 # service client mints a short-lived token with exactly these permissions.
 CLEAVE_SERVICE_GRANTS = {

@@ -192,6 +192,17 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
+        "CLEAVE_SERVICE_TOKEN_MAX_TTL",
+        "int",
+        default=3600,
+        minimum=1,
+        doc=(
+            "The longest lifetime (seconds, `exp - iat`) of a service token this deployment "
+            "accepts, and that `manage.py issue_service_token --ttl` issues; at least "
+            "`CLEAVE_SERVICE_TOKEN_TTL`."
+        ),
+    ),
+    Setting(
         "CLEAVE_SERVICE_TIMEOUT",
         "float",
         default=5,

@@ -202,16 +202,27 @@ def issue_service_token(
 # Tokens that verified, by (token, secret, issuer): a service calls another
 # many times with one token, and verifying the signature each time costs more
 # than the rest of a small call. Only the expiry is checked again on a hit.
-_verified: dict[tuple[str, str, str], tuple[ServicePrincipal, int]] = {}
+_verified: dict[tuple[str, str, str, int], tuple[ServicePrincipal, int]] = {}
 _CACHE_MAX = 1024
 
 
 def decode_service_token(token: str) -> ServicePrincipal:
-    key = (token, settings.CLEAVE_SERVICE_JWT_SECRET, settings.CLEAVE_JWT_ISSUER)
+    """
+    Verify a service token and return who it is for; TokenError otherwise,
+    also when it was made to live longer (`exp - iat`) than
+    `CLEAVE_SERVICE_TOKEN_MAX_TTL`: a service token cannot be revoked on its
+    own, so its issuer may not choose to make one live for years.
+    """
+    max_ttl = settings.CLEAVE_SERVICE_TOKEN_MAX_TTL
+    key = (token, settings.CLEAVE_SERVICE_JWT_SECRET, settings.CLEAVE_JWT_ISSUER, max_ttl)
     hit = _verified.get(key)
     if hit is not None and hit[1] > _now():
         return hit[0]
     claims = _decode(token, settings.CLEAVE_SERVICE_JWT_SECRET, SERVICE_AUDIENCE, "service")
+    if claims["exp"] - claims["iat"] > max_ttl:
+        raise TokenError(
+            f"The token lives longer than the {max_ttl} seconds this deployment accepts."
+        )
     perms = claims.get("perms") or []
     if not isinstance(perms, list) or not all(isinstance(p, str) for p in perms):
         raise TokenError("The token's permissions are malformed.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -322,3 +323,68 @@ def test_a_revocation_refuses_tokens_issued_before_it_in_the_same_second_but_not
     assert me(same_second).status_code == 401
     assert me(at_the_change).status_code == 200
     assert decode_customer_token(at_the_change["access"])["iat"] == changed_at.timestamp()
+
+
+def test_a_service_token_made_to_live_for_years_is_refused(settings):
+    assert settings.CLEAVE_SERVICE_TOKEN_MAX_TTL == 3600
+    now = int(time.time())
+    forever = jwt.encode(
+        _claims(settings, iat=now, exp=4102444800),  # 2100-01-01
+        settings.CLEAVE_SERVICE_JWT_SECRET,
+        algorithm="HS256",
+    )
+    an_hour = jwt.encode(
+        _claims(settings, iat=now, exp=now + 3600),
+        settings.CLEAVE_SERVICE_JWT_SECRET,
+        algorithm="HS256",
+    )
+
+    with pytest.raises(TokenError, match="lives longer"):
+        decode_service_token(forever)
+    assert decode_service_token(an_hour).name == "orders"
+
+
+@unit
+def test_the_api_refuses_a_service_token_past_the_maximum_lifetime(api, settings):
+    settings.CLEAVE_SERVICE_TOKEN_MAX_TTL = 600
+    long_lived = issue_service_token("reporting", ["analytics:read"], ttl=601)
+    short_lived = issue_service_token("reporting", ["analytics:read"], ttl=600)
+
+    refused = api.get("/api/analytics/summary", headers={"X-Service-Token": long_lived})
+    accepted = api.get("/api/analytics/summary", headers={"X-Service-Token": short_lived})
+
+    assert refused.status_code == 401
+    assert refused["Content-Type"] == "application/problem+json"
+    assert accepted.status_code == 200
+
+
+def test_issue_service_token_issues_at_most_the_maximum_and_by_default(settings):
+    settings.CLEAVE_SERVICE_TOKEN_MAX_TTL = 900
+    out = StringIO()
+
+    call_command("issue_service_token", "--service", "ops", stdout=out)
+
+    claims = jwt.decode(out.getvalue().strip(), options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 900
+    with pytest.raises(CommandError, match="--ttl must be between 1 and 900"):
+        call_command("issue_service_token", "--service", "ops", "--ttl", "901", stdout=StringIO())
+
+
+def test_a_minted_lifetime_longer_than_the_maximum_stops_the_process(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=PROJECT_ROOT,
+        env={
+            **os.environ,
+            "CLEAVE_DATA_DIR": str(tmp_path),
+            "CLEAVE_SERVICE_TOKEN_TTL": "7200",
+            "CLEAVE_SERVICE_TOKEN_MAX_TTL": "3600",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode != 0
+    assert "CLEAVE_SERVICE_TOKEN_TTL (7200) must be at most" in result.stderr

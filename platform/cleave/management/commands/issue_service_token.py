@@ -1,13 +1,11 @@
 import re
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from cleave.security import issue_service_token
 
 _PERMISSION = re.compile(r"^([a-z_]+|\*):(read|write|\*)$|^\*$")
-# Service tokens cannot be revoked one by one (only by rotating the secret):
-# a year is the longest an issued one may live.
-MAX_TTL = 366 * 24 * 3600
 
 
 class Command(BaseCommand):
@@ -19,7 +17,10 @@ class Command(BaseCommand):
             "--permissions", default="", help="comma-separated, e.g. analytics:read,orders:write"
         )
         parser.add_argument(
-            "--ttl", type=int, default=3600, help=f"lifetime in seconds (at most {MAX_TTL})"
+            "--ttl",
+            type=int,
+            default=None,
+            help="lifetime in seconds (default and most: CLEAVE_SERVICE_TOKEN_MAX_TTL, 3600)",
         )
 
     def handle(self, *args, service, permissions, ttl, **options):
@@ -31,9 +32,14 @@ class Command(BaseCommand):
             raise CommandError(
                 f"Invalid permission(s) {bad}: use <context>:read or <context>:write."
             )
-        if not 0 < ttl <= MAX_TTL:
+        # a service token cannot be revoked on its own (only all of them, by rotating
+        # CLEAVE_SERVICE_JWT_SECRET): the services refuse one that lives longer
+        most = settings.CLEAVE_SERVICE_TOKEN_MAX_TTL
+        ttl = most if ttl is None else ttl
+        if not 0 < ttl <= most:
             raise CommandError(
-                f"--ttl must be between 1 and {MAX_TTL} seconds (366 days): a service token "
-                "cannot be revoked on its own, only by rotating CLEAVE_SERVICE_JWT_SECRET."
+                f"--ttl must be between 1 and {most} seconds (CLEAVE_SERVICE_TOKEN_MAX_TTL): a "
+                "service token cannot be revoked on its own, and the services refuse one that "
+                "lives longer."
             )
         self.stdout.write(issue_service_token(service, perms, ttl=ttl))
