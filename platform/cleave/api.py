@@ -20,6 +20,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.views.csrf import csrf_failure as html_csrf_failure
 from rest_framework import exceptions, pagination, serializers, status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -157,7 +158,15 @@ def _flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
 
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF exception handler: render every error as problem details."""
+    """
+    DRF exception handler: render every error as problem details, in JSON
+    whatever the view renders otherwise (the OpenAPI document's YAML) and
+    whatever the client asked for (`?format=xml`, which no renderer takes).
+    """
+    request = context.get("request")
+    if request is not None:
+        request.accepted_renderer = JSONRenderer()
+        request.accepted_media_type = PROBLEM_CONTENT_TYPE
     if isinstance(exc, ApplicationError):
         body = problem(exc.status, exc.title, exc.detail, code=exc.code, errors=exc.errors)
         return Response(body, status=exc.status, content_type=PROBLEM_CONTENT_TYPE)

@@ -23,7 +23,6 @@ from django.db import connections
 from django.db.models import Count, Min
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
 from kombu import Connection
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -49,12 +48,19 @@ logger = logging.getLogger(__name__)
 # --- probes ----------------------------------------------------------------------
 
 
+PROBE_METHODS = "GET, HEAD, OPTIONS"
+
+
 class ProbeMiddleware:
     """
-    Answer `GET /health` and `GET /ready` before anything looks at the Host
-    header: Kubernetes probes a pod by its IP, which no `DJANGO_ALLOWED_HOSTS`
-    lists, and Django would answer 400. Placed first in MIDDLEWARE; every
-    other path goes on through the stack (and the host check) as usual.
+    Answer `/health` and `/ready` before anything looks at the Host header:
+    Kubernetes probes a pod by its IP, which no `DJANGO_ALLOWED_HOSTS` lists,
+    and Django would answer 400. Placed first in MIDDLEWARE; every other path
+    goes on through the stack (and the host check) as usual.
+
+    Every method gets its answer here: GET the probe, HEAD the same without
+    its body, OPTIONS the methods allowed, anything else 405 problem details
+    naming them (not Django's empty HTML page, nor a CSRF refusal).
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -63,15 +69,33 @@ class ProbeMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         probe = self.probes.get(request.path_info)
-        if probe is None or request.method != "GET":
+        if probe is None:
             return self.get_response(request)
         with request_flow(request) as ids:
-            response = probe(request)
+            response = self._answer(probe, request)
         response[REQUEST_ID_HEADER] = ids.request_id
         return response
 
+    @staticmethod
+    def _answer(probe: Callable[[HttpRequest], HttpResponse], request: HttpRequest) -> HttpResponse:
+        if request.method in ("GET", "HEAD"):
+            response = probe(request)
+            if request.method == "HEAD":
+                response.content = b""
+            return response
+        if request.method == "OPTIONS":
+            response = HttpResponse(status=204)
+            del response["Content-Type"]  # no body, no type
+        else:
+            response = problem_response(
+                405,
+                "Method not allowed",
+                f"{request.path_info} answers {PROBE_METHODS}, not {request.method}.",
+            )
+        response["Allow"] = PROBE_METHODS
+        return response
 
-@require_GET
+
 def health(request: HttpRequest) -> JsonResponse:
     """Liveness: the process answers."""
     return JsonResponse({"status": "ok"})
@@ -88,7 +112,6 @@ def _check_database(alias: str) -> dict[str, object]:
     return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
 
 
-@require_GET
 def ready(request: HttpRequest) -> JsonResponse:
     """Readiness: every local database alias (and the broker, when used) answers."""
     checks: dict[str, dict[str, object]] = {}

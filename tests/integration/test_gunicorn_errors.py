@@ -116,3 +116,30 @@ def test_the_application_still_answers_after_a_refusal(server):
     exchange(port, b"NOT A REQUEST LINE\r\n\r\n")
 
     assert requests.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/health", "/ready"])
+def test_on_gunicorn_a_probe_answers_every_method_as_the_api_does(server, path):
+    port, _web = server
+    base = f"http://127.0.0.1:{port}{path}"
+
+    head = requests.head(base, timeout=10)
+    options = requests.options(base, timeout=10)
+    refused = {method: requests.request(method, base, timeout=10) for method in ("TRACE", "DELETE")}
+
+    assert head.status_code == 200 and head.content == b""
+    assert options.status_code == 204 and options.headers["Allow"] == "GET, HEAD, OPTIONS"
+    for response in refused.values():
+        assert response.status_code == 405
+        assert response.headers["Content-Type"] == "application/problem+json"
+        assert response.json()["status"] == 405
+
+
+def test_on_gunicorn_a_schema_format_no_renderer_takes_is_a_json_problem(server):
+    port, _web = server
+
+    response = requests.get(f"http://127.0.0.1:{port}/api/schema/?format=xml", timeout=30)
+
+    assert response.status_code == 404
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json()["status"] == 404

@@ -240,3 +240,48 @@ def test_a_malformed_body_is_described_without_the_decoders_words(api, body):
     assert response.status_code == 400
     detail = response.json()["detail"]
     assert detail == "JSON parse error - the body is not a JSON document in UTF-8."
+
+
+# --- every method on the probes, and a format no renderer takes ----------------------------
+
+
+@unit
+@pytest.mark.parametrize("path", ["/health", "/ready"])
+def test_a_probe_answers_head_as_get_without_a_body_and_options_with_its_methods(api, path):
+    head = api.head(path)
+    options = api.options(path)
+
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head["Content-Type"] == "application/json"
+    assert options.status_code == 204
+    assert options["Allow"] == "GET, HEAD, OPTIONS"
+    assert options.content == b""
+
+
+@unit
+@pytest.mark.parametrize("path", ["/health", "/ready"])
+@pytest.mark.parametrize("method", ["TRACE", "DELETE", "POST", "PUT", "PATCH"])
+def test_any_other_method_on_a_probe_is_a_405_problem_never_a_csrf_refusal(api, path, method):
+    response = api.generic(method, path)
+
+    assert response.status_code == 405
+    assert response["Content-Type"] == "application/problem+json"
+    assert response["Allow"] == "GET, HEAD, OPTIONS"
+    assert response.json()["type"].endswith("method-not-allowed")
+
+
+@unit
+@pytest.mark.parametrize("query", ["?format=xml", "?format=html"])
+def test_a_schema_format_no_renderer_takes_is_a_json_problem(api, query):
+    response = api.get(f"/api/schema/{query}")
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["status"] == 404  # JSON, not the YAML renderer's output
+
+
+@unit
+def test_the_schema_is_still_served_as_yaml_and_json(api):
+    assert api.get("/api/schema/").content.startswith(b"openapi:")
+    assert api.get("/api/schema/?format=json").json()["openapi"].startswith("3.")
