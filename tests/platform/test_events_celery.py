@@ -87,6 +87,7 @@ def test_install_adds_every_local_context_queue_to_a_celery_app(settings):
     assert {b.routing_key for b in orders.bindings} == {
         "user.created",
         "user.blocked",
+        "user.password_changed",
         "user.deleted",
     }
 
