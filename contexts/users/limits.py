@@ -14,8 +14,10 @@ address: an attacker locks only the pair they try from, for one short
 window, and the owner signs in from elsewhere. Verification mail is
 counted per customer (`CLEAVE_THROTTLE_VERIFY_RESEND`).
 
-Each attempt is counted before the password is checked (so parallel
-guesses cannot all pass the check) and given back when it succeeds. The
+Each sign-in, and each password asked again, is counted before the
+password is checked (so parallel guesses cannot all pass the check) and
+given back when it succeeds; registrations and refreshes, where nothing is
+guessed, are checked first and counted only when they fail. The
 counts are rows of the users alias (`AttemptCount`), so every process and
 replica serving users shares them, with or without a shared cache; fixed
 windows, one row per subject. Written by hand: DRF's throttles count
@@ -78,11 +80,41 @@ def _account(account: str, address: str) -> Counter:
     )
 
 
+def _refuse(waits: list[float], detail: str) -> None:
+    if waits:
+        refusal = Throttled(detail=detail)
+        # `Retry-After`; the detail says no number, so that it reads the same for any window
+        refusal.wait = max(1, math.ceil(max(waits)))
+        raise refusal
+
+
+def check(counters: list[Counter], *, detail: str) -> None:
+    """Raise Throttled when a counter has reached its limit; count nothing (no write)."""
+    now = timezone.now()
+    rows = AttemptCount.objects.using(ALIAS).filter(
+        pk__in=[c.key for c in counters], expires_at__gt=now
+    )
+    found = {row.key: row for row in rows}
+    _refuse(
+        [
+            (found[c.key].expires_at - now).total_seconds()
+            for c in counters
+            if c.key in found and found[c.key].count >= c.limit
+        ],
+        detail,
+    )
+
+
 def take(counters: list[Counter], *, detail: str) -> None:
     """
     Count one attempt against each counter; raise Throttled (429, with the
     seconds to wait) when one of them is past its limit.
     """
+    _refuse(_count(counters), detail)  # after the commit: the attempt stays counted
+
+
+def _count(counters: list[Counter]) -> list[float]:
+    """Count one attempt against each counter; the seconds to wait for those past their limit."""
     now = timezone.now()
     waits: list[float] = []
     with transaction.atomic(using=ALIAS):
@@ -106,12 +138,7 @@ def take(counters: list[Counter], *, detail: str) -> None:
                 count, expires_at = row.count, row.expires_at
             if count > counter.limit:
                 waits.append((expires_at - now).total_seconds())
-    # raised after the commit: the attempt stays counted
-    if waits:
-        refusal = Throttled(detail=detail)
-        # `Retry-After`; the detail says no number, so that it reads the same for any window
-        refusal.wait = max(1, math.ceil(max(waits)))
-        raise refusal
+    return waits
 
 
 def give_back(counters: list[Counter], *, clear: tuple[Counter, ...] = ()) -> None:
@@ -139,12 +166,26 @@ def _counted(
     failed: Callable[[BaseException], bool],
     success_clears: tuple[Counter, ...] = (),
     success_counts: bool = False,
+    count_failures_only: bool = False,
 ) -> Iterator[None]:
     """
     Count an attempt for the block. An error `failed` names keeps it counted,
     any other is given back; so is a success (unless `success_counts`), which
     also starts the counts of `success_clears` again.
+
+    With `count_failures_only`, the block is refused at the limit and only a
+    failure is counted, after it: no write for the attempts that succeed,
+    where no guess is at stake (a registration).
     """
+    if count_failures_only:
+        check(counters, detail=detail)
+        try:
+            yield
+        except BaseException as exc:
+            if failed(exc):
+                _count(counters)
+            raise
+        return
     take(counters, detail=detail)
     try:
         yield
@@ -181,12 +222,18 @@ def sign_in(*, account: str, address: str):
 def refresh(*, address: str):
     """A refresh from `address`; a refused refresh token counts against the address."""
     refused = _refused("invalid-credentials", "refresh-token-reused")
-    return _counted([_address(address)], SIGN_IN_REFUSED, failed=refused)
+    # a refresh token is signed: nothing is guessed in parallel, only failures count
+    return _counted([_address(address)], SIGN_IN_REFUSED, failed=refused, count_failures_only=True)
 
 
 def registration(*, address: str):
     """A registration from `address`; "already exists" counts against the address."""
-    return _counted([_address(address)], SIGN_IN_REFUSED, failed=_refused("email-taken"))
+    return _counted(
+        [_address(address)],
+        SIGN_IN_REFUSED,
+        failed=_refused("email-taken"),
+        count_failures_only=True,
+    )
 
 
 def own_password(*, customer_id: object, address: str):
