@@ -10,7 +10,7 @@ theirs: its mail went to their mailbox all along). Both are listed in the
 migration's output for an operator to decide.
 """
 
-from django.db import migrations
+from django.db import IntegrityError, migrations, transaction
 
 from contexts.users.emails import UnacceptableEmail, normalize_email
 
@@ -32,7 +32,12 @@ def normalize_existing(apps, schema_editor):
         if normalized in taken:
             left.append(f"{pk} (a look-alike of {normalized})")
             continue
-        customer.objects.using(alias).filter(pk=pk).update(email=normalized)
+        try:
+            with transaction.atomic(using=alias):
+                customer.objects.using(alias).filter(pk=pk).update(email=normalized)
+        except IntegrityError:  # the database's collation finds another row equal to it
+            left.append(f"{pk} (a look-alike of another address)")
+            continue
         taken.discard(email)
         taken.add(normalized)
     if left:

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.apps import apps
+from django.db import IntegrityError, transaction
 
 from cleave.testing import unit
 from contexts.users.emails import UnacceptableEmail, normalize_email
@@ -102,7 +103,11 @@ def test_the_data_migration_normalises_existing_rows_and_leaves_what_it_cannot(c
     bob = CustomerFactory(email="bob@example.com")
     carol = CustomerFactory(email="Carol@Example.COM")
     dave = CustomerFactory(email="\uff44\uff41\uff56\uff45@example.com")
-    twin = CustomerFactory(email="bob\u200b@example.com")
+    try:
+        with transaction.atomic(using="users"):
+            twin = CustomerFactory(email="bob\u200b@example.com")
+    except IntegrityError:  # MariaDB's collation ignores the zero-width space already
+        twin = None
     hidden = CustomerFactory(email="eve\u202e@example.com")
     migration = import_module("contexts.users.migrations.0003_normalize_emails")
 
@@ -114,7 +119,9 @@ def test_the_data_migration_normalises_existing_rows_and_leaves_what_it_cannot(c
     assert emails[bob.id] == "bob@example.com"
     assert emails[carol.id] == "carol@example.com"
     assert emails[dave.id] == "dave@example.com"
-    assert emails[twin.id] == "bob\u200b@example.com"  # a look-alike of Bob's: left
     assert emails[hidden.id] == "eve\u202e@example.com"  # can never be normalised: left
     printed = capsys.readouterr().out
-    assert str(twin.id) in printed and str(hidden.id) in printed
+    assert str(hidden.id) in printed
+    if twin is not None:
+        assert emails[twin.id] == "bob\u200b@example.com"  # a look-alike of Bob's: left
+        assert str(twin.id) in printed
