@@ -12,6 +12,10 @@ headers too large, a line it cannot parse) is answered as problem details
 (`application/problem+json`), like every error of the API, instead of
 gunicorn's HTML page: the workers below keep gunicorn's status, reason, log
 line and access line, and only rewrite the answer's body.
+
+The access line names the client's address as the application decided it
+(`cleave.proxies`: the peer, or what the trusted proxies say), not only the
+peer, which behind the gateway is the gateway.
 """
 
 import json
@@ -22,6 +26,14 @@ from gunicorn.workers.gthread import ThreadWorker
 from gunicorn.workers.sync import SyncWorker
 
 _registered: list[str] = []
+
+# The access line (with --access-logfile): gunicorn's default, but it opens with
+# the client's address as cleave.proxies decides it (cleave.metrics leaves it in
+# the environ) and ends with the connection's peer; `-` first for a request
+# gunicorn refused before the application saw it.
+access_log_format = (
+    '%({cleave.client_address}e)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" peer=%(h)s'
+)
 
 # What each refusal tells the client; gunicorn's own message may repeat the
 # client's input, which an answer need not echo back.

@@ -53,6 +53,8 @@ from cleave.proxies import client_address
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("cleave.access")
+# the WSGI environ key the client's address is left under, for the server's access log
+CLIENT_ADDRESS_ENVIRON = "cleave.client_address"
 
 # The seed's buckets, and finer ones below 0.1 s: this service answers in milliseconds.
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.3, 0.5, 0.7, 1, 3, 5, 7, 10)
@@ -156,6 +158,9 @@ class HttpMetricsMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
+        address = client_address(request)
+        # for gunicorn's own access line too (config/gunicorn.py reads it from the environ)
+        request.META[CLIENT_ADDRESS_ENVIRON] = address
         response = self.get_response(request)
         elapsed = time.perf_counter() - started
         method = request.method if request.method in _METHODS else "other"
@@ -175,7 +180,7 @@ class HttpMetricsMiddleware:
                 "http_status": response.status_code,
                 "duration_ms": round(elapsed * 1000, 2),
                 "user_agent": request.headers.get("User-Agent", "")[:200],
-                "client_address": client_address(request),
+                "client_address": address,
             },
         )
         return response

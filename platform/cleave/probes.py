@@ -37,7 +37,7 @@ from cleave.api import problem_response
 from cleave.client import circuit_breakers
 from cleave.contexts import all_contexts
 from cleave.events.models import DeadLetter, OutboxEvent
-from cleave.metrics import multiprocess_dir
+from cleave.metrics import CLIENT_ADDRESS_ENVIRON, multiprocess_dir
 from cleave.observability import REQUEST_ID_HEADER, request_flow
 from cleave.proxies import client_address
 from cleave.sagas.models import SagaInstance
@@ -71,6 +71,7 @@ class ProbeMiddleware:
         probe = self.probes.get(request.path_info)
         if probe is None:
             return self.get_response(request)
+        request.META[CLIENT_ADDRESS_ENVIRON] = client_address(request)  # gunicorn's access line
         with request_flow(request) as ids:
             response = self._answer(probe, request)
         response[REQUEST_ID_HEADER] = ids.request_id

@@ -42,12 +42,15 @@ def servers(tmp_path_factory, migrated_template, live_secrets):
         port = free_port()
         args = [GUNICORN, "-c", "python:config.gunicorn", "config.wsgi"]
         args += ["--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "2"]
+        args += ["--access-logfile", "-"]  # as the image's entrypoint runs it
         env = {**live.env, "CLEAVE_TRUSTED_PROXIES": proxies}
         process = Process(name, args, env, live.logs / f"{name}.log")
         processes.append(process)
         return f"127.0.0.1:{port}"
 
     direct, behind = web("direct", "0"), web("behind", "1")
+    # the loopback as a trusted proxy network: what it forwards is believed
+    proxied = web("proxied", "127.0.0.1/32")
     gateway_port = free_port()
     gateway_dir = root / "gateway"
     gateway_dir.mkdir()
@@ -62,7 +65,12 @@ def servers(tmp_path_factory, migrated_template, live_secrets):
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    urls = {"direct": f"http://{direct}", "gateway": f"http://127.0.0.1:{gateway_port}"}
+    urls = {
+        "direct": f"http://{direct}",
+        "gateway": f"http://127.0.0.1:{gateway_port}",
+        "proxied": f"http://{proxied}",
+    }
+    logs = {process.name: process for process in processes}
 
     def ready(url: str):
         def check():
@@ -79,7 +87,7 @@ def servers(tmp_path_factory, migrated_template, live_secrets):
     try:
         for url in [*urls.values(), f"http://{behind}"]:
             wait_until(ready(url), timeout=90, what=f"{url} to be ready")
-        yield urls
+        yield urls, logs
     finally:
         os.killpg(gateway.pid, signal.SIGTERM)
         gateway.wait(timeout=10)
@@ -92,6 +100,7 @@ def servers(tmp_path_factory, migrated_template, live_secrets):
 def test_rotating_a_made_up_forwarded_for_entry_does_not_escape_the_anonymous_throttle(
     servers, way
 ):
+    servers, _logs = servers
     codes = [
         requests.get(
             f"{servers[way]}/api/catalog/categories",
@@ -106,6 +115,7 @@ def test_rotating_a_made_up_forwarded_for_entry_does_not_escape_the_anonymous_th
 
 @pytest.mark.parametrize("way", ["direct", "gateway"])
 def test_naming_an_inside_address_opens_neither_metrics_nor_readiness_details(servers, way):
+    servers, _logs = servers
     inside = {"X-Forwarded-For": "10.0.0.1"}
 
     metrics = requests.get(f"{servers[way]}/metrics", headers=inside, timeout=10)
@@ -115,3 +125,22 @@ def test_naming_an_inside_address_opens_neither_metrics_nor_readiness_details(se
     assert metrics.headers["Content-Type"] == "application/problem+json"
     assert ready.status_code == 200
     assert "checks" not in ready.json()
+
+
+def test_gunicorns_access_line_names_the_decided_client_and_the_peer(servers):
+    servers, logs = servers
+    forwarded = {"X-Forwarded-For": "198.51.100.7"}
+
+    requests.get(f"{servers['proxied']}/api/catalog/categories", headers=forwarded, timeout=10)
+    requests.get(f"{servers['proxied']}/health", headers=forwarded, timeout=10)
+    requests.get(f"{servers['direct']}/api/catalog/categories", headers=forwarded, timeout=10)
+
+    def lines(name: str, path: str) -> list[str]:
+        request_line = f'"GET {path} HTTP/1.1"'
+        return [line for line in logs[name].output().splitlines() if request_line in line]
+
+    wait_until(lambda: lines("proxied", "/health"), what="the access line of /health")
+    for path in ("/api/catalog/categories", "/health"):
+        [line] = lines("proxied", path)
+        assert line.startswith("198.51.100.7 ") and line.endswith("peer=127.0.0.1"), line
+    assert all(line.startswith("127.0.0.1 ") for line in lines("direct", "/api/catalog/categories"))

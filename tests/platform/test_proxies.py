@@ -157,3 +157,16 @@ def test_the_access_log_names_the_client_as_decided(api, settings, caplog):
 
     [line] = [record for record in caplog.records if record.name == "cleave.access"]
     assert line.client_address == "198.51.100.7"
+
+
+@unit
+def test_the_decided_address_is_left_in_the_environ_for_gunicorns_access_line(api, settings):
+    settings.CLEAVE_TRUSTED_PROXIES = 1
+    seen = {
+        path: api.get(
+            path, REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="10.0.0.1, 198.51.100.7"
+        ).wsgi_request.META["cleave.client_address"]
+        for path in ("/api/catalog/categories", "/health")
+    }
+
+    assert seen == {"/api/catalog/categories": "198.51.100.7", "/health": "198.51.100.7"}
