@@ -5,8 +5,8 @@ kombu on the same broker as the ceiling.
     .venv/bin/python bench/events.py                          # everything (needs both brokers)
     .venv/bin/python bench/events.py --transports inprocess,rabbitmq --events 1000
 
-Each transport runs on an installation in subprocesses (tests/integration/live.py):
-fresh SQLite files, a publisher process (tests/integration/publisher.py), the
+Each transport runs on an installation in subprocesses (tests/support/live.py):
+fresh SQLite files, a publisher process (tests/support/publisher.py), the
 relay sweep (`manage.py events relay`) and, for Celery, one worker consuming the
 analytics queue (threads pool, 2 threads: this machine's cores; `--pool` and
 `--concurrency` change it). Every transport runs the same trivial handler (the
@@ -140,7 +140,7 @@ def _wait_handled(live, count: int, timeout: float = 300) -> None:
 
 
 def bench_bus(name: str, broker_url: str | None, events: int, paced: int) -> dict:
-    from tests.integration.live import LiveSystem
+    from tests.support.live import LiveSystem
 
     transport = "inprocess" if broker_url is None else "celery"
     root = Path(tempfile.mkdtemp(prefix=f"cleave-bench-{name}-"))

@@ -95,8 +95,8 @@ if str(ROOT) not in sys.path:  # run as `python bench/split.py`: the tests' help
 
 # the child processes and the polling of the integration tests, and the split
 # runner's port check: one implementation each
-from cleave.split import port_free  # noqa: E402
-from tests.integration.live import Process, wait_until  # noqa: E402
+from cleave_tools.deploy.split import port_free  # noqa: E402
+from tests.support.live import Process, wait_until  # noqa: E402
 
 PYTHON = sys.executable
 CONTEXTS = ("users", "catalog", "inventory", "orders", "payments", "notifications", "analytics")
@@ -715,7 +715,7 @@ def _hop(customer_id: str, calls: int) -> dict:
     import django
 
     django.setup()
-    from cleave.client import HttpCallTransport, InProcessCallTransport, ServiceClient
+    from cleave.calls.client import HttpCallTransport, InProcessCallTransport, ServiceClient
 
     clients = {
         "inprocess": ServiceClient("users", caller="orders", transport=InProcessCallTransport()),

@@ -25,7 +25,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("cleave")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-app.autodiscover_tasks(["cleave", "cleave.sagas"], related_name="tasks")
+app.autodiscover_tasks(["cleave.runtime"], related_name="tasks")
 
 
 def _static_queues() -> list[Queue]:
@@ -57,16 +57,16 @@ app.conf.task_queues = _static_queues()
 @signals.celeryd_init.connect
 def _install_event_queues(sender=None, instance=None, **kwargs):
     """Bind each context queue to its event types before the worker selects `-Q` queues."""
-    from cleave.events import topology
+    from cleave.messaging.broker import topology
 
     topology.install(app)
 
 
 @signals.worker_init.connect
 def _check_worker_queues(sender=None, **kwargs):
-    from cleave.events import worker
+    from cleave.messaging.broker import receiver
 
-    worker.check_queues(app)
+    receiver.check_queues(app)
 
 
 @signals.worker_ready.connect
@@ -76,7 +76,8 @@ def _declare_and_relay(sender=None, **kwargs):
 
     from django.conf import settings
 
-    from cleave.events import relay, topology
+    from cleave.messaging import relay
+    from cleave.messaging.broker import topology
 
     try:
         with app.connection_for_write() as conn:
@@ -85,14 +86,14 @@ def _declare_and_relay(sender=None, **kwargs):
         logging.getLogger("cleave.events").exception("Could not declare the event topology")
     if settings.CLEAVE_EVENT_RELAY_IN_WORKER:
         relay.start_thread()
-    from cleave.metrics import serve_port
+    from cleave.observability.metrics import serve_port
 
     serve_port()
 
 
 @signals.beat_init.connect
 def _install_for_beat(sender=None, **kwargs):
-    from cleave.events import topology
+    from cleave.messaging.broker import topology
 
     topology.install(app)
 
@@ -101,8 +102,8 @@ def _install_for_beat(sender=None, **kwargs):
 def _schedule_periodic_jobs(sender, **kwargs):
     from django.conf import settings
 
-    from cleave import periodic
-    from cleave.events import topology
+    from cleave.messaging.broker import topology
+    from cleave.runtime import periodic
 
     for job in periodic.jobs():
         if job.context:

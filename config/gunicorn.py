@@ -52,7 +52,7 @@ _STATUS_LINE = re.compile(rb"^HTTP/1\.[01] (\d{3}) ([^\r\n]*)\r\n")
 def problem_answer(status: int, reason: str) -> bytes:
     """A complete HTTP/1.1 answer carrying RFC 9457 problem details."""
     # imported here: the worker has loaded the application (and Django) by now
-    from cleave.api import PROBLEM_CONTENT_TYPE, problem
+    from cleave.http.problems import PROBLEM_CONTENT_TYPE, problem
 
     body = json.dumps(problem(status, reason, _DETAILS.get(status, reason + "."))).encode()
     head = (
@@ -127,8 +127,8 @@ def when_ready(server) -> None:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     django.setup()
-    from cleave.metrics import forget_dead_processes
-    from cleave.resilience.consul import register_local
+    from cleave.calls.consul import register_local
+    from cleave.observability.metrics import forget_dead_processes
 
     # gauges left by processes of an earlier run no longer count
     forget_dead_processes()
@@ -137,7 +137,7 @@ def when_ready(server) -> None:
 
 def child_exit(server, worker) -> None:
     """A worker stopped: its live gauges leave the scrape (its counters stay)."""
-    from cleave.metrics import forget_process
+    from cleave.observability.metrics import forget_process
 
     forget_process(worker.pid)
 
@@ -147,7 +147,7 @@ def on_exit(server) -> None:
     # old one leaves them registered.
     if not _registered or getattr(server, "reexec_pid", 0):
         return
-    from cleave.resilience.consul import deregister_local
+    from cleave.calls.consul import deregister_local
 
     deregister_local(_registered)
     _registered.clear()

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from cleave import conf
-from cleave.contexts import database_settings, local_context_names
-from cleave.env import (
+from cleave.core import conf
+from cleave.core.databases import database_settings
+from cleave.core.env import (
     env_bool,
     env_float,
     env_int,
@@ -23,6 +23,7 @@ from cleave.env import (
     proxy_ssl_header,
     require_strong_secrets,
 )
+from cleave.core.registry import local_context_names
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(conf.value("CLEAVE_DATA_DIR") or BASE_DIR / "var").resolve()
@@ -113,14 +114,15 @@ INSTALLED_APPS = [
     # the admin's sign-in throttle (its attempts are kept in the default alias)
     "axes",
     "cleave",
+    "cleave_tools",
     *[f"{CLEAVE_CONTEXT_PACKAGE}.{name}" for name in CLEAVE_CONTEXTS],
 ]
 
 MIDDLEWARE = [
-    "cleave.probes.ProbeMiddleware",
-    "cleave.observability.RequestContextMiddleware",
+    "cleave.runtime.probes.ProbeMiddleware",
+    "cleave.observability.logs.RequestContextMiddleware",
     # inside the request's flow, so the access line carries its ids
-    "cleave.metrics.HttpMetricsMiddleware",
+    "cleave.observability.metrics.HttpMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -129,7 +131,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "cleave.api.DatabaseUnavailableMiddleware",
+    "cleave.http.problems.DatabaseUnavailableMiddleware",
     # last, as django-axes asks: answers a locked-out sign-in
     "axes.middleware.AxesMiddleware",
 ]
@@ -157,7 +159,7 @@ TEMPLATES = [
 # `default` holds Django's own tables (operators, admin log, sessions); each
 # context has an alias named after its label. See cleave.contexts.
 DATABASES = database_settings(CLEAVE_CONTEXTS, data_dir=DATA_DIR)
-DATABASE_ROUTERS = ["cleave.contexts.ContextRouter"]
+DATABASE_ROUTERS = ["cleave.core.router.ContextRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Operators (Django auth) get a strong hasher; customers use the same list.
@@ -197,20 +199,20 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "shop@cleave.localhost
 # --- REST API -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "cleave.security.CustomerAuthentication",
-        "cleave.security.ServiceTokenAuthentication",
+        "cleave.auth.authentication.CustomerAuthentication",
+        "cleave.auth.authentication.ServiceTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["cleave.parsers.JSONParser"],
-    "DEFAULT_PAGINATION_CLASS": "cleave.api.PageNumberPagination",
+    "DEFAULT_PARSER_CLASSES": ["cleave.http.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "cleave.http.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
-    "EXCEPTION_HANDLER": "cleave.api.problem_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "cleave.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "cleave.http.problems.problem_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "cleave.http.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [
-        "cleave.throttling.AnonThrottle",
-        "cleave.throttling.CustomerThrottle",
+        "cleave.http.throttles.AnonThrottle",
+        "cleave.http.throttles.CustomerThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": conf.value("CLEAVE_THROTTLE_ANON"),
@@ -232,7 +234,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         # a split process's document includes the other groups' operations
-        "cleave.openapi.include_remote_contexts",
+        "cleave.http.openapi.include_remote_contexts",
     ],
 }
 
@@ -268,7 +270,7 @@ AXES_FAILURE_LIMIT = conf.value("CLEAVE_ADMIN_LOGIN_FAILURES")
 AXES_COOLOFF_TIME = timedelta(seconds=conf.value("CLEAVE_ADMIN_LOGIN_COOLOFF"))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
 AXES_RESET_ON_SUCCESS = True
-AXES_CLIENT_IP_CALLABLE = "cleave.proxies.client_address"
+AXES_CLIENT_IP_CALLABLE = "cleave.core.proxies.client_address"
 AXES_VERBOSE = False  # no banner at every start; lockouts are still logged
 # its admin offers an action that asks no permission: operators use
 # `manage.py axes_list_attempts` and `axes_reset` instead
@@ -353,7 +355,7 @@ SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$", r"^metrics$"]
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 # A refused CSRF check answers problem details (HTML only to a browser outside /api/).
-CSRF_FAILURE_VIEW = "cleave.api.csrf_failure"
+CSRF_FAILURE_VIEW = "cleave.http.problems.csrf_failure"
 
 # --- sagas ------------------------------------------------------------------------
 CLEAVE_SAGA_LEASE_SECONDS = conf.value("CLEAVE_SAGA_LEASE_SECONDS")
@@ -445,7 +447,7 @@ LOG_LEVEL = conf.value("CLEAVE_LOG_LEVEL")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "cleave.observability.LogContextFilter"}},
+    "filters": {"context": {"()": "cleave.observability.logs.LogContextFilter"}},
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",

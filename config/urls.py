@@ -4,8 +4,8 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from cleave import probes
-from cleave.urls import context_urlpatterns
+from cleave.http.urls import context_urlpatterns
+from cleave.runtime import probes
 
 urlpatterns = [
     path("health", probes.health, name="health"),
@@ -17,7 +17,7 @@ urlpatterns = [
     *context_urlpatterns(),
 ]
 
-handler400 = "cleave.api.handler400"
-handler403 = "cleave.api.handler403"
-handler404 = "cleave.api.handler404"
-handler500 = "cleave.api.handler500"
+handler400 = "cleave.http.problems.handler400"
+handler403 = "cleave.http.problems.handler403"
+handler404 = "cleave.http.problems.handler404"
+handler500 = "cleave.http.problems.handler500"

@@ -1,7 +1,6 @@
 """JSON-Schema building blocks shared by the contracts (closed requests, open answers)."""
 
-from cleave.contracts import answer
-from cleave.events.registry import (
+from cleave.core.declarations import (
     CURRENCY,
     DATETIME,
     MONEY,
@@ -9,6 +8,7 @@ from cleave.events.registry import (
     POSITIVE_INT,
     STRING,
     UUID,
+    answer,
     obj,
 )
 

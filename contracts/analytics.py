@@ -1,6 +1,6 @@
 """The analytics context's contract: a read model, published as one summary."""
 
-from cleave.contracts import ContextContract, Operation
+from cleave.core.declarations import ContextContract, Operation
 
 from ._schemas import STRING, UUID, answer
 

@@ -1,7 +1,6 @@
 """The catalog context's contract: product events, and the public shop window."""
 
-from cleave.contracts import ContextContract, Operation, Problem
-from cleave.events import EventType
+from cleave.core.declarations import ContextContract, EventType, Operation, Problem
 
 from ._schemas import CURRENCY, MONEY, NULLABLE_STRING, POSITIVE_INT, STRING, UUID, answer, obj
 

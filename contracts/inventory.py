@@ -1,7 +1,6 @@
 """The inventory context's contract: stock events, and reservations for the checkout."""
 
-from cleave.contracts import ContextContract, Operation, Problem
-from cleave.events import EventType
+from cleave.core.declarations import ContextContract, EventType, Operation, Problem
 
 from . import catalog
 from ._schemas import DATETIME, POSITIVE_INT, STRING, UUID, answer, obj

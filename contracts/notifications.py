@@ -1,6 +1,6 @@
 """The notifications context's contract: it publishes nothing and calls no one."""
 
-from cleave.contracts import ContextContract
+from cleave.core.declarations import ContextContract
 
 CONTEXT = "notifications"
 

@@ -1,7 +1,6 @@
 """The orders context's contract: order events; it calls the checkout's participants."""
 
-from cleave.contracts import ContextContract
-from cleave.events import EventType
+from cleave.core.declarations import ContextContract, EventType
 
 from . import catalog, inventory, payments, users
 from ._schemas import CURRENCY, MONEY, POSITIVE_INT, STRING, UUID, obj

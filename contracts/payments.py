@@ -1,7 +1,6 @@
 """The payments context's contract: payment events, and charges for the checkout."""
 
-from cleave.contracts import ContextContract, Operation, Problem
-from cleave.events import EventType
+from cleave.core.declarations import ContextContract, EventType, Operation, Problem
 
 from ._schemas import CURRENCY, DATETIME, MONEY, STRING, UUID, answer, obj
 

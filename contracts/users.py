@@ -1,7 +1,6 @@
 """The users context's contract: customer events, and customer look-ups for services."""
 
-from cleave.contracts import ContextContract, Operation, Problem
-from cleave.events import EventType
+from cleave.core.declarations import ContextContract, EventType, Operation, Problem
 
 from ._schemas import DATETIME, STRING, UUID, answer, obj
 

@@ -16,7 +16,7 @@ def _no_throttling(settings):
 @pytest.fixture(autouse=True)
 def _fresh_circuits():
     """Every test starts with closed circuits and no ejected instance."""
-    from cleave.client import reset_resilience
+    from cleave.calls.client import reset_resilience
 
     reset_resilience()
     yield

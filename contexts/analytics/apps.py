@@ -1,4 +1,4 @@
-from cleave.contexts import ContextConfig
+from cleave.core.registry import ContextConfig
 
 # The database alias every module of this context writes and reads through.
 ALIAS = "analytics"

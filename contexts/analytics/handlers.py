@@ -7,7 +7,8 @@ F() expression, so concurrent deliveries add up correctly.
 
 from __future__ import annotations
 
-from cleave.events import Envelope, subscriber
+from cleave.messaging.envelope import Envelope
+from cleave.messaging.subscriptions import subscriber
 
 from . import commands
 from .models import Counter

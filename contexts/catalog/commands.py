@@ -10,8 +10,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 from django.db import IntegrityError, transaction
 
-from cleave.api import Conflict, invalid
-from cleave.events import publish
+from cleave.core.errors import Conflict, invalid
+from cleave.messaging.publish import publish
 
 from .apps import ALIAS
 from .models import Category, Product

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from decimal import Decimal
 
-from cleave.api import Conflict
+from cleave.core.errors import Conflict
 
 from . import commands
 

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from django.db.models import Q, QuerySet
 
-from cleave.api import NotFound
+from cleave.core.errors import NotFound
 
 from .apps import ALIAS
 from .models import Category, Product

@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 
-from cleave.api import ApplicationError
+from cleave.core.errors import ApplicationError
 
 from . import commands
 from .models import Reservation, ReservationLine, StockItem

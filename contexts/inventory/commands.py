@@ -23,8 +23,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from cleave.api import ApplicationError, Conflict, NotFound, invalid
-from cleave.events import publish
+from cleave.core.errors import ApplicationError, Conflict, NotFound, invalid
+from cleave.messaging.publish import publish
 
 from .apps import ALIAS
 from .models import Reservation, ReservationLine, StockItem

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from cleave.client import ServiceClient
+from cleave.calls.client import ServiceClient
 from contracts import catalog
 
 from .apps import ALIAS

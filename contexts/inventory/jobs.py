@@ -1,7 +1,7 @@
 """Periodic jobs of the inventory context (see cleave.periodic)."""
 
-from cleave.metrics import RESERVATION_EXPIRIES
-from cleave.periodic import periodic
+from cleave.observability.metrics import RESERVATION_EXPIRIES
+from cleave.runtime.periodic import periodic
 
 from . import commands
 

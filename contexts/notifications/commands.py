@@ -17,7 +17,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from cleave.api import NotFound
+from cleave.core.errors import NotFound
 
 from .apps import ALIAS
 from .models import Notification, Recipient

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from cleave import revocations
-from cleave.events import Envelope, subscriber
-from cleave.events.replay import redact
+from cleave.auth import revocations
+from cleave.messaging.envelope import Envelope
+from cleave.messaging.replay import redact
+from cleave.messaging.subscriptions import subscriber
 from contracts.users import erased_fields
 
 from . import commands, queries

@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from cleave.api import ApplicationError
+from cleave.core.errors import ApplicationError
 
 from . import commands
 from .models import Cart, CartItem, Order, OrderLine

@@ -12,10 +12,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from cleave import sagas
-from cleave.api import ApplicationError, Conflict, NotFound, invalid
-from cleave.client import ServiceClient
-from cleave.events import publish
-from cleave.events.replay import redact
+from cleave.calls.client import ServiceClient
+from cleave.core.errors import ApplicationError, Conflict, NotFound, invalid
+from cleave.messaging.publish import publish
+from cleave.messaging.replay import redact
 from contracts import catalog
 
 from . import queries

@@ -2,8 +2,9 @@
 
 from uuid import UUID
 
-from cleave import revocations
-from cleave.events import Envelope, subscriber
+from cleave.auth import revocations
+from cleave.messaging.envelope import Envelope
+from cleave.messaging.subscriptions import subscriber
 
 from . import commands
 from .apps import ALIAS

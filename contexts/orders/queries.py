@@ -9,7 +9,7 @@ from uuid import UUID
 from django.conf import settings
 from django.db.models import QuerySet
 
-from cleave.api import NotFound
+from cleave.core.errors import NotFound
 
 from .apps import ALIAS
 from .models import Cart, Order

@@ -25,8 +25,8 @@ from uuid import UUID
 
 from django.conf import settings
 
-from cleave.client import ServiceClient, ServiceResponse
-from cleave.contracts import Operation
+from cleave.calls.client import ServiceClient, ServiceResponse
+from cleave.core.declarations import Operation
 from cleave.sagas import OutcomeUnknown, SagaContext, SagaDefinition, Step, StepFailed, register
 from contracts import inventory, payments, users
 

@@ -1,6 +1,6 @@
 from django.core.exceptions import ImproperlyConfigured
 
-from cleave.contexts import ContextConfig
+from cleave.core.registry import ContextConfig
 
 # The database alias every module of this context writes and reads through.
 ALIAS = "payments"

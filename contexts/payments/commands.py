@@ -10,8 +10,8 @@ from uuid import UUID
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from cleave.api import ApplicationError, Conflict, NotFound, invalid
-from cleave.events import publish
+from cleave.core.errors import ApplicationError, Conflict, NotFound, invalid
+from cleave.messaging.publish import publish
 
 from . import providers
 from .apps import ALIAS

@@ -5,8 +5,9 @@ A deleted customer's payments stay as they are: the financial record, under
 an id that no longer leads to a person once the users context forgot them.
 """
 
-from cleave import revocations
-from cleave.events import Envelope, subscriber
+from cleave.auth import revocations
+from cleave.messaging.envelope import Envelope
+from cleave.messaging.subscriptions import subscriber
 
 from .apps import ALIAS
 

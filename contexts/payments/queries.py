@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from cleave.api import NotFound
+from cleave.core.errors import NotFound
 
 from .apps import ALIAS
 from .models import Payment

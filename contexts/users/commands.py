@@ -32,16 +32,17 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from cleave import db, revocations
-from cleave.api import ApplicationError, Conflict, NotFound
-from cleave.events import publish
-from cleave.events.replay import redact
-from cleave.security import (
+from cleave.auth import revocations
+from cleave.auth.tokens import (
     TokenError,
     decode_customer_token,
     issue_customer_tokens,
     token_instant,
 )
+from cleave.core import db
+from cleave.core.errors import ApplicationError, Conflict, NotFound
+from cleave.messaging.publish import publish
+from cleave.messaging.replay import redact
 from contracts.users import erased_fields
 
 from . import emails

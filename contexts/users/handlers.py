@@ -4,8 +4,9 @@ accepts. Blocking and deleting happen here, but the tokens are checked by
 the platform's authentication against this alias like anywhere else.
 """
 
-from cleave import revocations
-from cleave.events import Envelope, subscriber
+from cleave.auth import revocations
+from cleave.messaging.envelope import Envelope
+from cleave.messaging.subscriptions import subscriber
 
 from .apps import ALIAS
 

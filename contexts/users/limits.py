@@ -38,8 +38,8 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from rest_framework.exceptions import Throttled
 
-from cleave import db
-from cleave.api import ApplicationError
+from cleave.core import db
+from cleave.core.errors import ApplicationError
 
 from .apps import ALIAS
 from .models import AttemptCount

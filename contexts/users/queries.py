@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from cleave.api import NotFound
+from cleave.core.errors import NotFound
 
 from .apps import ALIAS
 from .emails import UnacceptableEmail, normalize_email

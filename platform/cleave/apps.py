@@ -13,16 +13,19 @@ class CleaveConfig(AppConfig):
     def ready(self) -> None:
         # Imported here, not at the top: Django imports an AppConfig's module
         # before any model exists, and these modules define or import models.
-        from cleave import jobs, observability, openapi  # noqa: F401 - registrations
-        from cleave.contexts import all_contexts, refuse_lost_events
-        from cleave.events import registry
-        from cleave.events.transports import get_transport
+        from cleave.core.registry import all_contexts
+        from cleave.http import openapi  # noqa: F401 - registrations
+        from cleave.messaging import types
+        from cleave.messaging.subscriptions import refuse_lost_events
+        from cleave.messaging.transports import get_transport
+        from cleave.observability import tracing
+        from cleave.runtime import jobs  # noqa: F401 - registrations
 
         for cfg in all_contexts():
             module = cfg.import_submodule("events")
             if module is not None:
-                published = registry.register_module_event_types(module, context=cfg.label)
+                published = types.register_module_event_types(module, context=cfg.label)
                 refuse_lost_events(cfg.label, [event_type.name for event_type in published])
         # refuse an unknown CLEAVE_EVENT_TRANSPORT at start-up, not at first publish
         get_transport()
-        observability.setup_tracing(settings.CLEAVE_SERVICE_NAME)
+        tracing.setup_tracing(settings.CLEAVE_SERVICE_NAME)

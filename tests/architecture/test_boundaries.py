@@ -103,11 +103,11 @@ def write_module(root: Path, dotted: str, source: str = "") -> Path:
 def fake_tree(tmp_path: Path) -> Path:
     """A minimal clean tree: `cleave`, `config`, `contracts` and seven empty context packages."""
     write_module(tmp_path, "cleave")
-    write_module(tmp_path, "cleave.events", "import cleave\n")
+    write_module(tmp_path, "cleave.messaging", "import cleave\n")
     write_module(tmp_path, "config", "import cleave\n")
-    write_module(tmp_path, "contracts", "import cleave.events\n")
+    write_module(tmp_path, "contracts", "import cleave.messaging\n")
     for name in CONTEXTS:
-        write_module(tmp_path, f"contexts.{name}", "import cleave.events\n")
+        write_module(tmp_path, f"contexts.{name}", "import cleave.messaging\n")
     return tmp_path
 
 
@@ -146,8 +146,8 @@ def test_a_clean_fake_tree_keeps_every_contract(fake_tree):
     [
         ("contexts.orders.commands", "from contexts.users import models\n", INDEPENDENCE),
         ("contexts.analytics.handlers", "import contexts.payments\n", INDEPENDENCE),
-        ("cleave.events.bus", "from contexts import orders\n", PLATFORM_FORBIDDEN),
-        ("cleave.client", "from config import settings\n", PLATFORM_FORBIDDEN),
+        ("cleave.messaging.publish", "from contexts import orders\n", PLATFORM_FORBIDDEN),
+        ("cleave.calls.client", "from config import settings\n", PLATFORM_FORBIDDEN),
         ("contexts.users.views", "import config\n", CONTEXTS_FORBIDDEN),
     ],
     ids=["context-imports-context", "submodule", "cleave-contexts", "cleave-config", "ctx-config"],
@@ -197,6 +197,7 @@ def test_a_copy_of_the_project_with_one_cross_context_import_is_refused(tmp_path
 def copy_of_the_project(root: Path) -> Path:
     for source, target in [
         (PROJECT_ROOT / "platform" / "cleave", root / "cleave"),
+        (PROJECT_ROOT / "platform" / "cleave_tools", root / "cleave_tools"),
         (PROJECT_ROOT / "contexts", root / "contexts"),
         (PROJECT_ROOT / "config", root / "config"),
         (PROJECT_ROOT / "contracts", root / "contracts"),
@@ -207,22 +208,22 @@ def copy_of_the_project(root: Path) -> Path:
 
 def test_an_event_module_importing_one_above_it_breaks_the_layers_and_makes_a_cycle(tmp_path):
     root = copy_of_the_project(tmp_path)
-    registry = root / "cleave" / "events" / "registry.py"
-    registry.write_text(registry.read_text() + "\nfrom cleave.events import bus  # noqa\n")
+    registry = root / "cleave" / "messaging" / "types.py"
+    registry.write_text(registry.read_text() + "\nfrom cleave.messaging import publish  # noqa\n")
 
     result = lint_imports(root, CONFIG)
 
     assert result.returncode != 0, report(result)
     assert broken_contracts(result.stdout) == {EVENTS_LAYERS, PLATFORM_ACYCLIC}, report(result)
-    assert "cleave.events.registry -> cleave.events.bus" in result.stdout, report(result)
+    assert "cleave.messaging.types -> cleave.messaging.publish" in result.stdout, report(result)
 
 
 def test_an_import_inside_a_function_cannot_hide_an_upward_dependency(tmp_path):
     # the foundation asking the orchestration layer for something, lazily
     root = copy_of_the_project(tmp_path)
-    contexts = root / "cleave" / "contexts.py"
+    contexts = root / "cleave" / "core" / "registry.py"
     contexts.write_text(
-        contexts.read_text() + "\n\ndef _lazy():\n    from cleave.sagas import engine  # noqa\n"
+        contexts.read_text() + "\n\ndef _lazy():\n    from cleave.sagas import driver  # noqa\n"
     )
 
     result = lint_imports(root, CONFIG)
@@ -231,7 +232,7 @@ def test_an_import_inside_a_function_cannot_hide_an_upward_dependency(tmp_path):
     # the layers inside sagas and events break too: their lowest modules now
     # reach the engine's top through cleave.contexts
     assert {PLATFORM_LAYERS, PLATFORM_ACYCLIC} <= broken_contracts(result.stdout), report(result)
-    assert "cleave.contexts -> cleave.sagas.engine" in result.stdout, report(result)
+    assert "cleave.core.registry -> cleave.sagas.driver" in result.stdout, report(result)
 
 
 def test_the_independence_contract_lists_every_context_of_the_project(settings):

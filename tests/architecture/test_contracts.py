@@ -17,9 +17,9 @@ from dataclasses import replace
 import pytest
 from django.core.management import CommandError, call_command
 
-from cleave.contracts import conformance, contextmap
-from cleave.events.registry import STRING, UUID, obj
-from cleave.management.commands.contracts import (
+from cleave.core.declarations import STRING, UUID, obj
+from cleave_tools.checks import conformance, contextmap
+from cleave_tools.management.commands.contracts import (
     declaration_problems,
     default_map_path,
     map_difference,

@@ -1,6 +1,6 @@
 """
 A customer who registers, verifies, buys, renames and deletes themselves
-leaves every context consistent (tests/e2e/lifecycle.py), on each transport:
+leaves every context consistent (tests/support/lifecycle.py), on each transport:
 
 - `inprocess`: pytest-django's live server on the suite's databases (SQLite,
   or PostgreSQL and MariaDB in CI's server-backed pass);
@@ -18,8 +18,7 @@ from django.db import connections
 
 from cleave.testing import flows
 from tests.integration.conftest import live_secrets, make_live, migrated_template  # noqa: F401
-
-from .lifecycle import customer_lifecycle
+from tests.support.lifecycle import customer_lifecycle
 
 pytestmark = [pytest.mark.e2e]
 

@@ -1,5 +1,5 @@
 """
-The customer story (tests/e2e/story.py) on every event transport:
+The customer story (tests/support/story.py) on every event transport:
 
 - `inprocess`: pytest-django's live server, the suite's databases (so it also
   runs on PostgreSQL and MariaDB in CI's server-backed pass);
@@ -18,12 +18,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from cleave.contexts import all_contexts
-from cleave.events.models import InboxRecord, OutboxEvent
+from cleave.core.registry import all_contexts
+from cleave.messaging.models import InboxRecord, OutboxEvent
 from cleave.testing import flows
 from tests.integration.conftest import live_secrets, make_live, migrated_template  # noqa: F401
-
-from .story import CHECKOUT_EVENTS, customer_story
+from tests.support.story import CHECKOUT_EVENTS, customer_story
 
 pytestmark = [pytest.mark.e2e]
 

@@ -1,5 +1,5 @@
 """
-The customer story (tests/e2e/story.py) against a split deployment, started as
+The customer story (tests/support/story.py) against a split deployment, started as
 a user starts it (`manage.py run_split`, what `make run-split` runs): three
 process groups — users+catalog; orders, payments, notifications and
 analytics; inventory — each a web server, a Celery worker and a relay, events
@@ -24,13 +24,12 @@ import uuid
 import pytest
 
 from cleave.testing import require_server
+from tests.e2e.test_customer_story import _mail_subjects
 from tests.integration.conftest import BROKERS, live_secrets  # noqa: F401 - the fixture
-from tests.integration.live import ROOT
 from tests.integration.test_saga_concurrency import MARIADB, POSTGRES, Server
-
-from .running_split import Runner, alive, delete_queues, free_base_port
-from .story import customer_story
-from .test_customer_story import _mail_subjects
+from tests.support.live import ROOT
+from tests.support.running_split import Runner, alive, delete_queues, free_base_port
+from tests.support.story import customer_story
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 

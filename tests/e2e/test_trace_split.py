@@ -22,10 +22,9 @@ import requests
 
 from cleave.testing import require_server
 from tests.integration.conftest import BROKERS, live_secrets  # noqa: F401 - the fixture
-from tests.integration.live import wait_until
+from tests.support.live import wait_until
 from tests.support.otlp_receiver import OtlpReceiver
-
-from .running_split import Runner, delete_queues, free_base_port
+from tests.support.running_split import Runner, delete_queues, free_base_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 

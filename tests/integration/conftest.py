@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from cleave.testing import require_server
-
-from .live import LiveSystem, live_system
+from tests.support.live import LiveSystem, live_system
 
 BROKERS = {
     "rabbitmq": (

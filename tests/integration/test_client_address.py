@@ -17,16 +17,15 @@ import subprocess
 import pytest
 import requests
 
-from cleave.gateway import Route, render_nginx
-from tests.platform.test_gateway import CONTEXTS, nginx_binary
-
-from .live import GUNICORN, Process, free_port, wait_until
+from cleave_tools.deploy.gateway import Route, render_nginx
+from tests.support.live import GUNICORN, Process, free_port, wait_until
+from tests.tools.deploy.test_gateway import CONTEXTS, nginx_binary
 
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory, migrated_template, live_secrets):
     """{"direct": url of gunicorn alone, "gateway": url of nginx in front of another}."""
-    from .conftest import make_live
+    from tests.integration.conftest import make_live
 
     nginx = nginx_binary()
     root = tmp_path_factory.mktemp("client-address")

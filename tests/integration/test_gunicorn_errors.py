@@ -15,7 +15,7 @@ import socket
 import pytest
 import requests
 
-from .live import GUNICORN, Process, free_port, wait_until
+from tests.support.live import GUNICORN, Process, free_port, wait_until
 
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["sync", "gthread"])

@@ -15,10 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.e2e.story import customer_story
 from tests.e2e.test_customer_story import _mail_subjects
-
-from .conftest import make_live
+from tests.integration.conftest import make_live
+from tests.support.story import customer_story
 
 ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-")
 

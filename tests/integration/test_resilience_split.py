@@ -15,8 +15,8 @@ import uuid
 import pytest
 import requests
 
-from .live import wait_until
-from .split import SplitSystem
+from tests.support.live import wait_until
+from tests.support.split import SplitSystem
 
 pytestmark = pytest.mark.services
 
@@ -35,7 +35,7 @@ FAST = {
 @pytest.fixture
 def split(tmp_path, migrated_template, live_secrets, request):
     """A fresh split installation; `request.param` may set extra environment and instances."""
-    from .conftest import make_live
+    from tests.integration.conftest import make_live
 
     options = getattr(request, "param", {}) or {}
     manager, live = make_live(tmp_path, "rabbitmq", migrated_template, live_secrets)

@@ -35,11 +35,10 @@ from typing import Any
 import pytest
 import requests
 
-from cleave.contexts import POOL_MAX_DEFAULT
+from cleave.core.databases import POOL_MAX_DEFAULT
 from cleave.testing import require_server
-
-from .live import GUNICORN, PYTHON, ROOT, Process, free_port, wait_until
-from .test_saga_concurrency import MARIADB, POSTGRES, Server
+from tests.integration.test_saga_concurrency import MARIADB, POSTGRES, Server
+from tests.support.live import GUNICORN, PYTHON, ROOT, Process, free_port, wait_until
 
 WORKERS = 3
 THREADS = 8

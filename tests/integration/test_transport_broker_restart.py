@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from .live import broker_down, wait_until
+from tests.support.live import broker_down, wait_until
 
 pytestmark = [pytest.mark.services]
 

@@ -3,7 +3,7 @@ The Celery transport against real brokers (RabbitMQ and Redis), with the web
 server, workers, relay and publisher as real processes that the tests kill.
 
 Every test runs once per broker. "Exactly once in effect" is read from the
-probe handler's counter (tests/integration/probe.py): one per event, whatever
+probe handler's counter (tests/support/probe.py): one per event, whatever
 was redelivered.
 """
 
@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from .live import wait_until
+from tests.support.live import wait_until
 
 pytestmark = [pytest.mark.services]
 
@@ -86,7 +86,7 @@ def test_a_short_lived_process_publishes_what_it_committed_before_it_exits(live)
     out = live.manage(
         "shell",
         "-c",
-        "import tests.integration.publisher as p; p._setup(); print(p._publish_one(21, 'ok'))",
+        "import tests.support.publisher as p; p._setup(); print(p._publish_one(21, 'ok'))",
     ).stdout
     event_id = out.strip().splitlines()[-1]
 

@@ -14,8 +14,9 @@ import uuid
 import pytest
 from django.utils import timezone
 
-from cleave.events import broker, topology
-from cleave.events.envelope import Envelope
+from cleave.messaging.broker import publisher as broker
+from cleave.messaging.broker import topology
+from cleave.messaging.envelope import Envelope
 
 pytestmark = [pytest.mark.services]
 

@@ -13,9 +13,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from cleave.events import EventType, registry
-from cleave.events.envelope import Envelope
-from cleave.sagas import SagaDefinition, engine
+from cleave import sagas
+from cleave.core import declarations
+from cleave.core.declarations import EventType
+from cleave.messaging import subscriptions, types
+from cleave.messaging.envelope import Envelope
+from cleave.sagas import SagaDefinition
 
 
 @pytest.fixture
@@ -35,12 +38,14 @@ def local_subscriber() -> Iterator[Callable[..., Callable[[Envelope], None]]]:
 
         handler.__module__ = "contexts.users.handlers"
         handler.__qualname__ = f"test_handler_{uuid.uuid4().hex[:8]}"
-        registry.subscriber(*(patterns or ("user.created",)))(handler)
+        subscriptions.subscriber(*(patterns or ("user.created",)))(handler)
         registered.append(handler)
         return handler
 
     yield register
-    registry._subscriptions[:] = [s for s in registry._subscriptions if s.func not in registered]
+    subscriptions._subscriptions[:] = [
+        s for s in subscriptions._subscriptions if s.func not in registered
+    ]
 
 
 PROBE_EVENT = "platform.probed"
@@ -54,11 +59,12 @@ def probe_event() -> Iterator[str]:
     Only the test's own subscribers receive it, so what the tests assert about
     delivery does not depend on other contexts' handlers of `user.created`.
     """
-    registry.register(
-        EventType(PROBE_EVENT, schema=registry.obj({"n": registry.POSITIVE_INT})), context="users"
+    types.register(
+        EventType(PROBE_EVENT, schema=declarations.obj({"n": declarations.POSITIVE_INT})),
+        context="users",
     )
     yield PROBE_EVENT
-    registry._types.pop(PROBE_EVENT, None)
+    types._types.pop(PROBE_EVENT, None)
 
 
 @pytest.fixture
@@ -68,11 +74,11 @@ def saga_definitions() -> Iterator[Callable[[SagaDefinition], SagaDefinition]]:
 
     def register(definition: SagaDefinition) -> SagaDefinition:
         names.append(definition.name)
-        return engine.register(definition)
+        return sagas.register(definition)
 
     yield register
     for name in names:
-        engine.unregister(name)
+        sagas.unregister(name)
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from decimal import Decimal
 import factory
 from django.utils import timezone
 
-from cleave.events import Envelope, inbox, registry
+from cleave.messaging import inbox, subscriptions
+from cleave.messaging.envelope import Envelope
 
 
 class EnvelopeFactory(factory.Factory):
@@ -80,5 +81,5 @@ def user_created(customer_id=None, *, email="ada@example.com", name="Ada") -> En
 
 def deliver(envelope: Envelope, *, to: str) -> str:
     """Run context `to`'s handler of this event once, through the bus (inbox included)."""
-    [subscription] = registry.subscriptions_for(envelope.type, subscriber_context=to)
+    [subscription] = subscriptions.subscriptions_for(envelope.type, subscriber_context=to)
     return inbox.apply(subscription, envelope)

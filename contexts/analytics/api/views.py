@@ -5,7 +5,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cleave.security import ServicePermission
+from cleave.auth.permissions import ServicePermission
 
 from .. import queries
 

@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
 
-from cleave.security import IsCustomer
+from cleave.auth.permissions import IsCustomer
 
 from .. import queries
 

@@ -6,9 +6,10 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cleave.api import Text, WholeNumber, idempotency_key
-from cleave.openapi import problem_answer
-from cleave.security import IsCustomer
+from cleave.auth.permissions import IsCustomer
+from cleave.http.fields import Text, WholeNumber
+from cleave.http.idempotency import idempotency_key
+from cleave.http.openapi import problem_answer
 
 from .. import commands, queries
 from ..models import MAX_QUANTITY

@@ -7,9 +7,10 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cleave.api import IDEMPOTENCY_HEADER, PatternText, Text, idempotency_key
-from cleave.openapi import problem_answer
-from cleave.security import IsCustomer, ServicePermission
+from cleave.auth.permissions import IsCustomer, ServicePermission
+from cleave.http.fields import PatternText, Text
+from cleave.http.idempotency import IDEMPOTENCY_HEADER, idempotency_key
+from cleave.http.openapi import problem_answer
 
 from .. import commands, queries
 

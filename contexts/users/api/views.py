@@ -10,10 +10,10 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cleave.api import EmailText, QueryNumber, Secret, Text
-from cleave.openapi import problem_answer
-from cleave.proxies import client_address
-from cleave.security import IsCustomer, ServicePermission
+from cleave.auth.permissions import IsCustomer, ServicePermission
+from cleave.core.proxies import client_address
+from cleave.http.fields import EmailText, QueryNumber, Secret, Text
+from cleave.http.openapi import problem_answer
 
 from .. import commands, limits, queries
 from ..emails import UnacceptableEmail, normalize_email

@@ -17,10 +17,11 @@ means "the process died during this call": the outcome is unknown, and the
 action is simply called again with the same idempotency key (participants
 return the first result).
 
-Public surface::
+This package is the engine's one public surface::
 
-    from cleave.sagas import SagaDefinition, Step, StepFailed, OutcomeUnknown, register, start
-    from cleave.sagas import request_cancel, compensate, retry   # operator and caller controls
+    from cleave import sagas
+    sagas.register(SagaDefinition(...)); sagas.start(...); sagas.run(alias, saga_id)
+    sagas.request_cancel(...); sagas.compensate(...); sagas.retry(...)
 
 The modules, each depending only on those below it (an import-linter
 `layers` contract keeps it so):
@@ -36,31 +37,74 @@ The modules, each depending only on those below it (an import-linter
 - `steplog`: every write `start` and a drive make to the instance and its step
   log, one way (`Write`);
 - `lease`: who drives a saga, until when;
-- `definition`: steps, definitions and their registry, what a step sees;
-- `threads`: the per-process background threads.
+- `definition`: steps, definitions and their registry, what a step sees.
 
-`engine` gathers the names for callers that write `engine.run(...)`.
+A name bound here is not seen by the modules: to replace a seam in a test,
+patch it where it is looked up (`scheduling.get_runner`, `calls.invoke`,
+`monitor.on_timeout`, `runners.waker`).
 """
 
-from .controls import compensate, request_cancel, retry, start
-from .definition import (
+from cleave.sagas.calls import invoke
+from cleave.sagas.controls import (
+    compensate,
+    dispatch_resumable,
+    request_cancel,
+    resumable,
+    resume_all,
+    retry,
+    start,
+)
+from cleave.sagas.definition import (
     OutcomeUnknown,
     SagaContext,
     SagaDefinition,
     Step,
     StepFailed,
+    StepFn,
+    definitions,
+    get_definition,
     register,
+    unregister,
 )
+from cleave.sagas.driver import Started, run
+from cleave.sagas.lease import acquire
+from cleave.sagas.monitor import on_timeout
+from cleave.sagas.runners import TASK_NAME, CeleryRunner, InProcessRunner, queue_for, waker
+from cleave.sagas.scheduling import Runner, get_runner, runner_name
+from cleave.sagas.steplog import Superseded
+from cleave.sagas.waits import wait_delay
 
 __all__ = [
+    "TASK_NAME",
+    "CeleryRunner",
+    "InProcessRunner",
     "OutcomeUnknown",
+    "Runner",
     "SagaContext",
     "SagaDefinition",
+    "Started",
     "Step",
     "StepFailed",
+    "StepFn",
+    "Superseded",
+    "acquire",
     "compensate",
+    "definitions",
+    "dispatch_resumable",
+    "get_definition",
+    "get_runner",
+    "invoke",
+    "on_timeout",
+    "queue_for",
     "register",
     "request_cancel",
+    "resumable",
+    "resume_all",
     "retry",
+    "run",
+    "runner_name",
     "start",
+    "unregister",
+    "wait_delay",
+    "waker",
 ]

@@ -15,12 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cleave import observability
-from cleave.metrics import SAGA_STEP_DURATION
-from cleave.resilience.failures import is_technical
-
-from .definition import OutcomeUnknown, SagaContext, Step, StepFailed, StepFn
-from .models import SagaInstance, SagaStepLog
+from cleave.core.errors import is_technical
+from cleave.observability import tracing
+from cleave.observability.metrics import SAGA_STEP_DURATION
+from cleave.sagas.definition import OutcomeUnknown, SagaContext, Step, StepFailed, StepFn
+from cleave.sagas.models import SagaInstance, SagaStepLog
 
 Kind = SagaStepLog.Kind
 
@@ -45,9 +44,9 @@ def invoke(fn: StepFn, instance: SagaInstance, step: Step, kind: str, attempt: i
     status = "error"
     try:
         # a child of the trace that started the saga, in whatever process runs it
-        with observability.span_from_traceparent(
+        with tracing.span_from_traceparent(
             f"saga {instance.saga_type} {step.name} {kind}",
-            instance.traceparent or observability.current_traceparent(),
+            instance.traceparent or tracing.current_traceparent(),
             **{
                 "cleave.saga_id": str(instance.id),
                 "cleave.step": step.name,

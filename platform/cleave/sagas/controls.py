@@ -20,15 +20,15 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from cleave import flow, observability
-from cleave.contexts import alias_for
-from cleave.metrics import SAGAS_STARTED
-
-from . import scheduling, steplog
-from .definition import get_definition
-from .driver import Started, run
-from .lease import lease_until, new_owner
-from .models import SagaInstance, SagaStepLog
+from cleave.core import flow
+from cleave.core.registry import alias_for
+from cleave.observability import tracing
+from cleave.observability.metrics import SAGAS_STARTED
+from cleave.sagas import scheduling, steplog
+from cleave.sagas.definition import get_definition
+from cleave.sagas.driver import Started, run
+from cleave.sagas.lease import lease_until, new_owner
+from cleave.sagas.models import SagaInstance, SagaStepLog
 
 # every module of the engine logs as before it was split, under one name
 logger = logging.getLogger("cleave.sagas.engine")
@@ -87,7 +87,7 @@ def start(
         "completed_at": None,
         "wake_at": None,
         "last_error": "",
-        "traceparent": observability.current_traceparent() or "",
+        "traceparent": tracing.current_traceparent() or "",
     }
     instance = steplog.create(alias, values).run()
     transaction.on_commit(lambda: SAGAS_STARTED.labels(name).inc(), using=alias)

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from .models import SagaInstance, SagaStepLog
+from cleave.sagas.models import SagaInstance, SagaStepLog
 
 Kind = SagaStepLog.Kind
 

@@ -37,17 +37,16 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from cleave import flow
-from cleave.metrics import SAGAS_FINISHED
-from cleave.resilience.failures import is_technical
-
-from . import calls
-from .definition import OutcomeUnknown, SagaContext, Step, StepFailed, get_definition
-from .lease import acquire, new_owner, release
-from .models import SagaInstance, SagaStepLog
-from .monitor import Watch, watch
-from .steplog import StepLog, Superseded, ending
-from .waits import Wait, wait
+from cleave.core import flow
+from cleave.core.errors import is_technical
+from cleave.observability.metrics import SAGAS_FINISHED
+from cleave.sagas import calls
+from cleave.sagas.definition import OutcomeUnknown, SagaContext, Step, StepFailed, get_definition
+from cleave.sagas.lease import acquire, new_owner, release
+from cleave.sagas.models import SagaInstance, SagaStepLog
+from cleave.sagas.monitor import Watch, watch
+from cleave.sagas.steplog import StepLog, Superseded, ending
+from cleave.sagas.waits import Wait, wait
 
 # every module of the engine logs as before it was split, under one name
 logger = logging.getLogger("cleave.sagas.engine")

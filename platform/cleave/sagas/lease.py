@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import SagaInstance
+from cleave.sagas.models import SagaInstance
 
 # every module of the engine logs as before it was split, under one name
 logger = logging.getLogger("cleave.sagas.engine")

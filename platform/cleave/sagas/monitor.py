@@ -17,10 +17,10 @@ from uuid import UUID
 from django.db import connections, transaction
 from django.utils import timezone
 
-from . import scheduling, steplog
-from .lease import hand_off, lease_seconds, renew
-from .models import SagaStepLog
-from .threads import per_process
+from cleave.core.threads import per_process
+from cleave.sagas import scheduling, steplog
+from cleave.sagas.lease import hand_off, lease_seconds, renew
+from cleave.sagas.models import SagaStepLog
 
 # every module of the engine logs as before it was split, under one name
 logger = logging.getLogger("cleave.sagas.engine")

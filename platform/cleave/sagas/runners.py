@@ -18,12 +18,11 @@ from uuid import UUID
 from django.db import connections
 from django.utils import timezone
 
-from cleave.events.broker import celery_app
-from cleave.events.topology import queue_name
-
-from .driver import Started, run
-from .models import SagaInstance
-from .threads import per_process
+from cleave.core.threads import per_process
+from cleave.messaging.broker.publisher import celery_app
+from cleave.messaging.broker.topology import queue_name
+from cleave.sagas.driver import Started, run
+from cleave.sagas.models import SagaInstance
 
 # every module of the engine logs as before it was split, under one name
 logger = logging.getLogger("cleave.sagas.engine")

@@ -33,11 +33,10 @@ from typing import Any, Generic, TypeVar
 
 from django.utils import timezone
 
-from cleave import db
-
-from .definition import SagaContext, SagaDefinition, Step
-from .lease import lease_until
-from .models import SagaInstance, SagaStepLog
+from cleave.core import db
+from cleave.sagas.definition import SagaContext, SagaDefinition, Step
+from cleave.sagas.lease import lease_until
+from cleave.sagas.models import SagaInstance, SagaStepLog
 
 Kind = SagaStepLog.Kind
 Status = SagaStepLog.Status

@@ -26,11 +26,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from cleave.metrics import SAGA_OVERDUE_COMPENSATIONS
-
-from . import scheduling
-from .models import SagaInstance, SagaStepLog
-from .steplog import StepLog
+from cleave.observability.metrics import SAGA_OVERDUE_COMPENSATIONS
+from cleave.sagas import scheduling
+from cleave.sagas.models import SagaInstance, SagaStepLog
+from cleave.sagas.steplog import StepLog
 
 # every module of the engine logs as before it was split, under one name
 logger = logging.getLogger("cleave.sagas.engine")

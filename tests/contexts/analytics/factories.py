@@ -3,7 +3,7 @@ from decimal import Decimal
 
 import factory
 
-from cleave.events import Envelope
+from cleave.messaging.envelope import Envelope
 from contexts.analytics.models import Counter, ProductSales
 from tests.support.events import (  # noqa: F401 - re-exported for the tests
     EnvelopeFactory,

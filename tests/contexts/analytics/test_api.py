@@ -5,8 +5,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
 from cleave.testing import customer_headers, service_headers, unit
-
-from .factories import CounterFactory, ProductSalesFactory
+from tests.contexts.analytics.factories import CounterFactory, ProductSalesFactory
 
 pytestmark = unit
 

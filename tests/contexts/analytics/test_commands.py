@@ -1,14 +1,18 @@
 import uuid
 from decimal import Decimal
 
-from cleave.contexts import get_context
-from cleave.events import replay
-from cleave.events.models import InboxRecord
+from cleave.core.registry import get_context
+from cleave.messaging import replay
+from cleave.messaging.models import InboxRecord
 from cleave.testing import flows, unit
 from contexts.analytics import commands, queries
 from contexts.analytics.models import Counter, ProductSales
-
-from .factories import CounterFactory, ProductSalesFactory, deliver, order_confirmed
+from tests.contexts.analytics.factories import (
+    CounterFactory,
+    ProductSalesFactory,
+    deliver,
+    order_confirmed,
+)
 
 CUSTOMER = str(uuid.uuid4())
 

@@ -1,13 +1,18 @@
 import uuid
 from decimal import Decimal
 
-from cleave.events.inbox import HandlerOutcome
+from cleave.messaging.inbox import HandlerOutcome
 from cleave.testing import flows
 from contexts.analytics import queries
 from contexts.analytics.models import Counter, ProductSales
 from contexts.users.commands import customer_register
-
-from .factories import deliver, order_cancelled, order_confirmed, order_line, user_created
+from tests.contexts.analytics.factories import (
+    deliver,
+    order_cancelled,
+    order_confirmed,
+    order_line,
+    user_created,
+)
 
 pytestmark = flows
 

@@ -4,8 +4,7 @@ from django.test import Client
 
 from cleave.testing import published, unit
 from contexts.catalog.models import Product
-
-from .factories import CategoryFactory, ProductFactory
+from tests.contexts.catalog.factories import CategoryFactory, ProductFactory
 
 pytestmark = unit
 

@@ -3,8 +3,7 @@ import uuid
 import pytest
 
 from cleave.testing import service_headers, unit
-
-from .factories import CategoryFactory, ProductFactory
+from tests.contexts.catalog.factories import CategoryFactory, ProductFactory
 
 pytestmark = unit
 

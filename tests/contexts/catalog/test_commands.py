@@ -2,12 +2,11 @@ from decimal import Decimal
 
 import pytest
 
-from cleave.api import ApplicationError, Conflict
+from cleave.core.errors import ApplicationError, Conflict
 from cleave.testing import published, unit
 from contexts.catalog import commands, demo
 from contexts.catalog.models import Category, Product
-
-from .factories import CategoryFactory, ProductFactory
+from tests.contexts.catalog.factories import CategoryFactory, ProductFactory
 
 pytestmark = unit
 

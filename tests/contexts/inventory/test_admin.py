@@ -7,8 +7,7 @@ from django.test import Client
 from cleave.testing import unit
 from contexts.inventory import commands
 from contexts.inventory.models import StockItem
-
-from .factories import StockItemFactory
+from tests.contexts.inventory.factories import StockItemFactory
 
 pytestmark = unit
 

@@ -6,8 +6,7 @@ from django.contrib.auth.models import Permission
 
 from cleave.testing import customer_headers, published, service_headers, unit
 from contexts.inventory.models import Reservation, StockItem
-
-from .factories import StockItemFactory
+from tests.contexts.inventory.factories import StockItemFactory
 
 pytestmark = unit
 

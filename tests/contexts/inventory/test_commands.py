@@ -5,12 +5,11 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from cleave.api import ApplicationError, Conflict, NotFound
+from cleave.core.errors import ApplicationError, Conflict, NotFound
 from cleave.testing import published, unit
 from contexts.inventory import commands, queries
 from contexts.inventory.models import Reservation, StockItem
-
-from .factories import StockItemFactory
+from tests.contexts.inventory.factories import StockItemFactory
 
 pytestmark = unit
 
@@ -260,7 +259,7 @@ def test_expired_held_reservations_are_released_and_others_left_alone():
 
 
 def test_the_periodic_job_releases_reservations_that_outlived_their_expiry():
-    from cleave import periodic
+    from cleave.runtime import periodic
 
     StockItemFactory(sku="A", on_hand=10)
     expired = reserve(("A", 4))

@@ -15,12 +15,11 @@ from typing import Any
 import pytest
 from django.db import connections
 
-from cleave.api import Conflict
+from cleave.core.errors import Conflict
 from cleave.testing import flows
 from contexts.inventory import commands
 from contexts.inventory.models import Reservation, StockItem
-
-from .factories import StockItemFactory
+from tests.contexts.inventory.factories import StockItemFactory
 
 pytestmark = [
     flows,

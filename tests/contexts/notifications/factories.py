@@ -2,7 +2,7 @@ import uuid
 
 import factory
 
-from cleave.events import Envelope
+from cleave.messaging.envelope import Envelope
 from contexts.notifications.models import Notification, Recipient
 from tests.support.events import (  # noqa: F401 - re-exported for the tests
     EnvelopeFactory,

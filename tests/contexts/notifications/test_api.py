@@ -4,8 +4,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from cleave.testing import customer_headers, service_headers, unit
-
-from .factories import NotificationFactory
+from tests.contexts.notifications.factories import NotificationFactory
 
 pytestmark = unit
 

@@ -2,12 +2,11 @@ import uuid
 
 import pytest
 
-from cleave.api import NotFound
+from cleave.core.errors import NotFound
 from cleave.testing import flows, unit
 from contexts.notifications import commands
 from contexts.notifications.models import Notification
-
-from .factories import NotificationFactory, RecipientFactory
+from tests.contexts.notifications.factories import NotificationFactory, RecipientFactory
 
 
 @unit

@@ -3,14 +3,13 @@ import uuid
 import pytest
 from django.db import transaction
 
-from cleave.events.inbox import HandlerOutcome
+from cleave.messaging.inbox import HandlerOutcome
 from cleave.testing import flows
 from contexts.notifications import commands
 from contexts.notifications.handlers import on_order_cancelled
 from contexts.notifications.models import Notification, Recipient
 from contexts.users.commands import customer_register
-
-from .factories import (
+from tests.contexts.notifications.factories import (
     RecipientFactory,
     deliver,
     order_cancelled,

@@ -7,8 +7,7 @@ import pytest
 
 from cleave.testing import customer_headers, flows
 from contexts.orders.models import Cart
-
-from .conftest import add, post_item
+from tests.contexts.orders.conftest import add, post_item
 
 pytestmark = flows
 

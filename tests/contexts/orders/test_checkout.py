@@ -12,8 +12,7 @@ from contexts.orders.models import Order
 from contexts.payments.models import Payment
 from contexts.users.commands import customer_block
 from contexts.users.models import Customer
-
-from .conftest import add, checkout
+from tests.contexts.orders.conftest import add, checkout
 
 pytestmark = flows
 

@@ -12,7 +12,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from cleave.sagas import engine
+from cleave import sagas as engine
 from cleave.sagas.models import SagaInstance, SagaStepLog
 from cleave.testing import customer_headers, flows, published
 from contexts.inventory.models import Reservation, StockItem
@@ -21,8 +21,7 @@ from contexts.orders import commands, sagas
 from contexts.orders.models import Order
 from contexts.payments import providers
 from contexts.payments.models import Payment
-
-from .conftest import add, checkout
+from tests.contexts.orders.conftest import add, checkout
 
 pytestmark = [flows, pytest.mark.usefixtures("fresh_provider")]
 

@@ -20,8 +20,7 @@ from cleave.testing import flows
 from contexts.orders import commands
 from contexts.orders.models import Order
 from contexts.payments.models import Payment
-
-from .conftest import add
+from tests.contexts.orders.conftest import add
 
 pytestmark = [
     flows,

@@ -6,7 +6,7 @@ from uuid import uuid4
 import pytest
 from django.db import connections
 
-from cleave.api import Conflict, NotFound
+from cleave.core.errors import Conflict, NotFound
 from cleave.testing import published, unit
 from contexts.orders import commands
 from contexts.orders.models import Order, OrderLine

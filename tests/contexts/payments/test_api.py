@@ -5,8 +5,7 @@ from django.contrib.auth.models import Permission
 
 from cleave.testing import customer_headers, published, service_headers, unit
 from contexts.payments.models import Payment
-
-from .factories import PaymentFactory
+from tests.contexts.payments.factories import PaymentFactory
 
 pytestmark = unit
 

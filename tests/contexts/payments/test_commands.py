@@ -4,13 +4,12 @@ from decimal import Decimal
 import pytest
 from django.db import connections
 
-from cleave.api import ApplicationError, Conflict, NotFound
+from cleave.core.errors import ApplicationError, Conflict, NotFound
 from cleave.testing import flows, published, unit
 from contexts.payments import commands
 from contexts.payments.models import Payment
 from contexts.payments.providers import FakeProvider, ProviderError, ProviderTimeout
-
-from .factories import PaymentFactory
+from tests.contexts.payments.factories import PaymentFactory
 
 
 def charge(payment_method="tok_visa", **overrides):

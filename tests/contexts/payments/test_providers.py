@@ -80,7 +80,7 @@ def test_the_fake_provider_knows_nothing_of_a_timed_out_charge():
 
 
 def test_the_fake_provider_is_the_default(settings):
-    from cleave.conf import BY_NAME
+    from cleave.core.conf import BY_NAME
 
     # the declared default (cleave.conf), as a process without the variable reads it
     settings.CLEAVE_PAYMENT_PROVIDER = BY_NAME["CLEAVE_PAYMENT_PROVIDER"].default

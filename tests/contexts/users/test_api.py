@@ -8,8 +8,7 @@ from django.contrib.auth.hashers import identify_hasher
 from cleave.testing import customer_headers, flows, published, service_headers, unit
 from contexts.users.commands import customer_block
 from contexts.users.models import Customer
-
-from .factories import CustomerFactory
+from tests.contexts.users.factories import CustomerFactory
 
 
 def register(api, email="ada@example.com", password="correct horse", name="Ada"):

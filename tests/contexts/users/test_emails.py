@@ -17,8 +17,7 @@ from django.db import IntegrityError, transaction
 from cleave.testing import unit
 from contexts.users.emails import UnacceptableEmail, normalize_email
 from contexts.users.models import Customer
-
-from .factories import CustomerFactory
+from tests.contexts.users.factories import CustomerFactory
 
 pytestmark = unit
 

@@ -11,12 +11,11 @@ import time
 import pytest
 from django.core import signing
 
-from cleave.events.models import OutboxEvent
+from cleave.messaging.models import OutboxEvent
 from cleave.testing import customer_headers, flows, published, service_headers, unit
 from contexts.users import commands
 from contexts.users.models import Customer
-
-from .factories import CustomerFactory
+from tests.contexts.users.factories import CustomerFactory
 
 pytestmark = flows
 

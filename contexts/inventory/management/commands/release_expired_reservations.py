@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from cleave import cli
+from cleave.management import arguments
 
 from ... import commands
 
@@ -10,7 +10,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--limit", type=cli.count, default=500, help="at most this many per run"
+            "--limit", type=arguments.count, default=500, help="at most this many per run"
         )
 
     def handle(self, *args, **options):

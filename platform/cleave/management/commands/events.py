@@ -24,12 +24,13 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count
 
-from cleave import cli
-from cleave.contexts import all_contexts
-from cleave.events import broker, consumer, relay, replay, topology
-from cleave.events.models import DeadLetter, Delivery, OutboxEvent
-from cleave.events.transports import get_transport
-from cleave.metrics import serve_port
+from cleave.core.registry import all_contexts
+from cleave.management import arguments
+from cleave.messaging import delivery, relay, replay
+from cleave.messaging.broker import publisher, topology
+from cleave.messaging.models import DeadLetter, Delivery, OutboxEvent
+from cleave.messaging.transports import get_transport
+from cleave.observability.metrics import serve_port
 
 
 class Command(BaseCommand):
@@ -43,18 +44,20 @@ class Command(BaseCommand):
         lister.add_argument("--type", help="event type; globs allowed (order.*)")
         lister.add_argument("--status", choices=[s for s, _ in OutboxEvent.Status.choices])
         lister.add_argument(
-            "--since", type=cli.since, help="occurred at or after (30m, 2h, 7d or an ISO date)"
+            "--since",
+            type=arguments.since,
+            help="occurred at or after (30m, 2h, 7d or an ISO date)",
         )
         lister.add_argument("--correlation-id", help="one business flow")
-        lister.add_argument("--limit", type=cli.count, default=50)
+        lister.add_argument("--limit", type=arguments.count, default=50)
         lister.add_argument("--json", action="store_true", help="one JSON envelope per line")
 
         dead = sub.add_parser("dead", help="list dead letters (newest first)")
         dead.add_argument("--context", help="only this subscribing context")
         dead.add_argument("--type", help="event type; globs allowed")
         dead.add_argument("--status", choices=[s for s, _ in DeadLetter.Status.choices])
-        dead.add_argument("--since", type=cli.since)
-        dead.add_argument("--limit", type=cli.count, default=50)
+        dead.add_argument("--since", type=arguments.since)
+        dead.add_argument("--limit", type=arguments.count, default=50)
         dead.add_argument("--verbose", action="store_true", help="with error and traceback")
 
         stats = sub.add_parser("stats", help="pending, published, retrying and dead per context")
@@ -63,11 +66,11 @@ class Command(BaseCommand):
         relay_cmd = sub.add_parser("relay", help="publish pending events, send due retries")
         relay_cmd.add_argument("--once", action="store_true", help="one sweep, then exit")
         relay_cmd.add_argument(
-            "--interval", type=cli.seconds, default=None, help="seconds between sweeps"
+            "--interval", type=arguments.seconds, default=None, help="seconds between sweeps"
         )
         relay_cmd.add_argument(
             "--grace",
-            type=cli.at_least_zero,
+            type=arguments.at_least_zero,
             default=None,
             help="only rows older than this many seconds (default CLEAVE_EVENT_RELAY_GRACE; "
             "--once takes every pending row)",
@@ -84,14 +87,16 @@ class Command(BaseCommand):
         replay_cmd.add_argument("--subscriber", required=True, help="the subscribing context")
         replay_cmd.add_argument("--type", help="only event types matching this glob")
         replay_cmd.add_argument(
-            "--since", type=cli.since, help="only events since (30m, 2h, 7d or an ISO date)"
+            "--since", type=arguments.since, help="only events since (30m, 2h, 7d or an ISO date)"
         )
         replay_cmd.add_argument(
             "--reset", action="store_true", help="empty the read model first and rebuild it"
         )
 
         prune = sub.add_parser("prune", help="delete settled rows older than N days")
-        prune.add_argument("--older-than", type=cli.at_least_zero, required=True, metavar="DAYS")
+        prune.add_argument(
+            "--older-than", type=arguments.at_least_zero, required=True, metavar="DAYS"
+        )
         prune.add_argument("--context", help="only this context's alias")
         prune.add_argument("--dry-run", action="store_true", help="count, delete nothing")
 
@@ -180,7 +185,7 @@ class Command(BaseCommand):
             }
         if get_transport().name == "celery":
             try:
-                depths = broker.queue_depths([cfg.label for cfg in contexts])
+                depths = publisher.queue_depths([cfg.label for cfg in contexts])
             except Exception as exc:
                 self.stderr.write(f"broker: {type(exc).__name__}: {exc}")
                 depths = {}
@@ -245,7 +250,7 @@ class Command(BaseCommand):
                 f"{len(ids) - len(letters)} id(s) are not dead letters of {cfg.label} "
                 "(unknown, or already redriven)"
             )
-        deliveries = consumer.prepare_redrive(cfg.database, letters)
+        deliveries = delivery.prepare_redrive(cfg.database, letters)
         get_transport().redrive(deliveries)
         self.stdout.write(f"redrove {len(deliveries)} dead letter(s) of {cfg.label}")
 
@@ -274,7 +279,7 @@ class Command(BaseCommand):
             )
 
     def do_topology(self, **_):
-        app = broker.celery_app()
+        app = publisher.celery_app()
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=2, timeout=5)
             labels = topology.declare(conn)

@@ -3,7 +3,7 @@ import re
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from cleave.security import issue_service_token
+from cleave.auth.tokens import issue_service_token
 
 _PERMISSION = re.compile(r"^([a-z_]+|\*):(read|write|\*)$|^\*$")
 

@@ -3,7 +3,7 @@ import contextlib
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from cleave import periodic
+from cleave.runtime import periodic
 
 
 class Command(BaseCommand):

@@ -11,9 +11,9 @@ from uuid import UUID
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from cleave import cli
-from cleave.contexts import all_contexts
-from cleave.sagas import engine
+from cleave import sagas
+from cleave.core.registry import all_contexts
+from cleave.management import arguments
 from cleave.sagas.models import SagaInstance
 
 
@@ -53,9 +53,9 @@ class Command(BaseCommand):
             help="only unfinished sagas past their deadline (a compensation that keeps failing)",
         )
         lister.add_argument(
-            "--since", type=cli.since, help="30m, 2h, 7d, or an ISO date or date-time"
+            "--since", type=arguments.since, help="30m, 2h, 7d, or an ISO date or date-time"
         )
-        lister.add_argument("--limit", type=cli.count, default=50)
+        lister.add_argument("--limit", type=arguments.count, default=50)
         show = sub.add_parser("show", help="one saga and its step timeline")
         show.add_argument("saga_id")
         resume = sub.add_parser("resume", help="continue sagas whose process died")
@@ -133,11 +133,11 @@ class Command(BaseCommand):
     def do_resume(self, saga_id=None, **_):
         if saga_id:
             alias, saga = _find(saga_id)
-            self.stdout.write(_outcome(engine.run(alias, saga.id)))
+            self.stdout.write(_outcome(sagas.run(alias, saga.id)))
             return
         count = 0
         for cfg in all_contexts():
-            for result in engine.resume_all(cfg.database):
+            for result in sagas.resume_all(cfg.database):
                 count += 1
                 self.stdout.write(_outcome(result))
         self.stdout.write(f"resumed {count} saga(s)")
@@ -149,10 +149,10 @@ class Command(BaseCommand):
                 f"Saga {saga.id} is {saga.state}; only a failed (or stalled compensating) "
                 "saga can be retried. Use `resume` for a running one."
             )
-        self.stdout.write(_outcome(engine.retry(alias, saga.id)))
+        self.stdout.write(_outcome(sagas.retry(alias, saga.id)))
 
     def do_compensate(self, saga_id, reason=None, **_):
         alias, saga = _find(saga_id)
         if saga.state == SagaInstance.State.COMPENSATED:
             raise CommandError(f"Saga {saga.id} is already compensated.")
-        self.stdout.write(_outcome(engine.compensate(alias, saga.id, reason)))
+        self.stdout.write(_outcome(sagas.compensate(alias, saga.id, reason)))

@@ -2,7 +2,7 @@ from importlib import import_module
 
 from django.core.management.base import BaseCommand, CommandError
 
-from cleave.contexts import all_contexts
+from cleave.core.registry import all_contexts
 
 
 class Command(BaseCommand):

@@ -17,7 +17,7 @@ import sys
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from cleave.events.topology import queue_name
+from cleave.messaging.broker.topology import queue_name
 
 
 class Command(BaseCommand):

@@ -1,0 +1,140 @@
+"""
+`DATABASES` from the environment: `default` and one alias per context,
+SQLite files by default, PostgreSQL with a connection pool per alias, MySQL
+or MariaDB through PyMySQL.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from cleave.core import conf
+from cleave.core.env import env_float, env_int
+from cleave.core.registry import DJANGO_DEFAULT_ALIAS
+
+# Connection pools of the PostgreSQL aliases, per process and alias. Three
+# keep three gunicorn workers with all seven aliases on one server at 63
+# connections at most, leaving room under PostgreSQL's default
+# max_connections of 100 (97 for other than superusers) for a manage.py, a
+# relay and two Celery workers of one connection per alias each; see
+# docs/configuration.md, "Databases". A thread waits for a free connection no
+# longer than one attempt of a service call may last (3 s inside the 5 s
+# budget), so a pool that is too small shows as a technical failure of that
+# call, which is retried, and not as a step that outlived its timeout.
+POOL_MIN_DEFAULT = 1
+POOL_MAX_DEFAULT = 3
+POOL_TIMEOUT_DEFAULT = 3.0
+
+
+def database_settings(labels: list[str], *, data_dir: Path) -> dict[str, dict[str, Any]]:
+    """
+    Build DATABASES: `default` plus one alias per context label.
+
+    `DATABASE_URL` configures `default` and `<LABEL>_DATABASE_URL` each context
+    alias; unset, each is an SQLite file in `data_dir`. A PostgreSQL alias takes
+    its connections from a pool of its own in each process (`_pool_options()`),
+    so that processes x pool size x aliases bounds what the server sees. The
+    other backends, and a PostgreSQL alias whose pool is off, keep one
+    connection per thread across requests for `CLEAVE_DB_CONN_MAX_AGE` seconds
+    (default 60; 0 closes them after every request), checked before reuse.
+    """
+    max_age = conf.value("CLEAVE_DB_CONN_MAX_AGE")
+
+    def one(alias: str, env_name: str) -> dict[str, Any]:
+        url = os.environ.get(env_name)
+        if not url:
+            url = f"sqlite:///{data_dir / f'{alias}.sqlite3'}"
+        config = dj_database_url.parse(url, conn_max_age=max_age, conn_health_checks=max_age > 0)
+        engine = config["ENGINE"]
+        options = config.setdefault("OPTIONS", {})
+        # read for every alias, so that a bad value stops the process even
+        # before the alias moves to PostgreSQL
+        pool = _pool_options(alias)
+        if engine == "django.db.backends.sqlite3":
+            _private_file(config["NAME"])
+            # WAL lets readers run beside the writer; IMMEDIATE takes the write
+            # lock up front so two writers never deadlock upgrading a read lock.
+            options.setdefault(
+                "init_command",
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
+            )
+            options.setdefault("transaction_mode", "IMMEDIATE")
+            options.setdefault("timeout", 20)
+        elif engine == "django.db.backends.mysql":
+            _use_pymysql()
+            options.setdefault("charset", "utf8mb4")
+            options.setdefault("isolation_level", "read committed")
+            config.setdefault("TEST", {}).setdefault("CHARSET", "utf8mb4")
+            config["TEST"].setdefault("COLLATION", "utf8mb4_unicode_ci")
+        elif engine == "django.db.backends.postgresql" and pool is not None:
+            options["pool"] = pool
+            # Django refuses persistent connections beside a pool: a connection
+            # goes back to the pool when Django closes it, at the end of each
+            # request (or earlier, `cleave.db.release()`). The pool checks a
+            # connection before handing it out, so one the server dropped is
+            # replaced instead of failing the request.
+            config["CONN_MAX_AGE"] = 0
+            config["CONN_HEALTH_CHECKS"] = True
+        return config
+
+    databases = {DJANGO_DEFAULT_ALIAS: one(DJANGO_DEFAULT_ALIAS, "DATABASE_URL")}
+    for label in labels:
+        databases[label] = one(label, f"{label.upper()}_DATABASE_URL")
+    return databases
+
+
+def _pool_options(alias: str) -> dict[str, Any] | None:
+    """
+    The psycopg pool of a PostgreSQL alias, from `<LABEL>_DB_POOL_MIN`, `_MAX`
+    and `_TIMEOUT` (`DB_POOL_*` for `default`); None when `_MAX` is 0.
+
+    The pool holds at most `max_size` connections in each process, whatever
+    its number of threads; a thread that finds them all in use waits up to
+    `timeout` seconds, then gets `OperationalError` (a technical failure,
+    retried by sagas, 503 at the API) rather than one connection too many.
+    """
+    prefix = "DB_POOL" if alias == DJANGO_DEFAULT_ALIAS else f"{alias.upper()}_DB_POOL"
+    max_size = env_int(f"{prefix}_MAX", default=POOL_MAX_DEFAULT)
+    min_size = env_int(f"{prefix}_MIN", default=min(POOL_MIN_DEFAULT, max_size))
+    timeout = env_float(f"{prefix}_TIMEOUT", default=POOL_TIMEOUT_DEFAULT, minimum=0.001)
+    if max_size == 0:
+        return None
+    if min_size > max_size:
+        raise ImproperlyConfigured(
+            f"{prefix}_MIN must be at most {prefix}_MAX ({max_size}), not {min_size}"
+        )
+    return {"name": alias, "min_size": min_size, "max_size": max_size, "timeout": timeout}
+
+
+def _private_file(name: str) -> None:
+    """
+    An SQLite file readable by its owner only (0600: the users alias holds
+    password hashes); SQLite gives its -wal and -shm files the same mode.
+    Created empty when missing (SQLite takes an empty file as an empty
+    database); an existing one that others could read is made private.
+    """
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return
+    path = Path(name)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077 and path.stat().st_uid == os.getuid():
+            path.chmod(mode & 0o700)
+
+
+def _use_pymysql() -> None:
+    """Serve Django's MySQL backend with PyMySQL, so no C client library is needed."""
+    # imported only when an alias is on MySQL or MariaDB: it installs itself
+    # as MySQLdb for the whole process
+    import pymysql
+
+    pymysql.install_as_MySQLdb()

@@ -1,0 +1,47 @@
+"""
+Pagination of the API's lists: `{count, next, previous, results}`, `?page=`
+and `?page_size=` from 1 to 100.
+"""
+
+from __future__ import annotations
+
+from rest_framework import exceptions, pagination
+
+
+class PageNumberPagination(pagination.PageNumberPagination):
+    """
+    `{"count", "next", "previous", "results"}`, `?page=N`, `?page_size=` from 1 to 100.
+
+    A page past the end (or not a number) is a 404, as in DRF; a `page_size`
+    that is not a whole number from 1 to 100 is a 400, where DRF would quietly
+    use the default.
+    """
+
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+    def get_page_size(self, request):
+        given = request.query_params.get(self.page_size_query_param)
+        if given is None:
+            return self.page_size
+        valid = (
+            given.isascii()
+            and given.isdigit()
+            # int() of thousands of digits raises rather than refuses
+            and len(given) <= len(str(self.max_page_size))
+            and 1 <= int(given) <= self.max_page_size
+        )
+        if not valid:
+            raise exceptions.ValidationError(
+                {self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]}
+            )
+        return int(given)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update(minimum=1, maximum=self.max_page_size)
+            elif parameter["name"] == self.page_query_param:
+                parameter["schema"].update(minimum=1)
+        return parameters

@@ -1,0 +1,179 @@
+"""
+`manage.py contracts`: the contracts between contexts, checked and documented.
+
+    contracts map [--check]     render docs/context-map.md from the contracts
+    contracts lock [--check]    record each event type's schema per version
+    contracts verify            every callee serves its contract; every call is granted
+
+`make lint` runs all three with `--check`; each exits non-zero with what is
+wrong. See docs/architecture.md ("Contracts") and docs/events.md ("Changing an
+event's schema").
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import replace
+from importlib import import_module
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from cleave.calls.operations import is_granted
+from cleave.core import declarations
+from cleave.core.declarations import EventType, all_contracts
+from cleave_tools.checks import conformance, contextmap, eventlock
+
+
+def default_map_path() -> Path:
+    return Path(settings.BASE_DIR) / "docs" / "context-map.md"
+
+
+def default_lock_path() -> Path:
+    module = import_module(declarations.package())
+    return Path(module.__file__).resolve().parent / "events.lock.json"
+
+
+def published_events() -> list[EventType]:
+    """Every event type of every contract, owned by its context."""
+    return [
+        replace(event, context=contract.label)
+        for contract in all_contracts()
+        for event in contract.events
+    ]
+
+
+def map_difference(path: Path) -> str:
+    """A diff of the committed map against a fresh rendering; empty when it is up to date."""
+    current = path.read_text()
+    fresh = contextmap.render(current, contextmap.gather())
+    if fresh == current:
+        return ""
+    return "".join(
+        difflib.unified_diff(
+            current.splitlines(keepends=True),
+            fresh.splitlines(keepends=True),
+            fromfile=f"{path.name} (committed)",
+            tofile=f"{path.name} (from the contracts)",
+        )
+    )
+
+
+def declaration_problems() -> list[str]:
+    """Contracts against the rest of the code: event registry, grants, the views."""
+    problems = []
+    for contract in all_contracts():
+        declared = {event.name: event for event in contract.events}
+        published = _events_module_types(contract.label)
+        for name in sorted(set(published) - set(declared)):
+            problems.append(f"{contract.label}'s events.py publishes {name}; its contract omits it")
+        for name in sorted(set(declared) - set(published)):
+            problems.append(f"{contract.label}'s contract declares {name}; its events.py lacks it")
+        for name in sorted(set(declared) & set(published)):
+            if declared[name] != published[name]:
+                problems.append(
+                    f"{contract.label}'s events.py has another {name} than its contract"
+                )
+        for operation in contract.calls:
+            if not is_granted(contract.label, operation):
+                problems.append(
+                    f"{contract.label} calls {operation.qualname} without {operation.permission} "
+                    f"in CLEAVE_SERVICE_GRANTS"
+                )
+    return problems + conformance.check_contracts(all_contracts())
+
+
+def _events_module_types(label: str) -> dict[str, EventType]:
+    """The event types in a context's `events.py`, the module the platform registers from."""
+    name = f"{settings.CLEAVE_CONTEXT_PACKAGE}.{label}.events"
+    try:
+        module = import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name == name:
+            return {}
+        raise
+    return {v.name: v for v in vars(module).values() if isinstance(v, EventType)}
+
+
+class Command(BaseCommand):
+    help = "Check and document the contracts between contexts: map, lock, verify."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        mapper = sub.add_parser("map", help="render docs/context-map.md from the contracts")
+        mapper.add_argument("--check", action="store_true", help="fail if the file is stale")
+        mapper.add_argument("--path", type=Path, default=None)
+        locker = sub.add_parser("lock", help="record event schemas per version")
+        locker.add_argument(
+            "--check", action="store_true", help="fail on an incompatible or unrecorded change"
+        )
+        locker.add_argument("--path", type=Path, default=None)
+        sub.add_parser("verify", help="compare each operation with its view; check grants")
+
+    def handle(self, *args, action: str, **options):
+        try:
+            return getattr(self, f"_{action}")(**options)
+        except (LookupError, ValueError, RuntimeError) as exc:
+            raise CommandError(str(exc)) from None
+
+    def _map(self, *, check: bool, path: Path | None, **_):
+        path = path or default_map_path()
+        if not path.exists():
+            raise CommandError(
+                f"{path} does not exist: it holds the hand-written prose around the "
+                f"generated blocks ({', '.join(contextmap.SECTIONS)})"
+            )
+        if check:
+            difference = map_difference(path)
+            if difference:
+                raise CommandError(
+                    f"{path} is out of date with the contracts; run "
+                    f"`python manage.py contracts map`.\n{difference[:4000]}"
+                )
+            self.stdout.write(f"{path.name} is up to date.")
+            return
+        current = path.read_text()
+        fresh = contextmap.render(current, contextmap.gather())
+        if fresh != current:
+            path.write_text(fresh)
+            self.stdout.write(f"Wrote {path}.")
+        else:
+            self.stdout.write(f"{path.name} was up to date.")
+
+    def _lock(self, *, check: bool, path: Path | None, **_):
+        path = path or default_lock_path()
+        locked = eventlock.read_lock(path)
+        events = published_events()
+        verdict = eventlock.check_lock(events, locked)
+        if verdict.breaking:
+            raise CommandError(
+                "Event schemas changed incompatibly under a locked version; bump the version "
+                "(docs/events.md, 'Changing an event's schema'):\n  "
+                + "\n  ".join(verdict.breaking)
+            )
+        if check:
+            if verdict.unrecorded:
+                raise CommandError(
+                    f"{path.name} does not record: "
+                    + "; ".join(verdict.unrecorded)
+                    + ". Run `python manage.py contracts lock`."
+                )
+            self.stdout.write(f"{path.name} is up to date ({len(events)} event types).")
+            return
+        if verdict.unrecorded or not path.exists():
+            eventlock.write_lock(path, eventlock.updated_lock(events, locked))
+            for line in verdict.unrecorded:
+                self.stdout.write(f"recorded {line}")
+            self.stdout.write(f"Wrote {path}.")
+        else:
+            self.stdout.write(f"{path.name} was up to date.")
+
+    def _verify(self, **_):
+        problems = declaration_problems()
+        if problems:
+            raise CommandError(
+                f"{len(problems)} disagreement(s) with the contracts:\n  " + "\n  ".join(problems)
+            )
+        operations = sum(len(contract.operations) for contract in all_contracts())
+        self.stdout.write(f"{operations} operations agree with their views; every call is granted.")

@@ -1,0 +1,135 @@
+"""
+A split installation in subprocesses: each process group a gunicorn web server
+serving only its contexts (`CLEAVE_CONTEXTS`), reaching the others over HTTP
+through `<LABEL>_SERVICE_URL`. Every group shares one data directory, where
+each context's SQLite file is opened only by the group that serves it.
+
+Groups can be stopped, hung (SIGSTOP: the port still accepts connections, but
+nothing answers) and started again on the same port, to test what callers see.
+Events cross groups (payments subscribes to users' `user.blocked` and
+`user.deleted`), so the installation runs the Celery transport: each group
+whose contexts subscribe to something has a Celery worker for their queues.
+Sagas stay in the web processes (`CLEAVE_SAGA_RUNNER=inprocess`), so a
+story's timing is the web server's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+import requests
+
+from cleave.core.registry import context_config_class
+from tests.support.live import LiveSystem, Process, free_port, gunicorn_args, wait_until
+
+# The group that talks to the customer, and the three it calls over HTTP.
+GROUPS = {
+    "shop": ["users", "orders", "notifications", "analytics"],
+    "catalog": ["catalog"],
+    "inventory": ["inventory"],
+    "payments": ["payments"],
+}
+
+
+class Group:
+    """One process group: a gunicorn server for some contexts, on fixed ports."""
+
+    def __init__(self, system: SplitSystem, name: str, contexts: list[str], instances: int) -> None:
+        self.system = system
+        self.name = name
+        self.contexts = contexts
+        self.ports = [free_port() for _ in range(instances)]
+        self.processes: dict[int, Process] = {}
+
+    @property
+    def urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{port}" for port in self.ports]
+
+    def start(self, instance: int = 0) -> Process:
+        args = gunicorn_args(self.ports[instance])
+        env = {**self.system.env, "CLEAVE_CONTEXTS": ",".join(self.contexts)}
+        name = f"{self.name}-{instance}"
+        process = Process(name, args, env, self.system.logs / f"{name}.log")
+        self.system.processes.append(process)
+        self.processes[instance] = process
+        return process
+
+    def wait_ready(self, instance: int = 0, timeout: float = 60.0) -> None:
+        url, process = self.urls[instance], self.processes[instance]
+
+        def ready():
+            if not process.alive():
+                raise AssertionError(f"{process.name} exited:\n{process.output()[-4000:]}")
+            try:
+                return requests.get(f"{url}/ready", timeout=1).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_until(ready, timeout=timeout, what=f"{process.name} to be ready")
+
+    def stop(self, instance: int = 0) -> None:
+        """Stop it like a crash: the port refuses connections from now on."""
+        self.processes[instance].kill()
+
+    def hang(self, instance: int = 0) -> None:
+        """SIGSTOP the whole process group: connections are accepted, never answered."""
+        os.killpg(self.processes[instance].pid, signal.SIGSTOP)
+
+    def resume(self, instance: int = 0) -> None:
+        os.killpg(self.processes[instance].pid, signal.SIGCONT)
+
+
+class SplitSystem:
+    """Several groups over one data directory; the shop group is the customers' base URL."""
+
+    def __init__(self, live: LiveSystem, *, instances: dict[str, int] | None = None) -> None:
+        self.live = live
+        self.logs = live.logs
+        self.processes = live.processes
+        self.groups = {
+            name: Group(self, name, contexts, (instances or {}).get(name, 1))
+            for name, contexts in GROUPS.items()
+        }
+        self.env = dict(live.env)
+        for group in self.groups.values():
+            if group.name == "shop":
+                continue
+            for label in group.contexts:
+                self.env[f"{label.upper()}_SERVICE_URL"] = ",".join(group.urls)
+
+    @property
+    def url(self) -> str:
+        return self.groups["shop"].urls[0]
+
+    def start(self) -> None:
+        # start every group at once (each takes seconds to import Django), then wait
+        for group in self.groups.values():
+            for instance in range(len(group.ports)):
+                group.start(instance)
+        for group in self.groups.values():
+            if any(context_config_class(label).subscribes for label in group.contexts):
+                self.live.start_worker(
+                    f"{group.name}-worker",
+                    contexts=group.contexts,
+                    env={**self.env, "CLEAVE_CONTEXTS": ",".join(group.contexts)},
+                )
+        for group in self.groups.values():
+            for instance in range(len(group.ports)):
+                group.wait_ready(instance)
+
+    def resume_all(self) -> None:
+        """Let every stopped process go on, so that nothing is left behind SIGSTOPped."""
+        for process in self.processes:
+            if process.alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGCONT)
+
+    def sql(self, alias: str, query: str, params: tuple = ()):
+        return self.live.sql(alias, query, params)
+
+
+def log_of(system: SplitSystem, group: str, instance: int = 0) -> str:
+    return Path(system.groups[group].processes[instance].log).read_text(errors="replace")
