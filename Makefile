@@ -64,6 +64,8 @@ lint: install
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py deploy check
+	$(BIN)/python manage.py configuration --check
+	$(BIN)/python manage.py contracts openapi --check
 	$(BIN)/python manage.py contracts verify
 	$(BIN)/python manage.py contracts lock --check
 	$(BIN)/python manage.py contracts map --check

@@ -294,17 +294,6 @@ if CLEAVE_SERVICE_TOKEN_TTL > CLEAVE_SERVICE_TOKEN_MAX_TTL:
         f"CLEAVE_SERVICE_TOKEN_MAX_TTL ({CLEAVE_SERVICE_TOKEN_MAX_TTL}): the contexts would "
         "refuse the tokens they mint"
     )
-# What each calling context may do when it calls another context's API. The
-# service client mints a short-lived token with exactly these permissions.
-CLEAVE_SERVICE_GRANTS = {
-    "orders": ["users:read", "catalog:read", "inventory:write", "payments:write"],
-    "inventory": ["catalog:read"],
-    "analytics": [],
-    "notifications": [],
-    "payments": [],
-    "catalog": [],
-    "users": [],
-}
 CLEAVE_SERVICE_TIMEOUT = conf.value("CLEAVE_SERVICE_TIMEOUT")
 
 # --- resilience: calls across the wire (see docs/resilience.md) ----------------------------

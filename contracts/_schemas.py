@@ -1,4 +1,4 @@
-"""JSON-Schema building blocks shared by the contracts (closed requests, open answers)."""
+"""JSON-Schema building blocks shared by the contracts' event types."""
 
 from cleave.core.declarations import (
     CURRENCY,
@@ -8,7 +8,6 @@ from cleave.core.declarations import (
     POSITIVE_INT,
     STRING,
     UUID,
-    answer,
     obj,
 )
 
@@ -20,6 +19,5 @@ __all__ = [
     "POSITIVE_INT",
     "STRING",
     "UUID",
-    "answer",
     "obj",
 ]

@@ -2,8 +2,6 @@
 
 from cleave.core.declarations import ContextContract, Operation
 
-from ._schemas import STRING, UUID, answer
-
 CONTEXT = "analytics"
 
 SUMMARY_GET = Operation(
@@ -12,28 +10,6 @@ SUMMARY_GET = Operation(
     "GET",
     "/summary",
     permission="analytics:read",
-    answer=answer(
-        {
-            "users_registered": {"type": "integer"},
-            "users_verified": {"type": "integer"},
-            "users_deleted": {"type": "integer"},
-            "orders_confirmed": {"type": "integer"},
-            "orders_cancelled": {"type": "integer"},
-            "revenue": STRING,
-            "currency": STRING,
-            "top_products": {
-                "type": "array",
-                "items": answer(
-                    {
-                        "product_id": UUID,
-                        "sku": STRING,
-                        "quantity": {"type": "integer"},
-                        "revenue": STRING,
-                    }
-                ),
-            },
-        }
-    ),
     description="The shop's summary (also read by operators from the admin).",
 )
 

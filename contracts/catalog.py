@@ -2,7 +2,7 @@
 
 from cleave.core.declarations import ContextContract, EventType, Operation, Problem
 
-from ._schemas import CURRENCY, MONEY, NULLABLE_STRING, POSITIVE_INT, STRING, UUID, answer, obj
+from ._schemas import CURRENCY, MONEY, STRING, UUID, obj
 
 CONTEXT = "catalog"
 
@@ -26,17 +26,6 @@ PRODUCT_CREATED = EventType(
 
 # --- operations --------------------------------------------------------------------------
 
-PRODUCT = answer(
-    {
-        "id": UUID,
-        "sku": STRING,
-        "name": STRING,
-        "description": STRING,
-        "price": MONEY,
-        "currency": STRING,
-        "category": STRING,
-    }
-)
 
 PRODUCT_LIST = Operation(
     CONTEXT,
@@ -44,18 +33,7 @@ PRODUCT_LIST = Operation(
     "GET",
     "/products",
     permission=None,
-    query=obj(
-        {"page": POSITIVE_INT, "search": STRING, "category": STRING},
-        required=[],
-    ),
-    answer=answer(
-        {
-            "count": {"type": "integer"},
-            "next": NULLABLE_STRING,
-            "results": {"type": "array", "items": PRODUCT},
-        },
-        required=["count", "results"],
-    ),
+    callers=("inventory",),
     problems=(Problem(404, "not-found", "a page past the last one"),),
     description="Active products, a page at a time (`next` is null on the last page).",
 )
@@ -66,7 +44,7 @@ PRODUCT_GET = Operation(
     "GET",
     "/products/{product_id}",
     permission=None,
-    answer=PRODUCT,
+    callers=("orders",),
     problems=(Problem(404, "not-found", "no active product has this id"),),
     description="One product, with its current price.",
 )

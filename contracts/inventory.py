@@ -2,8 +2,7 @@
 
 from cleave.core.declarations import ContextContract, EventType, Operation, Problem
 
-from . import catalog
-from ._schemas import DATETIME, POSITIVE_INT, STRING, UUID, answer, obj
+from ._schemas import DATETIME, POSITIVE_INT, STRING, UUID, obj
 
 CONTEXT = "inventory"
 
@@ -45,17 +44,6 @@ INVENTORY_RETURNED = EventType(
 
 # --- operations --------------------------------------------------------------------------
 
-RESERVATION = answer(
-    {
-        "id": UUID,
-        "order_id": UUID,
-        "status": {"type": "string"},  # held, committed, released, returned
-        "lines": {"type": "array", "items": answer({"sku": STRING, "quantity": POSITIVE_INT})},
-        "expires_at": DATETIME,
-        "created_at": DATETIME,
-    }
-)
-REASON = obj({"reason": STRING}, required=[])
 
 RESERVATION_CREATE = Operation(
     CONTEXT,
@@ -63,9 +51,7 @@ RESERVATION_CREATE = Operation(
     "POST",
     "/reservations",
     permission="inventory:write",
-    request=obj({"order_id": UUID, "lines": LINES}),
-    answer=RESERVATION,
-    statuses=(201, 200),
+    callers=("orders",),
     problems=(
         Problem(409, "out-of-stock", "a SKU is short; `errors.lines` names the short SKUs"),
         Problem(409, "idempotency-key-reused", "the key made a different reservation"),
@@ -79,8 +65,7 @@ RESERVATION_FIND_BY_KEY = Operation(
     "GET",
     "/reservations",
     permission="inventory:read",
-    query=obj({"idempotency_key": STRING}),
-    answer=RESERVATION,
+    callers=("orders",),
     problems=(Problem(404, "not-found", "no reservation was made with this key"),),
     description="The reservation made with an Idempotency-Key: a lost answer, found again.",
 )
@@ -91,7 +76,6 @@ RESERVATION_GET = Operation(
     "GET",
     "/reservations/{reservation_id}",
     permission="inventory:read",
-    answer=RESERVATION,
     problems=(Problem(404, "not-found", "no reservation has this id"),),
     description="One reservation.",
 )
@@ -102,7 +86,7 @@ RESERVATION_COMMIT = Operation(
     "POST",
     "/reservations/{reservation_id}/commit",
     permission="inventory:write",
-    answer=RESERVATION,
+    callers=("orders",),
     problems=(
         Problem(409, "reservation-released", "it was released (or expired) meanwhile"),
         Problem(409, "stock-inconsistent", "the stock no longer holds it"),
@@ -116,8 +100,7 @@ RESERVATION_RELEASE = Operation(
     "POST",
     "/reservations/{reservation_id}/release",
     permission="inventory:write",
-    request=REASON,
-    answer=RESERVATION,
+    callers=("orders",),
     problems=(Problem(409, "reservation-committed", "it was committed: return it instead"),),
     description="Held stock is available again; idempotent.",
 )
@@ -128,8 +111,7 @@ RESERVATION_RETURN = Operation(
     "POST",
     "/reservations/{reservation_id}/return",
     permission="inventory:write",
-    request=REASON,
-    answer=RESERVATION,
+    callers=("orders",),
     description="Committed stock goes back on the shelf (a refund); others are left as they are.",
 )
 
@@ -144,7 +126,5 @@ CONTRACT = ContextContract(
         RESERVATION_RELEASE,
         RESERVATION_RETURN,
     ),
-    # the demo stock (`seed_demo`): one row per catalog SKU
-    calls=(catalog.PRODUCT_LIST,),
     description="Stock per SKU and the reservations holding it.",
 )

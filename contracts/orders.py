@@ -2,7 +2,6 @@
 
 from cleave.core.declarations import ContextContract, EventType
 
-from . import catalog, inventory, payments, users
 from ._schemas import CURRENCY, MONEY, POSITIVE_INT, STRING, UUID, obj
 
 CONTEXT = "orders"
@@ -83,19 +82,5 @@ ORDER_CANCELLED = EventType(
 CONTRACT = ContextContract(
     CONTEXT,
     events=(ORDER_PLACED, ORDER_CONFIRMED, ORDER_CANCELLED),
-    calls=(
-        # the cart: a product's current price
-        catalog.PRODUCT_GET,
-        # the checkout saga (contexts/orders/sagas.py): its actions, queries, compensations
-        users.CUSTOMER_GET,
-        inventory.RESERVATION_CREATE,
-        inventory.RESERVATION_FIND_BY_KEY,
-        inventory.RESERVATION_RELEASE,
-        inventory.RESERVATION_COMMIT,
-        inventory.RESERVATION_RETURN,
-        payments.CHARGE_CREATE,
-        payments.CHARGE_FIND_BY_KEY,
-        payments.CHARGE_VOID,
-    ),
     description="Carts, orders and the checkout saga that orchestrates them.",
 )

@@ -2,7 +2,7 @@
 
 from cleave.core.declarations import ContextContract, EventType, Operation, Problem
 
-from ._schemas import CURRENCY, DATETIME, MONEY, STRING, UUID, answer, obj
+from ._schemas import CURRENCY, MONEY, UUID, obj
 
 CONTEXT = "payments"
 
@@ -47,27 +47,6 @@ PAYMENT_REFUNDED = EventType(
 
 # --- operations --------------------------------------------------------------------------
 
-PAYMENT = answer(
-    {
-        "id": UUID,
-        "order_id": UUID,
-        "customer_id": UUID,
-        "amount": MONEY,
-        "currency": STRING,
-        # captured, declined, failed, refunded, or pending while the provider is silent
-        "status": STRING,
-        # declined, error, timeout, invalid_method, voided; blank when captured
-        "failure_reason": STRING,
-        "created_at": DATETIME,
-    }
-)
-CHARGE = {
-    "order_id": UUID,
-    "customer_id": UUID,
-    "amount": MONEY,
-    "currency": CURRENCY,
-    "payment_method": STRING,
-}
 
 CHARGE_CREATE = Operation(
     CONTEXT,
@@ -75,9 +54,7 @@ CHARGE_CREATE = Operation(
     "POST",
     "/charges",
     permission="payments:write",
-    request=obj(CHARGE),
-    answer=PAYMENT,
-    statuses=(201, 200),
+    callers=("orders",),
     problems=(Problem(409, "idempotency-key-reused", "the key made a different charge"),),
     description=(
         "Charge an order; declined is an answer, not an error. `pending` when the provider "
@@ -91,8 +68,7 @@ CHARGE_FIND_BY_KEY = Operation(
     "GET",
     "/charges",
     permission="payments:read",
-    query=obj({"idempotency_key": STRING}),
-    answer=PAYMENT,
+    callers=("orders",),
     problems=(Problem(404, "not-found", "no charge was made with this key"),),
     description="The charge made with an Idempotency-Key: a lost answer, found again.",
 )
@@ -103,8 +79,7 @@ CHARGE_VOID = Operation(
     "POST",
     "/charges/void",
     permission="payments:write",
-    request=obj({"idempotency_key": STRING, **CHARGE}),
-    answer=PAYMENT,
+    callers=("orders",),
     problems=(
         Problem(503, "payment-provider-unavailable", "a pending charge could not be settled"),
     ),
@@ -120,7 +95,6 @@ PAYMENT_REFUND = Operation(
     "POST",
     "/{payment_id}/refund",
     permission="payments:write",
-    answer=PAYMENT,
     problems=(Problem(503, "payment-provider-unavailable", "the provider could not refund"),),
     description="Refund a captured payment; any other status is answered unchanged.",
 )

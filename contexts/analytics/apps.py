@@ -9,10 +9,3 @@ class AnalyticsConfig(ContextConfig):
     label = "analytics"
     database = ALIAS
     verbose_name = "Analytics"
-    subscribes = (
-        "user.created",
-        "user.verified",
-        "user.deleted",
-        "order.confirmed",
-        "order.cancelled",
-    )

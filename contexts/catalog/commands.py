@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 
 from cleave.core.errors import Conflict, invalid
 from cleave.messaging.publish import publish
+from contracts import catalog
 
 from .apps import ALIAS
 from .models import Category, Product
@@ -96,7 +97,7 @@ def product_create(
                 active=active,
             )
             publish(
-                "product.created",
+                catalog.PRODUCT_CREATED,
                 {
                     "product_id": product.id,
                     "sku": product.sku,

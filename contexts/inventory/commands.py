@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from cleave.core.errors import ApplicationError, Conflict, NotFound, invalid
 from cleave.messaging.publish import publish
+from contracts import inventory
 
 from .apps import ALIAS
 from .models import Reservation, ReservationLine, StockItem
@@ -209,7 +210,7 @@ def reservation_create(
                 )
             )
             publish(
-                "inventory.reserved",
+                inventory.INVENTORY_RESERVED,
                 {
                     "reservation_id": reservation.id,
                     "order_id": reservation.order_id,
@@ -293,7 +294,7 @@ def reservation_commit(*, reservation_id: UUID) -> Reservation:
                     code="stock-inconsistent",
                 )
         publish(
-            "inventory.committed",
+            inventory.INVENTORY_COMMITTED,
             {
                 "reservation_id": reservation.id,
                 "order_id": reservation.order_id,
@@ -344,7 +345,7 @@ def _release(reservation_id: UUID, reason: str) -> tuple[Reservation, bool]:
         reservation.release_reason = reason
         reservation.save(using=ALIAS, update_fields=["status", "release_reason", "updated_at"])
         publish(
-            "inventory.released",
+            inventory.INVENTORY_RELEASED,
             {
                 "reservation_id": reservation.id,
                 "order_id": reservation.order_id,
@@ -393,7 +394,7 @@ def reservation_return(*, reservation_id: UUID, reason: str = "returned") -> Res
         reservation.release_reason = reason
         reservation.save(using=ALIAS, update_fields=["status", "release_reason", "updated_at"])
         publish(
-            "inventory.returned",
+            inventory.INVENTORY_RETURNED,
             {
                 "reservation_id": reservation.id,
                 "order_id": reservation.order_id,

@@ -9,15 +9,3 @@ class NotificationsConfig(ContextConfig):
     label = "notifications"
     database = ALIAS
     verbose_name = "Notifications"
-    subscribes = (
-        "user.created",
-        "user.verification_requested",
-        "user.updated",
-        "user.verified",
-        "user.email_changed",
-        "user.password_changed",
-        "user.blocked",
-        "user.deleted",
-        "order.confirmed",
-        "order.cancelled",
-    )

@@ -13,6 +13,7 @@ from cleave.auth import revocations
 from cleave.messaging.envelope import Envelope
 from cleave.messaging.replay import redact
 from cleave.messaging.subscriptions import subscriber
+from contracts import orders, users
 from contracts.users import erased_fields
 
 from . import commands, queries
@@ -47,7 +48,7 @@ def _greeting(recipient: Recipient | None) -> str:
     return f"Hello {recipient.name}," if recipient is not None and recipient.name else "Hello,"
 
 
-@subscriber("user.created")
+@subscriber(users.USER_CREATED)
 def on_user_created(envelope: Envelope) -> None:
     """Remember the new customer's address and welcome them."""
     data = envelope.data
@@ -67,7 +68,7 @@ def on_user_created(envelope: Envelope) -> None:
     )
 
 
-@subscriber("user.verification_requested")
+@subscriber(users.USER_VERIFICATION_REQUESTED)
 def on_user_verification_requested(envelope: Envelope) -> None:
     """Mail the token to the address it verifies (not sent once verified or changed again)."""
     data = envelope.data
@@ -89,7 +90,7 @@ def on_user_verification_requested(envelope: Envelope) -> None:
     )
 
 
-@subscriber("user.updated")
+@subscriber(users.USER_UPDATED)
 def on_user_updated(envelope: Envelope) -> None:
     """Keep the recipient's name and address current (a new address is unverified)."""
     data = envelope.data
@@ -101,13 +102,13 @@ def on_user_updated(envelope: Envelope) -> None:
     )
 
 
-@subscriber("user.verified")
+@subscriber(users.USER_VERIFIED)
 def on_user_verified(envelope: Envelope) -> None:
     data = envelope.data
     commands.recipient_verified(customer_id=data["customer_id"], email=data["email"])
 
 
-@subscriber("user.email_changed")
+@subscriber(users.USER_EMAIL_CHANGED)
 def on_user_email_changed(envelope: Envelope) -> None:
     """
     Tell the address a customer left: if someone else changed it (with a
@@ -132,19 +133,19 @@ def on_user_email_changed(envelope: Envelope) -> None:
     )
 
 
-@subscriber("user.password_changed")
+@subscriber(users.USER_PASSWORD_CHANGED)
 def on_user_password_changed(envelope: Envelope) -> None:
     """The customer's tokens issued before the change stop working here."""
     revocations.revoke_for(envelope, alias=ALIAS, at_key="changed_at")
 
 
-@subscriber("user.blocked")
+@subscriber(users.USER_BLOCKED)
 def on_user_blocked(envelope: Envelope) -> None:
     """A blocked customer's tokens stop working here (they may still get order mail)."""
     revocations.revoke_for(envelope, alias=ALIAS)
 
 
-@subscriber("user.deleted")
+@subscriber(users.USER_DELETED)
 def on_user_deleted(envelope: Envelope) -> None:
     """
     Forget the customer: the recipient erased, their notifications emptied
@@ -162,7 +163,7 @@ def on_user_deleted(envelope: Envelope) -> None:
     )
 
 
-@subscriber("order.confirmed")
+@subscriber(orders.ORDER_CONFIRMED)
 def on_order_confirmed(envelope: Envelope) -> None:
     """Tell the customer their order is confirmed, with its lines and total."""
     data = envelope.data
@@ -190,7 +191,7 @@ def on_order_confirmed(envelope: Envelope) -> None:
     )
 
 
-@subscriber("order.cancelled")
+@subscriber(orders.ORDER_CANCELLED)
 def on_order_cancelled(envelope: Envelope) -> None:
     """Tell the customer their order was cancelled, and why."""
     data = envelope.data

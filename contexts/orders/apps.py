@@ -9,4 +9,3 @@ class OrdersConfig(ContextConfig):
     label = "orders"
     database = ALIAS
     verbose_name = "Orders"
-    subscribes = ("user.created", "user.blocked", "user.password_changed", "user.deleted")

@@ -16,7 +16,7 @@ from cleave.calls.client import ServiceClient
 from cleave.core.errors import ApplicationError, Conflict, NotFound, invalid
 from cleave.messaging.publish import publish
 from cleave.messaging.replay import redact
-from contracts import catalog
+from contracts import catalog, orders
 
 from . import queries
 from .apps import ALIAS
@@ -212,7 +212,7 @@ def order_checkout(
             )
             CartItem.objects.using(ALIAS).filter(cart=cart).delete()
             publish(
-                "order.placed",
+                orders.ORDER_PLACED,
                 {
                     "order_id": order.id,
                     "customer_id": customer_id,
@@ -328,7 +328,7 @@ def order_confirm(
         order.reservation_id = reservation_id
         order.confirmed_at = order.updated_at = now
         publish(
-            "order.confirmed",
+            orders.ORDER_CONFIRMED,
             {
                 "order_id": order.id,
                 "customer_id": order.customer_id,
@@ -381,7 +381,7 @@ def order_cancel(
             ],
         )
         publish(
-            "order.cancelled",
+            orders.ORDER_CANCELLED,
             {
                 "order_id": order.id,
                 "customer_id": order.customer_id,

@@ -10,7 +10,6 @@ class PaymentsConfig(ContextConfig):
     name = "contexts.payments"
     label = "payments"
     database = ALIAS
-    subscribes = ("user.blocked", "user.password_changed", "user.deleted")
     verbose_name = "Payments"
 
     def ready(self) -> None:

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from cleave.core.errors import ApplicationError, Conflict, NotFound, invalid
 from cleave.messaging.publish import publish
+from contracts import payments
 
 from . import providers
 from .apps import ALIAS
@@ -117,9 +118,9 @@ def _from_result(result: providers.ProviderResult) -> tuple[str, str, str]:
 
 def _publish_outcome(payment: Payment) -> None:
     if payment.status == Payment.Status.CAPTURED:
-        publish("payment.completed", _event_data(payment))
+        publish(payments.PAYMENT_COMPLETED, _event_data(payment))
     elif payment.status in (Payment.Status.DECLINED, Payment.Status.FAILED):
-        publish("payment.failed", {**_event_data(payment), "reason": payment.failure_reason})
+        publish(payments.PAYMENT_FAILED, {**_event_data(payment), "reason": payment.failure_reason})
 
 
 def payment_charge(
@@ -227,7 +228,7 @@ def _refund_late_capture(payment: Payment, provider_reference: str) -> Payment:
             using=ALIAS,
             update_fields=["status", "failure_reason", "provider_reference", "updated_at"],
         )
-        publish("payment.completed", _event_data(payment))
+        publish(payments.PAYMENT_COMPLETED, _event_data(payment))
     return payment_refund(payment_id=payment.id)
 
 
@@ -338,5 +339,5 @@ def payment_refund(*, payment_id: UUID) -> Payment:
             payment.status = Payment.Status.REFUNDED
             payment.refunded_at = timezone.now()
             payment.save(using=ALIAS, update_fields=["status", "refunded_at", "updated_at"])
-            publish("payment.refunded", _event_data(payment))
+            publish(payments.PAYMENT_REFUNDED, _event_data(payment))
     return payment

@@ -8,17 +8,18 @@ an id that no longer leads to a person once the users context forgot them.
 from cleave.auth import revocations
 from cleave.messaging.envelope import Envelope
 from cleave.messaging.subscriptions import subscriber
+from contracts import users
 
 from .apps import ALIAS
 
 
-@subscriber("user.blocked", "user.deleted")
+@subscriber(users.USER_BLOCKED, users.USER_DELETED)
 def on_user_blocked_or_deleted(event: Envelope) -> None:
     """Refuse the customer's tokens on this context's endpoints."""
     revocations.revoke_for(event, alias=ALIAS)
 
 
-@subscriber("user.password_changed")
+@subscriber(users.USER_PASSWORD_CHANGED)
 def on_user_password_changed(event: Envelope) -> None:
     """The customer's tokens issued before the change stop working here."""
     revocations.revoke_for(event, alias=ALIAS, at_key="changed_at")

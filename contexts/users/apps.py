@@ -8,5 +8,4 @@ class UsersConfig(ContextConfig):
     name = "contexts.users"
     label = "users"
     database = ALIAS
-    subscribes = ("user.blocked", "user.deleted")
     verbose_name = "Users"

@@ -43,6 +43,7 @@ from cleave.core import db
 from cleave.core.errors import ApplicationError, Conflict, NotFound
 from cleave.messaging.publish import publish
 from cleave.messaging.replay import redact
+from contracts import users
 from contracts.users import erased_fields
 
 from . import emails
@@ -106,7 +107,7 @@ def customer_register(*, email: str, password: str, name: str) -> Customer:
                 email=email, name=name.strip(), password=hashed
             )
             publish(
-                "user.created",
+                users.USER_CREATED,
                 {
                     "customer_id": customer.id,
                     "email": customer.email,
@@ -147,7 +148,7 @@ def _request_verification(customer: Customer) -> None:
     """Publish the token for the notifications context to mail (inside the caller's transaction)."""
     token, expires_at = verification_token(customer)
     publish(
-        "user.verification_requested",
+        users.USER_VERIFICATION_REQUESTED,
         {
             "customer_id": customer.id,
             "email": customer.email,
@@ -203,7 +204,7 @@ def customer_verify(*, token: str) -> Customer:
                 using=ALIAS, update_fields=["email_verified_at", "previous_email", "updated_at"]
             )
             publish(
-                "user.verified",
+                users.USER_VERIFIED,
                 {
                     "customer_id": customer.id,
                     "email": customer.email,
@@ -259,7 +260,7 @@ def customer_update(
                 return customer
             customer.save(using=ALIAS)
             publish(
-                "user.updated",
+                users.USER_UPDATED,
                 {
                     "customer_id": customer.id,
                     "email": customer.email,
@@ -271,7 +272,7 @@ def customer_update(
             )
             if "email" in changed:
                 publish(
-                    "user.email_changed",
+                    users.USER_EMAIL_CHANGED,
                     {
                         "customer_id": customer.id,
                         "email": customer.email,
@@ -304,8 +305,10 @@ def customer_change_password(
         customer.save(using=ALIAS, update_fields=["password", "updated_at"])
         _revoke_refresh_tokens(customer)
         changed_at = token_instant()
-        revocations.revoke(customer.id, alias=ALIAS, reason="user.password_changed", at=changed_at)
-        publish("user.password_changed", {"customer_id": customer.id, "changed_at": changed_at})
+        revocations.revoke(
+            customer.id, alias=ALIAS, reason=users.USER_PASSWORD_CHANGED.name, at=changed_at
+        )
+        publish(users.USER_PASSWORD_CHANGED, {"customer_id": customer.id, "changed_at": changed_at})
         return _issue_tokens(customer, issued_at=changed_at)
 
 
@@ -435,8 +438,8 @@ def customer_block(*, customer_id: UUID) -> Customer:
             customer.status = Customer.Status.BLOCKED
             customer.save(using=ALIAS, update_fields=["status", "updated_at"])
             _revoke_refresh_tokens(customer)
-            revocations.revoke(customer.id, alias=ALIAS, reason="user.blocked")
-            publish("user.blocked", {"customer_id": customer.id})
+            revocations.revoke(customer.id, alias=ALIAS, reason=users.USER_BLOCKED.name)
+            publish(users.USER_BLOCKED, {"customer_id": customer.id})
     return customer
 
 
@@ -456,8 +459,8 @@ def customer_delete(*, customer_id: UUID, password: str | None = None) -> None:
     with transaction.atomic(using=ALIAS):
         customer = _locked(customer_id)
         customer.delete(using=ALIAS)
-        revocations.revoke(customer_id, alias=ALIAS, reason="user.deleted")
-        publish("user.deleted", {"customer_id": customer_id, "deleted_at": timezone.now()})
+        revocations.revoke(customer_id, alias=ALIAS, reason=users.USER_DELETED.name)
+        publish(users.USER_DELETED, {"customer_id": customer_id, "deleted_at": timezone.now()})
         redact(
             ALIAS,
             type_prefix="user.",

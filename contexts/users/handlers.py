@@ -7,11 +7,12 @@ the platform's authentication against this alias like anywhere else.
 from cleave.auth import revocations
 from cleave.messaging.envelope import Envelope
 from cleave.messaging.subscriptions import subscriber
+from contracts import users
 
 from .apps import ALIAS
 
 
-@subscriber("user.blocked", "user.deleted")
+@subscriber(users.USER_BLOCKED, users.USER_DELETED)
 def on_user_blocked_or_deleted(event: Envelope) -> None:
     """Refuse the customer's tokens on this context's endpoints (`/me` and the rest)."""
     revocations.revoke_for(event, alias=ALIAS)

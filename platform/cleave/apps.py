@@ -22,10 +22,8 @@ class CleaveConfig(AppConfig):
         from cleave.runtime import jobs  # noqa: F401 - registrations
 
         for cfg in all_contexts():
-            module = cfg.import_submodule("events")
-            if module is not None:
-                published = types.register_module_event_types(module, context=cfg.label)
-                refuse_lost_events(cfg.label, [event_type.name for event_type in published])
+            published = types.register_contract(cfg.label)
+            refuse_lost_events(cfg.label, [event_type.name for event_type in published])
         # refuse an unknown CLEAVE_EVENT_TRANSPORT at start-up, not at first publish
         get_transport()
         tracing.setup_tracing(settings.CLEAVE_SERVICE_NAME)

@@ -36,7 +36,6 @@ CONTEXT_SHAPE = [
     "__init__.py",
     "apps.py",
     "models.py",
-    "events.py",
     "commands.py",
     "queries.py",
     "handlers.py",

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import requests
 
-from cleave.core.registry import context_config_class
+from cleave.messaging.subscriptions import consumed_by
 from tests.support.live import LiveSystem, Process, free_port, gunicorn_args, wait_until
 
 # The group that talks to the customer, and the three it calls over HTTP.
@@ -110,7 +110,7 @@ class SplitSystem:
             for instance in range(len(group.ports)):
                 group.start(instance)
         for group in self.groups.values():
-            if any(context_config_class(label).subscribes for label in group.contexts):
+            if any(consumed_by(label) for label in group.contexts):
                 self.live.start_worker(
                     f"{group.name}-worker",
                     contexts=group.contexts,

@@ -6,6 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cleave.auth.permissions import ServicePermission
+from contracts import analytics
 
 from .. import queries
 
@@ -32,7 +33,7 @@ class SummaryView(APIView):
     """Service endpoint (`analytics:read`); staff sessions from the admin may read too."""
 
     permission_classes = (ServicePermission,)
-    required_permission = "analytics:read"
+    operation = analytics.SUMMARY_GET
     staff_permission = "analytics.view_counter"
 
     @extend_schema(responses={200: SummaryOutput}, summary="Shop summary (service or staff)")

@@ -10,6 +10,7 @@ from cleave.auth.permissions import ServicePermission
 from cleave.http.fields import Text, WholeNumber
 from cleave.http.idempotency import idempotency_key
 from cleave.http.openapi import problem_answer
+from contracts import inventory
 
 from .. import commands, queries
 
@@ -67,8 +68,7 @@ class ReservationCreateView(APIView):
     """
 
     permission_classes = (ServicePermission,)
-    read_permission = "inventory:read"
-    write_permission = "inventory:write"
+    operations = (inventory.RESERVATION_FIND_BY_KEY, inventory.RESERVATION_CREATE)
     staff_permission = "inventory.view_reservation"
 
     class Lookup(serializers.Serializer):
@@ -139,7 +139,7 @@ class ReservationCreateView(APIView):
 
 class ReservationDetailView(APIView):
     permission_classes = (ServicePermission,)
-    required_permission = "inventory:read"
+    operation = inventory.RESERVATION_GET
     staff_permission = "inventory.view_reservation"
 
     @extend_schema(responses={200: ReservationOutput}, summary="A reservation (service)")
@@ -150,7 +150,7 @@ class ReservationDetailView(APIView):
 
 class ReservationCommitView(APIView):
     permission_classes = (ServicePermission,)
-    required_permission = "inventory:write"
+    operation = inventory.RESERVATION_COMMIT
 
     @extend_schema(
         request=None,
@@ -167,7 +167,7 @@ class ReservationCommitView(APIView):
 
 class ReservationReleaseView(APIView):
     permission_classes = (ServicePermission,)
-    required_permission = "inventory:write"
+    operation = inventory.RESERVATION_RELEASE
 
     class Input(serializers.Serializer):
         reason = Text(required=False, max_length=commands.REASON_MAX_LENGTH, default="released")
@@ -190,7 +190,7 @@ class ReservationReturnView(APIView):
     """Service endpoint: put a committed reservation's stock back (`inventory:write`)."""
 
     permission_classes = (ServicePermission,)
-    required_permission = "inventory:write"
+    operation = inventory.RESERVATION_RETURN
 
     class Input(serializers.Serializer):
         reason = Text(required=False, max_length=commands.REASON_MAX_LENGTH, default="returned")

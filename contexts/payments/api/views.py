@@ -11,6 +11,7 @@ from cleave.auth.permissions import IsCustomer, ServicePermission
 from cleave.http.fields import PatternText, Text
 from cleave.http.idempotency import IDEMPOTENCY_HEADER, idempotency_key
 from cleave.http.openapi import problem_answer
+from contracts import payments
 
 from .. import commands, queries
 
@@ -50,8 +51,7 @@ class ChargeView(APIView):
     """
 
     permission_classes = (ServicePermission,)
-    read_permission = "payments:read"
-    write_permission = "payments:write"
+    operations = (payments.CHARGE_FIND_BY_KEY, payments.CHARGE_CREATE)
     staff_permission = "payments.view_payment"  # operators may look a charge up, never make one
 
     class Lookup(serializers.Serializer):
@@ -128,7 +128,7 @@ class VoidView(APIView):
     """
 
     permission_classes = (ServicePermission,)
-    required_permission = "payments:write"
+    operation = payments.CHARGE_VOID
 
     class Input(ChargeView.Input):
         idempotency_key = Text(max_length=commands.MAX_KEY_LENGTH)
@@ -152,7 +152,7 @@ class RefundView(APIView):
     """Service endpoint: refund a captured payment (`payments:write`); idempotent."""
 
     permission_classes = (ServicePermission,)
-    required_permission = "payments:write"
+    operation = payments.PAYMENT_REFUND
 
     @extend_schema(
         request=None,

@@ -14,6 +14,7 @@ from cleave.auth.permissions import IsCustomer, ServicePermission
 from cleave.core.proxies import client_address
 from cleave.http.fields import EmailText, QueryNumber, Secret, Text
 from cleave.http.openapi import problem_answer
+from contracts import users
 
 from .. import commands, limits, queries
 from ..emails import UnacceptableEmail, normalize_email
@@ -317,7 +318,7 @@ class CustomerDetailView(APIView):
     """Service endpoint: another context checks a customer (`users:read`)."""
 
     permission_classes = (ServicePermission,)
-    required_permission = "users:read"
+    operation = users.CUSTOMER_GET
     staff_permission = "users.view_customer"
 
     @extend_schema(responses={200: CustomerOutput}, summary="A customer (service)")
@@ -330,7 +331,7 @@ class CustomerListView(APIView):
     """Service endpoint: the seed's customer filter (`users:read`, or staff)."""
 
     permission_classes = (ServicePermission,)
-    required_permission = "users:read"
+    operation = users.CUSTOMER_LIST
     staff_permission = "users.view_customer"
 
     class Filters(serializers.Serializer):

@@ -10,6 +10,8 @@ from typing import Any
 
 from rest_framework import permissions
 
+from cleave.core.declarations import Operation
+
 # --- DRF permissions ---------------------------------------------------------------
 
 
@@ -30,19 +32,30 @@ def _is_staff(user: Any) -> bool:
     )
 
 
+def view_operations(view: Any) -> tuple[Operation, ...]:
+    """The operations a view serves, as it names them (`operation` or `operations`)."""
+    several = getattr(view, "operations", None)
+    if several:
+        return tuple(several)
+    one = getattr(view, "operation", None)
+    return (one,) if one is not None else ()
+
+
 class ServicePermission(permissions.BasePermission):
     """
-    The request carries a service token holding the view's `required_permission`.
+    The request carries a service token holding the permission of the
+    operation the view serves for its method.
 
-    Views set `required_permission = "inventory:write"`. A view whose reads
-    and writes differ sets `read_permission` and `write_permission` instead:
-    safe methods need the first, the others the second.
+    A view names the operation(s) of its context's contract it serves
+    (`operation = inventory.RESERVATION_COMMIT`, or `operations = (...)` for a
+    view serving several methods); the permission is the operation's, declared
+    once in the contract. A method the view serves no operation for needs the
+    last one's permission (DRF then answers 405).
 
     Operators: with `staff_permission = "<app>.view_<model>"` a staff session
-    from the admin is admitted too (to reads only, for a view with read and
-    write permissions), if the operator holds that Django model permission,
-    as the admin would ask for the same rows. The staff flag alone opens
-    nothing; a superuser holds every permission.
+    from the admin is admitted to reads too, if the operator holds that Django
+    model permission, as the admin would ask for the same rows. The staff flag
+    alone opens nothing; a superuser holds every permission.
     """
 
     message = "A service token with the required permission is required."
@@ -53,16 +66,22 @@ class ServicePermission(permissions.BasePermission):
         The permission a service token needs for `method` on `view`, and the
         Django permission that admits an operator instead (None: none does).
         """
-        reading = method.upper() in permissions.SAFE_METHODS
-        staff = getattr(view, "staff_permission", None)
-        if getattr(view, "read_permission", None) and getattr(view, "write_permission", None):
-            required = view.read_permission if reading else view.write_permission
-            staff = staff if reading else None
-        else:
-            required = getattr(view, "required_permission", None)
-        if not required:
-            raise NotImplementedError(f"{type(view).__name__} must set .required_permission")
-        return required, staff
+        operations = view_operations(view)
+        if not operations:
+            raise NotImplementedError(
+                f"{type(view).__name__} must name the operation it serves (`operation = ...`)"
+            )
+        method = method.upper()
+        wanted = "GET" if method in ("HEAD", "OPTIONS") else method
+        served = [operation for operation in operations if operation.method == wanted]
+        operation = served[0] if served else operations[-1]
+        if operation.permission is None:
+            raise NotImplementedError(
+                f"{type(view).__name__} serves the public {operation.qualname}: use AllowAny"
+            )
+        reading = method in permissions.SAFE_METHODS
+        staff = getattr(view, "staff_permission", None) if reading else None
+        return operation.permission, staff
 
     def has_permission(self, request, view) -> bool:
         required, staff_permission = self.requirement(view, request.method)

@@ -56,7 +56,7 @@ from opentelemetry.trace import SpanKind
 from cleave.auth.tokens import SERVICE_TOKEN_HEADER, service_token_for
 from cleave.calls import breaker as breakers
 from cleave.calls import discovery
-from cleave.calls.operations import check_call
+from cleave.calls.operations import check_call, grants_of
 from cleave.calls.retry import Budget, RetryPolicy, call_with_retries
 from cleave.core import db, flow
 from cleave.core.declarations import ContractViolation, Operation
@@ -346,8 +346,7 @@ class ServiceClient:
         explicit = os.environ.get(f"{self.caller.upper()}_SERVICE_TOKEN")
         if explicit:
             return explicit
-        grants = settings.CLEAVE_SERVICE_GRANTS.get(self.caller, [])
-        return service_token_for(self.caller, grants)
+        return service_token_for(self.caller, grants_of(self.caller))
 
     def request(
         self,
@@ -451,9 +450,9 @@ class ServiceClient:
             client.call(inventory.RESERVATION_RELEASE, reservation_id=rid, json={...})
 
         Before anything is sent, the operation must be one the target publishes
-        and the caller's contract lists, the caller must be granted its
-        permission, and the path parameters, body and query must match it;
-        otherwise `ContractViolation` (a bug in the caller, never retried).
+        and admits the caller, and the path parameters, body and query must
+        match the target's OpenAPI document; otherwise `ContractViolation` (a
+        bug in the caller, never retried).
         """
         check_call(operation, caller=self.caller, target=self.service)
         return self.request(

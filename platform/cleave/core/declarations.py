@@ -1,20 +1,36 @@
 """
-What a context publishes, as its contract declares it: event types (name,
-version, JSON Schema), operations (what other contexts may call), the
-contract gathering them, and where each context's contract is found
-(`<CLEAVE_CONTRACTS_PACKAGE>.<label>`, loaded by name: `cleave` never imports
-the contracts).
+What a context publishes, declared once in its contract (`contracts/<label>.py`):
+its event types (name, version, JSON Schema of the payload), its operations
+(the calls other contexts or services may make: method, path, permission, who
+may call), and the `ContextContract` gathering them. Also where each
+context's contract is found: `<CLEAVE_CONTRACTS_PACKAGE>.<label>`, loaded by
+name, so `cleave` never imports the contracts.
+
+An operation's request, query and answer shapes are not written here: they
+come from the callee's serializers, through the OpenAPI document drf-spectacular
+generates for its views, committed beside its contract
+(`contracts/openapi/<label>.json`, kept current by `manage.py contracts openapi
+--check` in `make lint`). A caller's body is checked against that document
+before anything leaves (`Operation.request_body()`), so a field the callee does
+not take is a programming error (`ContractViolation`), raised at the call site,
+never a failure the resilience layer would retry.
+
+The event lock (`contracts/events.lock.json`, written by `manage.py contracts
+lock`) records every released version of every event type and which contexts
+consume it; a process learns from it who, served elsewhere, subscribes to
+what it publishes (`event_lock()`).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from importlib import import_module
+from importlib import import_module, resources
 from typing import Any
 from urllib.parse import quote
 
@@ -22,7 +38,8 @@ import fastjsonschema
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from jsonschema import Draft202012Validator, ValidationError
-from jsonschema.exceptions import SchemaError
+
+# --- JSON Schema checks (event payloads and call bodies) -------------------------------
 
 # The formats the fast check knows, decided by the validator's own checkers.
 _FAST_FORMATS = {
@@ -44,6 +61,43 @@ def compile_fast(schema: dict[str, Any]) -> Callable[[Any], Any] | None:
         return fastjsonschema.compile(schema, formats=_FAST_FORMATS)
     except Exception:  # a schema it cannot compile is left to the validator
         return None
+
+
+class SchemaCheck:
+    """A JSON Schema compiled once: a fast yes, and the validator's explanation of a no."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+        self._fast = compile_fast(schema)
+        self._validator = Draft202012Validator(
+            schema, format_checker=Draft202012Validator.FORMAT_CHECKER
+        )
+
+    def errors(self, data: Any) -> list[ValidationError]:
+        """Every error in `data`, in path order; none (and fast) when it is valid."""
+        if self._fast is not None:
+            try:
+                self._fast(data)  # the common case: valid, in microseconds
+                return []
+            except fastjsonschema.JsonSchemaException:
+                pass  # judged, and explained, by the validator
+        if self._validator.is_valid(data):
+            return []
+        return sorted(self._validator.iter_errors(data), key=lambda e: list(map(str, e.path)))
+
+
+def explain(error: ValidationError) -> str:
+    """One validation error as a caller reads it: where, and what is wrong."""
+    where = ".".join(str(part) for part in error.absolute_path) or "(top)"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = set(error.schema.get("properties", {}))
+        unexpected = sorted(set(error.instance) - known)
+        takes = ", ".join(sorted(known)) or "nothing"
+        return f"{where}: {', '.join(unexpected)} not accepted (takes {takes})"
+    return f"{where}: {error.message}"
+
+
+# --- event types -------------------------------------------------------------------------
 
 
 class InvalidEventPayload(ValueError):
@@ -68,30 +122,24 @@ class EventType:
     def __post_init__(self) -> None:
         Draft202012Validator.check_schema(self.schema)
 
-    @cached_property
-    def _validator(self) -> Draft202012Validator:
-        """Compiled once per type: building a validator costs more than validating."""
-        return Draft202012Validator(self.schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    def __str__(self) -> str:
+        return self.name
 
     @cached_property
-    def _fast_check(self) -> Callable[[Any], Any] | None:
-        return compile_fast(self.schema)
+    def _check(self) -> SchemaCheck:
+        """Compiled once per type: building a validator costs more than validating."""
+        return SchemaCheck(self.schema)
 
     def validate(self, data: Any) -> None:
-        fast = self._fast_check
-        if fast is not None:
-            try:
-                fast(data)
-                return
-            except fastjsonschema.JsonSchemaException:
-                pass
-        validator = self._validator
-        if validator.is_valid(data):  # the common case, without sorting errors
-            return
-        error = next(iter(sorted(validator.iter_errors(data), key=lambda e: list(e.path))), None)
-        if error is not None:
-            path = ".".join(str(part) for part in error.absolute_path)
-            raise InvalidEventPayload(self.name, error.message, path)
+        errors = self._check.errors(data)
+        if errors:
+            path = ".".join(str(part) for part in errors[0].absolute_path)
+            raise InvalidEventPayload(self.name, errors[0].message, path)
+
+
+def type_name(event: EventType | str) -> str:
+    """An event type's name, given its declaration (or, for globs and tests, a name)."""
+    return event.name if isinstance(event, EventType) else event
 
 
 def obj(properties: dict[str, Any], *, required: list[str] | None = None) -> dict[str, Any]:
@@ -113,8 +161,7 @@ POSITIVE_INT = {"type": "integer", "minimum": 1}
 DATETIME = {"type": "string", "format": "date-time"}
 
 
-# --- from cleave.contracts.declarations
-
+# --- operations ----------------------------------------------------------------------------
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 # Keyword arguments of ServiceClient.call(); a path parameter may not take their names.
@@ -127,10 +174,9 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 class ContractViolation(TypeError):
     """
     A call that breaks its contract: a field the callee does not take, a missing
-    path parameter, a permission the caller was never granted, an operation the
-    caller did not declare. A bug in the caller, not a failure of the callee:
-    it is not technical (`cleave.resilience.failures.is_technical`), so nothing
-    retries it.
+    path parameter, a caller the operation does not admit. A bug in the caller,
+    not a failure of the callee: it is not technical
+    (`cleave.core.errors.is_technical`), so nothing retries it.
     """
 
 
@@ -153,10 +199,12 @@ class Operation:
     One call of a context's published API.
 
     `path` is relative to the context's `/api/<label>` and names its parameters
-    in braces (`/reservations/{reservation_id}/commit`). `request` is the JSON
-    Schema of the body (None: the call sends none), `query` that of the query
-    parameters (an object), `answer` that of the body of a `statuses` answer.
-    `permission` is what the caller's service token must hold (None: public).
+    in braces (`/reservations/{reservation_id}/commit`). `permission` is what
+    the caller's service token must hold (None: public); the view serving the
+    operation names it (`operation = ...`) and asks exactly this. `callers` are
+    the contexts that call it: their service tokens are granted its permission
+    (`cleave.calls.operations.grants_of`), and no other context may call it.
+    Its request, query and answer come from the callee's OpenAPI document.
     """
 
     context: str
@@ -164,10 +212,7 @@ class Operation:
     method: str
     path: str
     permission: str | None
-    request: dict[str, Any] | None = None
-    query: dict[str, Any] | None = None
-    answer: dict[str, Any] | None = None
-    statuses: tuple[int, ...] = (200,)
+    callers: tuple[str, ...] = ()
     problems: tuple[Problem, ...] = ()
     description: str = ""
 
@@ -187,27 +232,18 @@ class Operation:
                 raise ValueError(f"{where}: permission {self.permission!r} is not 'context:action'")
             if self.permission.split(":")[0] != self.context:
                 raise ValueError(f"{where}: permission {self.permission!r} is not {self.context}'s")
-        if not self.statuses or any(not 200 <= status <= 299 for status in self.statuses):
-            raise ValueError(f"{where}: statuses {self.statuses} must be 2xx")
-        for part, schema in (("request", self.request), ("query", self.query)):
-            if schema is not None and schema.get("type") != "object":
-                raise ValueError(f"{where}: the {part} schema must be an object")
-        if self.request is not None and self.method == "GET":
-            raise ValueError(f"{where}: a GET sends no body; declare `query` instead")
-        for part, schema in (
-            ("request", self.request),
-            ("query", self.query),
-            ("answer", self.answer),
-        ):
-            if schema is not None:
-                try:
-                    Draft202012Validator.check_schema(schema)
-                except SchemaError as exc:
-                    raise ValueError(f"{where}: invalid {part} schema: {exc.message}") from None
+        for caller in self.callers:
+            if not _NAME.match(caller) or caller == self.context:
+                raise ValueError(f"{where}: {caller!r} cannot be one of its callers")
 
     @property
     def qualname(self) -> str:
         return f"{self.context}.{self.name}"
+
+    @property
+    def api_path(self) -> str:
+        """The path template as served and documented: `/api/<label>` + path."""
+        return f"/api/{self.context}{self.path}"
 
     @property
     def path_parameters(self) -> tuple[str, ...]:
@@ -238,85 +274,154 @@ class Operation:
         return _PARAMETER.sub(lambda match: quote(str(values[match.group(1)]), safe=""), self.path)
 
     def request_body(self, body: Any) -> Any:
-        """`body` as it will be sent (JSON types only), once checked against `request`."""
-        if self.request is None:
+        """`body` as it will be sent (JSON types only), once checked against the callee's."""
+        check = self.shapes.request
+        if check is None:
             if body is not None:
                 raise ContractViolation(f"{self.qualname} takes no request body")
             return None
-        if body is None:
-            body = {}
-        sent = _as_json(body)
-        self._refuse(self._request_validator, sent, "request body")
+        sent = _as_json({} if body is None else body)
+        self._refuse(check, sent, "request body")
         return sent
 
     def query_params(self, params: Mapping[str, Any] | None) -> dict[str, Any] | None:
-        """`params` as they will be sent, once checked against `query`."""
-        if self.query is None:
+        """`params` as they will be sent, once checked against the callee's query."""
+        check = self.shapes.query
+        if check is None:
             if params:
                 raise ContractViolation(f"{self.qualname} takes no query parameters")
             return None
         sent = _as_json(dict(params or {}))
-        self._refuse(self._query_validator, sent, "query")
+        self._refuse(check, sent, "query")
         return sent
 
-    def answer_errors(self, data: Any) -> list[str]:
-        """What in an answer's body disagrees with `answer` (for tests: callers tolerate more)."""
-        if self.answer is None:
-            return []
-        return [_explain(error) for error in _sorted_errors(self._answer_validator, data)]
+    def answer_errors(self, data: Any, status: int | None = None) -> list[str]:
+        """What in an answer's body disagrees with the callee's (tests: callers tolerate more)."""
+        shapes = self.shapes
+        check = shapes.answers.get(status if status is not None else shapes.statuses[0])
+        return [] if check is None else [explain(error) for error in check.errors(data)]
 
-    def _refuse(self, validator: Draft202012Validator | None, data: Any, part: str) -> None:
-        if validator is None:
-            return
-        fast = self._fast_checks.get(part)
-        if fast is not None:
-            try:
-                fast(data)  # the common case: valid, in microseconds
-                return
-            except fastjsonschema.JsonSchemaException:
-                pass  # judged, and explained, by the validator
-        errors = _sorted_errors(validator, data)
+    @property
+    def statuses(self) -> tuple[int, ...]:
+        """The success statuses the callee documents (`201, 200` for a create that repeats)."""
+        return self.shapes.statuses
+
+    @cached_property
+    def shapes(self) -> Shapes:
+        return Shapes.of(self)
+
+    def _refuse(self, check: SchemaCheck, data: Any, part: str) -> None:
+        errors = check.errors(data)
         if errors:
-            explained = "; ".join(_explain(error) for error in errors[:5])
+            explained = "; ".join(explain(error) for error in errors[:5])
             raise ContractViolation(f"{self.qualname}: the {part} breaks the contract: {explained}")
 
-    @cached_property
-    def _fast_checks(self) -> dict[str, Any]:
-        """The request's and the query's schemas compiled (`compile_fast`), by part."""
-        compiled = {"request body": self.request, "query": self.query}
-        return {
-            part: check
-            for part, schema in compiled.items()
-            if schema is not None and (check := compile_fast(schema)) is not None
-        }
 
-    @cached_property
-    def _request_validator(self) -> Draft202012Validator | None:
-        return _validator(self.request)
+@dataclass(frozen=True)
+class Shapes:
+    """An operation's request, query and answers, from the callee's OpenAPI document."""
 
-    @cached_property
-    def _query_validator(self) -> Draft202012Validator | None:
-        return _validator(self.query)
+    request: SchemaCheck | None
+    query: SchemaCheck | None
+    answers: dict[int, SchemaCheck]
+    statuses: tuple[int, ...]
 
-    @cached_property
-    def _answer_validator(self) -> Draft202012Validator | None:
-        return _validator(self.answer)
+    @classmethod
+    def of(cls, operation: Operation) -> Shapes:
+        document = openapi_document(operation.context)
+        item = document.get("paths", {}).get(operation.api_path, {}).get(operation.method.lower())
+        if item is None:
+            raise ContractViolation(
+                f"{operation.qualname}: {operation.method} {operation.api_path} is not in "
+                f"{operation.context}'s OpenAPI document (contracts/openapi/"
+                f"{operation.context}.json): run `manage.py contracts openapi`"
+            )
+        body = (item.get("requestBody") or {}).get("content", {}).get("application/json")
+        request = None
+        if body is not None:
+            request = SchemaCheck(json_schema(body["schema"], document, closed=True))
+        parameters = [p for p in item.get("parameters", []) if p.get("in") == "query"]
+        query = None
+        if parameters:
+            query = SchemaCheck(
+                {
+                    "type": "object",
+                    "properties": {
+                        p["name"]: json_schema(p.get("schema", {}), document, closed=True)
+                        for p in parameters
+                    },
+                    "required": sorted(p["name"] for p in parameters if p.get("required")),
+                    "additionalProperties": False,
+                }
+            )
+        answers: dict[int, SchemaCheck] = {}
+        statuses: list[int] = []
+        for code, answer in item.get("responses", {}).items():
+            if not code.isdigit() or not 200 <= int(code) <= 299:
+                continue
+            statuses.append(int(code))
+            content = (answer.get("content") or {}).get("application/json")
+            if content is not None:
+                answers[int(code)] = SchemaCheck(json_schema(content["schema"], document))
+        return cls(request, query, answers, tuple(sorted(statuses, key=_success_order)))
+
+
+def _success_order(status: int) -> tuple[int, int]:
+    # 201 before 200: a create answers 201, and 200 only for a repeated key
+    return (0 if status == 201 else 1, status)
+
+
+_COMBINED = {"allOf", "anyOf", "oneOf"}
+_NESTED = {"items", "additionalProperties", "not", *_COMBINED}
+
+
+def json_schema(node: Any, document: dict[str, Any], *, closed: bool = False) -> Any:
+    """
+    An OpenAPI 3.0 schema as JSON Schema: references resolved, `nullable` as a
+    type of its own, annotations dropped; with `closed`, an object takes no
+    property it does not list (what a caller sends; answers stay open).
+    """
+    if isinstance(node, list):
+        return [json_schema(item, document, closed=closed) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target: Any = document
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        return json_schema(target, document, closed=closed)
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in {"nullable", "readOnly", "writeOnly", "example", "examples", "description"}:
+            continue
+        if key == "properties":
+            out[key] = {name: json_schema(v, document, closed=closed) for name, v in value.items()}
+        elif (
+            key in {"items", "additionalProperties", "not"} and isinstance(value, dict)
+        ) or key in {"allOf", "anyOf", "oneOf"}:
+            out[key] = json_schema(value, document, closed=closed)
+        else:
+            out[key] = copy.deepcopy(value)
+    if node.get("nullable"):
+        if "type" in out:
+            kinds = out["type"] if isinstance(out["type"], list) else [out["type"]]
+            out["type"] = [*kinds, "null"]
+        if "enum" in out and None not in out["enum"]:
+            out["enum"] = [*out["enum"], None]
+        if "type" not in out and "enum" not in out:
+            out = {"anyOf": [out, {"type": "null"}]}
+    if closed and out.get("type") == "object" and "properties" in out:
+        out.setdefault("additionalProperties", False)
+    return out
 
 
 @dataclass(frozen=True)
 class ContextContract:
-    """
-    Everything a context publishes, and the operations of others it calls.
-
-    `calls` is checked by the service client: a context calls only what its
-    contract says it calls, so the context map (generated from contracts) shows
-    every call there is.
-    """
+    """Everything a context publishes: its event types and its operations."""
 
     label: str
     events: tuple[EventType, ...] = ()
     operations: tuple[Operation, ...] = ()
-    calls: tuple[Operation, ...] = ()
     description: str = ""
     _by_name: dict[str, Operation] = field(init=False, repr=False, compare=False)
 
@@ -328,10 +433,6 @@ class ContextContract:
         for operation in self.operations:
             if operation.context != self.label:
                 raise ValueError(f"{where} lists {operation.qualname}, another context's operation")
-        for operation in self.calls:
-            if operation.context == self.label:
-                raise ValueError(f"{where} calls its own {operation.qualname}")
-        _unique(where, "call", (operation.qualname for operation in self.calls))
         object.__setattr__(self, "_by_name", {op.name: op for op in self.operations})
 
     def operation(self, name: str) -> Operation:
@@ -339,26 +440,6 @@ class ContextContract:
             return self._by_name[name]
         except KeyError:
             raise LookupError(f"{self.label} publishes no operation {name!r}") from None
-
-    def calls_operation(self, operation: Operation) -> bool:
-        return any(call.qualname == operation.qualname for call in self.calls)
-
-
-# --- schema helpers ---------------------------------------------------------------------
-
-
-def answer(properties: dict[str, Any], *, required: list[str] | None = None) -> dict[str, Any]:
-    """
-    An answer's object: open (the callee may add fields; a caller reads what it
-    needs), every listed property promised unless `required` says otherwise.
-    Requests are closed instead (`cleave.events.registry.obj`): a field the
-    callee does not take is refused before it is sent.
-    """
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties) if required is None else required,
-    }
 
 
 def _unique(where: str, what: str, names: Iterable[str]) -> None:
@@ -377,31 +458,15 @@ def _as_json(value: Any) -> Any:
         raise ContractViolation(f"not JSON serialisable: {exc}") from None
 
 
-def _validator(schema: dict[str, Any] | None) -> Draft202012Validator | None:
-    if schema is None:
-        return None
-    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
-
-
-def _sorted_errors(validator: Draft202012Validator, data: Any) -> list[ValidationError]:
-    return sorted(validator.iter_errors(data), key=lambda error: list(map(str, error.path)))
-
-
-def _explain(error: ValidationError) -> str:
-    where = ".".join(str(part) for part in error.absolute_path) or "(top)"
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        known = set(error.schema.get("properties", {}))
-        unexpected = sorted(set(error.instance) - known)
-        takes = ", ".join(sorted(known)) or "nothing"
-        return f"{where}: {', '.join(unexpected)} not accepted (takes {takes})"
-    return f"{where}: {error.message}"
-
-
-# --- from cleave.contracts.registry
-
+# --- where contracts are found -----------------------------------------------------------
 
 _contracts: dict[str, ContextContract] = {}
+_documents: dict[str, dict[str, Any]] = {}
+_lock_file: dict[str, Any] = {}
 _lock = threading.Lock()
+
+LOCK_FILE = "events.lock.json"
+OPENAPI_FOLDER = "openapi"
 
 
 def package() -> str:
@@ -426,9 +491,11 @@ def all_contracts() -> list[ContextContract]:
 
 
 def forget() -> None:
-    """Load every contract again on next use (tests that swap the package)."""
+    """Load every contract, document and the lock again on next use (tests that swap them)."""
     with _lock:
         _contracts.clear()
+        _documents.clear()
+        _lock_file.clear()
 
 
 def _load(label: str) -> ContextContract:
@@ -452,3 +519,34 @@ def _load(label: str) -> ContextContract:
             f"{name} must declare exactly one ContextContract labelled {label!r}, not {len(found)}"
         )
     return found[0]
+
+
+def _read_json(*parts: str) -> Any:
+    resource = resources.files(package()).joinpath(*parts)
+    return json.loads(resource.read_text(encoding="utf-8"))
+
+
+def openapi_document(label: str) -> dict[str, Any]:
+    """Context `label`'s committed OpenAPI document (an empty one when it has none)."""
+    found = _documents.get(label)
+    if found is None:
+        try:
+            found = _read_json(OPENAPI_FOLDER, f"{label}.json")
+        except FileNotFoundError:
+            found = {"paths": {}}
+        with _lock:
+            _documents[label] = found
+    return found
+
+
+def event_lock() -> dict[str, Any]:
+    """The event lock's types: owner, schema per version and consumers of each."""
+    if not _lock_file:
+        try:
+            events = _read_json(LOCK_FILE).get("events", {})
+        except FileNotFoundError:
+            events = {}
+        with _lock:
+            _lock_file.clear()
+            _lock_file.update(events)
+    return _lock_file

@@ -26,19 +26,14 @@ class ContextConfig(AppConfig):
     Base AppConfig for a bounded context.
 
     Subclasses set `label` and may set `database` (defaults to the label) and
-    `url_prefix` (defaults to the label). On ready, the context's `events`,
+    `url_prefix` (defaults to the label). On ready, the context's
     `handlers`, `sagas` and `jobs` modules are imported so its subscribers,
     saga definitions and periodic jobs register; `cleave.apps` registers the
-    event types of `events`.
+    event types its contract declares.
     """
 
     database: str = ""
     url_prefix: str = ""
-    # The event types (globs allowed) this context's handlers receive, declared
-    # here because apps.py can be imported where the context is not installed:
-    # a process serving other contexts learns who subscribes to what it publishes
-    # (tests/architecture checks it against the handlers' @subscriber).
-    subscribes: tuple[str, ...] = ()
     default_auto_field = "django.db.models.BigAutoField"
     # Django picks the AppConfig subclass of an apps.py automatically only when
     # it is the single one with `default` true; this base class is imported
@@ -60,9 +55,9 @@ class ContextConfig(AppConfig):
     def ready(self) -> None:
         # importing these registers the context's subscribers, saga
         # definitions and periodic jobs; the platform's own AppConfig
-        # (cleave.apps) registers the event types declared in `events` and
+        # (cleave.apps) registers the event types its contract declares and
         # checks that none would be lost
-        for submodule in ("events", "handlers", "sagas", "jobs"):
+        for submodule in ("handlers", "sagas", "jobs"):
             self.import_submodule(submodule)
 
     def import_submodule(self, submodule: str) -> Any:

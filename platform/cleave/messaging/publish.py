@@ -21,6 +21,7 @@ from django.utils import timezone
 from opentelemetry import propagate
 
 from cleave.core import db, flow
+from cleave.core.declarations import EventType, type_name
 from cleave.core.registry import alias_for
 from cleave.messaging import types
 from cleave.messaging.envelope import Envelope
@@ -38,14 +39,16 @@ def _jsonable(data: Any) -> Any:
 
 
 def publish(
-    type_name: str,
+    event: EventType | str,
     data: dict[str, Any],
     *,
     correlation_id: str | None = None,
     causation_id: str | None = None,
 ) -> Envelope:
     """
-    Write an event to the outbox of the context that owns `type_name`.
+    Write an event to the outbox of the context that owns it: `event` is the
+    type's declaration in its context's contract (`publish(ORDER_PLACED, ...)`;
+    a name is looked up, for the platform's own tests and tools).
 
     Call it inside that context's `transaction.atomic(using=alias)`: the row
     commits or rolls back with the business change, and the transport hears of
@@ -53,7 +56,7 @@ def publish(
     (in-process, no local subscriber) is written already published: it is
     kept in the event log, for replay, and nothing waits for it.
     """
-    event_type = types.get(type_name)
+    event_type = types.get(type_name(event))
     payload = _jsonable(data)
     event_type.validate(payload)
     current = flow.current()

@@ -1,8 +1,17 @@
 """
-Who subscribes to which event types: `@subscriber` in a context's
-`handlers.py` registers a handler; the consumer takes the handlers of an event
-from here, and a process refuses to start when an event it publishes would
-reach no subscriber of another group on the in-process transport.
+Who subscribes to which event types.
+
+`@subscriber(ORDER_CONFIRMED)` in a context's `handlers.py` registers a handler
+for an event type its publisher's contract declares (a glob such as
+`"order.*"` also works); the consumer takes the handlers of an event from here.
+
+Which events a context consumes is derived from these handlers and nowhere
+listed again: `manage.py contracts lock` records it in the event lock
+(`contracts/events.lock.json`, `consumers` of each type), which a process
+serving other contexts reads to learn who, served elsewhere, subscribes to
+what it publishes (`remote_subscribers`): the broker then carries it, and a
+process on the in-process transport whose events would reach no one refuses
+to start.
 """
 
 from __future__ import annotations
@@ -16,25 +25,33 @@ from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from cleave.core.registry import ContextConfig, context_config_class, context_for_module, is_local
+from cleave.core.declarations import EventType, event_lock, type_name
+from cleave.core.registry import ContextConfig, context_for_module, is_local
 from cleave.messaging.envelope import Envelope
+
+
+def consumers_of(type_name: str) -> dict[str, int]:
+    """The contexts that consume `type_name`, with the version each reads (the event lock)."""
+    entry = event_lock().get(type_name) or {}
+    return {label: int(version) for label, version in (entry.get("consumers") or {}).items()}
 
 
 def remote_subscribers(type_names: list[str]) -> dict[str, list[str]]:
     """Which contexts this process does not serve subscribe to which of `type_names`."""
     local = set(settings.CLEAVE_CONTEXTS)
     found: dict[str, list[str]] = {}
-    for label in settings.CLEAVE_ALL_CONTEXTS:
-        if label in local:
-            continue
-        config = context_config_class(label)
-        patterns = config.subscribes if config is not None else ()
-        matched = [
-            name for name in type_names if any(fnmatch.fnmatchcase(name, p) for p in patterns)
-        ]
-        if matched:
-            found[label] = matched
-    return found
+    for name in type_names:
+        for label in consumers_of(name):
+            if label not in local:
+                found.setdefault(label, []).append(name)
+    return {label: found[label] for label in settings.CLEAVE_ALL_CONTEXTS if label in found}
+
+
+def consumed_by(label: str) -> list[str]:
+    """The event types context `label` consumes, served here or not (the event lock)."""
+    return sorted(
+        name for name, entry in event_lock().items() if label in (entry.get("consumers") or {})
+    )
 
 
 def refuse_lost_events(label: str, type_names: list[str]) -> None:
@@ -90,10 +107,11 @@ class Subscription:
 _subscriptions: list[Subscription] = []
 
 
-def subscriber(*patterns: str) -> Callable[[Handler], Handler]:
-    """Register the decorated function as a handler for event types (globs allowed)."""
-    if not patterns:
+def subscriber(*events: EventType | str) -> Callable[[Handler], Handler]:
+    """Register the decorated function as a handler of event types (their contract constants)."""
+    if not events:
         raise TypeError("subscriber() needs at least one event type")
+    patterns = [type_name(event) for event in events]
 
     def decorate(func: Handler) -> Handler:
         for pattern in patterns:

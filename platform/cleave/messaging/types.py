@@ -1,25 +1,19 @@
 """
-The registry: which event types exist, and who subscribes to them.
+The registered event types: which exist, and which context publishes each.
 
-Contexts declare their event types in `events.py` with `EventType(...)`; the
-platform's AppConfig (`cleave.apps`) registers every `EventType` found in each
-context's module on ready. Payloads are validated against a JSON Schema on
-publish and on consumption.
-
-`@subscriber("type")` in a context's `handlers.py` registers a handler; the
-consumer (`cleave.events.consumer`) takes the handlers of an event from here,
-and the transports ask here whether an event has anywhere to go.
+A context declares its event types in its contract (`contracts/<label>.py`);
+the platform's AppConfig (`cleave.apps`) registers those of every local
+context on ready, and those of the others on first need. Payloads are
+validated against a type's JSON Schema on publish and on consumption.
 """
 
 from __future__ import annotations
 
 import logging
-from importlib import import_module
-from types import ModuleType
 
 from django.conf import settings
 
-from cleave.core.declarations import EventType
+from cleave.core.declarations import EventType, contract_for
 from cleave.core.registry import is_local
 
 logger = logging.getLogger(__name__)
@@ -49,10 +43,9 @@ def register(event_type: EventType, *, context: str) -> EventType:
     return bound
 
 
-def register_module_event_types(module: ModuleType, *, context: str) -> list[EventType]:
-    """Register every EventType defined at the top level of a context's events module."""
-    found = [value for value in vars(module).values() if isinstance(value, EventType)]
-    return [register(event_type, context=context) for event_type in found]
+def register_contract(label: str) -> list[EventType]:
+    """Register the event types context `label`'s contract declares."""
+    return [register(event, context=label) for event in contract_for(label).events]
 
 
 def get(name: str) -> EventType:
@@ -71,8 +64,7 @@ def find(name: str) -> EventType | None:
 
     A consumer validates what it receives against the publisher's schema. In a
     split deployment the publisher is not installed in the consumer's process,
-    so its `events` module (a plain declaration, the context's published
-    contract) is loaded on first need.
+    so its contract (a plain declaration) is loaded on first need.
     """
     if name not in _types:
         load_remote_types()
@@ -85,15 +77,14 @@ def load_remote_types() -> None:
     if _remote_loaded:
         return
     _remote_loaded = True
-    package = settings.CLEAVE_CONTEXT_PACKAGE
     for label in settings.CLEAVE_ALL_CONTEXTS:
-        if not package or is_local(label):
+        if is_local(label):
             continue
         try:
-            module = import_module(f"{package}.{label}.events")
+            declared = contract_for(label).events
         except Exception:  # a remote contract that cannot load is not validated
             logger.warning("Cannot load the event types of remote context %s", label, exc_info=True)
             continue
-        for value in vars(module).values():
-            if isinstance(value, EventType) and value.name not in _types:
-                register(value, context=label)
+        for event in declared:
+            if event.name not in _types:
+                register(event, context=label)

@@ -5,8 +5,9 @@ The map's tables and diagram are generated from what the code declares: each
 context's database alias and URL prefix (its `ContextConfig`), the events it
 publishes (its contract) with the handlers subscribed to them (the event
 registry, filled by every context's `handlers.py`), the operations it
-publishes with the contexts that call them (the callers' contracts), and the
-grants each caller holds (`CLEAVE_SERVICE_GRANTS`). The prose around them is
+publishes with the contexts that call them (`Operation.callers`) and their
+shapes (the callee's OpenAPI document), and the grants each caller's tokens
+carry as a result. The prose around them is
 written by hand in the same file: only the blocks between
 
     <!-- generated: NAME -->  ...  <!-- /generated: NAME -->
@@ -25,8 +26,14 @@ from typing import Any
 
 from django.conf import settings
 
-from cleave.auth.tokens import ServicePrincipal
-from cleave.core.declarations import ContextContract, Operation, all_contracts
+from cleave.calls.operations import grants_of, operations_called_by
+from cleave.core.declarations import (
+    ContextContract,
+    Operation,
+    all_contracts,
+    json_schema,
+    openapi_document,
+)
 from cleave.core.registry import context_config_class, context_for_module, is_local
 from cleave.messaging import subscriptions
 
@@ -59,6 +66,7 @@ class Landscape:
     contracts: list[ContextContract]
     subscribers: list[Subscriber]
     grants: dict[str, list[str]]
+    calls: dict[str, list[Operation]]
 
 
 def gather() -> Landscape:
@@ -91,7 +99,8 @@ def gather() -> Landscape:
         contexts=contexts,
         contracts=all_contracts(),
         subscribers=sorted(set(subscribers), key=lambda s: (s.context, s.handler, s.event_pattern)),
-        grants={label: list(grants) for label, grants in settings.CLEAVE_SERVICE_GRANTS.items()},
+        grants={label: grants_of(label) for label in settings.CLEAVE_ALL_CONTEXTS},
+        calls={label: operations_called_by(label) for label in settings.CLEAVE_ALL_CONTEXTS},
     )
 
 
@@ -129,7 +138,7 @@ def _subscribers_of(landscape: Landscape, type_name: str) -> list[Subscriber]:
 
 
 def _callers_of(landscape: Landscape, operation: Operation) -> list[str]:
-    return [c.label for c in landscape.contracts if c.calls_operation(operation)]
+    return list(operation.callers)
 
 
 def _cell(text: str) -> str:
@@ -143,7 +152,7 @@ def _diagram(landscape: Landscape) -> str:
         for event in contract.events:
             for context in sorted({s.context for s in _subscribers_of(landscape, event.name)}):
                 events[(contract.label, context)].append(event.name)
-        for operation in contract.calls:
+        for operation in landscape.calls.get(contract.label, []):
             calls[(contract.label, operation.context)].append(operation.name)
     lines = ["```mermaid", "flowchart LR"]
     lines += [f"    {c.label}[{c.label}]" for c in landscape.contexts]
@@ -171,7 +180,7 @@ def _contexts(landscape: Landscape) -> str:
         subscribed = sorted(
             {s.event_pattern for s in landscape.subscribers if s.context == info.label}
         )
-        called = sorted({op.context for op in contract.calls})
+        called = sorted({op.context for op in landscape.calls.get(info.label, [])})
         rows.append(
             f"| **{info.label}** | `{info.database}` | `/api/{info.url_prefix}/` | "
             f"{_cell(published)} | {_cell(', '.join(f'`{p}`' for p in subscribed))} | "
@@ -208,14 +217,7 @@ def _operations(landscape: Landscape) -> str:
         parts.append("| operation | call | permission | sends | answers | problems | called by |")
         parts.append("| --- | --- | --- | --- | --- | --- | --- |")
         for op in contract.operations:
-            sends = []
-            if op.query is not None:
-                sends.append("query " + summary(op.query))
-            if op.request is not None:
-                sends.append("body " + summary(op.request))
-            answers = ", ".join(str(status) for status in op.statuses)
-            if op.answer is not None:
-                answers += " " + summary(op.answer)
+            sends, answers = _shapes(op)
             problems = "; ".join(
                 f"{p.status} `{p.code}`" + (f": {p.when}" if p.when else "") for p in op.problems
             )
@@ -231,19 +233,15 @@ def _operations(landscape: Landscape) -> str:
 
 def _calls(landscape: Landscape) -> str:
     rows = [
-        "| caller | granted (`CLEAVE_SERVICE_GRANTS`) | calls (permission needed) |",
+        "| caller | granted (derived from the operations it calls) | calls (permission needed) |",
         "| --- | --- | --- |",
     ]
     for contract in landscape.contracts:
         grants = landscape.grants.get(contract.label, [])
-        if not contract.calls and not grants:
+        called = landscape.calls.get(contract.label, [])
+        if not called:
             continue
-        calls = "<br>".join(
-            f"`{op.qualname}` ({op.permission or 'public'}"
-            + ("" if _granted(landscape, contract.label, op) else ", **NOT GRANTED**")
-            + ")"
-            for op in contract.calls
-        )
+        calls = "<br>".join(f"`{op.qualname}` ({op.permission or 'public'})" for op in called)
         rows.append(
             f"| **{contract.label}** | {_cell(', '.join(f'`{g}`' for g in grants))} | "
             f"{_cell(calls)} |"
@@ -251,11 +249,36 @@ def _calls(landscape: Landscape) -> str:
     return "\n".join(rows)
 
 
-def _granted(landscape: Landscape, caller: str, operation: Operation) -> bool:
-    if operation.permission is None:
-        return True
-    grants = frozenset(landscape.grants.get(caller, []))
-    return ServicePrincipal(name=caller, permissions=grants).has(operation.permission)
+def _shapes(operation: Operation) -> tuple[list[str], str]:
+    """What a call sends (query, body) and what it answers, read from the callee's document."""
+    document = openapi_document(operation.context)
+    item = document.get("paths", {}).get(operation.api_path, {}).get(operation.method.lower(), {})
+    sends = []
+    query = [p for p in item.get("parameters", []) if p.get("in") == "query"]
+    if query:
+        sends.append(
+            "query "
+            + summary(
+                {
+                    "type": "object",
+                    "properties": {
+                        p["name"]: json_schema(p.get("schema", {}), document) for p in query
+                    },
+                    "required": [p["name"] for p in query if p.get("required")],
+                }
+            )
+        )
+    body = (item.get("requestBody") or {}).get("content", {}).get("application/json")
+    if body is not None:
+        sends.append("body " + summary(json_schema(body["schema"], document)))
+    answers = []
+    for status in operation.statuses:
+        content = (item["responses"][str(status)].get("content") or {}).get("application/json")
+        shown = str(status)
+        if content is not None and not answers:
+            shown += " " + summary(json_schema(content["schema"], document))
+        answers.append(shown)
+    return sends, ", ".join(answers)
 
 
 # --- schema summaries --------------------------------------------------------------------

@@ -34,7 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
+
 from cleave.core.declarations import EventType
+from cleave.core.registry import context_for_module, is_local
+from cleave.messaging.subscriptions import all_subscriptions
 
 LOCK_FORMAT = 1
 ANNOTATIONS = frozenset({"description", "title", "examples", "default", "$comment", "deprecated"})
@@ -262,10 +266,40 @@ def read_lock(path: Path) -> dict[str, Any]:
     return raw.get("events", {})
 
 
-def check_lock(events: list[EventType], locked: dict[str, Any]) -> Verdict:
-    """Compare the event types published today with the lock."""
+def consumers(events: list[EventType]) -> dict[str, dict[str, int]]:
+    """
+    Which contexts consume each of `events`, and the version they read: derived
+    from the handlers registered in this process (every context must be
+    served here), never listed by hand.
+    """
+    remote = [label for label in settings.CLEAVE_ALL_CONTEXTS if not is_local(label)]
+    if remote:
+        raise RuntimeError(
+            f"The event lock records every context's handlers; this process does not serve "
+            f"{', '.join(remote)}. Run it with CLEAVE_CONTEXTS unset."
+        )
+    found: dict[str, dict[str, int]] = {event.name: {} for event in events}
+    for subscription in all_subscriptions():
+        config = context_for_module(subscription.func.__module__)
+        if config is None:
+            continue  # a test's or a tool's handler, not a context's
+        for event in events:
+            if subscription.matches(event.name):
+                found[event.name][config.label] = event.version
+    return {name: dict(sorted(readers.items())) for name, readers in found.items()}
+
+
+def check_lock(
+    events: list[EventType],
+    locked: dict[str, Any],
+    readers: dict[str, dict[str, int]] | None = None,
+) -> Verdict:
+    """Compare the event types published today, and who reads them, with the lock."""
     breaking: list[str] = []
     unrecorded: list[str] = []
+    for name, now in sorted((readers or {}).items()):
+        if name in locked and (locked[name].get("consumers") or {}) != now:
+            unrecorded.append(f"{name}: consumed by {', '.join(now) or 'no context'}")
     published = {event.name: event for event in events}
     for name in sorted(set(locked) - set(published)):
         breaking.append(
@@ -297,8 +331,12 @@ def check_lock(events: list[EventType], locked: dict[str, Any]) -> Verdict:
     return Verdict(breaking=breaking, unrecorded=unrecorded)
 
 
-def updated_lock(events: list[EventType], locked: dict[str, Any]) -> dict[str, Any]:
-    """The lock with today's schemas recorded (call once `check_lock` found nothing breaking)."""
+def updated_lock(
+    events: list[EventType],
+    locked: dict[str, Any],
+    readers: dict[str, dict[str, int]] | None = None,
+) -> dict[str, Any]:
+    """The lock with today's schemas and consumers recorded (once nothing is breaking)."""
     result = {
         name: {**entry, "versions": dict(entry["versions"])} for name, entry in locked.items()
     }
@@ -307,6 +345,8 @@ def updated_lock(events: list[EventType], locked: dict[str, Any]) -> dict[str, A
         entry["owner"] = event.context
         entry["versions"][str(event.version)] = _canonical(event.schema)
         entry["versions"] = dict(sorted(entry["versions"].items(), key=lambda kv: int(kv[0])))
+        if readers is not None:
+            entry["consumers"] = readers.get(event.name, {})
     return dict(sorted(result.items()))
 
 
@@ -314,9 +354,10 @@ def write_lock(path: Path, events: dict[str, Any]) -> None:
     document = {
         "format": LOCK_FORMAT,
         "comment": (
-            "Every event type's JSON Schema per version. Written by `manage.py contracts "
-            "lock`, which refuses an incompatible change under a locked version: see "
-            "docs/events.md, 'Changing an event's schema'."
+            "Every event type's JSON Schema per version, and the contexts that consume it "
+            "with the version each reads (derived from their handlers). Written by "
+            "`manage.py contracts lock`, which refuses an incompatible change under a locked "
+            "version: see docs/events.md, 'Changing an event's schema'."
         ),
         "events": events,
     }

@@ -7,8 +7,8 @@ context: a web Deployment with its Service, ServiceAccount and
 PodDisruptionBudget, a Celery worker on the context's queue, its relay, a
 migration Job for its alias, and an Istio AuthorizationPolicy. Writing that
 by hand seven times drifts; here it is built once as Python dicts from the
-context registry, the route table (`cleave.gateway`) and the service grants
-(`CLEAVE_SERVICE_GRANTS`), and dumped as YAML with sorted keys, so the same
+context registry, the route table (`cleave_tools.deploy.gateway`) and the
+contracts' operations, and dumped as YAML with sorted keys, so the same
 code gives the same bytes on every run and `manage.py deploy check` can tell
 a stale committed file.
 
@@ -17,16 +17,13 @@ Identities: every pod of a context runs as the ServiceAccount
 `cluster.local/ns/<namespace>/sa/cleave-<label>` (the namespace is the
 setting `CLEAVE_K8S_NAMESPACE`, default `cleave`). A context's
 AuthorizationPolicy admits the gateway's account on the context's public
-routes, and each other context's account on exactly the operations its
-grants allow: the views under `/api/<prefix>/` are read from the context's
-URLconf, and each method of each view needs the permission its
-`ServicePermission` names (a view without one needs `<label>:read` for GET
-and `<label>:write` for the rest); a grant admits what a service token
-holding it would pass (`ServicePrincipal.has`: write implies read). A path
-parameter becomes an Istio path template segment `{*}` (Istio 1.22 or later).
+routes, and each other context's account on exactly the operations that
+list it among their callers in the context's contract (`Operation.callers`,
+the same declaration the service tokens' grants come from). A path parameter
+becomes an Istio path template segment `{*}` (Istio 1.22 or later).
 
-Written by hand: no library turns a Django URLconf and a permission map into
-Kubernetes and Istio objects. It is longer than a module of one job usually
+Written by hand: no library turns a route table and contracts into Kubernetes
+and Istio objects. It is longer than a module of one job usually
 is (about 640 lines) because the objects of one overlay refer to each other
 by name (accounts, labels, selectors, ports) and read best side by side.
 """
@@ -35,20 +32,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
 from django.conf import settings
-from django.urls import URLPattern, URLResolver
-from django.urls.resolvers import RoutePattern
 
-from cleave.auth.permissions import ServicePermission
-from cleave.auth.tokens import ServicePrincipal
 from cleave.calls.discovery import default_url
+from cleave.core.declarations import Operation, contract_for
 from cleave.core.registry import PLATFORM_APP_LABEL, ContextConfig, all_contexts
 from cleave_tools.deploy.gateway import Route, render_nginx
 
@@ -116,79 +108,24 @@ def database_secret_key(alias: str) -> str:
     return "database-url" if alias == "default" else f"{alias}-database-url"
 
 
-# --- which operation needs which permission -------------------------------------------------
+# --- which context may call which path ---------------------------------------------------
 
 
-@dataclass(frozen=True, order=True)
-class Operation:
-    """One method on one path of a context's API, and the permission it needs."""
-
-    method: str
-    path: str  # an Istio path: exact, with `{*}` for each parameter segment
-    permission: str
+_PARAMETER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 
-_PARAM = re.compile(r"<(?:(?P<converter>[^>:]+):)?[^>]+>")
+def istio_path(operation: Operation) -> str:
+    """`/api/inventory/reservations/{reservation_id}/commit` -> `.../reservations/{*}/commit`."""
+    return _PARAMETER.sub("{*}", operation.api_path)
 
 
-def istio_path(route: str) -> str:
-    """`/api/inventory/reservations/<uuid:id>/commit` -> `.../reservations/{*}/commit`."""
-    segments = []
-    for segment in route.split("/"):
-        match = _PARAM.fullmatch(segment)
-        if match:
-            segments.append("{**}" if match.group("converter") == "path" else "{*}")
-        elif "<" in segment or "*" in segment:
-            # Istio templates match whole segments only
-            raise ValueError(f"cannot express {route!r} as an Istio path: {segment!r}")
-        else:
-            segments.append(segment)
-    return "/".join(segments)
-
-
-def _view_methods(view: type) -> list[str]:
-    return [
-        name.upper()
-        for name in view.http_method_names
-        if name.upper() not in ("OPTIONS", "HEAD", "TRACE") and hasattr(view, name)
-    ]
-
-
-def _permission(cfg: ContextConfig, view: type, method: str) -> str:
-    classes = getattr(view, "permission_classes", ())
-    if any(isinstance(c, type) and issubclass(c, ServicePermission) for c in classes):
-        return ServicePermission.requirement(view, method)[0]
-    return f"{cfg.label}:{'read' if method in SAFE_METHODS else 'write'}"
-
-
-def operations(cfg: ContextConfig) -> list[Operation]:
-    """Every method and path the context's API serves, with the permission each needs."""
-    found: set[Operation] = set()
-
-    def walk(patterns: list, prefix: str) -> None:
-        for entry in patterns:
-            if not isinstance(entry.pattern, RoutePattern):
-                raise ValueError(f"{cfg.label}: only path() routes can be mapped, not {entry!r}")
-            route = prefix + str(entry.pattern)
-            if isinstance(entry, URLResolver):
-                walk(entry.url_patterns, route)
-                continue
-            assert isinstance(entry, URLPattern)
-            view = getattr(entry.callback, "view_class", None)
-            if view is None:
-                raise ValueError(f"{cfg.label}: {route!r} is not a class-based view")
-            path = istio_path(f"/api/{cfg.url_prefix}/{route}")
-            for method in _view_methods(view):
-                found.add(Operation(method, path, _permission(cfg, view, method)))
-
-    walk(import_module(cfg.api_urlconf).urlpatterns, "")
-    return sorted(found)
-
-
-def allowed(ops: list[Operation], caller: str, grants: list[str]) -> list[Operation]:
-    """The operations a service token holding `grants` passes."""
-    holder = ServicePrincipal(name=caller, permissions=frozenset(grants))
-    return [op for op in ops if holder.has(op.permission)]
+def called_by(cfg: ContextConfig, caller: str) -> list[Operation]:
+    """The operations of `cfg`'s contract that admit `caller` (`Operation.callers`)."""
+    try:
+        contract = contract_for(cfg.label)
+    except LookupError:
+        return []
+    return [op for op in contract.operations if caller in op.callers]
 
 
 # --- objects ----------------------------------------------------------------------------------
@@ -412,15 +349,13 @@ def authorization_policy(cfg: ContextConfig, ns: str, contexts: list[ContextConf
             "to": [{"operation": {"paths": sorted(set(public))}}],
         }
     ]
-    ops = operations(cfg)
-    grants = settings.CLEAVE_SERVICE_GRANTS
     for caller in sorted(c.label for c in contexts if c.label != cfg.label):
-        permitted = allowed(ops, caller, grants.get(caller, []))
+        permitted = called_by(cfg, caller)
         if not permitted:
             continue
         by_method: dict[str, set[str]] = {}
         for op in permitted:
-            by_method.setdefault(op.method, set()).add(op.path)
+            by_method.setdefault(op.method, set()).add(istio_path(op))
         rules.append(
             {
                 "from": [{"source": {"principals": [principal(service_account(caller), ns)]}}],

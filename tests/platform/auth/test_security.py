@@ -226,10 +226,13 @@ def test_a_view_with_read_and_write_permissions_checks_each_by_method():
 
     from cleave.auth.permissions import ServicePermission
     from cleave.auth.tokens import ServicePrincipal
+    from cleave.core.declarations import Operation
 
     view = SimpleNamespace(
-        read_permission="stock:read",
-        write_permission="stock:write",
+        operations=(
+            Operation("stock", "item_get", "GET", "/items", permission="stock:read"),
+            Operation("stock", "item_create", "POST", "/items", permission="stock:write"),
+        ),
         staff_permission="stock.view_item",
     )
     reader = ServicePrincipal("reporting", frozenset({"stock:read"}))

@@ -13,6 +13,7 @@ from cleave.calls.client import (
     ServiceClient,
     ServiceError,
 )
+from cleave.calls.operations import grants_of
 from cleave.core import flow
 from cleave.testing import unit
 from contexts.users import commands
@@ -121,7 +122,7 @@ def test_a_call_without_a_running_flow_gets_fresh_ids(customer):
 
 @unit
 def test_a_caller_without_the_permission_is_refused_with_403(customer, settings):
-    assert "users:read" not in settings.CLEAVE_SERVICE_GRANTS["analytics"]
+    assert "users:read" not in grants_of("analytics")
 
     response = ServiceClient("users", caller="analytics").get(f"/customers/{customer.id}")
 

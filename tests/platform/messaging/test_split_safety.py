@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from cleave.core.registry import context_config_class
 from cleave.messaging import subscriptions
 from cleave.messaging.subscriptions import remote_subscribers
 
@@ -76,7 +75,7 @@ def test_remote_subscribers_are_read_from_apps_py_of_contexts_not_installed(sett
     }
 
 
-def test_every_context_declares_exactly_the_events_its_handlers_receive():
+def test_the_event_lock_records_exactly_the_events_each_contexts_handlers_receive():
     from django.conf import settings
 
     for label in settings.CLEAVE_ALL_CONTEXTS:
@@ -85,7 +84,7 @@ def test_every_context_declares_exactly_the_events_its_handlers_receive():
             for sub in subscriptions.all_subscriptions()
             if sub.func.__module__.startswith(f"{settings.CLEAVE_CONTEXT_PACKAGE}.{label}.")
         }
-        assert set(context_config_class(label).subscribes) == handled, label
+        assert set(subscriptions.consumed_by(label)) == handled, label
 
 
 def test_refusal_names_the_fix(settings):

@@ -1,11 +1,12 @@
 """
 `manage.py contracts`: the contracts between contexts, checked and documented.
 
+    contracts openapi [--check] write each context's OpenAPI document (contracts/openapi/)
     contracts map [--check]     render docs/context-map.md from the contracts
-    contracts lock [--check]    record each event type's schema per version
-    contracts verify            every callee serves its contract; every call is granted
+    contracts lock [--check]    record each event type's schema per version, and its consumers
+    contracts verify            every callee serves the operations its contract declares
 
-`make lint` runs all three with `--check`; each exits non-zero with what is
+`make lint` runs them all (with `--check`); each exits non-zero with what is
 wrong. See docs/architecture.md ("Contracts") and docs/events.md ("Changing an
 event's schema").
 """
@@ -20,10 +21,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from cleave.calls.operations import is_granted
 from cleave.core import declarations
 from cleave.core.declarations import EventType, all_contracts
-from cleave_tools.checks import conformance, contextmap, eventlock
+from cleave_tools.checks import conformance, contextmap, eventlock, openapi
 
 
 def default_map_path() -> Path:
@@ -61,39 +61,13 @@ def map_difference(path: Path) -> str:
 
 
 def declaration_problems() -> list[str]:
-    """Contracts against the rest of the code: event registry, grants, the views."""
-    problems = []
-    for contract in all_contracts():
-        declared = {event.name: event for event in contract.events}
-        published = _events_module_types(contract.label)
-        for name in sorted(set(published) - set(declared)):
-            problems.append(f"{contract.label}'s events.py publishes {name}; its contract omits it")
-        for name in sorted(set(declared) - set(published)):
-            problems.append(f"{contract.label}'s contract declares {name}; its events.py lacks it")
-        for name in sorted(set(declared) & set(published)):
-            if declared[name] != published[name]:
-                problems.append(
-                    f"{contract.label}'s events.py has another {name} than its contract"
-                )
-        for operation in contract.calls:
-            if not is_granted(contract.label, operation):
-                problems.append(
-                    f"{contract.label} calls {operation.qualname} without {operation.permission} "
-                    f"in CLEAVE_SERVICE_GRANTS"
-                )
-    return problems + conformance.check_contracts(all_contracts())
+    """Contracts against the views serving them."""
+    return conformance.check_contracts(all_contracts())
 
 
-def _events_module_types(label: str) -> dict[str, EventType]:
-    """The event types in a context's `events.py`, the module the platform registers from."""
-    name = f"{settings.CLEAVE_CONTEXT_PACKAGE}.{label}.events"
-    try:
-        module = import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name == name:
-            return {}
-        raise
-    return {v.name: v for v in vars(module).values() if isinstance(v, EventType)}
+def default_contracts_dir() -> Path:
+    module = import_module(declarations.package())
+    return Path(module.__file__).resolve().parent
 
 
 class Command(BaseCommand):
@@ -109,7 +83,9 @@ class Command(BaseCommand):
             "--check", action="store_true", help="fail on an incompatible or unrecorded change"
         )
         locker.add_argument("--path", type=Path, default=None)
-        sub.add_parser("verify", help="compare each operation with its view; check grants")
+        sub.add_parser("verify", help="compare each operation with the view serving it")
+        documents = sub.add_parser("openapi", help="write each context's OpenAPI document")
+        documents.add_argument("--check", action="store_true", help="fail if one is stale")
 
     def handle(self, *args, action: str, **options):
         try:
@@ -145,7 +121,8 @@ class Command(BaseCommand):
         path = path or default_lock_path()
         locked = eventlock.read_lock(path)
         events = published_events()
-        verdict = eventlock.check_lock(events, locked)
+        readers = eventlock.consumers(events)
+        verdict = eventlock.check_lock(events, locked, readers)
         if verdict.breaking:
             raise CommandError(
                 "Event schemas changed incompatibly under a locked version; bump the version "
@@ -162,7 +139,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{path.name} is up to date ({len(events)} event types).")
             return
         if verdict.unrecorded or not path.exists():
-            eventlock.write_lock(path, eventlock.updated_lock(events, locked))
+            eventlock.write_lock(path, eventlock.updated_lock(events, locked, readers))
             for line in verdict.unrecorded:
                 self.stdout.write(f"recorded {line}")
             self.stdout.write(f"Wrote {path}.")
@@ -176,4 +153,21 @@ class Command(BaseCommand):
                 f"{len(problems)} disagreement(s) with the contracts:\n  " + "\n  ".join(problems)
             )
         operations = sum(len(contract.operations) for contract in all_contracts())
-        self.stdout.write(f"{operations} operations agree with their views; every call is granted.")
+        self.stdout.write(f"{operations} operations agree with the views serving them.")
+
+    def _openapi(self, *, check: bool, **_):
+        contracts_dir = default_contracts_dir()
+        if check:
+            stale = openapi.stale(contracts_dir)
+            if stale:
+                raise CommandError(
+                    f"The OpenAPI documents of {', '.join(stale)} differ from what the views "
+                    "describe; run `python manage.py contracts openapi`."
+                )
+            self.stdout.write("The contexts' OpenAPI documents are up to date.")
+            return
+        changed = openapi.write(contracts_dir)
+        for label in changed:
+            self.stdout.write(f"Wrote {openapi.folder(contracts_dir) / (label + '.json')}.")
+        if not changed:
+            self.stdout.write("The contexts' OpenAPI documents were up to date.")

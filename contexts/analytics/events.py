@@ -1,1 +1,0 @@
-"""The analytics context publishes no events: it is a read model built from them."""

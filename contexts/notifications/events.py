@@ -1,1 +1,0 @@
-"""The notifications context publishes no events: it only reacts to them."""
