@@ -3,9 +3,10 @@ Retries inside a time budget, with tenacity.
 
 A service call has one budget (`CLEAVE_SERVICE_TIMEOUT`, 5 s) for all its
 attempts. Each attempt gets at most `CLEAVE_BREAKER_CALL_TIMEOUT` (3 s) of
-what is left. After a technical failure an idempotent call waits a full-jitter
-exponential backoff (uniform in [0, min(max, base * 2**n)]) and tries again,
-unless the wait would leave too little of the budget for another attempt.
+what is left. After a technical failure an idempotent call waits the
+platform's one backoff (`cleave.core.backoff`: capped exponential, equal
+jitter) and tries again, unless the wait would leave too little of the budget
+for another attempt. tenacity runs the loop.
 A `CircuitOpen` is never retried: the breaker said no attempt should be made.
 """
 
@@ -19,6 +20,7 @@ from typing import TypeVar
 import tenacity
 from django.conf import settings
 
+from cleave.core.backoff import tenacity_wait
 from cleave.core.errors import CircuitOpen, is_technical
 
 T = TypeVar("T")
@@ -95,7 +97,7 @@ def call_with_retries(
 
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception(retryable),
-        wait=tenacity.wait_random_exponential(multiplier=policy.base, max=policy.cap),
+        wait=tenacity_wait(base=policy.base, cap=policy.cap),
         stop=tenacity.stop_after_attempt(policy.attempts) | out_of_budget,
         sleep=sleep,
         reraise=True,

@@ -17,7 +17,6 @@ worker); the bookkeeping is the same for all of them.
 from __future__ import annotations
 
 import logging
-import random
 import time
 import traceback
 import uuid
@@ -30,6 +29,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from cleave.core import db, declarations
+from cleave.core.backoff import delay as backoff_delay
 from cleave.core.errors import is_technical
 from cleave.messaging import inbox, subscriptions, types
 from cleave.messaging.envelope import Envelope
@@ -68,14 +68,16 @@ def backoff(attempt: int) -> float:
     """
     Seconds to wait after failed attempt number `attempt` (1-based).
 
-    Exponential (`base * 2**(attempt-1)`, capped at CLEAVE_EVENT_RETRY_MAX) with
-    "equal jitter": half of it fixed, half random, so retries of many events
-    that failed together spread out instead of hammering a recovering service.
+    The platform's one backoff (`cleave.core.backoff`) from
+    CLEAVE_EVENT_RETRY_BASE, capped at CLEAVE_EVENT_RETRY_MAX, so retries of
+    many events that failed together spread out instead of hammering a
+    recovering service.
     """
-    base = float(settings.CLEAVE_EVENT_RETRY_BASE)
-    cap = float(settings.CLEAVE_EVENT_RETRY_MAX)
-    delay = min(cap, base * 2 ** min(max(0, attempt - 1), 62))
-    return delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 - jitter, not crypto
+    return backoff_delay(
+        attempt,
+        base=float(settings.CLEAVE_EVENT_RETRY_BASE),
+        cap=float(settings.CLEAVE_EVENT_RETRY_MAX),
+    )
 
 
 def _validate(envelope: Envelope) -> None:

@@ -26,7 +26,6 @@ retries are exhausted the saga is `failed` and waits for an operator.
 from __future__ import annotations
 
 import logging
-import random
 import time
 import traceback
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from cleave.core import flow
+from cleave.core.backoff import delay
 from cleave.core.errors import is_technical
 from cleave.observability.metrics import SAGAS_FINISHED
 from cleave.sagas import calls
@@ -95,8 +95,12 @@ def run(alias: str, saga_id: UUID, *, started: Started | None = None) -> SagaIns
 
 
 def _backoff(attempt: int) -> float:
-    base = float(settings.CLEAVE_SAGA_RETRY_BASE)
-    return base * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)  # noqa: S311 - jitter
+    """Before an in-place retry of a step that raised a bug: the platform's one backoff."""
+    return delay(
+        attempt,
+        base=float(settings.CLEAVE_SAGA_RETRY_BASE),
+        cap=float(settings.CLEAVE_SAGA_WAIT_MAX),
+    )
 
 
 @dataclass

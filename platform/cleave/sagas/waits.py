@@ -19,13 +19,13 @@ logged as an error and counted in `cleave_saga_overdue_compensations`.
 from __future__ import annotations
 
 import logging
-import random
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from cleave.core.backoff import delay
 from cleave.observability.metrics import SAGA_OVERDUE_COMPENSATIONS
 from cleave.sagas import scheduling
 from cleave.sagas.models import SagaInstance, SagaStepLog
@@ -51,13 +51,11 @@ class Wait(Exception):
 def wait_delay(failures: int) -> float:
     """
     Seconds a saga waits after its `failures`-th technical failure in a row:
-    `CLEAVE_SAGA_WAIT_BASE * 2**(failures - 1)`, at most `CLEAVE_SAGA_WAIT_MAX`,
-    less up to a quarter of random jitter (many sagas that met one outage must
-    not all call the recovered participant at the same instant).
+    the platform's one backoff (`cleave.core.backoff`) from
+    `CLEAVE_SAGA_WAIT_BASE`, at most `CLEAVE_SAGA_WAIT_MAX` (many sagas that met
+    one outage must not all call the recovered participant at the same instant).
     """
-    base = settings.CLEAVE_SAGA_WAIT_BASE
-    delay = min(settings.CLEAVE_SAGA_WAIT_MAX, base * 2 ** min(max(failures - 1, 0), 30))
-    return delay * random.uniform(0.75, 1.0)  # noqa: S311 - jitter
+    return delay(failures, base=settings.CLEAVE_SAGA_WAIT_BASE, cap=settings.CLEAVE_SAGA_WAIT_MAX)
 
 
 def wait(steplog: StepLog, prepared: SagaStepLog | None, failure: Wait) -> None:
