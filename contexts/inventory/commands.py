@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from cleave.core.errors import ApplicationError, Conflict, NotFound, invalid
+from cleave.core.errors import Conflict, NotFound, invalid
 from cleave.messaging.publish import publish
 from contracts import inventory
 
@@ -42,8 +42,7 @@ REASON_MAX_LENGTH = 64
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 
 
-class OutOfStock(ApplicationError):
-    status = 409
+class OutOfStock(Conflict):
     code = "out-of-stock"
     title = "Out of stock"
 
@@ -172,7 +171,7 @@ def reservation_create(
 
     Returns `(reservation, created)`. A repeated `idempotency_key` returns the
     first reservation with `created=False` and holds nothing again. Raises
-    `OutOfStock` (409, `errors.lines` naming the short SKUs) when any SKU is
+    `OutOfStock` (a Conflict, `errors.lines` naming the short SKUs) when any SKU is
     unknown or short; then nothing is held.
     """
     order_id = _check_uuid(order_id, "order_id")
@@ -241,7 +240,7 @@ def reservation_commit(*, reservation_id: UUID) -> Reservation:
     Turn a held reservation into a sale: the stock leaves the shelf.
 
     Publishes `inventory.committed`. Committing again changes nothing; a
-    released reservation cannot be committed (409).
+    released reservation cannot be committed (Conflict).
     """
     # A reservation's lines never change once written: read them, joined to
     # the reservation, before the transaction, which then holds the write lock
@@ -361,7 +360,7 @@ def reservation_release(*, reservation_id: UUID, reason: str = "released") -> Re
     Give a held reservation's stock back; publish `inventory.released`.
 
     Releasing again (or releasing a returned one) changes nothing; a
-    committed reservation cannot be released (409).
+    committed reservation cannot be released (Conflict).
     """
     reservation, _ = _release(reservation_id, reason)
     return reservation

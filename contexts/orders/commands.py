@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from cleave import sagas
 from cleave.calls.client import ServiceClient
-from cleave.core.errors import ApplicationError, Conflict, NotFound, invalid
+from cleave.core.errors import Conflict, DependencyFailed, Invalid, NotFound, invalid
 from cleave.messaging.publish import publish
 from cleave.messaging.replay import redact
 from contracts import catalog, orders
@@ -32,7 +32,7 @@ def _log_after_commit(message: str, *args, **extra) -> None:
     transaction.on_commit(lambda: logger.info(message, *args, extra=extra), using=ALIAS)
 
 
-class EmptyCart(ApplicationError):
+class EmptyCart(Invalid):
     code = "empty-cart"
     title = "The cart is empty"
 
@@ -57,7 +57,7 @@ def _product(product_id: UUID) -> dict:
         catalog.PRODUCT_GET, product_id=product_id
     )
     if response.status_code == 404:
-        raise ApplicationError(
+        raise Invalid(
             f"No product {product_id}.",
             code="unknown-product",
             errors={"product_id": [f"No product {product_id}."]},
@@ -67,16 +67,14 @@ def _product(product_id: UUID) -> dict:
     try:
         data["price"] = Decimal(str(data["price"]))
     except (KeyError, InvalidOperation) as exc:
-        raise ApplicationError("The catalog returned an unusable price.", status=502) from exc
+        raise DependencyFailed("The catalog returned an unusable price.") from exc
     return data
 
 
 def cart_add_item(*, customer_id: UUID, product_id: UUID, quantity: int) -> CartItem:
     """Add a product to the cart (or raise its quantity), at the catalog's current price."""
     if quantity < 1:
-        raise ApplicationError(
-            "Quantity must be at least 1.", errors={"quantity": ["Must be ≥ 1."]}
-        )
+        raise Invalid("Quantity must be at least 1.", errors={"quantity": ["Must be ≥ 1."]})
     product = _product(product_id)
     cart = cart_ensure(customer_id=customer_id)
     with transaction.atomic(using=ALIAS):
@@ -125,7 +123,7 @@ def _own_item(customer_id: UUID, item_id: UUID) -> CartItem:
 
 def cart_update_item(*, customer_id: UUID, item_id: UUID, quantity: int) -> CartItem:
     if not 1 <= quantity <= MAX_QUANTITY:
-        raise ApplicationError(
+        raise Invalid(
             f"Quantity must be from 1 to {MAX_QUANTITY}.",
             errors={"quantity": [f"Must be from 1 to {MAX_QUANTITY}."]},
         )
@@ -186,7 +184,7 @@ def order_checkout(
                 raise EmptyCart("Add products to the cart before checking out.")
             currencies = {item.currency for item in items}
             if len(currencies) != 1:
-                raise ApplicationError("The cart mixes currencies.", code="mixed-currencies")
+                raise Invalid("The cart mixes currencies.", code="mixed-currencies")
             saga_id = uuid.uuid4()
             order = Order.objects.using(ALIAS).create(
                 customer_id=customer_id,
@@ -252,7 +250,7 @@ def order_checkout(
 
 
 def _replayed(order: Order, *, payment_method: str) -> Order:
-    """The order first placed with an Idempotency-Key, if the request is the same (else 409)."""
+    """The order first placed with an Idempotency-Key, if the request is the same; else Conflict."""
     if order.payment_method != payment_method:
         raise Conflict(
             "This Idempotency-Key was already used for a checkout with another payment method.",
@@ -403,7 +401,7 @@ def order_request_cancel(*, customer_id: UUID, order_id: UUID) -> Order:
     A pending order's checkout saga is asked to compensate: at its next step
     it releases the stock, voids the payment and cancels the order (if the
     request races the confirmation, the confirmed order is refunded). A
-    confirmed order is refused (409): refunds go through an operator.
+    confirmed order is refused (Conflict): refunds go through an operator.
     Asking again changes nothing.
     """
     reason = Order.CancellationReason.CUSTOMER_REQUEST
@@ -453,7 +451,7 @@ def order_refund(
     A pending order is cancelled through its running saga instead.
     """
     if reason not in Order.CancellationReason.values:
-        raise ApplicationError(
+        raise Invalid(
             f"Unknown cancellation reason {reason!r}.", errors={"reason": ["Unknown reason."]}
         )
     order = Order.objects.using(ALIAS).filter(pk=order_id).first()

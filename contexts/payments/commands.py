@@ -10,7 +10,7 @@ from uuid import UUID
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from cleave.core.errors import ApplicationError, Conflict, NotFound, invalid
+from cleave.core.errors import Conflict, NotFound, Unavailable, invalid
 from cleave.messaging.publish import publish
 from contracts import payments
 
@@ -27,8 +27,7 @@ MAX_METHOD_LENGTH = Payment._meta.get_field("method").max_length
 MAX_KEY_LENGTH = Payment._meta.get_field("idempotency_key").max_length
 
 
-class ProviderUnavailable(ApplicationError):
-    status = 503
+class ProviderUnavailable(Unavailable):
     code = "payment-provider-unavailable"
     title = "Payment provider unavailable"
 

@@ -40,7 +40,7 @@ from cleave.auth.tokens import (
     token_instant,
 )
 from cleave.core import db
-from cleave.core.errors import ApplicationError, Conflict, NotFound
+from cleave.core.errors import Conflict, Forbidden, Invalid, NotAuthenticated, NotFound
 from cleave.messaging.publish import publish
 from cleave.messaging.replay import redact
 from contracts import users
@@ -55,30 +55,26 @@ from .models import Customer, RefreshToken
 VERIFY_SALT = "contexts.users.verify-email"
 
 
-class InvalidCredentials(ApplicationError):
-    status = 401
+class InvalidCredentials(NotAuthenticated):
     code = "invalid-credentials"
     title = "Not authenticated"
 
 
-class InvalidVerificationToken(ApplicationError):
-    status = 400
+class InvalidVerificationToken(Invalid):
     code = "verification-token-invalid"
     title = "Invalid verification token"
 
 
-class WrongPassword(ApplicationError):
+class WrongPassword(Forbidden):
     """The customer's current password, asked again before a change, is wrong."""
 
-    status = 403
     code = "wrong-password"
     title = "Wrong password"
 
 
-class InvalidEmail(ApplicationError):
+class InvalidEmail(Invalid):
     """An address that holds characters no address may hold (see `.emails`)."""
 
-    status = 400
     code = "validation-error"
     title = "Invalid input"
 

@@ -26,7 +26,6 @@ requests, not failures, and django-axes knows only Django's own users.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,10 +35,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
-from rest_framework.exceptions import Throttled
 
 from cleave.core import db
-from cleave.core.errors import ApplicationError
+from cleave.core.errors import ApplicationError, Throttled
 
 from .apps import ALIAS
 from .models import AttemptCount
@@ -82,10 +80,9 @@ def _account(account: str, address: str) -> Counter:
 
 def _refuse(waits: list[float], detail: str) -> None:
     if waits:
-        refusal = Throttled(detail=detail)
-        # `Retry-After`; the detail says no number, so that it reads the same for any window
-        refusal.wait = max(1, math.ceil(max(waits)))
-        raise refusal
+        # the wait becomes `Retry-After`; the detail says no number, so that it
+        # reads the same for any window
+        raise Throttled(detail, retry_after=max(waits))
 
 
 def check(counters: list[Counter], *, detail: str) -> None:
@@ -107,7 +104,7 @@ def check(counters: list[Counter], *, detail: str) -> None:
 
 def take(counters: list[Counter], *, detail: str) -> None:
     """
-    Count one attempt against each counter; raise Throttled (429, with the
+    Count one attempt against each counter; raise Throttled (with the
     seconds to wait) when one of them is past its limit.
     """
     _refuse(_count(counters), detail)  # after the commit: the attempt stays counted

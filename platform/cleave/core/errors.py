@@ -1,5 +1,7 @@
 """
-The failures of a call to another context, and which of them are technical.
+The failures every layer raises: a call to another context that failed (and
+whether it is technical), and the domain's refusals (`ApplicationError` and its
+kinds), which carry no HTTP status: `cleave.http.problems` maps each kind to one.
 
 A *technical* failure says nothing about the request: the target could not be
 reached, did not answer in time, answered 5xx or 429, its circuit is open, or
@@ -15,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import InterfaceError, OperationalError
-from rest_framework import status
 
 
 class ServiceError(Exception):
@@ -77,18 +78,20 @@ def is_technical(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError | InterfaceError)
 
 
-# --- from cleave.api
+# --- the domain's refusals -------------------------------------------------------------
 
 
 class ApplicationError(Exception):
     """
     A business rule refused the operation.
 
-    Commands raise it (or a subclass); the API renders it as problem details with
-    `status`. `code` becomes the problem `type`; `errors` maps fields to messages.
+    The domain's error knows nothing of HTTP: commands and queries raise one of
+    its kinds below (`Invalid`, `NotFound`, `Conflict`...), or a subclass of one
+    that names the rule (`code`, `title`). The API layer (`cleave.http.problems`)
+    gives each kind its status and renders the problem details: `code` becomes
+    the problem `type`, `detail` its detail; `errors` maps fields to messages.
     """
 
-    status: int = status.HTTP_400_BAD_REQUEST
     code: str = "invalid"
     title: str = "The request was refused"
 
@@ -97,7 +100,6 @@ class ApplicationError(Exception):
         detail: str,
         *,
         code: str | None = None,
-        status: int | None = None,
         title: str | None = None,
         errors: dict[str, list[str]] | None = None,
     ) -> None:
@@ -105,30 +107,77 @@ class ApplicationError(Exception):
         self.detail = detail
         if code is not None:
             self.code = code
-        if status is not None:
-            self.status = status
         if title is not None:
             self.title = title
         self.errors = errors
 
 
-def invalid(field: str, message: str, *, detail: str | None = None) -> ApplicationError:
-    """A 400 validation problem naming one field, as DRF's would (`errors: {field: [message]}`)."""
-    return ApplicationError(
-        detail or "The request body or parameters are invalid.",
-        code="validation-error",
-        title="Invalid input",
-        errors={field: [message]},
-    )
+class Invalid(ApplicationError):
+    """The request breaks a rule: a value out of bounds, an empty cart."""
+
+
+class NotAuthenticated(ApplicationError):
+    """The caller could not be recognised: wrong credentials, a token no longer valid."""
+
+    code = "not-authenticated"
+    title = "Not authenticated"
+
+
+class Forbidden(ApplicationError):
+    """The caller is known but may not do this."""
+
+    code = "forbidden"
+    title = "Not allowed"
 
 
 class NotFound(ApplicationError):
-    status = 404
+    """What the request names does not exist (or is not the caller's to see)."""
+
     code = "not-found"
     title = "Not found"
 
 
 class Conflict(ApplicationError):
-    status = 409
+    """The request contradicts the current state: a taken name, a reused key, a late change."""
+
     code = "conflict"
     title = "Conflict"
+
+
+class Throttled(ApplicationError):
+    """Too many attempts: refused until `retry_after` seconds have passed."""
+
+    code = "too-many-requests"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: float, **kwargs) -> None:
+        super().__init__(detail, **kwargs)
+        self.retry_after = retry_after
+
+
+class DependencyFailed(ApplicationError):
+    """Another context, or a provider, answered with something this one cannot use."""
+
+    code = "dependency-failed"
+    title = "Bad gateway"
+
+
+class Unavailable(ApplicationError):
+    """
+    Something the operation needs did not answer (a payment provider): asking
+    again later may succeed. `retry_after`, when known, is how long to wait.
+    """
+
+    code = "unavailable"
+    title = "Service unavailable"
+    retry_after: float | None = None
+
+
+def invalid(field: str, message: str, *, detail: str | None = None) -> Invalid:
+    """An invalid request naming one field, as DRF's would (`errors: {field: [message]}`)."""
+    return Invalid(
+        detail or "The request body or parameters are invalid.",
+        code="validation-error",
+        title="Invalid input",
+        errors={field: [message]},
+    )

@@ -4,7 +4,8 @@ What every context's REST API shares: problem details, pagination, base errors.
 Every error leaves the API as RFC 9457 problem details
 (`application/problem+json`), whether it came from DRF validation, an
 authentication failure, an `ApplicationError` raised by a command, or Django
-itself (404, 500).
+itself (404, 500). A command's error names its kind, never a status:
+`STATUS_BY_KIND` below is the one place that gives each kind its status.
 """
 
 from __future__ import annotations
@@ -25,9 +26,17 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from cleave.core.errors import (
     ApplicationError,
+    Conflict,
+    DependencyFailed,
+    Forbidden,
+    Invalid,
     NoHealthyInstances,
+    NotAuthenticated,
+    NotFound,
     ServiceError,
     ServiceUnavailable,
+    Throttled,
+    Unavailable,
 )
 
 logger = logging.getLogger(__name__)
@@ -103,8 +112,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         request.accepted_renderer = JSONRenderer()
         request.accepted_media_type = PROBLEM_CONTENT_TYPE
     if isinstance(exc, ApplicationError):
-        body = problem(exc.status, exc.title, exc.detail, code=exc.code, errors=exc.errors)
-        return Response(body, status=exc.status, content_type=PROBLEM_CONTENT_TYPE)
+        return _refused(exc)
     if isinstance(exc, ServiceError):
         return _dependency_failed(exc)
     if isinstance(exc, OperationalError | InterfaceError):
@@ -141,6 +149,39 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     response.data = body
     response.content_type = PROBLEM_CONTENT_TYPE
     return response
+
+
+# The status of each kind of the domain's refusals (`cleave.core.errors`); a
+# subclass answers its kind's. A refusal of no kind listed here is the request's: 400.
+STATUS_BY_KIND: dict[type[ApplicationError], int] = {
+    Invalid: 400,
+    NotAuthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    Throttled: 429,
+    DependencyFailed: 502,
+    Unavailable: 503,
+}
+
+
+def status_for(exc: ApplicationError) -> int:
+    """The HTTP status of a refusal: its kind's, from `STATUS_BY_KIND`."""
+    for kind in type(exc).__mro__:
+        if kind in STATUS_BY_KIND:
+            return STATUS_BY_KIND[kind]
+    return 400
+
+
+def _refused(exc: ApplicationError) -> Response:
+    """A refusal as problem details, with `Retry-After` when it says how long to wait."""
+    status_code = status_for(exc)
+    body = problem(status_code, exc.title, exc.detail, code=exc.code, errors=exc.errors)
+    retry_after = getattr(exc, "retry_after", None)
+    headers = None
+    if retry_after is not None:
+        headers = {"Retry-After": str(max(1, math.ceil(retry_after)))}
+    return Response(body, status=status_code, content_type=PROBLEM_CONTENT_TYPE, headers=headers)
 
 
 def _dependency_failed(exc: ServiceError) -> Response:

@@ -3,6 +3,7 @@ from decimal import Decimal
 import pytest
 
 from cleave.core.errors import ApplicationError, Conflict
+from cleave.http.problems import status_for
 from cleave.testing import published, unit
 from contexts.catalog import commands, demo
 from contexts.catalog.models import Category, Product
@@ -59,7 +60,7 @@ def test_product_create_refuses_an_unknown_category_as_invalid_input():
     with pytest.raises(ApplicationError) as refused:
         commands.product_create(sku="X-1", name="X", price=Decimal("1.00"), category_slug="nowhere")
 
-    assert refused.value.status == 400
+    assert status_for(refused.value) == 400
     assert "category_slug" in refused.value.errors
     assert not Product.objects.using("catalog").exists()
 
@@ -80,7 +81,7 @@ def test_product_create_refuses_a_bad_price(price, field):
     with pytest.raises(ApplicationError) as refused:
         commands.product_create(sku="X-1", name="X", price=price, category_slug=category.slug)
 
-    assert refused.value.status == 400
+    assert status_for(refused.value) == 400
     assert field in refused.value.errors
 
 
@@ -106,7 +107,7 @@ def test_category_create_refuses_a_taken_or_malformed_slug():
     with pytest.raises(ApplicationError) as malformed:
         commands.category_create(slug="not a slug", name="Bad")
 
-    assert malformed.value.status == 400
+    assert status_for(malformed.value) == 400
     assert list(Category.objects.using("catalog").values_list("name", flat=True)) == ["Books"]
 
 

@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from cleave.core.errors import ApplicationError, Conflict, NotFound
+from cleave.http.problems import status_for
 from cleave.testing import published, unit
 from contexts.inventory import commands, queries
 from contexts.inventory.models import Reservation, StockItem
@@ -67,7 +68,7 @@ def test_a_short_line_reserves_nothing_at_all():
     with pytest.raises(commands.OutOfStock) as refused:
         reserve(("A", 1), ("B", 3), ("C", 1), ("D", 1))
 
-    assert refused.value.status == 409
+    assert status_for(refused.value) == 409
     assert refused.value.code == "out-of-stock"
     assert refused.value.errors == {"lines": ["B", "D"]}
     assert [item.reserved for item in StockItem.objects.using("inventory")] == [0, 0, 0]
@@ -103,7 +104,7 @@ def test_invalid_lines_are_refused_as_bad_input(lines, field):
     with pytest.raises(ApplicationError) as refused:
         commands.reservation_create(order_id=uuid.uuid4(), lines=lines)
 
-    assert refused.value.status == 400
+    assert status_for(refused.value) == 400
     assert field in refused.value.errors
     assert stock("A").reserved == 0
 
@@ -361,7 +362,7 @@ def test_stock_set_refuses_an_impossible_quantity(on_hand):
     with pytest.raises(ApplicationError) as refused:
         commands.stock_set(sku="A", on_hand=on_hand)
 
-    assert refused.value.status == 400
+    assert status_for(refused.value) == 400
 
 
 def test_the_database_refuses_more_reserved_than_on_hand():

@@ -5,6 +5,7 @@ import pytest
 from django.db import connections
 
 from cleave.core.errors import ApplicationError, Conflict, NotFound
+from cleave.http.problems import status_for
 from cleave.testing import flows, published, unit
 from contexts.payments import commands
 from contexts.payments.models import Payment
@@ -123,7 +124,7 @@ def test_invalid_charges_are_refused_with_400_and_nothing_is_stored(field, overr
     with pytest.raises(ApplicationError) as refused:
         charge(**overrides)
 
-    assert refused.value.status == 400
+    assert status_for(refused.value) == 400
     assert field in refused.value.errors
     assert Payment.objects.using("payments").count() == 0
     assert published("payments") == []
@@ -247,7 +248,7 @@ def test_a_refund_the_provider_fails_leaves_the_payment_captured(settings):
     with pytest.raises(commands.ProviderUnavailable) as refused:
         commands.payment_refund(payment_id=payment.id)
 
-    assert refused.value.status == 503
+    assert status_for(refused.value) == 503
     payment.refresh_from_db()
     assert payment.status == Payment.Status.CAPTURED
     assert published("payments", "payment.refunded") == []

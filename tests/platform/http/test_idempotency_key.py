@@ -7,6 +7,7 @@ from rest_framework.test import APIRequestFactory
 
 from cleave.core.errors import ApplicationError
 from cleave.http.idempotency import idempotency_key
+from cleave.http.problems import status_for
 from cleave.testing import customer_headers, flows, service_headers, unit
 from contexts.inventory.models import StockItem
 
@@ -25,7 +26,7 @@ def test_a_key_is_read_without_its_surrounding_space():
 def test_a_key_longer_than_its_column_is_a_problem_naming_the_header():
     with pytest.raises(ApplicationError) as refused:
         idempotency_key(request_with("k" * 256))
-    assert refused.value.status == 400
+    assert status_for(refused.value) == 400
     assert refused.value.errors == {"Idempotency-Key": ["At most 255 characters."]}
 
 
