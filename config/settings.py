@@ -3,26 +3,20 @@ Settings for the Cleave project.
 
 Everything that differs between machines comes from the environment, with
 defaults that run the whole system on embedded SQLite files and an in-process
-event bus. See docs/configuration.md for every variable.
+event bus. Each variable is declared once, by the platform
+(`cleave.core.conf`) or by the context it belongs to (`contexts/<label>/conf.py`);
+`conf.install()` below makes each a setting of the same name, and this module
+reads here only those that feed a setting of another name or are derived.
+docs/configuration.md lists them all (generated: `manage.py configuration`).
 """
 
 import os
 from datetime import timedelta
 from pathlib import Path
 
-from django.core.exceptions import ImproperlyConfigured
-
 from cleave.core import conf
 from cleave.core.databases import database_settings
-from cleave.core.env import (
-    env_bool,
-    env_float,
-    env_int,
-    env_list,
-    load_secret,
-    proxy_ssl_header,
-    require_strong_secrets,
-)
+from cleave.core.env import require_strong_secrets
 from cleave.core.registry import local_context_names
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -31,10 +25,10 @@ DATA_DIR = Path(conf.value("CLEAVE_DATA_DIR") or BASE_DIR / "var").resolve()
 # a directory the operator chose is left as it is
 DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 
-DEBUG = env_bool("DJANGO_DEBUG", default=False)
-SECRET_KEY = load_secret("DJANGO_SECRET_KEY", DATA_DIR / "secret_key")
-CLEAVE_JWT_SECRET = load_secret("CLEAVE_JWT_SECRET", DATA_DIR / "jwt_secret")
-CLEAVE_SERVICE_JWT_SECRET = load_secret("CLEAVE_SERVICE_JWT_SECRET", DATA_DIR / "service_secret")
+DEBUG = conf.value("DJANGO_DEBUG")
+SECRET_KEY = conf.value("DJANGO_SECRET_KEY", data_dir=DATA_DIR)
+CLEAVE_JWT_SECRET = conf.value("CLEAVE_JWT_SECRET", data_dir=DATA_DIR)
+CLEAVE_SERVICE_JWT_SECRET = conf.value("CLEAVE_SERVICE_JWT_SECRET", data_dir=DATA_DIR)
 if not DEBUG:
     # Every process but a developer's DEBUG one: a short key can be guessed, and
     # one value for two secrets makes a leak of either a leak of both.
@@ -45,14 +39,11 @@ if not DEBUG:
             "CLEAVE_SERVICE_JWT_SECRET": (CLEAVE_SERVICE_JWT_SECRET, 32),
         }
     )
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", default="localhost,127.0.0.1,[::1],testserver")
-CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", default="")
+ALLOWED_HOSTS = conf.value("DJANGO_ALLOWED_HOSTS")
+CSRF_TRUSTED_ORIGINS = conf.value("DJANGO_CSRF_TRUSTED_ORIGINS")
 # Behind a gateway that asks each service by its own name (a mesh routes by Host) and
 # passes the client's host in X-Forwarded-Host: links are built with the client's.
-USE_X_FORWARDED_HOST = env_bool("DJANGO_USE_X_FORWARDED_HOST", default=False)
-# The proxies whose X-Forwarded-For entries are believed (cleave.proxies): none by
-# default, so the connection's peer is the client; `1` behind the gateway.
-CLEAVE_TRUSTED_PROXIES = conf.value("CLEAVE_TRUSTED_PROXIES")
+USE_X_FORWARDED_HOST = conf.value("DJANGO_USE_X_FORWARDED_HOST")
 # The namespace the Kubernetes manifests are generated for (manage.py deploy render).
 CLEAVE_K8S_NAMESPACE = "cleave"
 
@@ -72,7 +63,10 @@ CLEAVE_CONTEXT_PACKAGE = "contexts"
 # each context's published contract is `<CLEAVE_CONTRACTS_PACKAGE>.<label>` (docs/architecture.md)
 CLEAVE_CONTRACTS_PACKAGE = "contracts"
 CLEAVE_CONTEXTS = local_context_names(CLEAVE_ALL_CONTEXTS, conf.value("CLEAVE_CONTEXTS"))
-CLEAVE_EVENT_TRANSPORT = conf.value("CLEAVE_EVENT_TRANSPORT")
+# Every declared setting (the platform's, and every context's: a split process
+# needs some of the contexts it does not serve, the currency among them) becomes
+# a setting of its own name: CLEAVE_RETRY_BASE, CLEAVE_CURRENCY, EMAIL_HOST...
+conf.install(globals(), package=CLEAVE_CONTEXT_PACKAGE, labels=CLEAVE_ALL_CONTEXTS)
 # This process's name in traces, metrics and logs: the contexts it serves when narrowed.
 CLEAVE_SERVICE_NAME = conf.value("CLEAVE_SERVICE_NAME") or (
     "cleave" if CLEAVE_CONTEXTS == CLEAVE_ALL_CONTEXTS else "+".join(CLEAVE_CONTEXTS)
@@ -89,15 +83,6 @@ CLEAVE_METRICS_DIR.mkdir(parents=True, exist_ok=True)
 # (always this service's own: a child process with another data dir or service
 # name must not inherit its parent's directory)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(CLEAVE_METRICS_DIR)
-# /metrics answers these networks (loopback and private: the scraper inside the
-# cluster), or a request with `Authorization: Bearer <CLEAVE_METRICS_TOKEN>`.
-CLEAVE_METRICS_ALLOW = conf.value("CLEAVE_METRICS_ALLOW")
-CLEAVE_METRICS_TOKEN = conf.value("CLEAVE_METRICS_TOKEN")
-# A worker or relay whose pod has no web process serves its metrics on this port (0: off).
-CLEAVE_METRICS_PORT = conf.value("CLEAVE_METRICS_PORT")
-CLEAVE_CURRENCY = conf.value("CLEAVE_CURRENCY")
-CLEAVE_RESERVATION_TTL = conf.value("CLEAVE_RESERVATION_TTL")
-CLEAVE_PAYMENT_PROVIDER = conf.value("CLEAVE_PAYMENT_PROVIDER")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -188,13 +173,9 @@ STORAGES = {
 }
 
 # --- email ------------------------------------------------------------------------
-EMAIL_BACKEND = os.environ.get(
-    "DJANGO_EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend"
-)
+# (EMAIL_HOST, EMAIL_PORT and DEFAULT_FROM_EMAIL are installed above)
+EMAIL_BACKEND = conf.value("DJANGO_EMAIL_BACKEND")
 EMAIL_FILE_PATH = DATA_DIR / "mail"
-EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
-EMAIL_PORT = env_int("EMAIL_PORT", default=25, minimum=1)
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "shop@cleave.localhost")
 
 # --- REST API -------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -250,11 +231,6 @@ if conf.value("CLEAVE_CACHE_URL"):
         "LOCATION": conf.value("CLEAVE_CACHE_URL"),
     }
 
-# --- security -------------------------------------------------------------------
-# (CLEAVE_JWT_SECRET and CLEAVE_SERVICE_JWT_SECRET are read and checked at the top)
-CLEAVE_JWT_ISSUER = conf.value("CLEAVE_JWT_ISSUER")
-CLEAVE_ACCESS_TOKEN_TTL = conf.value("CLEAVE_ACCESS_TOKEN_TTL")
-
 # --- the admin's sign-in throttle (django-axes) ----------------------------------------
 # After CLEAVE_ADMIN_LOGIN_FAILURES failed sign-ins for one username from one
 # address, or for any usernames from one address, further ones from that address
@@ -275,70 +251,20 @@ AXES_VERBOSE = False  # no banner at every start; lockouts are still logged
 # its admin offers an action that asks no permission: operators use
 # `manage.py axes_list_attempts` and `axes_reset` instead
 AXES_ENABLE_ADMIN = False
-CLEAVE_REFRESH_TOKEN_TTL = conf.value("CLEAVE_REFRESH_TOKEN_TTL")
-# Customers' sign-in limits (contexts.users.limits): failures per account from one
-# address, and per address, in fixed windows; past them 429 with Retry-After.
-CLEAVE_SIGNIN_FAILURES = conf.value("CLEAVE_SIGNIN_FAILURES")
-CLEAVE_SIGNIN_ADDRESS_FAILURES = conf.value("CLEAVE_SIGNIN_ADDRESS_FAILURES")
-CLEAVE_SIGNIN_WINDOW = conf.value("CLEAVE_SIGNIN_WINDOW")
-# How many verification mails a customer may ask for again, per period.
-CLEAVE_THROTTLE_VERIFY_RESEND = conf.value("CLEAVE_THROTTLE_VERIFY_RESEND")
-CLEAVE_EMAIL_VERIFY_MAX_AGE = conf.value("CLEAVE_EMAIL_VERIFY_MAX_AGE")
-CLEAVE_SERVICE_TOKEN_TTL = conf.value("CLEAVE_SERVICE_TOKEN_TTL")
-# A service token cannot be revoked on its own (only all at once, by rotating
-# CLEAVE_SERVICE_JWT_SECRET): none that lives longer than this is accepted.
-CLEAVE_SERVICE_TOKEN_MAX_TTL = conf.value("CLEAVE_SERVICE_TOKEN_MAX_TTL")
-if CLEAVE_SERVICE_TOKEN_TTL > CLEAVE_SERVICE_TOKEN_MAX_TTL:
-    raise ImproperlyConfigured(
-        f"CLEAVE_SERVICE_TOKEN_TTL ({CLEAVE_SERVICE_TOKEN_TTL}) must be at most "
-        f"CLEAVE_SERVICE_TOKEN_MAX_TTL ({CLEAVE_SERVICE_TOKEN_MAX_TTL}): the contexts would "
-        "refuse the tokens they mint"
-    )
-CLEAVE_SERVICE_TIMEOUT = conf.value("CLEAVE_SERVICE_TIMEOUT")
-
-# --- resilience: calls across the wire (see docs/resilience.md) ----------------------------
-# Each attempt of a service call times out after CALL_TIMEOUT seconds, inside the
-# whole call's budget (CLEAVE_SERVICE_TIMEOUT). Idempotent calls are retried on
-# technical failures with full-jitter backoff (RETRY_BASE * 2**n, at most RETRY_MAX),
-# at most RETRY_ATTEMPTS attempts in all.
-CLEAVE_BREAKER_CALL_TIMEOUT = conf.value("CLEAVE_BREAKER_CALL_TIMEOUT")
-CLEAVE_RETRY_BASE = conf.value("CLEAVE_RETRY_BASE")
-CLEAVE_RETRY_MAX = conf.value("CLEAVE_RETRY_MAX")
-CLEAVE_RETRY_ATTEMPTS = conf.value("CLEAVE_RETRY_ATTEMPTS")
-# A circuit breaker per target context: open when at least ERROR_THRESHOLD percent
-# of the last WINDOW_CALLS calls (those of the last WINDOW_SECONDS, at least
-# MIN_CALLS of them) failed for technical reasons; one trial call after RESET_TIMEOUT.
-CLEAVE_BREAKER_ERROR_THRESHOLD = conf.value("CLEAVE_BREAKER_ERROR_THRESHOLD")
-CLEAVE_BREAKER_MIN_CALLS = conf.value("CLEAVE_BREAKER_MIN_CALLS")
-CLEAVE_BREAKER_WINDOW_CALLS = conf.value("CLEAVE_BREAKER_WINDOW_CALLS")
-CLEAVE_BREAKER_WINDOW_SECONDS = conf.value("CLEAVE_BREAKER_WINDOW_SECONDS")
-CLEAVE_BREAKER_RESET_TIMEOUT = conf.value("CLEAVE_BREAKER_RESET_TIMEOUT")
-# Where the instances of a remote context are found: "env" (<LABEL>_SERVICE_URL, one
-# or several comma-separated URLs; Kubernetes DNS when unset) or "consul".
-CLEAVE_DISCOVERY = conf.value("CLEAVE_DISCOVERY")
-CONSUL_HTTP_ADDR = os.environ.get("CONSUL_HTTP_ADDR", "http://127.0.0.1:8500")
-CLEAVE_CONSUL_CACHE_SECONDS = conf.value("CLEAVE_CONSUL_CACHE_SECONDS")
-# The base URL other processes reach this web process at, as registered in Consul
-# (unset: http://<host>:<port> of gunicorn's first bind, the host name when it binds 0.0.0.0).
-CLEAVE_ADVERTISE_URL = conf.value("CLEAVE_ADVERTISE_URL")
-# An instance that refused a connection is skipped until its /ready answers 200
-# again; it is probed every PROBE_INTERVAL seconds.
-CLEAVE_DISCOVERY_PROBE_INTERVAL = conf.value("CLEAVE_DISCOVERY_PROBE_INTERVAL")
-
 # --- HTTPS (see docs/operations.md, "HTTPS") -----------------------------------------
 # Off by default: a development machine serves plain HTTP. Production behind TLS
 # turns them on; `manage.py check --deploy` then reports none of W004, W008,
 # W012 and W016.
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", default=False)
+SESSION_COOKIE_SECURE = conf.value("DJANGO_SECURE_COOKIES")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", default=0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
-SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+SECURE_HSTS_SECONDS = conf.value("DJANGO_SECURE_HSTS_SECONDS")
+SECURE_HSTS_INCLUDE_SUBDOMAINS = conf.value("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = conf.value("DJANGO_SECURE_HSTS_PRELOAD")
 # The header a TLS-terminating proxy sets to "https" (`X-Forwarded-Proto`); only
 # behind a proxy that always sets or strips it, or clients could claim HTTPS.
-SECURE_PROXY_SSL_HEADER = proxy_ssl_header("DJANGO_SECURE_PROXY_SSL_HEADER")
-SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
+SECURE_PROXY_SSL_HEADER = conf.value("DJANGO_SECURE_PROXY_SSL_HEADER")
+SECURE_SSL_REDIRECT = conf.value("DJANGO_SECURE_SSL_REDIRECT")
 # probes and the scraper ask over plain HTTP inside the network
 SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$", r"^metrics$"]
 X_FRAME_OPTIONS = "DENY"
@@ -346,66 +272,23 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 # A refused CSRF check answers problem details (HTML only to a browser outside /api/).
 CSRF_FAILURE_VIEW = "cleave.http.problems.csrf_failure"
 
-# --- sagas ------------------------------------------------------------------------
-CLEAVE_SAGA_LEASE_SECONDS = conf.value("CLEAVE_SAGA_LEASE_SECONDS")
-CLEAVE_SAGA_RETRY_BASE = conf.value("CLEAVE_SAGA_RETRY_BASE")
-# A step or compensation that meets a technical failure (a context unavailable, a
-# breaker open, a database at its limit) waits WAIT_BASE * 2**n seconds, at most
-# WAIT_MAX, and tries again, until the saga's deadline.
-CLEAVE_SAGA_WAIT_BASE = conf.value("CLEAVE_SAGA_WAIT_BASE")
-CLEAVE_SAGA_WAIT_MAX = conf.value("CLEAVE_SAGA_WAIT_MAX")
-# How long a checkout may take before it is compensated and the order cancelled.
-CLEAVE_CHECKOUT_DEADLINE = conf.value("CLEAVE_CHECKOUT_DEADLINE")
-CLEAVE_EVENT_MAX_ATTEMPTS = conf.value("CLEAVE_EVENT_MAX_ATTEMPTS")
-# A handler failing for a technical reason (a context or database unavailable) keeps
-# being retried past MAX_ATTEMPTS while its event is younger than this many seconds.
-CLEAVE_EVENT_UNAVAILABLE_WINDOW = conf.value("CLEAVE_EVENT_UNAVAILABLE_WINDOW")
-
-# --- Celery (used when CLEAVE_EVENT_TRANSPORT=celery) ------------------------------------------
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+# --- Celery (used when CLEAVE_EVENT_TRANSPORT=celery; see docs/events.md) ----------------------
+# (CELERY_BROKER_URL and CELERY_BROKER_CONNECTION_TIMEOUT are installed above)
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# --- Celery: events (issue 3 owns this block) ---
-# See docs/events.md. Every exchange and queue name starts with this prefix, so
-# several installations (or test runs) can share one broker.
-CLEAVE_EVENT_QUEUE_PREFIX = conf.value("CLEAVE_EVENT_QUEUE_PREFIX")
 CLEAVE_CELERY_APP = "config.celery.app"
 # How many pending outbox rows one relay sweep publishes per alias and round.
 CLEAVE_EVENT_RELAY_BATCH = 200
-# A failing handler is retried after base * 2**(attempt - 1) seconds (half of it
-# random jitter), at most RETRY_MAX, until CLEAVE_EVENT_MAX_ATTEMPTS; then dead-lettered.
-CLEAVE_EVENT_RETRY_BASE = conf.value("CLEAVE_EVENT_RETRY_BASE")
-CLEAVE_EVENT_RETRY_MAX = conf.value("CLEAVE_EVENT_RETRY_MAX")
-# The relay sweep publishes pending rows older than the grace period (younger
-# ones belong to the process that just committed them), every interval seconds.
-CLEAVE_EVENT_RELAY_GRACE = conf.value("CLEAVE_EVENT_RELAY_GRACE")
-CLEAVE_EVENT_RELAY_INTERVAL = conf.value("CLEAVE_EVENT_RELAY_INTERVAL")
-# Consecutive events of one type committed close together travel in one task
-# message, at most this many (1: one message per event). See docs/events.md.
-CLEAVE_EVENT_MESSAGE_EVENTS = conf.value("CLEAVE_EVENT_MESSAGE_EVENTS")
-# RabbitMQ: seconds the relay waits for the confirms of what it published before
-# it gives up (the rows stay pending; the sweep publishes them again).
-CLEAVE_EVENT_CONFIRM_TIMEOUT = conf.value("CLEAVE_EVENT_CONFIRM_TIMEOUT")
-# Run the relay sweep in a thread of every Celery worker (instead of, or besides, beat).
-CLEAVE_EVENT_RELAY_IN_WORKER = conf.value("CLEAVE_EVENT_RELAY_IN_WORKER")
-# A retry overdue by this many seconds was lost (its worker died): the sweep sends it again.
-CLEAVE_EVENT_REDELIVER_AFTER = conf.value("CLEAVE_EVENT_REDELIVER_AFTER")
-# A restarted Redis (new run_id) lost what it held: events it accepted within
-# this many seconds before are published again (consumers drop the duplicates).
-CLEAVE_EVENT_REDIS_REPUBLISH_WINDOW = conf.value("CLEAVE_EVENT_REDIS_REPUBLISH_WINDOW")
-CELERY_TASK_DEFAULT_QUEUE = f"{CLEAVE_EVENT_QUEUE_PREFIX}celery"
+CELERY_TASK_DEFAULT_QUEUE = f"{conf.value('CLEAVE_EVENT_QUEUE_PREFIX')}celery"
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_CONNECTION_TIMEOUT = env_float(
-    "CELERY_BROKER_CONNECTION_TIMEOUT", default=3, minimum=0.001
-)
 # Celery's Django fixup closes every database connection before and after each
 # task unless told to reuse them: reconnecting costs more than most handlers.
 # (A worker that hits a broken connection closes them all itself.)
-CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", default=100) or None
-if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "sentinel://")):
+CELERY_DB_REUSE_MAX = conf.value("CELERY_DB_REUSE_MAX") or None
+if conf.value("CELERY_BROKER_URL").startswith(("redis://", "rediss://", "sentinel://")):
     # Redis has no acknowledgements: a message a worker took waits in an
     # "unacked" set and returns to its queue after the visibility timeout. It
     # must exceed the longest message's handler runs (a message may carry up to
@@ -425,14 +308,8 @@ else:
     # RabbitMQ: every publish waits for the broker's confirm (persisted to disk
     # for a durable queue) before the relay marks the outbox row published.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
-# --- Celery: sagas and periodic jobs (issue 4 owns this block) ---
-# How sagas run: "inprocess" (driven by the process that starts them) or
-# "celery" (the task `cleave.sagas.run` on the owning context's queue, named
-# like the event queues). Unset, it follows CLEAVE_EVENT_TRANSPORT. See docs/sagas.md.
-CLEAVE_SAGA_RUNNER = conf.value("CLEAVE_SAGA_RUNNER")
 
 # --- logging ----------------------------------------------------------------------
-LOG_LEVEL = conf.value("CLEAVE_LOG_LEVEL")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -453,6 +330,6 @@ LOGGING = {
             "formatter": conf.value("CLEAVE_LOG_FORMAT"),
         }
     },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "root": {"handlers": ["console"], "level": conf.value("CLEAVE_LOG_LEVEL")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

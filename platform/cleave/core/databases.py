@@ -15,7 +15,6 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from cleave.core import conf
-from cleave.core.env import env_float, env_int
 from cleave.core.registry import DJANGO_DEFAULT_ALIAS
 
 # Connection pools of the PostgreSQL aliases, per process and alias. Three
@@ -27,9 +26,10 @@ from cleave.core.registry import DJANGO_DEFAULT_ALIAS
 # longer than one attempt of a service call may last (3 s inside the 5 s
 # budget), so a pool that is too small shows as a technical failure of that
 # call, which is retried, and not as a step that outlived its timeout.
-POOL_MIN_DEFAULT = 1
-POOL_MAX_DEFAULT = 3
-POOL_TIMEOUT_DEFAULT = 3.0
+# (Declared with the other variables, in cleave.core.conf.)
+POOL_MIN_DEFAULT = conf.BY_NAME["DB_POOL_MIN"].default
+POOL_MAX_DEFAULT = conf.BY_NAME["DB_POOL_MAX"].default
+POOL_TIMEOUT_DEFAULT = conf.BY_NAME["DB_POOL_TIMEOUT"].default
 
 
 def database_settings(labels: list[str], *, data_dir: Path) -> dict[str, dict[str, Any]]:
@@ -46,8 +46,11 @@ def database_settings(labels: list[str], *, data_dir: Path) -> dict[str, dict[st
     """
     max_age = conf.value("CLEAVE_DB_CONN_MAX_AGE")
 
-    def one(alias: str, env_name: str) -> dict[str, Any]:
-        url = os.environ.get(env_name)
+    def one(alias: str) -> dict[str, Any]:
+        if alias == DJANGO_DEFAULT_ALIAS:
+            url = conf.value("DATABASE_URL")
+        else:
+            url = conf.value("<LABEL>_DATABASE_URL", label=alias)
         if not url:
             url = f"sqlite:///{data_dir / f'{alias}.sqlite3'}"
         config = dj_database_url.parse(url, conn_max_age=max_age, conn_health_checks=max_age > 0)
@@ -83,9 +86,9 @@ def database_settings(labels: list[str], *, data_dir: Path) -> dict[str, dict[st
             config["CONN_HEALTH_CHECKS"] = True
         return config
 
-    databases = {DJANGO_DEFAULT_ALIAS: one(DJANGO_DEFAULT_ALIAS, "DATABASE_URL")}
+    databases = {DJANGO_DEFAULT_ALIAS: one(DJANGO_DEFAULT_ALIAS)}
     for label in labels:
-        databases[label] = one(label, f"{label.upper()}_DATABASE_URL")
+        databases[label] = one(label)
     return databases
 
 
@@ -99,16 +102,16 @@ def _pool_options(alias: str) -> dict[str, Any] | None:
     `timeout` seconds, then gets `OperationalError` (a technical failure,
     retried by sagas, 503 at the API) rather than one connection too many.
     """
-    prefix = "DB_POOL" if alias == DJANGO_DEFAULT_ALIAS else f"{alias.upper()}_DB_POOL"
-    max_size = env_int(f"{prefix}_MAX", default=POOL_MAX_DEFAULT)
-    min_size = env_int(f"{prefix}_MIN", default=min(POOL_MIN_DEFAULT, max_size))
-    timeout = env_float(f"{prefix}_TIMEOUT", default=POOL_TIMEOUT_DEFAULT, minimum=0.001)
+    if alias == DJANGO_DEFAULT_ALIAS:
+        names = ("DB_POOL_MAX", "DB_POOL_MIN", "DB_POOL_TIMEOUT")
+    else:
+        names = ("<LABEL>_DB_POOL_MAX", "<LABEL>_DB_POOL_MIN", "<LABEL>_DB_POOL_TIMEOUT")
+    max_size, min_size, timeout = (conf.value(name, label=alias) for name in names)
     if max_size == 0:
         return None
     if min_size > max_size:
-        raise ImproperlyConfigured(
-            f"{prefix}_MIN must be at most {prefix}_MAX ({max_size}), not {min_size}"
-        )
+        high, low = (conf.BY_NAME[name].variable(alias) for name in names[:2])
+        raise ImproperlyConfigured(f"{low} must be at most {high} ({max_size}), not {min_size}")
     return {"name": alias, "min_size": min_size, "max_size": max_size, "timeout": timeout}
 
 

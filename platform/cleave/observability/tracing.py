@@ -5,14 +5,12 @@ spans continued from a `traceparent`, and the flow ids on the server span.
 
 from __future__ import annotations
 
-import os
 from importlib.metadata import PackageNotFoundError, version
 
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
 from cleave.core import conf, flow
-from cleave.core.env import env_choice
 
 
 def _annotate_server_span(ids: flow.Flow) -> None:
@@ -51,11 +49,9 @@ def setup_tracing(service_name: str) -> None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
-    exporter_name = env_choice(
-        "OTEL_TRACES_EXPORTER", default="none", choices=("none", "console", "otlp")
-    )
+    exporter_name = conf.value("OTEL_TRACES_EXPORTER")
     sampler = None  # the SDK's: OTEL_TRACES_SAMPLER, else parent-based always-on
-    if exporter_name not in {"console", "otlp"} and not os.environ.get("OTEL_TRACES_SAMPLER"):
+    if exporter_name not in {"console", "otlp"} and not conf.value("OTEL_TRACES_SAMPLER"):
         # Nothing exports spans: they keep their ids (logs, envelopes) but
         # record nothing, which costs a fraction of a recorded span.
         from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased

@@ -16,7 +16,6 @@ Test helpers for projects built on cleave (pytest + pytest-django).
 from __future__ import annotations
 
 import dataclasses
-import os
 import socket
 import time
 import uuid as uuid_module
@@ -28,6 +27,7 @@ from django.db import transaction
 
 from cleave import sagas
 from cleave.auth.tokens import SERVICE_TOKEN_HEADER, issue_customer_tokens, issue_service_token
+from cleave.core import conf
 from cleave.core.registry import alias_for
 from cleave.messaging.models import OutboxEvent
 from cleave.sagas import OutcomeUnknown, StepFailed, start
@@ -62,7 +62,7 @@ def published(context: str, type_name: str | None = None) -> list[Any]:
 
 
 def services_required() -> bool:
-    return os.environ.get("CLEAVE_REQUIRE_SERVICES") == "1"
+    return conf.value("CLEAVE_REQUIRE_SERVICES")
 
 
 def require_server(name: str, host: str, port: int) -> None:
