@@ -68,12 +68,12 @@ def _add(model, key: dict, defaults: dict, **changes) -> None:
     handlers never lose an update; a concurrent first insert is absorbed by the
     unique key (inside a savepoint, so the caller's transaction goes on).
     """
-    rows = model.objects.using(ALIAS).filter(**key)
+    rows = model.objects.filter(**key)
     if rows.update(**changes, updated_at=timezone.now()):
         return
     try:
         with transaction.atomic(using=ALIAS):
-            model.objects.using(ALIAS).create(**key, **defaults)
+            model.objects.create(**key, **defaults)
     except IntegrityError:
         pass  # created concurrently: the update below adds to it
     rows.update(**changes, updated_at=timezone.now())
@@ -86,5 +86,5 @@ def analytics_reset() -> None:
     records of this context's handlers in the same transaction).
     """
     with transaction.atomic(using=ALIAS):
-        Counter.objects.using(ALIAS).all().delete()
-        ProductSales.objects.using(ALIAS).all().delete()
+        Counter.objects.all().delete()
+        ProductSales.objects.all().delete()

@@ -7,7 +7,6 @@ from typing import Any
 
 from django.conf import settings
 
-from .apps import ALIAS
 from .models import Counter, ProductSales
 
 TOP_PRODUCTS = 10
@@ -20,8 +19,8 @@ def _money(value: Decimal) -> str:
 
 def summary() -> dict[str, Any]:
     """The shop's totals and its ten best-selling products (by quantity, then revenue)."""
-    counters = dict(Counter.objects.using(ALIAS).values_list("name", "value"))
-    top = ProductSales.objects.using(ALIAS).order_by("-quantity", "-revenue", "sku")[:TOP_PRODUCTS]
+    counters = dict(Counter.objects.values_list("name", "value"))
+    top = ProductSales.objects.order_by("-quantity", "-revenue", "sku")[:TOP_PRODUCTS]
     return {
         "users_registered": int(counters.get(Counter.USERS_REGISTERED, 0)),
         "users_verified": int(counters.get(Counter.USERS_VERIFIED, 0)),

@@ -56,9 +56,9 @@ def category_create(*, slug: str, name: str) -> Category:
     name = _required_text("name", name, max_length=120)
     try:
         with transaction.atomic(using=ALIAS):
-            if Category.objects.using(ALIAS).filter(slug=slug).exists():
+            if Category.objects.filter(slug=slug).exists():
                 raise Conflict(f"A category {slug} already exists.", code="category-exists")
-            return Category.objects.using(ALIAS).create(slug=slug, name=name)
+            return Category.objects.create(slug=slug, name=name)
     except IntegrityError as exc:  # a concurrent creation won the race
         raise Conflict(f"A category {slug} already exists.", code="category-exists") from exc
 
@@ -82,12 +82,12 @@ def product_create(
         raise invalid("currency", "Use a three-letter ISO 4217 code such as EUR.")
     try:
         with transaction.atomic(using=ALIAS):
-            category = Category.objects.using(ALIAS).filter(slug=category_slug).first()
+            category = Category.objects.filter(slug=category_slug).first()
             if category is None:
                 raise invalid("category_slug", f"No category {category_slug}.")
-            if Product.objects.using(ALIAS).filter(sku=sku).exists():
+            if Product.objects.filter(sku=sku).exists():
                 raise Conflict(f"A product with SKU {sku} already exists.", code="sku-taken")
-            product = Product.objects.using(ALIAS).create(
+            product = Product.objects.create(
                 sku=sku,
                 name=name,
                 description=(description or "").strip(),

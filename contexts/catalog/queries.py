@@ -8,13 +8,12 @@ from django.db.models import Q, QuerySet
 
 from cleave.core.errors import NotFound
 
-from .apps import ALIAS
 from .models import Category, Product
 
 
 def product_list(*, search: str = "", category: str = "") -> QuerySet[Product]:
     """Active products, optionally matching `search` in name, description or SKU."""
-    products = Product.objects.using(ALIAS).filter(active=True)
+    products = Product.objects.filter(active=True)
     if category:
         products = products.filter(category_id=category)
     search = search.strip()
@@ -27,11 +26,11 @@ def product_list(*, search: str = "", category: str = "") -> QuerySet[Product]:
 
 def product_get(*, product_id: UUID) -> Product:
     """An active product; a withdrawn one is as unknown to shoppers as a missing one."""
-    product = Product.objects.using(ALIAS).filter(pk=product_id, active=True).first()
+    product = Product.objects.filter(pk=product_id, active=True).first()
     if product is None:
         raise NotFound(f"No product {product_id}.")
     return product
 
 
 def category_list() -> QuerySet[Category]:
-    return Category.objects.using(ALIAS).order_by("name", "slug")
+    return Category.objects.order_by("name", "slug")

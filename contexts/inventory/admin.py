@@ -18,8 +18,7 @@ class StockItemForm(forms.ModelForm):
             return on_hand
         # Read `reserved` afresh: checkouts may have reserved since the page was opened.
         reserved = (
-            StockItem.objects.using(commands.ALIAS)
-            .filter(sku=self.instance.sku)
+            StockItem.objects.filter(sku=self.instance.sku)
             .values_list("reserved", flat=True)
             .first()
         )

@@ -90,7 +90,7 @@ def _lines_payload(lines: Mapping[str, int]) -> list[dict[str, Any]]:
 
 
 def _reservation_lines(reservation: Reservation) -> dict[str, int]:
-    rows = list(ReservationLine.objects.using(ALIAS).filter(reservation=reservation))
+    rows = list(ReservationLine.objects.filter(reservation=reservation))
     reservation.keep_lines(rows)
     return {row.sku: row.quantity for row in reservation.line_items}
 
@@ -106,9 +106,9 @@ def stock_set(*, sku: str, on_hand: int) -> StockItem:
     for attempt in range(2):
         try:
             with transaction.atomic(using=ALIAS):
-                item = StockItem.objects.using(ALIAS).select_for_update().filter(sku=sku).first()
+                item = StockItem.objects.select_for_update().filter(sku=sku).first()
                 if item is None:
-                    return StockItem.objects.using(ALIAS).create(sku=sku, on_hand=on_hand)
+                    return StockItem.objects.create(sku=sku, on_hand=on_hand)
                 if on_hand < item.reserved:
                     raise Conflict(
                         f"{item.reserved} of {sku} are reserved; on hand cannot drop to {on_hand}.",
@@ -116,7 +116,7 @@ def stock_set(*, sku: str, on_hand: int) -> StockItem:
                         errors={"on_hand": [f"Must be at least {item.reserved}."]},
                     )
                 item.on_hand = on_hand
-                item.save(using=ALIAS, update_fields=["on_hand", "updated_at"])
+                item.save(update_fields=["on_hand", "updated_at"])
                 return item
         except IntegrityError:
             if attempt:  # created concurrently twice in a row: give up loudly
@@ -147,15 +147,15 @@ def _replayed(reservation: Reservation, *, order_id: UUID, lines: dict[str, int]
 
 
 def _by_key(idempotency_key: str) -> Reservation | None:
-    return Reservation.objects.using(ALIAS).filter(idempotency_key=idempotency_key).first()
+    return Reservation.objects.filter(idempotency_key=idempotency_key).first()
 
 
 def _hold(sku: str, quantity: int, now: datetime) -> bool:
     """Reserve `quantity` of `sku` if that much is available; False if unknown or short."""
     return bool(
-        StockItem.objects.using(ALIAS)
-        .filter(sku=sku, on_hand__gte=F("reserved") + quantity)
-        .update(reserved=F("reserved") + quantity, updated_at=now)
+        StockItem.objects.filter(sku=sku, on_hand__gte=F("reserved") + quantity).update(
+            reserved=F("reserved") + quantity, updated_at=now
+        )
     )
 
 
@@ -190,7 +190,7 @@ def reservation_create(
             # before anything is held (the first reservation is then returned),
             # and a concurrent request with the same key waits on that index
             # instead of holding stock it would give back.
-            reservation = Reservation.objects.using(ALIAS).create(
+            reservation = Reservation.objects.create(
                 order_id=order_id,
                 idempotency_key=key,
                 expires_at=now + timedelta(seconds=ttl),
@@ -203,7 +203,7 @@ def reservation_create(
                     f"Not enough stock for {', '.join(short)}.", errors={"lines": short}
                 )
             reservation.keep_lines(
-                ReservationLine.objects.using(ALIAS).bulk_create(
+                ReservationLine.objects.bulk_create(
                     ReservationLine(reservation=reservation, sku=sku, quantity=quantity)
                     for sku, quantity in wanted.items()
                 )
@@ -227,9 +227,7 @@ def reservation_create(
 
 
 def _locked(reservation_id: UUID) -> Reservation:
-    reservation = (
-        Reservation.objects.using(ALIAS).select_for_update().filter(pk=reservation_id).first()
-    )
+    reservation = Reservation.objects.select_for_update().filter(pk=reservation_id).first()
     if reservation is None:
         raise NotFound(f"No reservation {reservation_id}.")
     return reservation
@@ -246,17 +244,13 @@ def reservation_commit(*, reservation_id: UUID) -> Reservation:
     # the reservation, before the transaction, which then holds the write lock
     # only to decide and to move the stock.
     rows = list(
-        ReservationLine.objects.using(ALIAS)
-        .filter(reservation_id=reservation_id)
-        .select_related("reservation")
+        ReservationLine.objects.filter(reservation_id=reservation_id).select_related("reservation")
     )
     with transaction.atomic(using=ALIAS):
         now = timezone.now()
         # conditional, so it takes the row lock and decides in one statement
-        held = (
-            Reservation.objects.using(ALIAS)
-            .filter(pk=reservation_id, status=Reservation.Status.HELD)
-            .update(status=Reservation.Status.COMMITTED, updated_at=now)
+        held = Reservation.objects.filter(pk=reservation_id, status=Reservation.Status.HELD).update(
+            status=Reservation.Status.COMMITTED, updated_at=now
         )
         if not held:
             reservation = _locked(reservation_id)
@@ -272,18 +266,14 @@ def reservation_commit(*, reservation_id: UUID) -> Reservation:
             reservation.status = Reservation.Status.COMMITTED
             reservation.updated_at = now
         else:
-            reservation = Reservation.objects.using(ALIAS).get(pk=reservation_id)
+            reservation = Reservation.objects.get(pk=reservation_id)
         reservation.keep_lines(rows)
         lines = {row.sku: row.quantity for row in reservation.line_items}
         for sku, quantity in lines.items():
-            moved = (
-                StockItem.objects.using(ALIAS)
-                .filter(sku=sku, reserved__gte=quantity)
-                .update(
-                    on_hand=F("on_hand") - quantity,
-                    reserved=F("reserved") - quantity,
-                    updated_at=now,
-                )
+            moved = StockItem.objects.filter(sku=sku, reserved__gte=quantity).update(
+                on_hand=F("on_hand") - quantity,
+                reserved=F("reserved") - quantity,
+                updated_at=now,
             )
             if not moved:
                 # Only a hand edit of the stock table can cause this; refuse
@@ -326,10 +316,8 @@ def _release(reservation_id: UUID, reason: str) -> tuple[Reservation, bool]:
         lines = _reservation_lines(reservation)
         now = timezone.now()
         for sku, quantity in lines.items():
-            restored = (
-                StockItem.objects.using(ALIAS)
-                .filter(sku=sku, reserved__gte=quantity)
-                .update(reserved=F("reserved") - quantity, updated_at=now)
+            restored = StockItem.objects.filter(sku=sku, reserved__gte=quantity).update(
+                reserved=F("reserved") - quantity, updated_at=now
             )
             if not restored:
                 # The stock row was edited or deleted by hand. Releasing must
@@ -342,7 +330,7 @@ def _release(reservation_id: UUID, reason: str) -> tuple[Reservation, bool]:
                 )
         reservation.status = Reservation.Status.RELEASED
         reservation.release_reason = reason
-        reservation.save(using=ALIAS, update_fields=["status", "release_reason", "updated_at"])
+        reservation.save(update_fields=["status", "release_reason", "updated_at"])
         publish(
             inventory.INVENTORY_RELEASED,
             {
@@ -382,16 +370,14 @@ def reservation_return(*, reservation_id: UUID, reason: str = "returned") -> Res
         lines = _reservation_lines(reservation)
         now = timezone.now()
         for sku, quantity in lines.items():
-            restocked = (
-                StockItem.objects.using(ALIAS)
-                .filter(sku=sku)
-                .update(on_hand=F("on_hand") + quantity, updated_at=now)
+            restocked = StockItem.objects.filter(sku=sku).update(
+                on_hand=F("on_hand") + quantity, updated_at=now
             )
             if not restocked:  # the SKU's row was deleted by hand: nothing to put back on
                 logger.warning("Returning reservation %s: no stock row for %s", reservation_id, sku)
         reservation.status = Reservation.Status.RETURNED
         reservation.release_reason = reason
-        reservation.save(using=ALIAS, update_fields=["status", "release_reason", "updated_at"])
+        reservation.save(update_fields=["status", "release_reason", "updated_at"])
         publish(
             inventory.INVENTORY_RETURNED,
             {
@@ -408,8 +394,7 @@ def reservations_release_expired(*, now: datetime | None = None, limit: int = 50
     """Release held reservations whose time ran out (reason `expired`); return how many."""
     now = now or timezone.now()
     due = list(
-        Reservation.objects.using(ALIAS)
-        .filter(status=Reservation.Status.HELD, expires_at__lte=now)
+        Reservation.objects.filter(status=Reservation.Status.HELD, expires_at__lte=now)
         .order_by("expires_at")
         .values_list("id", flat=True)[:limit]
     )

@@ -32,8 +32,6 @@ def seed() -> str:
     created = 0
     for sku in skus:
         with transaction.atomic(using=ALIAS):
-            _, new = StockItem.objects.using(ALIAS).get_or_create(
-                sku=sku, defaults={"on_hand": DEMO_ON_HAND}
-            )
+            _, new = StockItem.objects.get_or_create(sku=sku, defaults={"on_hand": DEMO_ON_HAND})
         created += new
     return f"{len(skus)} SKUs stocked ({created} new, {DEMO_ON_HAND} units each)"

@@ -6,7 +6,6 @@ from uuid import UUID
 
 from cleave.core.errors import NotFound
 
-from .apps import ALIAS
 from .models import Reservation, StockItem
 
 
@@ -15,16 +14,14 @@ def stock_get(*, sku: str) -> StockItem:
     # A SKU with a NUL byte (which PostgreSQL refuses even to compare) or
     # longer than the column names no stock: not found, without asking.
     if "\x00" not in sku and len(sku) <= StockItem._meta.get_field("sku").max_length:
-        item = StockItem.objects.using(ALIAS).filter(sku=sku).first()
+        item = StockItem.objects.filter(sku=sku).first()
     if item is None:
         raise NotFound(f"No stock is kept for SKU {sku}.")
     return item
 
 
 def reservation_get(*, reservation_id: UUID) -> Reservation:
-    reservation = (
-        Reservation.objects.using(ALIAS).prefetch_related("lines").filter(pk=reservation_id).first()
-    )
+    reservation = Reservation.objects.prefetch_related("lines").filter(pk=reservation_id).first()
     if reservation is None:
         raise NotFound(f"No reservation {reservation_id}.")
     return reservation
@@ -33,8 +30,7 @@ def reservation_get(*, reservation_id: UUID) -> Reservation:
 def reservation_get_by_key(*, idempotency_key: str) -> Reservation:
     """The reservation made with this idempotency key."""
     reservation = (
-        Reservation.objects.using(ALIAS)
-        .prefetch_related("lines")
+        Reservation.objects.prefetch_related("lines")
         .filter(idempotency_key=idempotency_key)
         .first()
     )

@@ -39,7 +39,7 @@ def _send_after_commit(
 
 
 def _locked_recipient(customer_id: UUID) -> Recipient | None:
-    return Recipient.objects.using(ALIAS).select_for_update().filter(pk=customer_id).first()
+    return Recipient.objects.select_for_update().filter(pk=customer_id).first()
 
 
 def recipient_upsert(
@@ -63,11 +63,9 @@ def recipient_upsert(
         recipient.email, recipient.name = email, name
         if verified is not None:
             recipient.verified_at = (recipient.verified_at or timezone.now()) if verified else None
-        recipient.save(using=ALIAS)
+        recipient.save()
         waiting = list(
-            Notification.objects.using(ALIAS).filter(
-                customer_id=customer_id, status=Notification.Status.PENDING
-            )
+            Notification.objects.filter(customer_id=customer_id, status=Notification.Status.PENDING)
         )
         _send_after_commit(waiting)
     return recipient
@@ -84,8 +82,8 @@ def recipient_verified(*, customer_id: UUID, email: str) -> Recipient | None:
             return recipient
         if recipient.verified_at is None:
             recipient.verified_at = timezone.now()
-            recipient.save(using=ALIAS, update_fields=["verified_at"])
-        Notification.objects.using(ALIAS).filter(
+            recipient.save(update_fields=["verified_at"])
+        Notification.objects.filter(
             customer_id=customer_id,
             kind=Notification.Kind.VERIFY_EMAIL,
             status__in=(Notification.Status.PENDING, Notification.Status.FAILED),
@@ -101,11 +99,11 @@ def recipient_erase(*, customer_id: UUID) -> None:
     """
     now = timezone.now()
     with transaction.atomic(using=ALIAS):
-        Recipient.objects.using(ALIAS).update_or_create(
+        Recipient.objects.update_or_create(
             customer_id=customer_id,
             defaults={"email": "", "name": "", "verified_at": None, "erased_at": now},
         )
-        mine = Notification.objects.using(ALIAS).filter(customer_id=customer_id)
+        mine = Notification.objects.filter(customer_id=customer_id)
         mine.exclude(status=Notification.Status.SENT).update(
             status=Notification.Status.CANCELLED, error="the customer was deleted"
         )
@@ -135,7 +133,7 @@ def notification_create(
         try:
             # insert first: the unique (event, kind) key refuses a repeat
             with transaction.atomic(using=ALIAS):
-                notification = Notification.objects.using(ALIAS).create(
+                notification = Notification.objects.create(
                     event_id=event_id,
                     kind=kind,
                     customer_id=customer_id,
@@ -145,7 +143,7 @@ def notification_create(
                     body=body,
                 )
         except IntegrityError:
-            return Notification.objects.using(ALIAS).get(event_id=event_id, kind=kind), False
+            return Notification.objects.get(event_id=event_id, kind=kind), False
         _send_after_commit([notification], recipient)
     return notification, True
 
@@ -158,7 +156,7 @@ def notification_send(*, notification_id: UUID) -> Notification:
     later); a mail failure marks it failed with the error. Never raises for a
     delivery problem.
     """
-    notification = Notification.objects.using(ALIAS).filter(pk=notification_id).first()
+    notification = Notification.objects.filter(pk=notification_id).first()
     if notification is None:
         raise NotFound(f"No notification {notification_id}.")
     return _send(notification)
@@ -167,13 +165,11 @@ def notification_send(*, notification_id: UUID) -> Notification:
 def _send(notification: Notification, recipient: Recipient | None = None) -> Notification:
     if notification.status in (Notification.Status.SENT, Notification.Status.CANCELLED):
         return notification
-    unsent = (
-        Notification.objects.using(ALIAS)
-        .filter(pk=notification.pk)
-        .exclude(status__in=(Notification.Status.SENT, Notification.Status.CANCELLED))
+    unsent = Notification.objects.filter(pk=notification.pk).exclude(
+        status__in=(Notification.Status.SENT, Notification.Status.CANCELLED)
     )
     if recipient is None:
-        recipient = Recipient.objects.using(ALIAS).filter(pk=notification.customer_id).first()
+        recipient = Recipient.objects.filter(pk=notification.customer_id).first()
     stop = _why_not_send(notification, recipient)
     if stop:
         with transaction.atomic(using=ALIAS):
@@ -204,7 +200,7 @@ def _send(notification: Notification, recipient: Recipient | None = None) -> Not
         for name, value in outcome.items():
             setattr(notification, name, value)
     else:  # sent meanwhile by another delivery
-        notification.refresh_from_db(using=ALIAS)
+        notification.refresh_from_db()
     return notification
 
 

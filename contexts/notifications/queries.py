@@ -6,19 +6,14 @@ from uuid import UUID
 
 from django.db.models import QuerySet
 
-from .apps import ALIAS
 from .models import Notification, Recipient
 
 
 def notification_list(*, customer_id: UUID) -> QuerySet[Notification]:
     """A customer's own notifications, newest first."""
-    return (
-        Notification.objects.using(ALIAS)
-        .filter(customer_id=customer_id)
-        .order_by("-created_at", "-id")
-    )
+    return Notification.objects.filter(customer_id=customer_id).order_by("-created_at", "-id")
 
 
 def recipient_get(*, customer_id: UUID) -> Recipient | None:
     """Where to write to a customer, or None before they are known here."""
-    return Recipient.objects.using(ALIAS).filter(pk=customer_id).first()
+    return Recipient.objects.filter(pk=customer_id).first()

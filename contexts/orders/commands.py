@@ -39,16 +39,16 @@ class EmptyCart(Invalid):
 
 def cart_ensure(*, customer_id: UUID) -> Cart:
     """Return the customer's cart, creating it on first use."""
-    cart = Cart.objects.using(ALIAS).filter(customer_id=customer_id).first()
+    cart = Cart.objects.filter(customer_id=customer_id).first()
     if cart is not None:
         return cart
     try:
         with transaction.atomic(using=ALIAS):
-            return Cart.objects.using(ALIAS).create(
+            return Cart.objects.create(
                 id=queries.cart_id_for(customer_id=customer_id), customer_id=customer_id
             )
     except IntegrityError:  # created concurrently (e.g. by the user.created handler)
-        return Cart.objects.using(ALIAS).get(customer_id=customer_id)
+        return Cart.objects.get(customer_id=customer_id)
 
 
 def _product(product_id: UUID) -> dict:
@@ -78,14 +78,9 @@ def cart_add_item(*, customer_id: UUID, product_id: UUID, quantity: int) -> Cart
     product = _product(product_id)
     cart = cart_ensure(customer_id=customer_id)
     with transaction.atomic(using=ALIAS):
-        item = (
-            CartItem.objects.using(ALIAS)
-            .select_for_update()
-            .filter(cart=cart, product_id=product_id)
-            .first()
-        )
+        item = CartItem.objects.select_for_update().filter(cart=cart, product_id=product_id).first()
         if item is None:
-            item = CartItem.objects.using(ALIAS).create(
+            item = CartItem.objects.create(
                 cart=cart,
                 product_id=product_id,
                 sku=product["sku"],
@@ -105,14 +100,13 @@ def cart_add_item(*, customer_id: UUID, product_id: UUID, quantity: int) -> Cart
                 )
             item.quantity += quantity
             item.unit_price = product["price"]
-            item.save(using=ALIAS, update_fields=["quantity", "unit_price"])
+            item.save(update_fields=["quantity", "unit_price"])
     return item
 
 
 def _own_item(customer_id: UUID, item_id: UUID) -> CartItem:
     item = (
-        CartItem.objects.using(ALIAS)
-        .select_for_update()
+        CartItem.objects.select_for_update()
         .filter(pk=item_id, cart__customer_id=customer_id)
         .first()
     )
@@ -130,7 +124,7 @@ def cart_update_item(*, customer_id: UUID, item_id: UUID, quantity: int) -> Cart
     with transaction.atomic(using=ALIAS):
         item = _own_item(customer_id, item_id)
         item.quantity = quantity
-        item.save(using=ALIAS, update_fields=["quantity"])
+        item.save(update_fields=["quantity"])
     return item
 
 
@@ -168,25 +162,20 @@ def order_checkout(
             return _replayed(existing, payment_method=payment_method), False
     try:
         with transaction.atomic(using=ALIAS):
-            cart = (
-                Cart.objects.using(ALIAS)
-                .select_for_update()
-                .filter(customer_id=customer_id)
-                .first()
-            )
+            cart = Cart.objects.select_for_update().filter(customer_id=customer_id).first()
             if idempotency_key:
                 # asked again under the lock: a racer with the key committed meanwhile
                 existing = _order_by_key(customer_id, idempotency_key)
                 if existing is not None:
                     return _replayed(existing, payment_method=payment_method), False
-            items = list(cart.items.using(ALIAS).all()) if cart else []
+            items = list(cart.items.all()) if cart else []
             if not items:
                 raise EmptyCart("Add products to the cart before checking out.")
             currencies = {item.currency for item in items}
             if len(currencies) != 1:
                 raise Invalid("The cart mixes currencies.", code="mixed-currencies")
             saga_id = uuid.uuid4()
-            order = Order.objects.using(ALIAS).create(
+            order = Order.objects.create(
                 customer_id=customer_id,
                 total=sum((item.line_total for item in items), Decimal("0")),
                 currency=currencies.pop(),
@@ -194,7 +183,7 @@ def order_checkout(
                 idempotency_key=idempotency_key or None,
                 saga_id=saga_id,
             )
-            lines = OrderLine.objects.using(ALIAS).bulk_create(
+            lines = OrderLine.objects.bulk_create(
                 [
                     OrderLine(
                         order=order,
@@ -208,7 +197,7 @@ def order_checkout(
                     for item in items
                 ]
             )
-            CartItem.objects.using(ALIAS).filter(cart=cart).delete()
+            CartItem.objects.filter(cart=cart).delete()
             publish(
                 orders.ORDER_PLACED,
                 {
@@ -260,11 +249,11 @@ def _replayed(order: Order, *, payment_method: str) -> Order:
 
 
 def _order_by_key(customer_id: UUID, key: str) -> Order | None:
-    return Order.objects.using(ALIAS).filter(customer_id=customer_id, idempotency_key=key).first()
+    return Order.objects.filter(customer_id=customer_id, idempotency_key=key).first()
 
 
 def _locked_order(order_id: UUID) -> Order:
-    order = Order.objects.using(ALIAS).select_for_update().filter(pk=order_id).first()
+    order = Order.objects.select_for_update().filter(pk=order_id).first()
     if order is None:
         raise NotFound(f"No order {order_id}.")
     return order
@@ -278,8 +267,8 @@ def order_placed(*, order_id: UUID) -> tuple[Order, list[OrderLine]]:
     transaction that `order_confirm()` joins, so that transaction holds its
     write lock only to decide and publish.
     """
-    lines = list(OrderLine.objects.using(ALIAS).filter(order_id=order_id).select_related("order"))
-    order = lines[0].order if lines else Order.objects.using(ALIAS).filter(pk=order_id).first()
+    lines = list(OrderLine.objects.filter(order_id=order_id).select_related("order"))
+    order = lines[0].order if lines else Order.objects.filter(pk=order_id).first()
     if order is None:
         raise NotFound(f"No order {order_id}.")
     return order, lines
@@ -302,19 +291,15 @@ def order_confirm(
     with transaction.atomic(using=ALIAS):
         now = timezone.now()
         # conditional, so it takes the row lock and decides in one statement
-        confirmed = (
-            Order.objects.using(ALIAS)
-            .filter(pk=order_id, status=Order.Status.PENDING)
-            .update(
-                status=Order.Status.CONFIRMED,
-                payment_id=payment_id,
-                reservation_id=reservation_id,
-                confirmed_at=now,
-                updated_at=now,
-            )
+        confirmed = Order.objects.filter(pk=order_id, status=Order.Status.PENDING).update(
+            status=Order.Status.CONFIRMED,
+            payment_id=payment_id,
+            reservation_id=reservation_id,
+            confirmed_at=now,
+            updated_at=now,
         )
         if not confirmed:
-            current = Order.objects.using(ALIAS).filter(pk=order_id).first()
+            current = Order.objects.filter(pk=order_id).first()
             if current is None:
                 raise NotFound(f"No order {order_id}.")
             if current.status == Order.Status.CONFIRMED:
@@ -368,7 +353,6 @@ def order_cancel(
         order.reservation_id = reservation_id or order.reservation_id
         order.cancelled_at = timezone.now()
         order.save(
-            using=ALIAS,
             update_fields=[
                 "status",
                 "cancellation_reason",
@@ -407,10 +391,7 @@ def order_request_cancel(*, customer_id: UUID, order_id: UUID) -> Order:
     reason = Order.CancellationReason.CUSTOMER_REQUEST
     with transaction.atomic(using=ALIAS):
         order = (
-            Order.objects.using(ALIAS)
-            .select_for_update()
-            .filter(pk=order_id, customer_id=customer_id)
-            .first()
+            Order.objects.select_for_update().filter(pk=order_id, customer_id=customer_id).first()
         )
         if order is None:
             raise NotFound(f"No order {order_id}.")
@@ -454,7 +435,7 @@ def order_refund(
         raise Invalid(
             f"Unknown cancellation reason {reason!r}.", errors={"reason": ["Unknown reason."]}
         )
-    order = Order.objects.using(ALIAS).filter(pk=order_id).first()
+    order = Order.objects.filter(pk=order_id).first()
     if order is None:
         raise NotFound(f"No order {order_id}.")
     if order.status == Order.Status.CANCELLED:
@@ -462,7 +443,7 @@ def order_refund(
     if order.saga_id is None:
         raise Conflict(f"Order {order_id} has no checkout saga to compensate.", code="no-saga")
     sagas.compensate(ALIAS, order.saga_id, reason)
-    order.refresh_from_db(using=ALIAS)
+    order.refresh_from_db()
     return order
 
 
@@ -475,9 +456,7 @@ def customer_checkouts_cancel(*, customer_id: UUID, reason: str) -> int:
     customer): each saga is asked to compensate, and its order ends
     cancelled with `reason`. Confirmed orders are kept. Returns how many.
     """
-    pending = list(
-        Order.objects.using(ALIAS).filter(customer_id=customer_id, status=Order.Status.PENDING)
-    )
+    pending = list(Order.objects.filter(customer_id=customer_id, status=Order.Status.PENDING))
     for order in pending:
         _cancel_pending(order, reason)
     return len(pending)
@@ -493,8 +472,8 @@ def customer_forget(*, customer_id: UUID) -> UUID:
     """
     pseudonym = uuid.uuid4()
     with transaction.atomic(using=ALIAS):
-        Cart.objects.using(ALIAS).filter(customer_id=customer_id).delete()
-        Order.objects.using(ALIAS).filter(customer_id=customer_id).update(
+        Cart.objects.filter(customer_id=customer_id).delete()
+        Order.objects.filter(customer_id=customer_id).update(
             customer_id=pseudonym, payment_method="", idempotency_key=None
         )
         redact(

@@ -11,7 +11,6 @@ from django.db.models import QuerySet
 
 from cleave.core.errors import NotFound
 
-from .apps import ALIAS
 from .models import Cart, Order
 
 # A customer's cart id is derived from the customer's, so that reading a cart
@@ -26,7 +25,7 @@ def cart_id_for(*, customer_id: UUID) -> UUID:
 
 def cart_for_customer(*, customer_id: UUID) -> dict:
     """The customer's cart as the API shows it; an empty one if it was never created."""
-    cart = Cart.objects.using(ALIAS).filter(customer_id=customer_id).first()
+    cart = Cart.objects.filter(customer_id=customer_id).first()
     if cart is not None:
         return cart_contents(cart=cart)
     return {
@@ -39,7 +38,7 @@ def cart_for_customer(*, customer_id: UUID) -> dict:
 
 def cart_contents(*, cart: Cart) -> dict:
     """The cart with its items, their total and its currency."""
-    items = list(cart.items.using(ALIAS).all())
+    items = list(cart.items.all())
     return {
         "id": cart.id,
         "items": items,
@@ -50,8 +49,7 @@ def cart_contents(*, cart: Cart) -> dict:
 
 def orders_for_customer(*, customer_id: UUID) -> QuerySet[Order]:
     return (
-        Order.objects.using(ALIAS)
-        .filter(customer_id=customer_id)
+        Order.objects.filter(customer_id=customer_id)
         .prefetch_related("lines")
         .order_by("-created_at", "-id")
     )

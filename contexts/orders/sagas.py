@@ -61,7 +61,7 @@ def _found(response: ServiceResponse) -> dict | None:
 
 def place_order(saga: SagaContext) -> dict:
     """Done by the checkout transaction itself (`completed_steps=1`); kept as a guard."""
-    order = Order.objects.using(commands.ALIAS).get(pk=saga.data["order_id"])
+    order = Order.objects.get(pk=saga.data["order_id"])
     if order.status != Order.Status.PENDING:
         raise StepFailed("customer_request", f"order is already {order.status}")
     return {}

@@ -78,7 +78,7 @@ def _valid_key(idempotency_key: str | None, field: str = "Idempotency-Key") -> s
 
 
 def _by_key(idempotency_key: str) -> Payment | None:
-    return Payment.objects.using(ALIAS).filter(idempotency_key=idempotency_key).first()
+    return Payment.objects.filter(idempotency_key=idempotency_key).first()
 
 
 def _reference(payment: Payment) -> str:
@@ -149,7 +149,7 @@ def payment_charge(
     try:
         # a repeated key fails on the unique index: the first attempt is returned
         with transaction.atomic(using=ALIAS):
-            payment = Payment.objects.using(ALIAS).create(
+            payment = Payment.objects.create(
                 order_id=order_id,
                 customer_id=customer_id,
                 amount=amount,
@@ -191,15 +191,11 @@ def _settle(payment: Payment, status: str, failure_reason: str, provider_referen
     now = timezone.now()
     with transaction.atomic(using=ALIAS):
         # conditional: a void that settled the payment meanwhile wins
-        settled = (
-            Payment.objects.using(ALIAS)
-            .filter(pk=payment.id, status=Payment.Status.PENDING)
-            .update(
-                status=status,
-                failure_reason=failure_reason,
-                provider_reference=provider_reference,
-                updated_at=now,
-            )
+        settled = Payment.objects.filter(pk=payment.id, status=Payment.Status.PENDING).update(
+            status=status,
+            failure_reason=failure_reason,
+            provider_reference=provider_reference,
+            updated_at=now,
         )
         if settled:
             payment.status = status
@@ -208,7 +204,7 @@ def _settle(payment: Payment, status: str, failure_reason: str, provider_referen
             payment.updated_at = now
             _publish_outcome(payment)
             return payment
-    payment = Payment.objects.using(ALIAS).get(pk=payment.id)
+    payment = Payment.objects.get(pk=payment.id)
     if status == Payment.Status.CAPTURED:
         # The caller gave up and voided this payment while the provider was
         # still answering, and the provider did capture: give the money back.
@@ -219,12 +215,11 @@ def _settle(payment: Payment, status: str, failure_reason: str, provider_referen
 def _refund_late_capture(payment: Payment, provider_reference: str) -> Payment:
     logger.warning("Payment %s was captured after it was voided; refunding it", payment.id)
     with transaction.atomic(using=ALIAS):
-        payment = Payment.objects.using(ALIAS).select_for_update().get(pk=payment.id)
+        payment = Payment.objects.select_for_update().get(pk=payment.id)
         payment.status = Payment.Status.CAPTURED
         payment.provider_reference = provider_reference
         payment.failure_reason = ""
         payment.save(
-            using=ALIAS,
             update_fields=["status", "failure_reason", "provider_reference", "updated_at"],
         )
         publish(payments.PAYMENT_COMPLETED, _event_data(payment))
@@ -260,7 +255,7 @@ def payment_void(
     if payment is None:
         try:
             with transaction.atomic(using=ALIAS):
-                return Payment.objects.using(ALIAS).create(
+                return Payment.objects.create(
                     order_id=order_id,
                     customer_id=customer_id,
                     amount=amount,
@@ -296,14 +291,13 @@ def _resolve_pending(payment: Payment) -> Payment:
     else:
         status, failure_reason, provider_reference = _from_result(result)
     with transaction.atomic(using=ALIAS):
-        payment = Payment.objects.using(ALIAS).select_for_update().get(pk=payment.id)
+        payment = Payment.objects.select_for_update().get(pk=payment.id)
         if payment.status != Payment.Status.PENDING:
             return payment  # the charging call settled it meanwhile
         payment.status = status
         payment.failure_reason = failure_reason
         payment.provider_reference = provider_reference
         payment.save(
-            using=ALIAS,
             update_fields=["status", "failure_reason", "provider_reference", "updated_at"],
         )
         _publish_outcome(payment)
@@ -317,7 +311,7 @@ def payment_refund(*, payment_id: UUID) -> Payment:
     A refunded payment is returned as is; so is a declined or failed one, as
     there is nothing to refund.
     """
-    payment = Payment.objects.using(ALIAS).filter(pk=payment_id).first()
+    payment = Payment.objects.filter(pk=payment_id).first()
     if payment is None:
         raise NotFound(f"No payment {payment_id}.")
     if payment.status != Payment.Status.CAPTURED:
@@ -333,10 +327,10 @@ def payment_refund(*, payment_id: UUID) -> Payment:
             f"The payment provider could not refund payment {payment_id}; try again."
         ) from exc
     with transaction.atomic(using=ALIAS):
-        payment = Payment.objects.using(ALIAS).select_for_update().get(pk=payment_id)
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
         if payment.status == Payment.Status.CAPTURED:
             payment.status = Payment.Status.REFUNDED
             payment.refunded_at = timezone.now()
-            payment.save(using=ALIAS, update_fields=["status", "refunded_at", "updated_at"])
+            payment.save(update_fields=["status", "refunded_at", "updated_at"])
             publish(payments.PAYMENT_REFUNDED, _event_data(payment))
     return payment

@@ -6,13 +6,12 @@ from uuid import UUID
 
 from cleave.core.errors import NotFound
 
-from .apps import ALIAS
 from .models import Payment
 
 
 def payment_get_for_customer(*, payment_id: UUID, customer_id: UUID) -> Payment:
     """A customer's own payment; another customer's is not found, not forbidden."""
-    payment = Payment.objects.using(ALIAS).filter(pk=payment_id, customer_id=customer_id).first()
+    payment = Payment.objects.filter(pk=payment_id, customer_id=customer_id).first()
     if payment is None:
         raise NotFound(f"No payment {payment_id}.")
     return payment
@@ -20,7 +19,7 @@ def payment_get_for_customer(*, payment_id: UUID, customer_id: UUID) -> Payment:
 
 def payment_get_by_key(*, idempotency_key: str) -> Payment:
     """The payment a charge with this idempotency key made (or is making)."""
-    payment = Payment.objects.using(ALIAS).filter(idempotency_key=idempotency_key).first()
+    payment = Payment.objects.filter(idempotency_key=idempotency_key).first()
     if payment is None:
         raise NotFound(f"No payment was charged with idempotency key {idempotency_key!r}.")
     return payment

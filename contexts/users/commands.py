@@ -99,9 +99,7 @@ def customer_register(*, email: str, password: str, name: str) -> Customer:
         with transaction.atomic(using=ALIAS):
             if _taken(email):
                 raise _email_taken(email)
-            customer = Customer.objects.using(ALIAS).create(
-                email=email, name=name.strip(), password=hashed
-            )
+            customer = Customer.objects.create(email=email, name=name.strip(), password=hashed)
             publish(
                 users.USER_CREATED,
                 {
@@ -125,7 +123,7 @@ def _email_taken(email: str) -> Conflict:
 
 def _taken(email: str, *, besides: UUID | None = None) -> bool:
     """Whether a customer (other than `besides`) has `email`, or holds it reserved."""
-    holders = Customer.objects.using(ALIAS).filter(Q(email=email) | Q(previous_email=email))
+    holders = Customer.objects.filter(Q(email=email) | Q(previous_email=email))
     if besides is not None:
         holders = holders.exclude(pk=besides)
     return holders.exists()
@@ -187,7 +185,7 @@ def customer_verify(*, token: str) -> Customer:
     except (signing.BadSignature, KeyError, TypeError, ValueError) as exc:
         raise InvalidVerificationToken("The verification token is not valid.") from exc
     with transaction.atomic(using=ALIAS):
-        customer = Customer.objects.using(ALIAS).select_for_update().filter(pk=customer_id).first()
+        customer = Customer.objects.select_for_update().filter(pk=customer_id).first()
         if customer is None or customer.email != email:
             raise InvalidVerificationToken(
                 "The verification token is for an address this account no longer has."
@@ -196,9 +194,7 @@ def customer_verify(*, token: str) -> Customer:
             customer.email_verified_at = timezone.now()
             # the new address is proven: the one it replaced is free again
             customer.previous_email = None
-            customer.save(
-                using=ALIAS, update_fields=["email_verified_at", "previous_email", "updated_at"]
-            )
+            customer.save(update_fields=["email_verified_at", "previous_email", "updated_at"])
             publish(
                 users.USER_VERIFIED,
                 {
@@ -254,7 +250,7 @@ def customer_update(
                 changed.append("email")
             if not changed:
                 return customer
-            customer.save(using=ALIAS)
+            customer.save()
             publish(
                 users.USER_UPDATED,
                 {
@@ -298,7 +294,7 @@ def customer_change_password(
     with transaction.atomic(using=ALIAS):
         customer = _locked(customer_id)
         customer.password = hashed
-        customer.save(using=ALIAS, update_fields=["password", "updated_at"])
+        customer.save(update_fields=["password", "updated_at"])
         _revoke_refresh_tokens(customer)
         changed_at = token_instant()
         revocations.revoke(
@@ -310,7 +306,7 @@ def customer_change_password(
 
 def _check_own_password(customer_id: UUID, password: str, refusal: str) -> None:
     """The customer's password, asked again before a change that needs it (WrongPassword)."""
-    customer = Customer.objects.using(ALIAS).filter(pk=customer_id).first()
+    customer = Customer.objects.filter(pk=customer_id).first()
     db.release(ALIAS)  # the connection goes back to its pool while the password is checked
     if customer is None:
         raise NotFound(f"No customer {customer_id}.")
@@ -319,7 +315,7 @@ def _check_own_password(customer_id: UUID, password: str, refusal: str) -> None:
 
 
 def _locked(customer_id: UUID) -> Customer:
-    customer = Customer.objects.using(ALIAS).select_for_update().filter(pk=customer_id).first()
+    customer = Customer.objects.select_for_update().filter(pk=customer_id).first()
     if customer is None:
         raise NotFound(f"No customer {customer_id}.")
     return customer
@@ -338,7 +334,7 @@ def _dummy_hash() -> str:
 
 def customer_authenticate(*, email: str, password: str) -> dict:
     """Return a token pair for valid credentials of an active customer."""
-    customer = Customer.objects.using(ALIAS).filter(email=normalize_email(email)).first()
+    customer = Customer.objects.filter(email=normalize_email(email)).first()
     db.release(ALIAS)  # the connection goes back to its pool while the password is checked
     if customer is None:
         check_password(password, _dummy_hash())
@@ -347,7 +343,7 @@ def customer_authenticate(*, email: str, password: str) -> dict:
         raise InvalidCredentials("The email or password is wrong.")
     with transaction.atomic(using=ALIAS):
         # a password change or a block committed while the password was checked wins
-        current = Customer.objects.using(ALIAS).select_for_update().filter(pk=customer.pk).first()
+        current = Customer.objects.select_for_update().filter(pk=customer.pk).first()
         if current is None or current.password != customer.password or not current.is_active:
             raise InvalidCredentials("The email or password is wrong.")
         return _issue_tokens(current)
@@ -369,8 +365,7 @@ def customer_refresh_tokens(*, refresh: str) -> dict:
     now = timezone.now()
     with transaction.atomic(using=ALIAS):
         issued = (
-            RefreshToken.objects.using(ALIAS)
-            .select_for_update()
+            RefreshToken.objects.select_for_update()
             .select_related("customer")
             .filter(pk=jti, customer_id=customer_id)
             .first()
@@ -379,12 +374,12 @@ def customer_refresh_tokens(*, refresh: str) -> dict:
             raise InvalidCredentials("The refresh token is no longer valid.")
         if issued.used_at is not None:
             # committed before the refusal is raised: the family stays revoked
-            RefreshToken.objects.using(ALIAS).filter(family=issued.family).update(revoked_at=now)
+            RefreshToken.objects.filter(family=issued.family).update(revoked_at=now)
             reused = True
         else:
             reused = False
             issued.used_at = now
-            issued.save(using=ALIAS, update_fields=["used_at"])
+            issued.save(update_fields=["used_at"])
             if not issued.customer.is_active:
                 raise InvalidCredentials("The refresh token is no longer valid.")
             tokens = _issue_tokens(issued.customer, family=issued.family)
@@ -403,10 +398,10 @@ def _issue_tokens(
     """A token pair whose refresh token is recorded (a new family for a new sign-in)."""
     family = family or uuid4()
     jti = uuid4().hex
-    RefreshToken.objects.using(ALIAS).filter(
+    RefreshToken.objects.filter(
         customer=customer, expires_at__lt=timezone.now()
     ).delete()  # the customer's expired ones: nothing can use them any more
-    RefreshToken.objects.using(ALIAS).create(
+    RefreshToken.objects.create(
         jti=jti,
         family=family,
         customer=customer,
@@ -418,7 +413,7 @@ def _issue_tokens(
 
 
 def _revoke_refresh_tokens(customer: Customer) -> None:
-    RefreshToken.objects.using(ALIAS).filter(customer=customer, revoked_at__isnull=True).update(
+    RefreshToken.objects.filter(customer=customer, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
 
@@ -432,7 +427,7 @@ def customer_block(*, customer_id: UUID) -> Customer:
         customer = _locked(customer_id)
         if customer.status != Customer.Status.BLOCKED:
             customer.status = Customer.Status.BLOCKED
-            customer.save(using=ALIAS, update_fields=["status", "updated_at"])
+            customer.save(update_fields=["status", "updated_at"])
             _revoke_refresh_tokens(customer)
             revocations.revoke(customer.id, alias=ALIAS, reason=users.USER_BLOCKED.name)
             publish(users.USER_BLOCKED, {"customer_id": customer.id})
@@ -454,7 +449,7 @@ def customer_delete(*, customer_id: UUID, password: str | None = None) -> None:
         _check_own_password(customer_id, password, "The password is wrong.")
     with transaction.atomic(using=ALIAS):
         customer = _locked(customer_id)
-        customer.delete(using=ALIAS)
+        customer.delete()
         revocations.revoke(customer_id, alias=ALIAS, reason=users.USER_DELETED.name)
         publish(users.USER_DELETED, {"customer_id": customer_id, "deleted_at": timezone.now()})
         redact(

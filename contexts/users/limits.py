@@ -88,9 +88,7 @@ def _refuse(waits: list[float], detail: str) -> None:
 def check(counters: list[Counter], *, detail: str) -> None:
     """Raise Throttled when a counter has reached its limit; count nothing (no write)."""
     now = timezone.now()
-    rows = AttemptCount.objects.using(ALIAS).filter(
-        pk__in=[c.key for c in counters], expires_at__gt=now
-    )
+    rows = AttemptCount.objects.filter(pk__in=[c.key for c in counters], expires_at__gt=now)
     found = {row.key: row for row in rows}
     _refuse(
         [
@@ -115,7 +113,7 @@ def _count(counters: list[Counter]) -> list[float]:
     now = timezone.now()
     waits: list[float] = []
     with transaction.atomic(using=ALIAS):
-        AttemptCount.objects.using(ALIAS).filter(expires_at__lte=now).delete()
+        AttemptCount.objects.filter(expires_at__lte=now).delete()
         for counter in sorted(counters, key=lambda c: c.key):  # one order: no deadlock
             expires_at = now + timedelta(seconds=counter.window)
             inserted = db.insert(
@@ -127,11 +125,11 @@ def _count(counters: list[Counter]) -> list[float]:
             if inserted:
                 count = 1
             else:
-                row = AttemptCount.objects.using(ALIAS).select_for_update().get(pk=counter.key)
+                row = AttemptCount.objects.select_for_update().get(pk=counter.key)
                 if row.expires_at <= now:  # the window ended: a new one starts
                     row.count, row.expires_at = 0, expires_at
                 row.count += 1
-                row.save(using=ALIAS, update_fields=["count", "expires_at"])
+                row.save(update_fields=["count", "expires_at"])
                 count, expires_at = row.count, row.expires_at
             if count > counter.limit:
                 waits.append((expires_at - now).total_seconds())
@@ -142,17 +140,16 @@ def give_back(counters: list[Counter], *, clear: tuple[Counter, ...] = ()) -> No
     """The attempt did not fail: it no longer counts; the counts of `clear` start again."""
     now = timezone.now()
     with transaction.atomic(using=ALIAS):
-        AttemptCount.objects.using(ALIAS).filter(pk__in=[c.key for c in clear]).delete()
+        AttemptCount.objects.filter(pk__in=[c.key for c in clear]).delete()
         for counter in sorted(set(counters) - set(clear), key=lambda c: c.key):
             row = (
-                AttemptCount.objects.using(ALIAS)
-                .select_for_update()
+                AttemptCount.objects.select_for_update()
                 .filter(pk=counter.key, expires_at__gt=now, count__gt=0)
                 .first()
             )
             if row is not None:
                 row.count -= 1
-                row.save(using=ALIAS, update_fields=["count"])
+                row.save(update_fields=["count"])
 
 
 @contextmanager

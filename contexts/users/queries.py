@@ -7,13 +7,12 @@ from uuid import UUID
 
 from cleave.core.errors import NotFound
 
-from .apps import ALIAS
 from .emails import UnacceptableEmail, normalize_email
 from .models import Customer
 
 
 def customer_get(*, customer_id: UUID) -> Customer:
-    customer = Customer.objects.using(ALIAS).filter(pk=customer_id).first()
+    customer = Customer.objects.filter(pk=customer_id).first()
     if customer is None:
         raise NotFound(f"No customer {customer_id}.")
     return customer
@@ -47,7 +46,7 @@ def customer_list(
     (`ann*`); either way after the normalisation every stored address went
     through (`.emails`: case, NFKC, invisible characters).
     """
-    rows = Customer.objects.using(ALIAS).all()
+    rows = Customer.objects.all()
     if email:
         try:
             email = normalize_email(email)

@@ -17,6 +17,8 @@ from contexts.users.emails import UnacceptableEmail, normalize_email
 
 def normalize_existing(apps, schema_editor):
     customer = apps.get_model("users", "Customer")
+    # the database being migrated, as the schema editor names it (Django's rule for
+    # RunPython), not the one the router would pick for the model
     alias = schema_editor.connection.alias
     rows = list(customer.objects.using(alias).order_by("created_at", "id").values_list("id", "email"))
     taken = {email for _id, email in rows}
