@@ -150,11 +150,12 @@ def order_checkout(
     """
     Turn the cart into a pending order and start the checkout saga.
 
-    Returns (order, created). The same `idempotency_key` from the same customer
-    returns the first order and starts nothing, also to requests that race
-    the first: they wait for the cart's lock, which the first holds until it
-    commits, and then find its order under the key (and not the cart it
-    emptied, which would answer `empty-cart`).
+    Returns (order, created), the order as it is once committed. The same
+    `idempotency_key` from the same customer returns the first order and
+    starts nothing, also to requests that race the first: they wait for the
+    cart's lock, which the first holds until it commits, and then find its
+    order under the key (and not the cart it emptied, which would answer
+    `empty-cart`).
     """
     if idempotency_key:
         existing = _order_by_key(customer_id, idempotency_key)
@@ -235,6 +236,8 @@ def order_checkout(
         if existing is None:
             raise
         return _replayed(existing, payment_method=payment_method), False
+    # as it is now: the saga's next steps may have run when the order was committed
+    order.refresh_from_db()
     return order, True
 
 
@@ -408,7 +411,10 @@ def order_request_cancel(*, customer_id: UUID, order_id: UUID) -> Order:
                 f"Order {order_id} was already cancelled ({order.cancellation_reason}).",
                 code="order-cancelled",
             )
-        return _cancel_pending(order, reason)
+        order = _cancel_pending(order, reason)
+    if order.status == Order.Status.PENDING:
+        # as it is now: its saga may have compensated when the request was committed
+        order.refresh_from_db()
     return order
 
 

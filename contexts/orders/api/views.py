@@ -150,7 +150,6 @@ class CheckoutView(APIView):
         order, _created = commands.order_checkout(
             customer_id=request.user.id, idempotency_key=key, **data.validated_data
         )
-        order.refresh_from_db()
         body = {"order_id": order.id, "status": order.status, "saga_id": order.saga_id}
         return Response(self.Output(body).data, status=status.HTTP_202_ACCEPTED)
 
@@ -194,6 +193,5 @@ class OrderCancelView(APIView):
     )
     def post(self, request, order_id):
         order = commands.order_request_cancel(customer_id=request.user.id, order_id=order_id)
-        order.refresh_from_db()
         body = {"order_id": order.id, "status": order.status, "saga_id": order.saga_id}
         return Response(OrderStateOutput(body).data, status=status.HTTP_202_ACCEPTED)
