@@ -20,7 +20,7 @@ from contracts import catalog, orders
 
 from . import queries
 from .apps import ALIAS
-from .models import MAX_QUANTITY, Cart, CartItem, Order, OrderLine
+from .models import MAX_QUANTITY, MIN_QUANTITY, Cart, CartItem, Order, OrderLine
 
 CHECKOUT_SAGA = "checkout"
 
@@ -71,10 +71,27 @@ def _product(product_id: UUID) -> dict:
     return data
 
 
+def cart_quantity(quantity: int, *, in_cart: int = 0) -> int:
+    """
+    The quantity asked for a cart line, refused (Invalid, naming `quantity`)
+    outside MIN_QUANTITY..MAX_QUANTITY, or when it would take the `in_cart`
+    the line holds already past MAX_QUANTITY.
+    """
+    if not MIN_QUANTITY <= quantity <= MAX_QUANTITY:
+        bounds = f"from {MIN_QUANTITY} to {MAX_QUANTITY}"
+        raise invalid("quantity", f"Must be {bounds}.", detail=f"Quantity must be {bounds}.")
+    if in_cart + quantity > MAX_QUANTITY:
+        raise invalid(
+            "quantity",
+            f"A cart holds at most {MAX_QUANTITY} of one product.",
+            detail=f"A cart holds at most {MAX_QUANTITY} of one product ({in_cart} are in it).",
+        )
+    return quantity
+
+
 def cart_add_item(*, customer_id: UUID, product_id: UUID, quantity: int) -> CartItem:
     """Add a product to the cart (or raise its quantity), at the catalog's current price."""
-    if quantity < 1:
-        raise Invalid("Quantity must be at least 1.", errors={"quantity": ["Must be ≥ 1."]})
+    cart_quantity(quantity)
     product = _product(product_id)
     cart = cart_ensure(customer_id=customer_id)
     with transaction.atomic(using=ALIAS):
@@ -91,13 +108,7 @@ def cart_add_item(*, customer_id: UUID, product_id: UUID, quantity: int) -> Cart
             )
         else:
             # checked on the locked line: concurrent additions cannot pass it together
-            if item.quantity + quantity > MAX_QUANTITY:
-                raise invalid(
-                    "quantity",
-                    f"A cart holds at most {MAX_QUANTITY} of one product.",
-                    detail=f"A cart holds at most {MAX_QUANTITY} of one product "
-                    f"({item.quantity} are in it).",
-                )
+            cart_quantity(quantity, in_cart=item.quantity)
             item.quantity += quantity
             item.unit_price = product["price"]
             item.save(update_fields=["quantity", "unit_price"])
@@ -116,11 +127,7 @@ def _own_item(customer_id: UUID, item_id: UUID) -> CartItem:
 
 
 def cart_update_item(*, customer_id: UUID, item_id: UUID, quantity: int) -> CartItem:
-    if not 1 <= quantity <= MAX_QUANTITY:
-        raise Invalid(
-            f"Quantity must be from 1 to {MAX_QUANTITY}.",
-            errors={"quantity": [f"Must be from 1 to {MAX_QUANTITY}."]},
-        )
+    cart_quantity(quantity)
     with transaction.atomic(using=ALIAS):
         item = _own_item(customer_id, item_id)
         item.quantity = quantity

@@ -4,9 +4,10 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-# The most of one product a cart line holds, however it got there: one request
-# asks for at most this many, and repeated additions stop at it too
-# (commands.cart_add_item).
+# How many of one product a cart line holds, however it got there: the API
+# documents these bounds for one request (api/views.py), and the commands keep
+# every line within them, repeated additions included (commands.cart_quantity).
+MIN_QUANTITY = 1
 MAX_QUANTITY = 1000
 
 

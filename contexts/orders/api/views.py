@@ -12,7 +12,7 @@ from cleave.http.idempotency import idempotency_key
 from cleave.http.openapi import problem_answer
 
 from .. import commands, queries
-from ..models import MAX_QUANTITY
+from ..models import MAX_QUANTITY, MIN_QUANTITY
 
 MONEY = {"max_digits": 12, "decimal_places": 2, "coerce_to_string": True}
 
@@ -68,7 +68,7 @@ class CartItemsView(APIView):
 
     class Input(serializers.Serializer):
         product_id = serializers.UUIDField()
-        quantity = WholeNumber(min_value=1, max_value=MAX_QUANTITY)
+        quantity = WholeNumber(min_value=MIN_QUANTITY, max_value=MAX_QUANTITY)
 
     @extend_schema(
         request=Input,
@@ -90,7 +90,7 @@ class CartItemView(APIView):
     permission_classes = (IsCustomer,)
 
     class Input(serializers.Serializer):
-        quantity = WholeNumber(min_value=1, max_value=MAX_QUANTITY)
+        quantity = WholeNumber(min_value=MIN_QUANTITY, max_value=MAX_QUANTITY)
 
     @extend_schema(request=Input, responses={200: CartItemOutput}, summary="Change quantity")
     def patch(self, request, item_id):

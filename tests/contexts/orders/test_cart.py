@@ -169,3 +169,16 @@ def test_repeated_additions_stop_at_the_most_one_request_may_ask(api, shop):
     }
     cart = api.get("/api/orders/cart", headers=shop.headers).json()
     assert [(i["sku"], i["quantity"]) for i in cart["items"]] == [("TEE-1", MAX_QUANTITY)]
+
+
+def test_every_cart_command_keeps_a_line_within_the_bounds_the_api_documents():
+    from cleave.core.errors import Invalid
+    from contexts.orders.commands import cart_quantity
+    from contexts.orders.models import MAX_QUANTITY, MIN_QUANTITY
+
+    assert cart_quantity(MIN_QUANTITY) == MIN_QUANTITY
+    assert cart_quantity(1, in_cart=MAX_QUANTITY - 1) == 1
+    for quantity, in_cart in ((MIN_QUANTITY - 1, 0), (MAX_QUANTITY + 1, 0), (1, MAX_QUANTITY)):
+        with pytest.raises(Invalid) as refused:
+            cart_quantity(quantity, in_cart=in_cart)
+        assert list(refused.value.errors) == ["quantity"]
