@@ -8,7 +8,11 @@ payload) and the operations of its API other contexts may call
 that call it, notable problems). Publishers and subscribers name an event by
 its constant (`publish(orders.ORDER_PLACED, ...)`,
 `@subscriber(users.USER_BLOCKED)`); callers name the operation they call
-(`client.call(inventory.RESERVATION_CREATE, ...)`).
+(`client.call(inventory.RESERVATION_CREATE, ...)`). The closed sets of values
+its events and answers carry (`orders.CancellationReason`,
+`payments.PaymentStatus`...) are Django `TextChoices` declared here too: the
+context's model takes its `choices` from them, the event schema its `enum`,
+and a caller compares an answer with them.
 
 Two files beside the modules are generated, never written by hand:
 

@@ -1,10 +1,23 @@
 """The inventory context's contract: stock events, and reservations for the checkout."""
 
+from django.db.models import TextChoices
+
 from cleave.core.declarations import ContextContract, EventType, Operation, Problem
 
 from ._schemas import DATETIME, POSITIVE_INT, STRING, UUID, obj
 
 CONTEXT = "inventory"
+
+
+class ReservationStatus(TextChoices):
+    """Where a reservation is: its `status`, as the reservation operations answer it."""
+
+    HELD = "held", "held"
+    COMMITTED = "committed", "committed"
+    RELEASED = "released", "released"
+    # committed stock put back on the shelf (an order refunded before it left)
+    RETURNED = "returned", "returned"
+
 
 # --- events ------------------------------------------------------------------------------
 

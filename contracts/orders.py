@@ -1,10 +1,27 @@
 """The orders context's contract: order events; it calls the checkout's participants."""
 
+from django.db.models import TextChoices
+
 from cleave.core.declarations import ContextContract, EventType
 
 from ._schemas import CURRENCY, MONEY, POSITIVE_INT, STRING, UUID, obj
 
 CONTEXT = "orders"
+
+
+class CancellationReason(TextChoices):
+    """Why an order was cancelled: its `cancellation_reason`, and `order.cancelled`'s `reason`."""
+
+    PAYMENT_DECLINED = "payment_declined", "payment declined"
+    OUT_OF_STOCK = "out_of_stock", "out of stock"
+    USER_INVALID = "user_invalid", "customer invalid"
+    PAYMENT_ERROR = "payment_error", "payment error"
+    TIMEOUT = "timeout", "timeout"
+    CUSTOMER_REQUEST = "customer_request", "customer request"
+    SERVICE_UNAVAILABLE = "service_unavailable", "service unavailable"
+    CUSTOMER_BLOCKED = "customer_blocked", "customer blocked"
+    CUSTOMER_DELETED = "customer_deleted", "customer deleted"
+
 
 # --- events ------------------------------------------------------------------------------
 
@@ -60,19 +77,7 @@ ORDER_CANCELLED = EventType(
         {
             "order_id": UUID,
             "customer_id": UUID,
-            "reason": {
-                "enum": [
-                    "payment_declined",
-                    "out_of_stock",
-                    "user_invalid",
-                    "payment_error",
-                    "timeout",
-                    "customer_request",
-                    "service_unavailable",
-                    "customer_blocked",
-                    "customer_deleted",
-                ]
-            },
+            "reason": {"enum": CancellationReason.values},
             "total": MONEY,
             "currency": CURRENCY,
         }

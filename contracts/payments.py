@@ -1,10 +1,36 @@
 """The payments context's contract: payment events, and charges for the checkout."""
 
+from django.db.models import TextChoices
+
 from cleave.core.declarations import ContextContract, EventType, Operation, Problem
 
 from ._schemas import CURRENCY, MONEY, UUID, obj
 
 CONTEXT = "payments"
+
+
+class PaymentStatus(TextChoices):
+    """What became of a charge: a payment's `status`, as its API shows it."""
+
+    # the provider has not (yet) told us the outcome; never final
+    PENDING = "pending", "pending"
+    CAPTURED = "captured", "captured"
+    DECLINED = "declined", "declined"
+    REFUNDED = "refunded", "refunded"
+    FAILED = "failed", "failed"
+
+
+class FailureReason(TextChoices):
+    """Why a charge was not captured: a payment's `failure_reason`, and `payment.failed`'s."""
+
+    DECLINED = "declined", "declined"
+    ERROR = "error", "error"
+    TIMEOUT = "timeout", "timeout"
+    INVALID_METHOD = "invalid_method", "invalid method"
+    # the caller gave up on the charge before it reached us (`charge_void`): the
+    # key is fenced and nothing is published
+    VOIDED = "voided", "voided"
+
 
 # --- events ------------------------------------------------------------------------------
 
@@ -32,7 +58,8 @@ PAYMENT_FAILED = EventType(
             **_PAYMENT,
             "reason": {
                 "type": "string",
-                "enum": ["declined", "error", "timeout", "invalid_method"],
+                # every reason but `voided`, which is never published
+                "enum": [r for r in FailureReason.values if r != FailureReason.VOIDED],
             },
         }
     ),

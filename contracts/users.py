@@ -1,10 +1,20 @@
 """The users context's contract: customer events, and customer look-ups for services."""
 
+from django.db.models import TextChoices
+
 from cleave.core.declarations import ContextContract, EventType, Operation, Problem
 
 from ._schemas import DATETIME, STRING, UUID, obj
 
 CONTEXT = "users"
+
+
+class CustomerStatus(TextChoices):
+    """Whether a customer may shop: a customer's `status`, as `customer_get` answers it."""
+
+    ACTIVE = "active", "active"
+    BLOCKED = "blocked", "blocked"
+
 
 # --- events ------------------------------------------------------------------------------
 

@@ -6,6 +6,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from contracts import inventory
+
 
 class StockItem(models.Model):
     """
@@ -46,12 +48,7 @@ class StockItem(models.Model):
 class Reservation(models.Model):
     """Stock held for one order until it is committed (paid) or released."""
 
-    class Status(models.TextChoices):
-        HELD = "held", "held"
-        COMMITTED = "committed", "committed"
-        RELEASED = "released", "released"
-        # committed stock put back on the shelf (an order refunded before it left)
-        RETURNED = "returned", "returned"
+    Status = inventory.ReservationStatus
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     order_id = models.UUIDField(db_index=True)

@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from contracts import orders
+
 # How many of one product a cart line holds, however it got there: the API
 # documents these bounds for one request (api/views.py), and the commands keep
 # every line within them, repeated additions included (commands.cart_quantity).
@@ -60,16 +62,7 @@ class Order(models.Model):
         CONFIRMED = "confirmed", "confirmed"
         CANCELLED = "cancelled", "cancelled"
 
-    class CancellationReason(models.TextChoices):
-        PAYMENT_DECLINED = "payment_declined", "payment declined"
-        OUT_OF_STOCK = "out_of_stock", "out of stock"
-        USER_INVALID = "user_invalid", "customer invalid"
-        PAYMENT_ERROR = "payment_error", "payment error"
-        TIMEOUT = "timeout", "timeout"
-        CUSTOMER_REQUEST = "customer_request", "customer request"
-        SERVICE_UNAVAILABLE = "service_unavailable", "service unavailable"
-        CUSTOMER_BLOCKED = "customer_blocked", "customer blocked"
-        CUSTOMER_DELETED = "customer_deleted", "customer deleted"
+    CancellationReason = orders.CancellationReason
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     customer_id = models.UUIDField(db_index=True)

@@ -29,6 +29,7 @@ from cleave.calls.client import ServiceClient, ServiceResponse
 from cleave.core.declarations import Operation
 from cleave.sagas import OutcomeUnknown, SagaContext, SagaDefinition, Step, StepFailed, register
 from contracts import inventory, payments, users
+from contracts.orders import CancellationReason
 
 from . import commands
 from .models import Order
@@ -63,7 +64,7 @@ def place_order(saga: SagaContext) -> dict:
     """Done by the checkout transaction itself (`completed_steps=1`); kept as a guard."""
     order = Order.objects.get(pk=saga.data["order_id"])
     if order.status != Order.Status.PENDING:
-        raise StepFailed("customer_request", f"order is already {order.status}")
+        raise StepFailed(CancellationReason.CUSTOMER_REQUEST, f"order is already {order.status}")
     return {}
 
 
@@ -72,7 +73,7 @@ def cancel_order(saga: SagaContext) -> dict:
     reservation_id = saga.data.get("reservation_id")
     commands.order_cancel(
         order_id=UUID(saga.data["order_id"]),
-        reason=saga.failure_reason or Order.CancellationReason.PAYMENT_ERROR,
+        reason=saga.failure_reason or CancellationReason.PAYMENT_ERROR,
         payment_id=UUID(payment_id) if payment_id else None,
         reservation_id=UUID(reservation_id) if reservation_id else None,
         # compensating a confirmed order: its payment was refunded and its
@@ -88,13 +89,13 @@ def cancel_order(saga: SagaContext) -> dict:
 def validate_user(saga: SagaContext) -> dict:
     response = _call(users.CUSTOMER_GET, customer_id=saga.data["customer_id"])
     if response.status_code == 404:
-        raise StepFailed("user_invalid", "unknown customer")
+        raise StepFailed(CancellationReason.USER_INVALID, "unknown customer")
     response.raise_for_status()
     status = response.json().get("status")
-    if status == "blocked":
-        raise StepFailed("customer_blocked", "the customer is blocked")
-    if status != "active":
-        raise StepFailed("user_invalid", f"customer is {status}")
+    if status == users.CustomerStatus.BLOCKED:
+        raise StepFailed(CancellationReason.CUSTOMER_BLOCKED, "the customer is blocked")
+    if status != users.CustomerStatus.ACTIVE:
+        raise StepFailed(CancellationReason.USER_INVALID, f"customer is {status}")
     return {}
 
 
@@ -108,7 +109,8 @@ def reserve_inventory(saga: SagaContext) -> dict:
         idempotency_key=saga.key,
     )
     if response.status_code == 409:
-        raise StepFailed("out_of_stock", str((response.json() or {}).get("detail", "")))
+        detail = str((response.json() or {}).get("detail", ""))
+        raise StepFailed(CancellationReason.OUT_OF_STOCK, detail)
     response.raise_for_status()
     return {"reservation_id": response.json()["id"]}
 
@@ -127,8 +129,9 @@ def find_reservation(saga: SagaContext) -> dict | None:
     reservation = _reservation_by_key(saga)
     if reservation is None:
         return None
-    if reservation["status"] in ("released", "returned"):
-        raise StepFailed("timeout", f"the reservation was {reservation['status']} meanwhile")
+    status = reservation["status"]
+    if status in (inventory.ReservationStatus.RELEASED, inventory.ReservationStatus.RETURNED):
+        raise StepFailed(CancellationReason.TIMEOUT, f"the reservation was {status} meanwhile")
     return {"reservation_id": reservation["id"]}
 
 
@@ -150,25 +153,27 @@ def release_inventory(saga: SagaContext) -> dict:
 
 # --- process_payment ------------------------------------------------------------------
 
+# why a payment failed, and so why its order is cancelled
 _PAYMENT_FAILURES = {
-    "declined": "payment_declined",
-    "invalid_method": "payment_declined",
-    "timeout": "timeout",
-    "error": "payment_error",
+    payments.FailureReason.DECLINED: CancellationReason.PAYMENT_DECLINED,
+    payments.FailureReason.INVALID_METHOD: CancellationReason.PAYMENT_DECLINED,
+    payments.FailureReason.TIMEOUT: CancellationReason.TIMEOUT,
+    payments.FailureReason.ERROR: CancellationReason.PAYMENT_ERROR,
 }
 
 
 def _payment_outcome(payment: dict) -> dict:
     """Map a payment to the step's result, or raise what it means for the saga."""
-    if payment["status"] == "captured":
+    if payment["status"] == payments.PaymentStatus.CAPTURED:
         return {"payment_id": payment["id"]}
-    if payment["status"] == "pending":
+    if payment["status"] == payments.PaymentStatus.PENDING:
         raise OutcomeUnknown(
-            "timeout",
+            CancellationReason.TIMEOUT,
             "the payment provider did not answer in time",
             data={"payment_id": payment["id"]},
         )
-    fallback = "payment_declined" if payment["status"] == "declined" else "payment_error"
+    declined = payment["status"] == payments.PaymentStatus.DECLINED
+    fallback = CancellationReason.PAYMENT_DECLINED if declined else CancellationReason.PAYMENT_ERROR
     reason = _PAYMENT_FAILURES.get(payment.get("failure_reason") or "", fallback)
     raise StepFailed(reason, f"payment {payment['status']}", data={"payment_id": payment["id"]})
 
@@ -213,7 +218,7 @@ def void_payment(saga: SagaContext) -> dict:
         },
     )
     payment = response.raise_for_status().json()
-    if payment["failure_reason"] == "voided":
+    if payment["failure_reason"] == payments.FailureReason.VOIDED:
         return {}  # no charge was ever made: nothing to show on the order
     return {"payment_id": payment["id"]}
 
@@ -227,7 +232,9 @@ def confirm_order(saga: SagaContext) -> dict:
         inventory.RESERVATION_COMMIT, reservation_id=reservation_id, idempotency_key=saga.key
     )
     if response.status_code == 409:
-        raise StepFailed("timeout", "the reservation expired before the order was confirmed")
+        raise StepFailed(
+            CancellationReason.TIMEOUT, "the reservation expired before the order was confirmed"
+        )
     response.raise_for_status()
 
     order_id = UUID(saga.data["order_id"])
@@ -268,7 +275,7 @@ def checkout_failed(saga: SagaContext) -> None:
     """
     commands.order_cancel(
         order_id=UUID(saga.data["order_id"]),
-        reason=saga.failure_reason or Order.CancellationReason.PAYMENT_ERROR,
+        reason=saga.failure_reason or CancellationReason.PAYMENT_ERROR,
         after_refund=True,
     )
 
@@ -278,18 +285,18 @@ CHECKOUT = register(
         name=commands.CHECKOUT_SAGA,
         context="orders",
         deadline=timedelta(seconds=settings.CLEAVE_CHECKOUT_DEADLINE),
-        deadline_reason=Order.CancellationReason.TIMEOUT,
-        unavailable_reason=Order.CancellationReason.SERVICE_UNAVAILABLE,
+        deadline_reason=CancellationReason.TIMEOUT,
+        unavailable_reason=CancellationReason.SERVICE_UNAVAILABLE,
         on_failed=checkout_failed,
-        error_reason=Order.CancellationReason.PAYMENT_ERROR,
-        cancel_reason=Order.CancellationReason.CUSTOMER_REQUEST,
+        error_reason=CancellationReason.PAYMENT_ERROR,
+        cancel_reason=CancellationReason.CUSTOMER_REQUEST,
         steps=(
             Step("place_order", place_order, compensation=cancel_order),
             Step(
                 "validate_user",
                 validate_user,
                 timeout=CALL_TIMEOUT,
-                error_reason=Order.CancellationReason.USER_INVALID,
+                error_reason=CancellationReason.USER_INVALID,
             ),
             Step(
                 "reserve_inventory",
@@ -304,7 +311,7 @@ CHECKOUT = register(
                 compensation=void_payment,
                 query=find_payment,
                 timeout=PAYMENT_TIMEOUT,
-                error_reason=Order.CancellationReason.PAYMENT_ERROR,
+                error_reason=CancellationReason.PAYMENT_ERROR,
             ),
             Step(
                 "confirm_order",

@@ -3,25 +3,14 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
+from contracts import payments
+
 
 class Payment(models.Model):
     """One charge attempt for an order, and what became of it."""
 
-    class Status(models.TextChoices):
-        # the provider has not (yet) told us the outcome; never final
-        PENDING = "pending", "pending"
-        CAPTURED = "captured", "captured"
-        DECLINED = "declined", "declined"
-        REFUNDED = "refunded", "refunded"
-        FAILED = "failed", "failed"
-
-    class FailureReason(models.TextChoices):
-        DECLINED = "declined", "declined"
-        ERROR = "error", "error"
-        TIMEOUT = "timeout", "timeout"
-        INVALID_METHOD = "invalid_method", "invalid method"
-        # the caller gave up on the charge before it reached us (see payment_void)
-        VOIDED = "voided", "voided"
+    Status = payments.PaymentStatus
+    FailureReason = payments.FailureReason
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     order_id = models.UUIDField(db_index=True)

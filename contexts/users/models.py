@@ -3,13 +3,13 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
+from contracts import users
+
 
 class Customer(models.Model):
     """A shop customer. Not a Django auth user: those are operators."""
 
-    class Status(models.TextChoices):
-        ACTIVE = "active", "active"
-        BLOCKED = "blocked", "blocked"
+    Status = users.CustomerStatus
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     email = models.EmailField(max_length=254, unique=True)
