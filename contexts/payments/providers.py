@@ -10,6 +10,7 @@ provider in use: the class named by the optional setting
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -84,12 +85,16 @@ class FakeProvider(PaymentProvider):
     A provider that needs no network: the token decides the outcome.
 
     It remembers, in this process, the charges it answered by reference (so
-    `lookup` works and a repeated reference is answered, not charged, again).
-    `tok_timeout` never reaches it: lookup finds nothing.
+    `lookup` works and a repeated reference is answered, not charged, again)
+    and the refunds it made, in `refunds` as (charge reference, amount): one
+    per charge, however often it is asked. `tok_timeout` never reaches it:
+    lookup finds nothing.
     """
 
     def __init__(self) -> None:
         self._charges: dict[str, ProviderResult] = {}
+        self.refunds: list[tuple[str, Decimal]] = []
+        self._lock = threading.Lock()
 
     APPROVED_TOKENS = frozenset({"tok_visa"})
     DECLINED_TOKENS = frozenset({"tok_chargeDeclined"})
@@ -118,7 +123,10 @@ class FakeProvider(PaymentProvider):
         return result
 
     def refund(self, *, reference: str, amount: Decimal) -> None:
-        """Always succeeds, and repeating it is harmless."""
+        """Refund the charge `reference` once: a repeated refund of it refunds nothing more."""
+        with self._lock:  # two concurrent refunds of one charge are one refund
+            if all(refunded != reference for refunded, _amount in self.refunds):
+                self.refunds.append((reference, amount))
 
     def lookup(self, *, reference: str) -> ProviderResult | None:
         return self._charges.get(reference)

@@ -47,10 +47,19 @@ def test_tok_error_raises_a_provider_error():
         charge("tok_error")
 
 
-def test_a_refund_succeeds_and_may_be_repeated():
+def test_a_refund_is_made_once_however_often_it_is_asked():
     provider = FakeProvider()
-    provider.refund(reference="fake_ch_1", amount=Decimal("10.00"))
-    provider.refund(reference="fake_ch_1", amount=Decimal("10.00"))
+    first = provider.charge(token="tok_visa", amount=Decimal(10), currency="EUR", reference="a")
+    other = provider.charge(token="tok_visa", amount=Decimal(5), currency="EUR", reference="b")
+
+    provider.refund(reference=first.reference, amount=Decimal("10.00"))
+    provider.refund(reference=first.reference, amount=Decimal("10.00"))
+    provider.refund(reference=other.reference, amount=Decimal("5.00"))
+
+    assert provider.refunds == [
+        (first.reference, Decimal("10.00")),
+        (other.reference, Decimal("5.00")),
+    ]
 
 
 def test_the_base_provider_states_its_contract():

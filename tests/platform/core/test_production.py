@@ -99,8 +99,11 @@ def test_the_https_switches_are_off_by_default(tmp_path):
     ids=["short", "shared"],
 )
 def test_a_weak_secret_stops_the_process_naming_it(tmp_path, overrides, message):
+    strong = manage("check", env=production_env(tmp_path))
     result = manage("check", env=production_env(tmp_path, **overrides))
 
+    # the same process with long, distinct secrets starts: only the weak one stops it
+    assert strong.returncode == 0, strong.stderr
     assert result.returncode == 2
     assert result.stderr.startswith("Configuration error: ")
     assert message in result.stderr
