@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from cleave.core import conf
-from cleave.core.databases import database_settings
+from cleave.core.databases import database_settings, with_query_metrics
 from cleave.core.env import require_strong_secrets
 from cleave.core.registry import local_context_names
 
@@ -83,6 +83,11 @@ CLEAVE_METRICS_DIR.mkdir(parents=True, exist_ok=True)
 # (always this service's own: a child process with another data dir or service
 # name must not inherit its parent's directory)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(CLEAVE_METRICS_DIR)
+# The buckets of django-prometheus's histogram of query time per alias: its own
+# start at 10 ms, which nearly every query here takes less than.
+PROMETHEUS_LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, float("inf"),
+)  # fmt: skip
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -143,7 +148,9 @@ TEMPLATES = [
 # --- databases ----------------------------------------------------------------
 # `default` holds Django's own tables (operators, admin log, sessions); each
 # context has an alias named after its label. See cleave.contexts.
-DATABASES = database_settings(CLEAVE_CONTEXTS, data_dir=DATA_DIR)
+# Each alias through a backend that counts its queries, errors and connections
+# (django-prometheus's metrics, per alias: docs/observability.md).
+DATABASES = with_query_metrics(database_settings(CLEAVE_CONTEXTS, data_dir=DATA_DIR))
 DATABASE_ROUTERS = ["cleave.core.router.ContextRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -219,9 +226,12 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# The throttles' counts. In each process's memory, through django-prometheus's
+# backend (lookups, hits and misses counted); its Redis backends need django-redis,
+# so a shared Redis cache is Django's own, uncounted (docs/observability.md).
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "BACKEND": "django_prometheus.cache.backends.locmem.LocMemCache",
         "LOCATION": "cleave",
     }
 }

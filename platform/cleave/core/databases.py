@@ -1,7 +1,8 @@
 """
 `DATABASES` from the environment: `default` and one alias per context,
 SQLite files by default, PostgreSQL with a connection pool per alias, MySQL
-or MariaDB through PyMySQL.
+or MariaDB through PyMySQL; each alias through the backend of its vendor that
+counts queries, errors and connections (`with_query_metrics`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,15 @@ from cleave.core.registry import DJANGO_DEFAULT_ALIAS
 POOL_MIN_DEFAULT = conf.BY_NAME["DB_POOL_MIN"].default
 POOL_MAX_DEFAULT = conf.BY_NAME["DB_POOL_MAX"].default
 POOL_TIMEOUT_DEFAULT = conf.BY_NAME["DB_POOL_TIMEOUT"].default
+
+# Django's backends, counting every query, its time and errors, and new
+# connections, per alias and vendor (django-prometheus's metrics; see
+# cleave.core.backends for why not its backends as they are).
+_COUNTING_ENGINES = {
+    "django.db.backends.sqlite3": "cleave.core.backends.sqlite3",
+    "django.db.backends.mysql": "cleave.core.backends.mysql",
+    "django.db.backends.postgresql": "cleave.core.backends.postgresql",
+}
 
 
 def database_settings(labels: list[str], *, data_dir: Path) -> dict[str, dict[str, Any]]:
@@ -90,6 +100,17 @@ def database_settings(labels: list[str], *, data_dir: Path) -> dict[str, dict[st
     for label in labels:
         databases[label] = one(label)
     return databases
+
+
+def with_query_metrics(databases: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """
+    `databases` with each alias served by the counting backend of its vendor,
+    Django's own underneath (the pool, the SQLite pragmas, PyMySQL all apply).
+    """
+    return {
+        alias: {**config, "ENGINE": _COUNTING_ENGINES.get(config["ENGINE"], config["ENGINE"])}
+        for alias, config in databases.items()
+    }
 
 
 def _pool_options(alias: str) -> dict[str, Any] | None:

@@ -27,6 +27,14 @@ gets a 404 problem. The gateway never routes `/metrics`.
 Database-backed figures (outbox backlog and lag, sagas running, open dead
 letters) are read at scrape time by `cleave.probes.StateCollector` from this process's
 aliases, not counted in the hot path.
+
+**django-prometheus** counts what it does well, beside these: every query,
+its time and its errors, and new connections, per database alias and vendor
+(its database backends, `cleave.core.databases.with_query_metrics`), and the
+local-memory cache's lookups. Its metrics are named below with the rest; its
+HTTP middlewares are not used (the seed's names and the `service` label are
+counted here, in one middleware), nor its migration gauges (see
+docs/observability.md).
 """
 
 from __future__ import annotations
@@ -40,6 +48,15 @@ from pathlib import Path
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django_prometheus.cache.metrics import django_cache_get_total as CACHE_GETS
+from django_prometheus.cache.metrics import django_cache_hits_total as CACHE_HITS
+from django_prometheus.cache.metrics import django_cache_misses_total as CACHE_MISSES
+from django_prometheus.db.metrics import connection_errors_total as DB_CONNECTION_ERRORS
+from django_prometheus.db.metrics import connections_total as DB_CONNECTIONS
+from django_prometheus.db.metrics import errors_total as DB_ERRORS
+from django_prometheus.db.metrics import execute_many_total as DB_BULK_STATEMENTS
+from django_prometheus.db.metrics import execute_total as DB_STATEMENTS
+from django_prometheus.db.metrics import query_duration_seconds as DB_QUERY_DURATION
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -128,6 +145,22 @@ EVENT_HANDLER_DURATION = Histogram(
 RESERVATION_EXPIRIES = Counter(
     "cleave_reservation_expiries",
     "Inventory reservations released because they were held past their time.",
+)
+# django-prometheus's, counted by its database and cache backends:
+# django_db_execute_total, django_db_execute_many_total, django_db_errors_total,
+# django_db_query_duration_seconds, django_db_new_connections_total and
+# django_db_new_connection_errors_total by `alias` and `vendor` (errors also by
+# exception `type`); django_cache_get_total, _get_hits_total and _get_misses_total.
+DJANGO_PROMETHEUS = (
+    DB_STATEMENTS,
+    DB_BULK_STATEMENTS,
+    DB_ERRORS,
+    DB_QUERY_DURATION,
+    DB_CONNECTIONS,
+    DB_CONNECTION_ERRORS,
+    CACHE_GETS,
+    CACHE_HITS,
+    CACHE_MISSES,
 )
 
 

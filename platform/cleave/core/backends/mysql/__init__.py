@@ -1,0 +1,1 @@
+"""MySQL and MariaDB (through PyMySQL), counting their queries (see cleave.core.backends)."""

@@ -1,0 +1,1 @@
+"""PostgreSQL, pooled or not, counting its queries (see cleave.core.backends)."""

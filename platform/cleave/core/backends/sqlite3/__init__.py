@@ -1,0 +1,1 @@
+"""SQLite, counting its queries (see cleave.core.backends)."""
