@@ -11,9 +11,12 @@ that Consul runs every 10 s; `deregister_local(ids)` removes them on a clean sto
 Both do nothing unless `CLEAVE_DISCOVERY=consul`, which is also what makes the
 service client look instances up here (`cleave.resilience.discovery`).
 
-The HTTP calls go through py-consul; what is written here is only what that
-client does not know: the cache and its fallback, the ids and checks of
-Cleave's registrations, and the address this process is reached at. No Consul
+The HTTP calls go through py-consul, the optional extra `consul`
+(`pip install -e '.[consul]'`), imported only when Consul is used: a process
+with `CLEAVE_DISCOVERY=env` may import this module (gunicorn's hooks do) and
+never loads py-consul. What is written here is only what that client does not
+know: the cache and its fallback, the ids and checks of Cleave's
+registrations, and the address this process is reached at. No Consul
 server runs on the project's machines, so this module is tested against a
 stand-in that implements the agent and health endpoints used
 (tests/support/consul_standin.py).
@@ -27,10 +30,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import consul
 import requests
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -38,6 +41,9 @@ from django.http.request import validate_host
 from gunicorn.util import parse_address
 
 from cleave.core.errors import NoHealthyInstances, ServiceUnavailable
+
+if TYPE_CHECKING:
+    import consul
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +56,26 @@ CHECK_INTERVAL = "10s"
 CHECK_TIMEOUT = "3s"
 DEREGISTER_CRITICAL_AFTER = "1m"
 
-# What "Consul could not be used" looks like from py-consul: no connection or
-# no answer in time (requests), or an error status from the agent (no leader,
-# ACL denied).
-_CONSUL_ERRORS = (requests.RequestException, consul.ConsulException)
+
+def _py_consul() -> ModuleType:
+    """py-consul, the optional extra `consul`; a clear error naming it when it is missing."""
+    try:
+        import consul
+    except ImportError:
+        raise ImproperlyConfigured(
+            "Consul discovery needs the optional extra `consul` (py-consul): "
+            "pip install -e '.[consul]'"
+        ) from None
+    return consul
+
+
+def _consul_errors() -> tuple[type[Exception], ...]:
+    """
+    What "Consul could not be used" looks like from py-consul: no connection or
+    no answer in time (requests), or an error status from the agent (no leader,
+    ACL denied).
+    """
+    return (requests.RequestException, _py_consul().ConsulException)
 
 
 def client(addr: str | None = None) -> consul.Consul:
@@ -69,7 +91,7 @@ def client(addr: str | None = None) -> consul.Consul:
         raise ImproperlyConfigured(
             f"CONSUL_HTTP_ADDR must be host:port or http(s)://host:port, not {addr!r}"
         )
-    return consul.Consul(
+    return _py_consul().Consul(
         host=parts.hostname,
         port=port,
         scheme=parts.scheme or "http",
@@ -152,7 +174,7 @@ class ConsulSource:
     def _refresh(self, label: str) -> _Known:
         try:
             _index, entries = self._client().health.service(label, passing=True)
-        except _CONSUL_ERRORS as exc:
+        except _consul_errors() as exc:
             with self._lock:
                 stale = self._known.get(label)
                 if stale is None or not stale.urls:
@@ -194,7 +216,7 @@ def register(
     `<url>/health`; return the registration's id (`<label>-<host>-<port>`).
 
     Registering the same id again replaces the registration. Raises
-    `requests.RequestException` or `consul.ConsulException` when Consul
+    `requests.RequestException` or py-consul's `ConsulException` when Consul
     cannot be reached or refuses it.
     """
     parts = urlsplit(url)
@@ -203,7 +225,8 @@ def register(
         raise ValueError(f"cannot register {label} at {url!r}: not an http(s) URL with a host")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     service_id = service_id or f"{label}-{host}-{port}"
-    check = consul.Check.http(
+    py_consul = _py_consul()
+    check = py_consul.Check.http(
         url.rstrip("/") + "/health",
         CHECK_INTERVAL,
         timeout=CHECK_TIMEOUT,
@@ -213,7 +236,7 @@ def register(
         label, service_id=service_id, address=host, port=port, check=check
     )
     if not accepted:
-        raise consul.ConsulException(f"consul did not accept the registration of {service_id}")
+        raise py_consul.ConsulException(f"consul did not accept the registration of {service_id}")
     return service_id
 
 
@@ -264,7 +287,7 @@ def register_local(bind: str) -> list[str]:
     for label in settings.CLEAVE_CONTEXTS:
         try:
             ids.append(register(label, url))
-        except _CONSUL_ERRORS as exc:
+        except _consul_errors() as exc:
             logger.error(
                 "consul: could not register %s at %s with %s (%s); it is not discoverable "
                 "through Consul until this process is restarted",
@@ -301,7 +324,7 @@ def deregister_local(ids: list[str]) -> None:
     for service_id in ids:
         try:
             deregister(service_id)
-        except _CONSUL_ERRORS as exc:
+        except _consul_errors() as exc:
             logger.error(
                 "consul: could not deregister %s (%s); Consul removes it %s after its "
                 "check turns critical",
