@@ -6,19 +6,28 @@ Queues: one durable queue per context, named after its label (after
 Their declaration arguments are known from settings and set here at import,
 so any process sending a task to a context's queue declares it identically;
 the bindings to the events exchange need the subscription registry and are
-added once Django is set up (`cleave.events.topology.install`): a worker does
+added once Django is set up (`cleave.messaging.broker.topology.install`): a worker does
 it before it selects the queues named by `-Q`, other processes before their
 first publish. See docs/events.md.
 
 Beat's schedule is built from the periodic jobs registered with
-`cleave.periodic`; each runs as the task `cleave.periodic.run` on its
+`cleave.runtime.periodic`; each runs as the task `cleave.periodic.run` on its
 context's queue (or the default queue for platform-wide jobs).
 """
 
 import os
+import sys
+from pathlib import Path
 
 from celery import Celery, signals
 from kombu import Exchange, Queue
+
+from cleave.runtime import bootstrap
+
+# A process the `celery` command started (a worker or beat) serves: its role is
+# declared before the settings load, so they leave the tools out.
+if bootstrap.role() is None and Path(sys.argv[0]).name == "celery":
+    bootstrap.declare("beat" if "beat" in sys.argv[1:] else "worker")
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -55,11 +64,9 @@ app.conf.task_queues = _static_queues()
 
 
 @signals.celeryd_init.connect
-def _install_event_queues(sender=None, instance=None, **kwargs):
+def _worker_init(sender=None, instance=None, **kwargs):
     """Bind each context queue to its event types before the worker selects `-Q` queues."""
-    from cleave.messaging.broker import topology
-
-    topology.install(app)
+    bootstrap.worker_init(app)
 
 
 @signals.worker_init.connect
@@ -70,32 +77,13 @@ def _check_worker_queues(sender=None, **kwargs):
 
 
 @signals.worker_ready.connect
-def _declare_and_relay(sender=None, **kwargs):
-    """Declare the dead-letter queues; start the relay loop here if so configured."""
-    import logging
-
-    from django.conf import settings
-
-    from cleave.messaging import relay
-    from cleave.messaging.broker import topology
-
-    try:
-        with app.connection_for_write() as conn:
-            topology.declare(conn)
-    except Exception:  # the relay declares them too, before it publishes
-        logging.getLogger("cleave.events").exception("Could not declare the event topology")
-    if settings.CLEAVE_EVENT_RELAY_IN_WORKER:
-        relay.start_thread()
-    from cleave.observability.metrics import serve_port
-
-    serve_port()
+def _worker_ready(sender=None, **kwargs):
+    bootstrap.worker_ready(app)
 
 
 @signals.beat_init.connect
-def _install_for_beat(sender=None, **kwargs):
-    from cleave.messaging.broker import topology
-
-    topology.install(app)
+def _beat_init(sender=None, **kwargs):
+    bootstrap.beat_init(app)
 
 
 @app.on_after_finalize.connect

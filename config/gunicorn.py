@@ -19,7 +19,6 @@ peer, which behind the gateway is the gateway.
 """
 
 import json
-import os
 import re
 
 from gunicorn.workers.gthread import ThreadWorker
@@ -123,16 +122,10 @@ def on_reload(server) -> None:
 
 
 def when_ready(server) -> None:
-    import django
+    # the web role's bootstrap, for the master (each worker's is config/wsgi.py)
+    from cleave.runtime import bootstrap
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    django.setup()
-    from cleave.calls.consul import register_local
-    from cleave.observability.metrics import forget_dead_processes
-
-    # gauges left by processes of an earlier run no longer count
-    forget_dead_processes()
-    _registered[:] = register_local(server.cfg.bind[0])
+    _registered[:] = bootstrap.web_master(server.cfg.bind[0])
 
 
 def child_exit(server, worker) -> None:

@@ -33,6 +33,9 @@ from typing import Protocol
 
 import requests
 
+from cleave.core import threads
+from cleave.core.threads import Service
+
 logger = logging.getLogger(__name__)
 
 
@@ -84,8 +87,6 @@ class Balancer:
         self._lock = threading.Lock()
         self._counters: dict[str, itertools.count] = {}
         self._ejected: set[str] = set()
-        self._prober: threading.Thread | None = None
-        self._stop = threading.Event()
 
     def choose(self, label: str) -> str:
         """The base URL to call next for `label` (may raise the source's failures)."""
@@ -101,11 +102,9 @@ class Balancer:
             if url in self._ejected:
                 return
             self._ejected.add(url)
-            if self._start_prober and self._prober is None:
-                self._prober = threading.Thread(
-                    target=self._probe_loop, name="cleave-discovery-probe", daemon=True
-                )
-                self._prober.start()
+        if self._start_prober:
+            # one prober per balancer, until nothing is ejected (the thread owner's)
+            threads.per_process(Prober, self, key=id(self))
         logger.warning("Instance %s ejected until its /ready answers", url)
 
     def ejected(self) -> set[str]:
@@ -120,20 +119,27 @@ class Balancer:
                     self._ejected.discard(url)
                 logger.info("Instance %s is ready again", url)
 
-    def _probe_loop(self) -> None:
-        while not self._stop.wait(self.probe_interval):
+    def stop(self) -> None:
+        threads.stop(Prober, key=id(self))
+
+
+class Prober(Service):
+    """Asks a balancer's ejected instances whether they are ready, until none is left."""
+
+    name = "cleave-discovery-probe"
+
+    def __init__(self, balancer: Balancer) -> None:
+        self.balancer = balancer
+        super().__init__()
+
+    def run(self) -> None:
+        while not self.wait(self.balancer.probe_interval):
             try:
-                self.probe_once()
+                self.balancer.probe_once()
             except Exception:  # the prober must outlive any one failure
                 logger.exception("Instance probe failed")
-            with self._lock:
-                if not self._ejected:
-                    # nothing left to watch; the next ejection starts a new prober
-                    self._prober = None
-                    return
-
-    def stop(self) -> None:
-        self._stop.set()
+            if not self.balancer.ejected():
+                return  # nothing left to watch; the next ejection starts a new prober
 
 
 def make_source(kind: str) -> Source:

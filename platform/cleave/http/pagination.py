@@ -12,13 +12,21 @@ class PageNumberPagination(pagination.PageNumberPagination):
     """
     `{"count", "next", "previous", "results"}`, `?page=N`, `?page_size=` from 1 to 100.
 
-    A page past the end (or not a number) is a 404, as in DRF; a `page_size`
+    A page past the end (or not a number, or given empty) is a 404, as in DRF
+    for all but the empty one, which DRF reads as the first page; a `page_size`
     that is not a whole number from 1 to 100 is a 400, where DRF would quietly
     use the default.
     """
 
     page_size_query_param = "page_size"
     max_page_size = 100
+
+    def get_page_number(self, request, paginator):
+        # DRF takes `?page=` (empty) for page 1; it is not a page number
+        page_number = request.query_params.get(self.page_query_param, 1)
+        if page_number in self.last_page_strings:
+            page_number = paginator.num_pages
+        return page_number
 
     def get_page_size(self, request):
         given = request.query_params.get(self.page_size_query_param)

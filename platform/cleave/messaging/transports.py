@@ -3,44 +3,35 @@ The transport interface: what carries committed outbox rows to subscribers,
 the one this process uses, and the sweep. One setting switches them
 (`CLEAVE_EVENT_TRANSPORT`); handlers, envelope and inbox do not change.
 
-- `inprocess` (default, `cleave.events.inprocess`): right after the
+- `inprocess` (default, `cleave.messaging.inprocess`): right after the
   publisher's commit, this process runs every local subscriber, each in its
   own transaction on its own alias. A failing handler gets a `Delivery` row
   and is retried by the relay sweep with backoff; after the last attempt it
   is dead-lettered.
-- `celery` (`cleave.events.celery_transport`): right after the commit, a
+- `celery` (`cleave.messaging.broker.transport`): right after the commit, a
   relay thread of this process publishes the rows to the broker's topic
   exchange (marking them published only once the broker confirmed) and
   Celery workers consume one durable queue per context
-  (`cleave.tasks.handle_event`). Failures are retried by the worker with
+  (`cleave.runtime.tasks.handle_event`). Failures are retried by the worker with
   backoff, then dead-lettered.
 
 The concrete transports sit above this module and are loaded by name
 (`get_transport()`), so nothing below them depends on the broker's client.
-Both have a sweep (`python manage.py events relay`, the periodic job
-`cleave.events.relay_sweep`, Celery beat) that recovers what a crash left
-behind: rows still pending after a grace period, and retries that are due.
+Both are swept (`cleave.messaging.relay.sweep`): what a crash left behind,
+rows still pending after a grace period, and retries that are due.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import timedelta
 from uuid import UUID
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from cleave.core.registry import all_contexts
-
 logger = logging.getLogger("cleave.events")
-
-
-def relay_grace() -> timedelta:
-    """How old a pending row must be before a sweep takes it (the fast path owns younger ones)."""
-    return timedelta(seconds=float(settings.CLEAVE_EVENT_RELAY_GRACE))
 
 
 class PublishError(RuntimeError):
@@ -100,24 +91,3 @@ def get_transport() -> Transport:
         _instance = import_string(path)()
         _instance_key = key
     return _instance
-
-
-def sweep(aliases: Iterable[str] | None = None, *, grace: timedelta | None = None) -> dict:
-    """
-    One relay sweep over every local alias: pending rows older than the grace
-    period, then due retries. Returns counts per alias.
-    """
-    transport = get_transport()
-    grace = relay_grace() if grace is None else grace
-    counts = {}
-    for alias in aliases if aliases is not None else [c.database for c in all_contexts()]:
-        counts[alias] = {"published": 0, "retried": 0}
-        try:
-            counts[alias]["published"] = transport.deliver_pending(alias, older_than=grace)
-        except Exception:
-            logger.exception("Relay sweep of %s failed", alias)
-        try:
-            counts[alias]["retried"] = transport.retry_due(alias)
-        except Exception:
-            logger.exception("Retrying due deliveries of %s failed", alias)
-    return counts

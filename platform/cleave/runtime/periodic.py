@@ -1,11 +1,16 @@
 """
 Periodic jobs, written by hand because they must run in both deployments:
 
-- embedded default: a daemon thread in each web process (`start_embedded()`,
-  called from config/wsgi.py unless CLEAVE_EMBEDDED_SCHEDULER=off) or the
-  foreground loop `python manage.py periodic`;
+- embedded default: the scheduler runs in a background thread of each web
+  process (`start()`, called by the web role's bootstrap unless
+  CLEAVE_EMBEDDED_SCHEDULER=off), or in the foreground (`python manage.py
+  periodic`);
 - Celery: beat sends `cleave.periodic.run` for each job (config/celery.py builds
   the schedule from this registry) to the job's queue.
+
+The relay sweep is one of these jobs (`cleave.events.relay_sweep`), and runs
+only this way: `manage.py events relay` and a Celery worker's relay
+(`CLEAVE_EVENT_RELAY_IN_WORKER`) run the scheduler for that one job.
 
 Jobs register with `@periodic("name", every=seconds, context="label")` and must
 be safe to run concurrently in several processes (leases, row locks,
@@ -17,14 +22,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import close_old_connections
 
+from cleave.core import threads
 from cleave.core.registry import is_local
+from cleave.core.threads import Service
 
 logger = logging.getLogger(__name__)
+
+RELAY_SWEEP = "cleave.events.relay_sweep"
 
 
 @dataclass(frozen=True)
@@ -67,40 +77,60 @@ def get(name: str) -> Job:
         raise LookupError(f"No periodic job {name!r}") from None
 
 
-def run_forever(stop: threading.Event | None = None, *, tick: float = 0.5) -> None:
-    """Run every job on its interval until `stop` is set."""
+OnResult = Callable[[Job, Any], None]
+
+
+def run_forever(
+    stop: threading.Event | None = None,
+    *,
+    only: Iterable[str] | None = None,
+    every: float | None = None,
+    on_result: OnResult | None = None,
+    tick: float = 0.5,
+) -> None:
+    """
+    Run the jobs on their intervals until `stop` is set: every job of this
+    process, or those named in `only`; `every` overrides their interval.
+    """
     stop = stop or threading.Event()
+    named = None if only is None else set(only)
     due: dict[str, float] = {}
     while not stop.is_set():
         now = time.monotonic()
         for job in jobs():
+            if named is not None and job.name not in named:
+                continue
             if now >= due.get(job.name, 0.0):
                 # this thread lives long: never reuse a connection that a
                 # database restart between two runs has broken
                 close_old_connections()
                 try:
-                    job.run()
+                    result = job.run()
                 finally:
                     close_old_connections()
-                due[job.name] = time.monotonic() + job.every
+                if on_result is not None:
+                    on_result(job, result)
+                due[job.name] = time.monotonic() + (job.every if every is None else every)
         stop.wait(tick)
 
 
-_thread: threading.Thread | None = None
-_stop = threading.Event()
+class Scheduler(Service):
+    """The scheduler in a background thread of this process (see `run_forever`)."""
+
+    name = "cleave-periodic"
+
+    def __init__(self, only: Iterable[str] | None = None) -> None:
+        self.only = None if only is None else tuple(only)
+        super().__init__()
+
+    def run(self) -> None:
+        run_forever(self._stopping, only=self.only)
 
 
-def start_embedded() -> None:
-    """Start the scheduler thread in this process (once)."""
-    global _thread
-    if _thread is not None and _thread.is_alive():
-        return
-    _stop.clear()
-    _thread = threading.Thread(
-        target=run_forever, args=(_stop,), name="cleave-periodic", daemon=True
-    )
-    _thread.start()
+def start(only: Iterable[str] | None = None) -> Scheduler:
+    """This process's scheduler thread (started once; anew in a forked child)."""
+    return threads.per_process(Scheduler, only)
 
 
-def stop_embedded() -> None:
-    _stop.set()
+def stop() -> None:
+    threads.stop(Scheduler)

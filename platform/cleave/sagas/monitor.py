@@ -7,7 +7,6 @@ takes the saga from a driver whose call outlives its budget (`on_timeout`).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from uuid import UUID
 from django.db import connections, transaction
 from django.utils import timezone
 
-from cleave.core.threads import per_process
+from cleave.core.threads import Service, per_process
 from cleave.sagas import scheduling, steplog
 from cleave.sagas.lease import hand_off, lease_seconds, renew
 from cleave.sagas.models import SagaStepLog
@@ -44,7 +43,7 @@ class Watch:
             self.monitor.forget(self)
 
 
-class Monitor:
+class Monitor(Service):
     """
     Keeps the lease alive while participants are being called, and enforces timeouts.
 
@@ -57,15 +56,19 @@ class Monitor:
     time costs one registration and nothing else.
     """
 
+    name = "cleave-saga-monitor"
+
     def __init__(self) -> None:
-        self.pid = os.getpid()
         self.watches: set[Watch] = set()
         self.changed = threading.Condition()
         # when the thread wakes next by itself: a new watch wakes it only if it
         # is due earlier (a call that returns in time then costs no thread switch)
         self.wakes_at = 0.0
-        self.thread = threading.Thread(target=self._loop, name="cleave-saga-monitor", daemon=True)
-        self.thread.start()
+        super().__init__()
+
+    def wake(self) -> None:
+        with self.changed:
+            self.changed.notify_all()
 
     def watch(
         self, alias: str, saga_id: UUID, log: SagaStepLog, owner: str, budget: float | None
@@ -92,16 +95,16 @@ class Monitor:
         with self.changed:
             self.watches.discard(entry)
 
-    def _loop(self) -> None:
-        while True:
+    def run(self) -> None:
+        while not self.stopping():
             try:
                 self._round()
             except Exception:  # the monitor must outlive any one failure
                 logger.exception("The saga monitor failed a round")
-                time.sleep(0.1)
+                self.wait(0.1)
 
     def _round(self) -> None:
-        while True:
+        while not self.stopping():
             beats: list[Watch] = []
             with self.changed:
                 now = time.monotonic()

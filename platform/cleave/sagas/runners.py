@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import heapq
 import logging
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -18,7 +17,7 @@ from uuid import UUID
 from django.db import connections
 from django.utils import timezone
 
-from cleave.core.threads import per_process
+from cleave.core.threads import Service, per_process
 from cleave.messaging.broker.publisher import celery_app
 from cleave.messaging.broker.topology import queue_name
 from cleave.sagas.driver import Started, run
@@ -76,7 +75,7 @@ def queue_for(context: str) -> str:
 # --- waiting sagas (the in-process runner) --------------------------------------------------
 
 
-class _Waker:
+class _Waker(Service):
     """
     Drives sagas of this process when their `wake_at` comes: one daemon thread
     sleeping on a heap of due times, handing each due saga to a small pool so
@@ -84,14 +83,18 @@ class _Waker:
     while it waits is resumed by the recovery sweep once it is due.
     """
 
+    name = "cleave-saga-waker"
+
     def __init__(self) -> None:
-        self.pid = os.getpid()
         self.due: list[tuple[datetime, int, str, UUID]] = []
         self.counter = 0
         self.changed = threading.Condition()
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cleave-saga-wake")
-        self.thread = threading.Thread(target=self._loop, name="cleave-saga-waker", daemon=True)
-        self.thread.start()
+        super().__init__()
+
+    def wake(self) -> None:
+        with self.changed:
+            self.changed.notify_all()
 
     def add(self, at: datetime, alias: str, saga_id: UUID) -> None:
         with self.changed:
@@ -99,14 +102,16 @@ class _Waker:
             heapq.heappush(self.due, (at, self.counter, alias, saga_id))
             self.changed.notify()
 
-    def _loop(self) -> None:
-        while True:
+    def run(self) -> None:
+        while not self.stopping():
             with self.changed:
-                while not self.due or self.due[0][0] > timezone.now():
+                while not self.stopping() and (not self.due or self.due[0][0] > timezone.now()):
                     timeout = None
                     if self.due:
                         timeout = (self.due[0][0] - timezone.now()).total_seconds()
                     self.changed.wait(timeout)
+                if self.stopping():
+                    return
                 _at, _n, alias, saga_id = heapq.heappop(self.due)
             self.pool.submit(_wake, alias, saga_id)
 

@@ -295,7 +295,7 @@ def test_a_forked_process_gets_a_relay_thread_of_its_own(celery_transport, monke
 
     child = celery_transport.outlet()
     assert child is not parent and child.pid == parent.pid + 1
-    assert child._thread.is_alive() and child._thread is not parent._thread
+    assert child.thread.is_alive() and child.thread is not parent.thread
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
@@ -307,7 +307,7 @@ def test_a_relay_thread_that_died_is_started_again(celery_transport, monkeypatch
 
     monkeypatch.setattr(outlet, "_publish", die)
     outlet.put("users", ["lost"])
-    outlet._thread.join(timeout=5)
+    outlet.thread.join(timeout=5)
     assert not outlet.alive()
 
     replacement = celery_transport.outlet()
@@ -315,7 +315,7 @@ def test_a_relay_thread_that_died_is_started_again(celery_transport, monkeypatch
 
 
 def test_a_process_that_exits_waits_a_while_for_its_relay_thread():
-    from cleave.messaging.outlet import Outlet
+    from cleave.messaging.relay import Outlet
 
     published: list[str] = []
 

@@ -30,7 +30,7 @@ from cleave.messaging import delivery, relay, replay
 from cleave.messaging.broker import publisher, topology
 from cleave.messaging.models import DeadLetter, Delivery, OutboxEvent
 from cleave.messaging.transports import get_transport
-from cleave.observability.metrics import serve_port
+from cleave.runtime import bootstrap, periodic
 
 
 class Command(BaseCommand):
@@ -213,15 +213,14 @@ class Command(BaseCommand):
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-        serve_port()  # with CLEAVE_METRICS_PORT, for a relay in a pod of its own
-        every = interval if interval is not None else relay.interval()
+        every = interval if interval is not None else periodic.get(periodic.RELAY_SWEEP).every
         self.stdout.write(
             f"relay: {get_transport().name} transport, sweeping every {every:g}s", ending="\n"
         )
         self.stdout.flush()
         if grace is not None:
             settings.CLEAVE_EVENT_RELAY_GRACE = grace
-        relay.run_forever(stop, every=every, on_sweep=self._report_sweep)
+        bootstrap.relay(stop, every=every, on_sweep=self._report_sweep)
 
     def _report_sweep(self, counts):
         published = sum(c["published"] for c in counts.values())

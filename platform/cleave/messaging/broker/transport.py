@@ -10,7 +10,6 @@ the worker with backoff, then dead-lettered.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterable
 from datetime import timedelta
@@ -20,11 +19,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from cleave.core import threads
 from cleave.messaging import delivery as consumer
 from cleave.messaging.broker import publisher
 from cleave.messaging.models import OutboxEvent
 from cleave.messaging.outbox import pending_rows, record_publish, relay_batch
-from cleave.messaging.outlet import Outlet
+from cleave.messaging.relay import Outlet
 from cleave.messaging.transports import PublishError, Transport
 
 logger = logging.getLogger("cleave.events")
@@ -50,8 +50,6 @@ class CeleryTransport(Transport):
 
     def __init__(self) -> None:
         self._broken_until = 0.0
-        self._outlet = None
-        self._outlet_lock = threading.Lock()
 
     def committed(
         self, alias: str, event_ids: Iterable[UUID], envelopes: list | None = None
@@ -69,26 +67,20 @@ class CeleryTransport(Transport):
             self._broken_until = time.monotonic() + self.BREAKER_SECONDS
             logger.exception("Publishing events of %s failed; the relay sweep will retry", alias)
 
-    def outlet(self):
+    def outlet(self) -> Outlet:
         """This process's relay thread, started on first use (and anew in a forked child)."""
-        outlet = self._outlet
-        if outlet is None or not outlet.alive():
-            with self._outlet_lock:
-                outlet = self._outlet
-                if outlet is None or not outlet.alive():
-                    outlet = self._outlet = Outlet(
-                        self.publish_committed,
-                        limit=relay_batch(),
-                        exit_timeout=self.FLUSH_AT_EXIT_SECONDS,
-                    )
-        return outlet
+        return threads.per_process(
+            Outlet,
+            self.publish_committed,
+            key=id(self),
+            limit=relay_batch(),
+            exit_timeout=self.FLUSH_AT_EXIT_SECONDS,
+        )
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until the relay thread handled everything committed so far."""
-        outlet = self._outlet
-        if outlet is None or not outlet.alive():
-            return True
-        return outlet.flush(timeout)
+        running = [s for s in threads.running() if isinstance(s, Outlet)]
+        return all(outlet.flush(timeout) for outlet in running)
 
     def deliver_pending(self, alias: str, *, limit: int = 500, older_than=None) -> int:
         total = self.republish_lost(alias)
