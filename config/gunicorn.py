@@ -1,7 +1,7 @@
 """
 Gunicorn hooks: `gunicorn -c python:config.gunicorn config.wsgi --bind ...`.
 
-The master drops the metrics of workers that stopped (see cleave.metrics).
+The master drops the metrics of workers that stopped (see cleave.observability.metrics).
 With CLEAVE_DISCOVERY=consul the master registers every context this process
 serves in Consul once it listens (at its first bind, or CLEAVE_ADVERTISE_URL),
 and deregisters them when it stops cleanly. Binds, workers and threads stay on
@@ -14,7 +14,7 @@ gunicorn's HTML page: the workers below keep gunicorn's status, reason, log
 line and access line, and only rewrite the answer's body.
 
 The access line names the client's address as the application decided it
-(`cleave.proxies`: the peer, or what the trusted proxies say), not only the
+(`cleave.core.proxies`: the peer, or what the trusted proxies say), not only the
 peer, which behind the gateway is the gateway.
 """
 
@@ -27,7 +27,7 @@ from gunicorn.workers.sync import SyncWorker
 _registered: list[str] = []
 
 # The access line (with --access-logfile): gunicorn's default, but it opens with
-# the client's address as cleave.proxies decides it (cleave.metrics leaves it in
+# the client's address as cleave.core.proxies decides it (cleave.observability.metrics leaves it in
 # the environ) and ends with the connection's peer; `-` first for a request
 # gunicorn refused before the application saw it.
 access_log_format = (

@@ -123,7 +123,7 @@ USER_DELETED = EventType(
 def erased_fields(customer_id) -> dict[str, str]:
     """
     What a deleted customer's personal fields read in the copies of users'
-    events that are kept (`cleave.events.replay.redact`): every context that
+    events that are kept (`cleave.messaging.replay.redact`): every context that
     keeps such copies redacts them with this, so each payload still fits
     its schema and no two contexts erase differently.
     """

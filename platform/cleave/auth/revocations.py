@@ -7,7 +7,7 @@ while users is down. The price is that blocking or deleting a customer would
 leave their tokens valid until they expire (15 minutes). So each context that
 serves customers subscribes to the users context's `user.blocked` and
 `user.deleted` and records a revocation in its own alias (`revoke()`), and
-`cleave.security.CustomerAuthentication` refuses a token issued before the
+`cleave.auth.authentication.CustomerAuthentication` refuses a token issued before the
 revocation, in the alias of the context the request is for. The delay is
 that of the event: nothing in process, the relay's in a split (milliseconds);
 the users context records its own revocations in the same transaction as

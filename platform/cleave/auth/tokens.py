@@ -10,7 +10,7 @@ their times must be JSON numbers.
 
 A customer token's `iat` is a Unix time in milliseconds (a NumericDate with
 three decimals, which RFC 7519 allows), not whole seconds: a password change
-refuses every token issued before it (`cleave.revocations`, which compares
+refuses every token issued before it (`cleave.auth.revocations`, which compares
 `iat < revoked_at`) and hands out a new pair issued at that very instant,
 so the pair works at once while a token from a moment earlier, even in the
 same second, does not. The instant is held to the millisecond because that

@@ -13,7 +13,7 @@ permissions, serializers and status codes as over HTTP). The middleware stack,
 which serves browsers and the outside world (sessions, CSRF, static files,
 security headers), is left out; what it would do for a service call is done
 here: the flow ids are taken from the headers, a server span is opened, and
-the call is timed in `service_call_duration_seconds` (cleave.metrics). When it
+the call is timed in `service_call_duration_seconds` (cleave.observability.metrics). When it
 runs elsewhere
 (`<LABEL>_SERVICE_URL`, or CLEAVE_CONTEXTS leaves it out) the call goes over
 HTTP with `requests`. Either way the request carries `X-Request-ID`,
@@ -26,7 +26,7 @@ carrying `Idempotency-Key`, which the client adds to every mutating call that
 has none), is retried on technical failures inside one budget
 (`CLEAVE_SERVICE_TIMEOUT`), each attempt at most `CLEAVE_BREAKER_CALL_TIMEOUT`.
 Over HTTP, calls are spread round-robin over the target's healthy instances
-(`cleave.resilience.discovery`), on keep-alive connections kept per thread.
+(`cleave.calls.discovery`), on keep-alive connections kept per thread.
 See docs/resilience.md.
 """
 

@@ -9,7 +9,7 @@ by gunicorn's master once it listens (config/gunicorn.py), registers every
 context the process serves under its label, with an HTTP check on `/health`
 that Consul runs every 10 s; `deregister_local(ids)` removes them on a clean stop.
 Both do nothing unless `CLEAVE_DISCOVERY=consul`, which is also what makes the
-service client look instances up here (`cleave.resilience.discovery`).
+service client look instances up here (`cleave.calls.discovery`).
 
 The HTTP calls go through py-consul, the optional extra `consul`
 (`pip install -e '.[consul]'`), imported only when Consul is used: a process

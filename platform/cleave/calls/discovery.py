@@ -4,7 +4,7 @@ Where the instances of a remote context are, and which one to call next.
 A *source* lists a context's base URLs: `EnvSource` reads
 `<LABEL>_SERVICE_URL` (one URL or several, comma-separated; unset, Kubernetes
 DNS `http://<label>`, a Service on port 80 that balances for us), and
-`cleave.resilience.consul.ConsulSource` asks Consul for passing instances
+`cleave.calls.consul.ConsulSource` asks Consul for passing instances
 (`CLEAVE_DISCOVERY=consul`).
 
 The `Balancer` spreads calls round-robin over the instances that are not

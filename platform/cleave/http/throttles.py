@@ -2,7 +2,7 @@
 Throttles: per client address for anonymous clients (`CLEAVE_THROTTLE_ANON`),
 per customer or operator (`CLEAVE_THROTTLE_USER`); services are exempt.
 
-The address is `cleave.proxies.client_address`: DRF's own `get_ident` keys on
+The address is `cleave.core.proxies.client_address`: DRF's own `get_ident` keys on
 the whole `X-Forwarded-For` header unless told how many proxies to believe, so
 a client rotating a made-up first entry would count as a new one each time.
 """

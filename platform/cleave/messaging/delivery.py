@@ -2,7 +2,7 @@
 The subscriber side of every transport: run one handler for one event, and
 decide what a failure means.
 
-- success: the inbox row and the handler's effect commit together (`cleave.events.inbox`);
+- success: the inbox row and the handler's effect commit together (`cleave.messaging.inbox`);
 - a payload that fails the publisher's schema: dead-lettered at once, it
   would fail every attempt;
 - any other exception: a `Delivery` row in the subscriber's alias counts the
@@ -125,7 +125,7 @@ def consume_many(sub: subscriptions.Subscription, envelopes: list[Envelope]) -> 
     label = sub.context.label
     ids = [uuid.UUID(str(envelope.id)) for envelope in envelopes]
     known = {}
-    # a worker asks this for every message: one prepared statement (cleave.db)
+    # a worker asks this for every message: one prepared statement (cleave.core.db)
     recorded = db.values(Delivery, alias, "event_id", where={"handler": sub.name, "event_id": ids})
     if recorded:
         known = {

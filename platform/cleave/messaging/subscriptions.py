@@ -76,7 +76,7 @@ def refuse_lost_events(label: str, type_names: list[str]) -> None:
         )
 
 
-# --- from cleave.events.registry
+# --- from cleave.messaging.types
 
 
 # --- subscriptions ---------------------------------------------------------------

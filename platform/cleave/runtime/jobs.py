@@ -1,4 +1,4 @@
-"""The platform's own periodic jobs (see cleave.periodic)."""
+"""The platform's own periodic jobs (see cleave.runtime.periodic)."""
 
 from django.conf import settings
 

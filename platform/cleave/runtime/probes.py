@@ -7,7 +7,7 @@ What the machines that operate a process ask it: `/health` (liveness),
 `/metrics` and the details of `/ready` (aliases, errors, circuits) are for the
 networks `CLEAVE_METRICS_ALLOW` names, or a caller with `CLEAVE_METRICS_TOKEN`.
 This module sits above the delivery layer (it reads the outbox, the sagas and
-the client's circuits); the metric names themselves are `cleave.metrics`.
+the client's circuits); the metric names themselves are `cleave.observability.metrics`.
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ def internal_caller(request: HttpRequest) -> bool:
     Whether the request comes from the networks `CLEAVE_METRICS_ALLOW` names
     (the scraper, the probes, the cluster) or carries the metrics token:
     who may see operational detail. The address is the client's as
-    `cleave.proxies` decides it: a client cannot name one of its own.
+    `cleave.core.proxies` decides it: a client cannot name one of its own.
     """
     token = settings.CLEAVE_METRICS_TOKEN
     given = request.headers.get("Authorization", "")

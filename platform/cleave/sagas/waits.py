@@ -1,7 +1,7 @@
 """
 Waiting after a technical failure.
 
-A *technical* failure (`cleave.resilience.failures.is_technical`: a
+A *technical* failure (`cleave.core.errors.is_technical`: a
 participant unavailable, its circuit open, a 5xx, a database at its limit) is
 neither a refusal nor a bug: the driver logs the attempt `unavailable` and
 raises `Wait`; the saga then records `wake_at` and `last_error`, gives up its

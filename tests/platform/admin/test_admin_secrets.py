@@ -1,5 +1,5 @@
 """
-No admin filters on a secret (cleave.admin): a view-only operator counted the
+No admin filters on a secret (cleave.admin.tables): a view-only operator counted the
 customers matching `?password__regex=` and `?password__startswith=`, a yes or
 no answer about each customer's password hash.
 """

@@ -1,5 +1,5 @@
 """
-Consul discovery and registration (cleave.resilience.consul), against the
+Consul discovery and registration (cleave.calls.consul), against the
 stand-in agent of tests/support/consul_standin.py: no Consul server runs on
 the project's machines. The stand-in runs the registered HTTP checks itself,
 every few hundredths of a second instead of every 10 s.

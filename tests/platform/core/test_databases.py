@@ -5,7 +5,7 @@ CI runs the whole suite twice: on the embedded SQLite default and with
 PostgreSQL and MariaDB behind `<LABEL>_DATABASE_URL` (see docs/testing.md).
 These tests prove each alias really runs where its URL says, that a
 PostgreSQL alias takes its connections from a bounded pool (`<LABEL>_DB_POOL_*`)
-and that `cleave.db.release()` hands them back to it.
+and that `cleave.core.db.release()` hands them back to it.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """
-The prepared statements of `cleave.db` against every alias's backend.
+The prepared statements of `cleave.core.db` against every alias's backend.
 
 They write the platform's hot rows (outbox, inbox, saga progress) without the
 ORM's query compilation; what they store must read back through the ORM

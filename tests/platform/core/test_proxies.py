@@ -1,6 +1,6 @@
 """
 The client's address comes from the connection and the declared trusted
-proxies only (cleave.proxies): the outside probe escaped the anonymous
+proxies only (cleave.core.proxies): the outside probe escaped the anonymous
 throttle by rotating a made-up first X-Forwarded-For entry, directly and
 through the gateway, and opened /metrics by naming a private address.
 """

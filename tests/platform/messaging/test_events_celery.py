@@ -98,7 +98,7 @@ def test_install_adds_every_local_context_queue_to_a_celery_app(settings):
 
 
 class RecordingBroker:
-    """Stands in for cleave.events.broker's EventPublisher; records what was published."""
+    """Stands in for the broker publisher's EventPublisher; records what was published."""
 
     def __init__(self, fail_after: int | None = None, delay: float = 0.0):
         self.published: list[str] = []

@@ -139,7 +139,7 @@ def _scraped_names(name: str, kind: str) -> set[str]:
 
 @cache
 def exported_names() -> frozenset[str]:
-    """Every series name a scrape of `/metrics` can show: cleave.metrics's metrics and state."""
+    """Every series name a scrape of `/metrics` can show: the platform's metrics and state."""
     from prometheus_client.metrics import MetricWrapperBase
 
     from cleave.observability import metrics

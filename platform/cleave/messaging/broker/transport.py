@@ -3,7 +3,7 @@ The Celery transport (`CLEAVE_EVENT_TRANSPORT=celery`): right after the
 commit, a relay thread of this process publishes the rows to the broker's
 topic exchange (marking them published only once the broker confirmed) and
 Celery workers consume one durable queue per context
-(`cleave.tasks.handle_event`, `cleave.events.worker`). Failures are retried by
+(`cleave.runtime.tasks.handle_event`, `cleave.messaging.broker.receiver`). Failures are retried by
 the worker with backoff, then dead-lettered.
 """
 

@@ -5,7 +5,7 @@
     check    exit non-zero, naming each stale file, when the committed files
              differ from what the code generates (run by CI)
 
-See cleave.deploy for what is generated and deploy/README.md for using it.
+See cleave_tools.deploy.manifests for what is generated and deploy/README.md for using it.
 """
 
 from __future__ import annotations

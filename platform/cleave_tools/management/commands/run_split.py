@@ -2,7 +2,7 @@
 `manage.py run_split [--port 8000] [--layout "users,catalog orders,payments ..."]`
 
 Run every context as its own process group behind a generated nginx gateway
-on one port (see cleave.split). `make run-split` sets it up and calls this.
+on one port (see cleave_tools.deploy.split). `make run-split` sets it up and calls this.
 Ctrl-C or SIGTERM stops every process it started.
 """
 
