@@ -3,8 +3,9 @@ The Celery application (`celery -A config worker -Q <context>`, `celery -A confi
 
 Queues: one durable queue per context, named after its label (after
 `CLEAVE_EVENT_QUEUE_PREFIX`), plus the default queue for platform-wide jobs.
-Their declaration arguments are known from settings and set here at import,
-so any process sending a task to a context's queue declares it identically;
+Their declaration arguments are known from settings and set when the app's
+configuration is first read, so any process sending a task to a context's
+queue declares it identically;
 the bindings to the events exchange need the subscription registry and are
 added once Django is set up (`cleave.messaging.broker.topology.install`): a worker does
 it before it selects the queues named by `-Q`, other processes before their
@@ -60,7 +61,12 @@ def _static_queues() -> list[Queue]:
     return queues
 
 
-app.conf.task_queues = _static_queues()
+@app.on_after_configure.connect
+def _declare_static_queues(sender, **kwargs):
+    # when the configuration is first read, not at import: importing this
+    # module (every Django process does, through config/__init__.py) must not
+    # load the settings before the process's role is declared
+    sender.conf.task_queues = _static_queues()
 
 
 @signals.celeryd_init.connect

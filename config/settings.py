@@ -18,6 +18,7 @@ from cleave.core import conf
 from cleave.core.databases import database_settings, with_query_metrics
 from cleave.core.env import require_strong_secrets
 from cleave.core.registry import local_context_names
+from cleave.runtime import bootstrap
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(conf.value("CLEAVE_DATA_DIR") or BASE_DIR / "var").resolve()
@@ -104,7 +105,10 @@ INSTALLED_APPS = [
     # the admin's sign-in throttle (its attempts are kept in the default alias)
     "axes",
     "cleave",
-    "cleave_tools",
+    # the deployment and contract tools' commands, for manage.py and the tests: a
+    # process that serves (web, worker, beat: its role declared before these
+    # settings load) never loads them
+    *([] if bootstrap.serving() else ["cleave_tools"]),
     *[f"{CLEAVE_CONTEXT_PACKAGE}.{name}" for name in CLEAVE_CONTEXTS],
 ]
 

@@ -118,10 +118,12 @@ def run(command: str, args: list[str]) -> str:
 def main() -> None:
     _setup()
     if sys.argv[1:] == ["relay"]:
-        from cleave.messaging import relay
+        import threading
+
+        from cleave.runtime import bootstrap
 
         _say("relay ready")
-        relay.run_forever()
+        bootstrap.relay(threading.Event())
         return
     _say("ready")
     for line in sys.stdin:
