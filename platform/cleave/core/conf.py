@@ -675,7 +675,8 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=0.001,
         doc=(
             "Seconds: before the n-th retry the client waits a random time between 0 and `base x "
-            "2^(n-1)`, at most `max` (full jitter), if the budget still holds another attempt."
+            "2^(n-1)`, at most `max` (the one backoff: uniform in [d/2, d]), if the budget still "
+            "holds another attempt."
         ),
     ),
     Setting(
@@ -686,7 +687,8 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=0.001,
         doc=(
             "Seconds: before the n-th retry the client waits a random time between 0 and `base x "
-            "2^(n-1)`, at most `max` (full jitter), if the budget still holds another attempt."
+            "2^(n-1)`, at most `max` (the one backoff: uniform in [d/2, d]), if the budget still "
+            "holds another attempt."
         ),
     ),
     Setting(
@@ -787,7 +789,7 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=0.001,
         doc=(
             "Seconds a saga step or compensation waits after its n-th technical failure in a row:"
-            " `base x 2^(n-1)`, at most `max`, less up to a quarter of jitter."
+            " `base x 2^(n-1)`, at most `max`, half of it random jitter (the one backoff)."
         ),
     ),
     Setting(
@@ -798,7 +800,7 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=0.001,
         doc=(
             "Seconds a saga step or compensation waits after its n-th technical failure in a row:"
-            " `base x 2^(n-1)`, at most `max`, less up to a quarter of jitter."
+            " `base x 2^(n-1)`, at most `max`, half of it random jitter (the one backoff)."
         ),
     ),
     Setting(

@@ -76,9 +76,6 @@ def refuse_lost_events(label: str, type_names: list[str]) -> None:
         )
 
 
-# --- from cleave.messaging.types
-
-
 # --- subscriptions ---------------------------------------------------------------
 
 Handler = Callable[[Envelope], None]

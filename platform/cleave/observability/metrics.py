@@ -280,7 +280,7 @@ def serve_port():
     return served
 
 
-# --- from cleave.observability
+# --- circuit breakers ----------------------------------------------------------------
 
 
 _CIRCUIT_VALUES = {"closed": 0, "open": 1, "half_open": 2}
