@@ -24,14 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cleave.core.conf import SECTIONS, Setting, declarations
+from cleave_tools.checks import blocks
 
 SHOP = "shop"
 BLOCKS = (*SECTIONS, SHOP)
 PLATFORM = "cleave"
-_BLOCK = re.compile(
-    r"(<!-- generated: (?P<name>[a-z]+) -->\n)(?P<body>.*?)(<!-- /generated: (?P=name) -->)",
-    re.DOTALL,
-)
 # Variables read from the environment that are no settings: what a process sets
 # for a library, and the defaults of a developer's command line.
 NOT_SETTINGS = {
@@ -68,16 +65,6 @@ def gather(*, package: str, labels: Iterable[str]) -> list[Declared]:
 
 def render(template: str, declared: list[Declared]) -> str:
     """`template` with every generated block rendered anew; refuses a missing block."""
-    found = [match.group("name") for match in _BLOCK.finditer(template)]
-    missing = [name for name in BLOCKS if name not in found]
-    unknown = sorted(set(found) - set(BLOCKS))
-    repeated = sorted({name for name in found if found.count(name) > 1})
-    if missing or unknown or repeated:
-        raise ValueError(
-            "docs/configuration.md must hold each generated block once "
-            f"(`<!-- generated: NAME -->` ... `<!-- /generated: NAME -->`); missing "
-            f"{missing or 'none'}, unknown {unknown or 'none'}, repeated {repeated or 'none'}"
-        )
     unplaced = [
         d.setting.name
         for d in declared
@@ -86,17 +73,12 @@ def render(template: str, declared: list[Declared]) -> str:
     if unplaced:
         raise ValueError(f"declared without a known section ({', '.join(SECTIONS)}): {unplaced}")
 
-    def replace(match: re.Match[str]) -> str:
-        name = match.group("name")
+    def block(name: str) -> str:
         if name == SHOP:
-            body = _table([d for d in declared if d.owner != PLATFORM], owners=True)
-        else:
-            body = _table(
-                [d for d in declared if d.owner == PLATFORM and d.setting.section == name]
-            )
-        return f"{match.group(1)}{body}\n{match.group(4)}"
+            return _table([d for d in declared if d.owner != PLATFORM], owners=True)
+        return _table([d for d in declared if d.owner == PLATFORM and d.setting.section == name])
 
-    return _BLOCK.sub(replace, template)
+    return blocks.fill(template, BLOCKS, block, what="docs/configuration.md")
 
 
 def shown(setting: Setting) -> str:

@@ -19,7 +19,6 @@ longer says what the code does. Written by hand: it is a few tables.
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -36,12 +35,9 @@ from cleave.core.declarations import (
 )
 from cleave.core.registry import context_config_class, context_for_module, is_local
 from cleave.messaging import subscriptions
+from cleave_tools.checks import blocks
 
 SECTIONS = ("diagram", "contexts", "events", "operations", "calls")
-_BLOCK = re.compile(
-    r"(<!-- generated: (?P<name>[a-z]+) -->\n)(?P<body>.*?)(<!-- /generated: (?P=name) -->)",
-    re.DOTALL,
-)
 
 
 @dataclass(frozen=True)
@@ -109,15 +105,6 @@ def gather() -> Landscape:
 
 def render(template: str, landscape: Landscape) -> str:
     """`template` with every generated block rendered anew; refuses a missing block."""
-    found = {match.group("name") for match in _BLOCK.finditer(template)}
-    missing = [name for name in SECTIONS if name not in found]
-    unknown = sorted(found - set(SECTIONS))
-    if missing or unknown:
-        raise ValueError(
-            "The context map must hold each generated block once "
-            f"(`<!-- generated: NAME -->` ... `<!-- /generated: NAME -->`); "
-            f"missing {missing or 'none'}, unknown {unknown or 'none'}"
-        )
     renderers = {
         "diagram": _diagram,
         "contexts": _contexts,
@@ -125,12 +112,9 @@ def render(template: str, landscape: Landscape) -> str:
         "operations": _operations,
         "calls": _calls,
     }
-
-    def replace(match: re.Match[str]) -> str:
-        body = renderers[match.group("name")](landscape).rstrip("\n") + "\n"
-        return f"{match.group(1)}{body}{match.group(4)}"
-
-    return _BLOCK.sub(replace, template)
+    return blocks.fill(
+        template, SECTIONS, lambda name: renderers[name](landscape), what="The context map"
+    )
 
 
 def _subscribers_of(landscape: Landscape, type_name: str) -> list[Subscriber]:
