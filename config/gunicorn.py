@@ -19,7 +19,9 @@ peer, which behind the gateway is the gateway.
 """
 
 import json
+import os
 import re
+from pathlib import Path
 
 from gunicorn.workers.gthread import ThreadWorker
 from gunicorn.workers.sync import SyncWorker
@@ -112,8 +114,29 @@ def _use_problem_workers(server) -> None:
     server.worker_class = _PROBLEM_WORKERS.get(server.worker_class, server.worker_class)
 
 
+def _control_socket(server) -> str:
+    """
+    This server's own control socket: gunicorn's default path
+    (~/.gunicorn/gunicorn.ctl) is one per user, so the servers of a split
+    would share it ("Address already in use"). One per bind, under the
+    process's data directory.
+    """
+    data_dir = os.environ.get("CLEAVE_DATA_DIR") or str(
+        Path(__file__).resolve().parent.parent / "var"
+    )
+    bind = re.sub(r"[^A-Za-z0-9_.-]+", "-", server.cfg.bind[0]).strip("-")
+    folder = Path(data_dir) / "run"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return str(folder / f"gunicorn-{bind}.ctl")
+
+
 def on_starting(server) -> None:
     _use_problem_workers(server)
+    # gunicorn's default path (not one given with --control-socket)
+    if not server.cfg.control_socket_disable and Path(server.cfg.control_socket).name == (
+        "gunicorn.ctl"
+    ):
+        server.cfg.set("control_socket", _control_socket(server))
 
 
 def on_reload(server) -> None:

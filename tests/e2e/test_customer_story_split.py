@@ -63,7 +63,7 @@ def test_the_customer_story_split_behind_the_gateway(tmp_path, databases, live_s
     amqp = BROKERS["rabbitmq"][0]
     require_server("RabbitMQ", "127.0.0.1", 5672)
     prefix = f"t{uuid.uuid4().hex[:8]}."
-    port = free_base_port(len(LAYOUT) + 1)
+    port = free_base_port(len(LAYOUT) + 2)  # the groups, the console, the gateway
     env = {
         key: value
         for key, value in os.environ.items()
@@ -84,20 +84,17 @@ def test_the_customer_story_split_behind_the_gateway(tmp_path, databases, live_s
     pids: dict[str, int] = {}
     try:
         pids = runner.wait_ready()
-        assert len(pids) == 3 * len(LAYOUT) + 1, runner.output()[-3000:]
+        # each group's web, worker and relay, the admin console and the gateway
+        assert len(pids) == 3 * len(LAYOUT) + 2, runner.output()[-3000:]
         base = f"http://127.0.0.1:{port}"
-        operator_env = {
-            **env,
-            "CLEAVE_CONTEXTS": LAYOUT[0],
-            "CLEAVE_EVENT_TRANSPORT": "celery",
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'split' / 'default.sqlite3'}",
-        }
 
         def create_operator(username, email, password):
+            # as `make run-split` says: the command reaches the split's data
             subprocess.run(
                 [
                     sys.executable,
                     "manage.py",
+                    "--split",
                     "createsuperuser",
                     "--noinput",
                     "--username",
@@ -106,7 +103,7 @@ def test_the_customer_story_split_behind_the_gateway(tmp_path, databases, live_s
                     email,
                 ],
                 cwd=ROOT,
-                env={**operator_env, "DJANGO_SUPERUSER_PASSWORD": password},
+                env={**env, "DJANGO_SUPERUSER_PASSWORD": password},
                 check=True,
                 capture_output=True,
                 timeout=60,
@@ -115,7 +112,8 @@ def test_the_customer_story_split_behind_the_gateway(tmp_path, databases, live_s
         result = customer_story(
             base,
             seed=lambda: None,  # run_split seeded the demo catalog and stock
-            mail_subjects=lambda: _mail_subjects(tmp_path / "data" / "mail"),
+            # the split's mail is its own
+            mail_subjects=lambda: _mail_subjects(tmp_path / "data" / "split" / "mail"),
             create_operator=create_operator,
         )
         assert result.confirmed_order["status"] == "confirmed"

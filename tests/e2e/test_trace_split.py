@@ -37,7 +37,7 @@ def test_a_split_checkout_is_one_trace_across_every_group(tmp_path, live_secrets
     amqp = BROKERS["rabbitmq"][0]
     require_server("RabbitMQ", "127.0.0.1", 5672)
     prefix = f"t{uuid.uuid4().hex[:8]}."
-    port = free_base_port(len(LAYOUT) + 1)
+    port = free_base_port(len(LAYOUT) + 2)  # the groups, the console, the gateway
     with OtlpReceiver() as otlp:
         env = {
             key: value

@@ -1,21 +1,24 @@
 """
 The route table of a split deployment, and the nginx gateway rendered from it.
 
-Every context's API lives under `/api/<prefix>/` and its admin pages under
-`/admin/<label>/` in whatever process serves it, so the gateway routes by path
-alone and rewrites nothing: a client sees the same paths as from the monolith.
-The platform's own admin pages (outbox, deliveries, sagas: one table per
-context alias) go where their `?context=` filter points. What belongs to no
-one context (the admin's index and login, static files, the OpenAPI document
-and Swagger UI, `/ready`) goes to the *operations* upstream, the group of the
-first context, whose admin index links every other context's pages and whose
-OpenAPI document includes every group's operations; `/health`
-is answered by the gateway itself; `/metrics` is never served through it
-(each process exposes its own to the scraper inside the network).
+Every context's API lives under `/api/<prefix>/` in whatever process serves
+it, so the gateway routes by path alone and rewrites nothing: a client sees
+the same paths as from the monolith. The whole admin (`/admin/`) goes to the
+*admin console*: a web process of the same code with every context installed
+and every context's database configured, so that an operator signs in once
+and sees every context and every platform table as in the monolith (in a
+monolith, the one process is its own console). What belongs to no one context
+(static files, the OpenAPI document and Swagger UI, `/ready`) goes to the
+*operations* upstream, the group of the first context, whose OpenAPI document
+includes every group's operations; `/health` is answered by the gateway itself;
+`/metrics` is never served through it (each process exposes its own to the
+scraper inside the network).
 
 Where each context runs comes from the same place the service client looks:
 `<LABEL>_SERVICE_URL` (one URL, or several: one upstream server each),
-else Kubernetes DNS, `http://<label>` (its Service listens on port 80).
+else Kubernetes DNS, `http://<label>` (its Service listens on port 80); the
+admin console likewise from `ADMIN_SERVICE_URL`, else `http://admin`, and
+when every context has the same servers (a monolith behind a gateway), those.
 
 The gateway's own refusals (a body, request line or header too large, a
 request it cannot parse, a method it never passes on, an upstream it cannot
@@ -69,6 +72,25 @@ def route_for(cfg: ContextConfig) -> Route:
         prefix=f"/api/{cfg.url_prefix}/",
         servers=tuple(_server(url) for url in urls),
     )
+
+
+ADMIN = "admin"
+
+
+def admin_route(routes: list[Route]) -> Route:
+    """
+    Where the admin console runs: `ADMIN_SERVICE_URL`; else, when every
+    context has the same servers (one process serves them all), those; else
+    Kubernetes DNS, `http://admin`.
+    """
+    urls = service_urls(ADMIN)
+    if urls:
+        servers = tuple(_server(url) for url in urls)
+    elif routes and len({route.servers for route in routes}) == 1:
+        servers = routes[0].servers
+    else:
+        servers = (_server(default_url(ADMIN)),)
+    return Route(context=ADMIN, prefix="/admin/", servers=servers)
 
 
 def route_table(contexts: list[ContextConfig] | None = None) -> list[Route]:
@@ -143,9 +165,11 @@ def render_nginx(
     limits: Limits | None = None,
     standalone: str | None = None,
     service_host: bool = False,
+    admin: Route | None = None,
 ) -> str:
     """
-    The nginx configuration for `routes`.
+    The nginx configuration for `routes`, and `admin` (the admin console's
+    place, `admin_route(routes)` when not given) for `/admin/`.
 
     Without `standalone`, an `http`-level snippet (upstreams, map, server) to
     include from an nginx.conf, as in a container image's conf.d. With
@@ -173,23 +197,11 @@ def render_nginx(
         "",
     ]
 
-    # the platform's admin pages (outbox, sagas, ...) exist in every process: the
-    # `context` filter (or a detail page's `_changelist_filters`) says whose
-    def platform_map(variable: str, value) -> list[str]:
-        out = [f"map $args {variable} {{"]
-        for route in routes:
-            filtered = f"_changelist_filters=([^&]*%26)?context%3D{route.context}(%26|&|$)"
-            out.append(f"    ~(^|&)context={route.context}(&|$) {value(route)};")
-            out.append(f"    ~(^|&){filtered} {value(route)};")
-        return [*out, f"    default {value(ops)};", "}", ""]
-
     def upstream_host(route: Route) -> str:
         return route.servers[0].rsplit(":", 1)[0]
 
-    lines += platform_map("$cleave_platform_admin", lambda route: route.upstream)
-    if service_host:
-        lines += platform_map("$cleave_platform_host", upstream_host)
-    for route in routes:
+    admin = admin or admin_route(routes)
+    for route in [*routes, admin]:
         lines.append(f"upstream {route.upstream} {{")
         lines += [f"    server {server} max_fails=1 fail_timeout=5s;" for server in route.servers]
         lines += [f"    keepalive {limits.keepalive};", "}", ""]
@@ -233,23 +245,15 @@ def render_nginx(
     def host(route: Route) -> list[str]:
         return [f"        set $cleave_host {upstream_host(route)};"] if service_host else []
 
-    for route in routes:
+    for route in [*routes, admin]:
         lines += [
             f"    location {route.prefix} {{",
             *host(route),
             f"        proxy_pass http://{route.upstream};",
             "    }",
-            f"    location /admin/{route.context}/ {{",
-            *host(route),
-            f"        proxy_pass http://{route.upstream};",
-            "    }",
         ]
     lines += [
-        "    location /admin/cleave/ {",
-        *(["        set $cleave_host $cleave_platform_host;"] if service_host else []),
-        "        proxy_pass http://$cleave_platform_admin;",
-        "    }",
-        "    # the admin's index, login and the platform's pages; docs; static files; readiness",
+        "    # the API's documents, static files, readiness",
         "    location / {",
         *host(ops),
         f"        proxy_pass http://{ops.upstream};",

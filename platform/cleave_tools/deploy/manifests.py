@@ -41,8 +41,8 @@ from django.conf import settings
 
 from cleave.calls.discovery import default_url
 from cleave.core.declarations import Operation, contract_for
-from cleave.core.registry import PLATFORM_APP_LABEL, ContextConfig, all_contexts
-from cleave_tools.deploy.gateway import Route, render_nginx
+from cleave.core.registry import ContextConfig, all_contexts
+from cleave_tools.deploy.gateway import ADMIN, Route, render_nginx
 
 NAMESPACE_DEFAULT = "cleave"
 TRUST_DOMAIN = "cluster.local"
@@ -329,20 +329,66 @@ def context_objects(cfg: ContextConfig, ns: str, contexts: list[ContextConfig]) 
     ]
 
 
+ADMIN_PATHS = ["/admin/*", "/static/*", "/health", "/ready"]
+
+
+def admin_objects(ns: str, contexts: list[ContextConfig]) -> list[dict]:
+    """
+    The admin console: the web role with every context installed and every
+    context's database, which the gateway sends `/admin/` to. It runs no
+    handler and no periodic job; what its actions start (a saga's retry or
+    compensation, a redrive) travels through the broker to the context's own
+    workers, so no context admits its identity on the mesh.
+    """
+    account = service_account(ADMIN)
+    labels = _labels("web", ADMIN)
+    env = [
+        {"name": "CLEAVE_SERVICE_NAME", "value": f"cleave-{ADMIN}"},
+        {"name": "CLEAVE_EMBEDDED_SCHEDULER", "value": "off"},
+        {"name": "DJANGO_ALLOWED_HOSTS", "value": f"$(PUBLIC_HOSTS),{ADMIN}"},
+        *[_secret_env(name, key) for name, key in APP_SECRETS.items()],
+        _secret_env("DATABASE_URL", database_secret_key("default")),
+        *[
+            _secret_env(f"{cfg.database.upper()}_DATABASE_URL", database_secret_key(cfg.database))
+            for cfg in contexts
+        ],
+    ]
+    web = _deployment(
+        ADMIN, labels, _pod(account, [_container(["web"], env, web=True)]), annotations=SCRAPE
+    )
+    policy = {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "AuthorizationPolicy",
+        "metadata": _meta(ADMIN, _labels("policy", ADMIN)),
+        "spec": {
+            "selector": {"matchLabels": dict(labels)},
+            "action": "ALLOW",
+            "rules": [
+                {
+                    "from": [{"source": {"principals": [principal(service_account(GATEWAY), ns)]}}],
+                    "to": [
+                        {"operation": {"paths": ["/admin/*", "/static/*", "/health", "/ready"]}}
+                    ],
+                }
+            ],
+        },
+    }
+    return [
+        _service_account(account, _labels("identity", ADMIN)),
+        web,
+        _service(ADMIN, labels),
+        _pdb(ADMIN, labels),
+        policy,
+    ]
+
+
 def authorization_policy(cfg: ContextConfig, ns: str, contexts: list[ContextConfig]) -> dict:
     """Who may call this context's web pods, and what (see the module docstring)."""
-    public = [
-        f"/api/{cfg.url_prefix}/*",
-        f"/admin/{cfg.label}/*",
-        # the platform's admin pages (outbox, dead letters, sagas) of this context's alias
-        f"/admin/{PLATFORM_APP_LABEL}/*",
-        "/health",
-        "/ready",
-    ]
+    public = [f"/api/{cfg.url_prefix}/*", "/health", "/ready"]
     if contexts and contexts[0].label == cfg.label:
-        # the gateway's catch-all goes to the first context: admin index and
-        # login, the platform's admin pages, static files, the API schema and docs
-        public += ["/admin/*", "/static/*", "/api/schema/*", "/api/docs/*"]
+        # the gateway's catch-all goes to the first context: static files, the
+        # API schema and docs (the admin goes to the admin console)
+        public += ["/static/*", "/api/schema/*", "/api/docs/*"]
     rules: list[dict[str, Any]] = [
         {
             "from": [{"source": {"principals": [principal(service_account(GATEWAY), ns)]}}],
@@ -505,13 +551,14 @@ def split_overlay(ns: str | None = None) -> dict[str, str]:
     contexts = split_contexts()
     files = {f"{cfg.label}.yaml": dump(context_objects(cfg, ns, contexts)) for cfg in contexts}
     files["gateway.yaml"] = dump(gateway_objects(contexts))
+    files["admin.yaml"] = dump(admin_objects(ns, contexts))
     files["mesh.yaml"] = dump(mesh_objects(ns))
     files["platform.yaml"] = dump([migration_job("default", None)])
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
         "namespace": ns,
-        "resources": ["../../base", "mesh.yaml", "platform.yaml", "gateway.yaml"]
+        "resources": ["../../base", "mesh.yaml", "platform.yaml", "gateway.yaml", "admin.yaml"]
         + [f"{cfg.label}.yaml" for cfg in contexts],
     }
     files["kustomization.yaml"] = dump([kustomization])
@@ -532,6 +579,8 @@ def compose_routes(compose_file: Path, contexts: list[ContextConfig]) -> list[Ro
         command = service.get("command") or []
         if (command[:1] if isinstance(command, list) else command.split()[:1]) != ["web"]:
             continue
+        if name == ADMIN:
+            continue  # the admin console serves /admin/, not the contexts' APIs
         environment = service.get("environment") or {}
         selected = environment.get("CLEAVE_CONTEXTS") or ",".join(c.label for c in contexts)
         for label in selected.split(","):
@@ -551,12 +600,22 @@ def compose_routes(compose_file: Path, contexts: list[ContextConfig]) -> list[Ro
     ]
 
 
+def compose_admin(compose_file: Path) -> Route | None:
+    """The compose file's admin console (its web service `admin`), or None: one web serves all."""
+    services = (yaml.safe_load(compose_file.read_text()) or {}).get("services", {})
+    if ADMIN not in services:
+        return None
+    return Route(context=ADMIN, prefix="/admin/", servers=(f"{ADMIN}:{CONTAINER_PORT}",))
+
+
 def compose_gateways(compose_dir: Path) -> dict[str, str]:
     """`gateway/<form>.conf` for each `compose.<form>.yaml` in `compose_dir`."""
     contexts = split_contexts()
     return {
         f"{path.stem.removeprefix('compose.')}.conf": render_nginx(
-            compose_routes(path, contexts), listen=str(CONTAINER_PORT)
+            compose_routes(path, contexts),
+            listen=str(CONTAINER_PORT),
+            admin=compose_admin(path),
         )
         for path in sorted(compose_dir.glob("compose.*.yaml"))
     }

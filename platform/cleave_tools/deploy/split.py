@@ -4,14 +4,21 @@ A split deployment on one machine (`make run-split`, `manage.py run_split`).
 Every group of contexts runs as its own process group: a gunicorn web server
 serving only its contexts (`CLEAVE_CONTEXTS`), a Celery worker on their queues
 and a relay, each context's SQLite file in the group's own directory under
-`CLEAVE_DATA_DIR/split/<group>/` (or `<LABEL>_DATABASE_URL` when set). Events
+`<CLEAVE_DATA_DIR>/split/<group>/` (or `<LABEL>_DATABASE_URL` when set). Events
 travel over the broker (`CELERY_BROKER_URL`); calls between groups go over HTTP
-(`<LABEL>_SERVICE_URL` of every other group). In front, an nginx gateway
-generated from the route table serves them all on one port.
+(`<LABEL>_SERVICE_URL` of every other group). Beside them, the *admin console*:
+a web server with every context installed and every group's database, which
+serves `/admin/` as the monolith does (its calls go over HTTP to the groups,
+its events over the broker; it runs no handler and no periodic job). In front,
+an nginx gateway generated from the route table serves them all on one port.
 
-What every group shares: `CLEAVE_DATA_DIR` itself (the secrets generated there
-once, static files, the file-based mail) and the `default` alias (operators and
-their admin sessions), an SQLite file unless `DATABASE_URL` is set.
+The split keeps its own files in `<CLEAVE_DATA_DIR>/split/`, which is the data
+directory of every process of it: the secrets generated there once, static
+files, the file-based mail (`split/mail/`), the `default` alias (operators and
+their admin sessions, shared by every group), an SQLite file unless
+`DATABASE_URL` is set. `split/cleave.env` holds the environment of the admin
+console, so that `manage.py --split <command>` (createsuperuser, sagas, events,
+status) reaches the split's data.
 
 The processes are run by honcho's manager (one output, prefixed per process,
 also written to a log file each; SIGINT or SIGTERM stops them all, SIGKILL
@@ -57,6 +64,10 @@ class Group:
         return [f"{self.name}.web", f"{self.name}.worker", f"{self.name}.relay"]
 
 
+ADMIN_CONSOLE = "admin"
+ENV_FILE = "cleave.env"
+
+
 def parse_layout(text: str | None, known: list[str]) -> list[Group]:
     """
     `"users,catalog orders,payments ..."`: groups separated by spaces, contexts
@@ -99,6 +110,8 @@ class Plan:
     port: int
     groups: list[Group]
     base_env: dict[str, str]
+    admin_port: int = 0
+    admin_env: dict[str, str] = field(default_factory=dict)
     python: str = sys.executable
     threads: int = DEFAULT_THREADS
     nginx: str = "nginx"
@@ -119,36 +132,44 @@ class Plan:
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    @property
+    def env_file(self) -> Path:
+        return self.split_dir / ENV_FILE
+
     def log_file(self, process: str) -> Path:
         return self.logs / f"{process}.log"
 
+    def web(self, port: int) -> list[str]:
+        """A gunicorn web server on `port` (one worker of `threads` threads)."""
+        return [
+            self.python,
+            "-m",
+            "gunicorn",
+            "-c",
+            "python:config.gunicorn",
+            "config.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            str(self.threads),
+            "--timeout",
+            "60",
+        ]
+
     def commands(self) -> list[tuple[str, list[str], dict[str, str]]]:
-        """(name, argv, env) of every process, the gateway last."""
+        """(name, argv, env) of every process, the admin console and the gateway last."""
         python = self.python
         out = []
         for group in self.groups:
             labels = ",".join(group.contexts)
             out += [
-                (
-                    f"{group.name}.web",
-                    [
-                        python,
-                        "-m",
-                        "gunicorn",
-                        "-c",
-                        "python:config.gunicorn",
-                        "config.wsgi",
-                        "--bind",
-                        f"127.0.0.1:{group.port}",
-                        "--workers",
-                        "1",
-                        "--threads",
-                        str(self.threads),
-                        "--timeout",
-                        "60",
-                    ],
-                    group.env,
-                ),
+                (f"{group.name}.web", self.web(group.port), group.env),
                 (
                     f"{group.name}.worker",
                     [
@@ -171,6 +192,7 @@ class Plan:
                 ),
                 (f"{group.name}.relay", [python, "manage.py", "events", "relay"], group.env),
             ]
+        out.append((f"{ADMIN_CONSOLE}.web", self.web(self.admin_port), self.admin_env))
         conf = self.gateway_dir / "nginx.conf"
         out.append(
             (
@@ -197,8 +219,9 @@ def make_plan(
     groups = parse_layout(layout, known)
     for index, group in enumerate(groups, start=1):
         group.port = port + index
+    admin_port = port + len(groups) + 1
     split_dir = data_dir / "split"
-    base["CLEAVE_DATA_DIR"] = str(data_dir)
+    base["CLEAVE_DATA_DIR"] = str(split_dir)
     base.setdefault("DATABASE_URL", f"sqlite:///{split_dir / 'default.sqlite3'}")
     base["CLEAVE_EVENT_TRANSPORT"] = "celery"
     base.setdefault("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -207,32 +230,64 @@ def make_plan(
     # the gateway is the one proxy in front: its X-Forwarded-For entry is the client
     base["CLEAVE_TRUSTED_PROXIES"] = "1"
     urls = {label: group.url for group in groups for label in group.contexts}
+    databases = {
+        label: base.get(
+            f"{label.upper()}_DATABASE_URL",
+            f"sqlite:///{split_dir / group.name / f'{label}.sqlite3'}",
+        )
+        for group in groups
+        for label in group.contexts
+    }
     for group in groups:
         group_env = dict(base)
         group_env["CLEAVE_CONTEXTS"] = ",".join(group.contexts)
         group_env["CLEAVE_SERVICE_NAME"] = group.name
         for label in group.contexts:
-            group_env.setdefault(
-                f"{label.upper()}_DATABASE_URL",
-                f"sqlite:///{split_dir / group.name / f'{label}.sqlite3'}",
-            )
+            group_env[f"{label.upper()}_DATABASE_URL"] = databases[label]
         for label, url in urls.items():
             if label not in group.contexts:
                 group_env[f"{label.upper()}_SERVICE_URL"] = url
             else:
                 group_env.pop(f"{label.upper()}_SERVICE_URL", None)
         group.env = group_env
+    # the admin console: every context installed and every group's database,
+    # every call over HTTP to the group that serves it, events over the broker
+    admin_env = dict(base)
+    admin_env["CLEAVE_SERVICE_NAME"] = ADMIN_CONSOLE
+    admin_env["CLEAVE_EMBEDDED_SCHEDULER"] = "off"
+    for label, url in urls.items():
+        admin_env[f"{label.upper()}_DATABASE_URL"] = databases[label]
+        admin_env[f"{label.upper()}_SERVICE_URL"] = url
     gateway_env = dict(base)
     for label, url in urls.items():
         gateway_env[f"{label.upper()}_SERVICE_URL"] = url
+    gateway_env["ADMIN_SERVICE_URL"] = f"http://127.0.0.1:{admin_port}"
     return Plan(
         root=root,
         data_dir=data_dir,
         port=port,
         groups=groups,
         base_env=gateway_env,
+        admin_port=admin_port,
+        admin_env=admin_env,
         threads=threads,
     )
+
+
+# what of the admin console's environment `manage.py --split` needs: where the
+# split's data is, and how to reach the groups
+_SHARED = ("CLEAVE_", "DATABASE_URL", "CELERY_", "DJANGO_", "DB_POOL_")
+
+
+def env_lines(plan: Plan) -> list[str]:
+    """`NAME=value` lines for `split/cleave.env` (the admin console's environment)."""
+    names = sorted(
+        name
+        for name in plan.admin_env
+        if name.startswith(_SHARED)
+        or name.endswith(("_DATABASE_URL", "_SERVICE_URL", "_DB_POOL_MAX", "_DB_POOL_MIN"))
+    )
+    return [f"{name}={plan.admin_env[name]}" for name in names if name != "CLEAVE_SERVICE_NAME"]
 
 
 def preflight(plan: Plan) -> None:
@@ -246,11 +301,12 @@ def preflight(plan: Plan) -> None:
             "`sudo apt-get install nginx-light` (make run-split installs it when run as root); "
             "elsewhere install nginx from your package manager."
         )
-    busy = [port for port in [plan.port, *(g.port for g in plan.groups)] if not port_free(port)]
+    ports = [plan.port, *(g.port for g in plan.groups), plan.admin_port]
+    busy = [port for port in ports if not port_free(port)]
     if busy:
         raise SplitError(
             f"ports {busy} are in use; choose another base with PORT=... "
-            f"(the split uses {plan.port} to {plan.port + len(plan.groups)})"
+            f"(the split uses {plan.port} to {plan.admin_port})"
         )
     broker = plan.base_env["CELERY_BROKER_URL"]
     try:
@@ -285,6 +341,13 @@ def prepare(plan: Plan, write: callable = print) -> None:
     """Directories, migrations of every group's aliases, static files, the gateway's config."""
     plan.logs.mkdir(parents=True, exist_ok=True)
     plan.gateway_dir.mkdir(parents=True, exist_ok=True)
+    plan.env_file.write_text(
+        "# Written by `make run-split` (manage.py run_split): the split's environment, as its\n"
+        "# admin console sees it. `manage.py --split <command>` reads it.\n"
+        + "\n".join(env_lines(plan))
+        + "\n"
+    )
+    plan.env_file.chmod(0o600)
     for group in plan.groups:
         (plan.split_dir / group.name).mkdir(parents=True, exist_ok=True)
     # one group at a time: they share the default alias
@@ -308,7 +371,8 @@ def prepare(plan: Plan, write: callable = print) -> None:
 
 def wait_ready(plan: Plan, *, timeout: float = 180.0, stop: threading.Event | None = None) -> bool:
     """Poll every group's /ready (and the gateway's /health) until all answer 200."""
-    urls = [f"{group.url}/ready" for group in plan.groups] + [f"{plan.gateway_url}/health"]
+    urls = [f"{group.url}/ready" for group in plan.groups]
+    urls += [f"{plan.admin_url}/ready", f"{plan.gateway_url}/health"]
     deadline = time.monotonic() + timeout
     pending = list(urls)
     while pending and time.monotonic() < deadline:
@@ -341,6 +405,17 @@ def seed(plan: Plan, known: list[str], *, package: str, write: callable = print)
             _manage(plan, group_of[label].env, "seed_demo", "--contexts", label)
 
 
+def operator_hints(plan: Plan) -> str:
+    """How to sign in to the split's admin, and how a command reaches the split's data."""
+    return (
+        f"Admin: {plan.gateway_url}/admin/ (create an operator once: "
+        "`.venv/bin/python manage.py --split createsuperuser`).\n"
+        "Commands on the split's data: `.venv/bin/python manage.py --split sagas list`, "
+        "`... --split events stats`, `... --split status`.\n"
+        f"Mail the split sends: {plan.split_dir / 'mail'}/"
+    )
+
+
 def table(plan: Plan, pids: dict[str, int | None]) -> str:
     """What runs where: groups, contexts, ports, pids and log files."""
     rows = [("process", "contexts", "address", "pid", "log")]
@@ -356,6 +431,15 @@ def table(plan: Plan, pids: dict[str, int | None]) -> str:
                     str(plan.log_file(name)),
                 )
             )
+    rows.append(
+        (
+            f"{ADMIN_CONSOLE}.web",
+            "all:/admin/",
+            plan.admin_url,
+            str(pids.get(f"{ADMIN_CONSOLE}.web") or "-"),
+            str(plan.log_file(f"{ADMIN_CONSOLE}.web")),
+        )
+    )
     rows.append(
         (
             "gateway",

@@ -95,8 +95,11 @@ def test_the_rendered_gateway_passes_nginx_t(tmp_path):
         Route(label, f"/api/{label}/", (f"127.0.0.1:{9000 + n}",))
         for n, label in enumerate(CONTEXTS)
     ]
+    admin = Route("admin", "/admin/", ("127.0.0.1:9100",))
     conf = tmp_path / "nginx.conf"
-    conf.write_text(render_nginx(routes, listen="127.0.0.1:18080", standalone=str(tmp_path)))
+    conf.write_text(
+        render_nginx(routes, listen="127.0.0.1:18080", standalone=str(tmp_path), admin=admin)
+    )
 
     checked = subprocess.run(
         [nginx, "-t", "-p", str(tmp_path), "-e", "stderr", "-c", str(conf)],
@@ -134,12 +137,13 @@ class Silent:
 def gateway(tmp_path_factory):
     """
     nginx in front of one backend per context (users is the operations
-    upstream), and two routes of its own: /api/gone/ to a port nothing
-    listens on, /api/silent/ to one that never answers.
+    upstream) and one for the admin console, and two routes of its own:
+    /api/gone/ to a port nothing listens on, /api/silent/ to one that never
+    answers.
     """
     tmp_path = tmp_path_factory.mktemp("gateway")
     nginx = nginx_binary()
-    backends = {label: Backend(label) for label in CONTEXTS}
+    backends = {label: Backend(label) for label in [*CONTEXTS, "admin"]}
     silent = Silent()
     routes = [
         Route(label, f"/api/{label}/", (backends[label].url.removeprefix("http://"),))
@@ -152,8 +156,15 @@ def gateway(tmp_path_factory):
     port = free_port()
     conf = tmp_path / "nginx.conf"
     limits = Limits(read_timeout="2s")
+    admin = Route("admin", "/admin/", (backends["admin"].url.removeprefix("http://"),))
     conf.write_text(
-        render_nginx(routes, listen=f"127.0.0.1:{port}", standalone=str(tmp_path), limits=limits)
+        render_nginx(
+            routes,
+            listen=f"127.0.0.1:{port}",
+            standalone=str(tmp_path),
+            limits=limits,
+            admin=admin,
+        )
     )
     process = subprocess.Popen(
         [nginx, "-p", str(tmp_path), "-e", "stderr", "-c", str(conf)],
@@ -187,13 +198,13 @@ def gateway(tmp_path_factory):
         ("/api/users/me", "users"),
         ("/api/orders/cart/items", "orders"),
         ("/api/inventory/stock/TEE-1", "inventory"),
-        ("/admin/orders/order/", "orders"),
-        ("/admin/analytics/", "analytics"),
-        ("/admin/cleave/outboxevent/?context=payments", "payments"),
-        ("/admin/cleave/sagainstance/1/change/?_changelist_filters=context%3Dorders", "orders"),
-        ("/admin/cleave/outboxevent/", "users"),
-        ("/admin/", "users"),
-        ("/admin/login/", "users"),
+        # the whole admin goes to the admin console, every context's pages included
+        ("/admin/orders/order/", "admin"),
+        ("/admin/analytics/", "admin"),
+        ("/admin/cleave/outboxevent/?context=payments", "admin"),
+        ("/admin/cleave/sagainstance/1/change/", "admin"),
+        ("/admin/", "admin"),
+        ("/admin/login/", "admin"),
         ("/api/schema/", "users"),
         ("/api/docs/", "users"),
         ("/static/admin/css/base.css", "users"),
@@ -369,8 +380,22 @@ def test_each_group_serves_its_contexts_on_its_own_files_and_calls_the_others(tm
     assert {g.env["DATABASE_URL"] for g in plan.groups} == {
         f"sqlite:///{tmp_path / 'split' / 'default.sqlite3'}"
     }
+    # the split's files (secrets, mail, static files) are its own
+    assert {g.env["CLEAVE_DATA_DIR"] for g in plan.groups} == {str(tmp_path / "split")}
+    # the admin console: every context and every group's database, calls over HTTP
+    console = plan.admin_env
+    assert "CLEAVE_CONTEXTS" not in console
+    assert console["ORDERS_DATABASE_URL"] == orders.env["ORDERS_DATABASE_URL"]
+    assert console["INVENTORY_DATABASE_URL"] == inventory.env["INVENTORY_DATABASE_URL"]
+    assert console["ORDERS_SERVICE_URL"] == "http://127.0.0.1:8002"
+    assert console["CLEAVE_EMBEDDED_SCHEDULER"] == "off"
+    assert plan.admin_port == 8004
+    assert plan.base_env["ADMIN_SERVICE_URL"] == "http://127.0.0.1:8004"
+    lines = split.env_lines(plan)
+    assert f"ORDERS_DATABASE_URL={orders.env['ORDERS_DATABASE_URL']}" in lines
+    assert "CLEAVE_CONTEXTS" not in "\n".join(lines)
     names = [name for name, _argv, _env in plan.commands()]
-    assert names[-1] == "gateway"
+    assert names[-2:] == ["admin.web", "gateway"]
     assert names[:3] == ["users-catalog.web", "users-catalog.worker", "users-catalog.relay"]
     worker = dict((name, argv) for name, argv, _env in plan.commands())["inventory.worker"]
     assert worker[worker.index("--contexts") + 1] == "inventory"

@@ -119,7 +119,8 @@ def test_every_core_object_validates_strictly(built):
 def test_istio_objects_have_the_expected_shape():
     docs = _kustomize("split")
     policies = _of(docs, "AuthorizationPolicy")
-    assert {p["metadata"]["name"] for p in policies} == set(settings.CLEAVE_ALL_CONTEXTS)
+    # one per context, and one for the admin console
+    assert {p["metadata"]["name"] for p in policies} == {*settings.CLEAVE_ALL_CONTEXTS, "admin"}
     for doc in policies + _of(docs, "PeerAuthentication"):
         assert doc["apiVersion"] == "security.istio.io/v1", doc["metadata"]["name"]
         assert doc["metadata"]["namespace"] == "cleave"
@@ -354,7 +355,10 @@ def test_nginx_accepts_the_gateway_configuration(tmp_path):
         Route(context=r.context, prefix=r.prefix, servers=(f"127.0.0.1:{9000 + i}",))
         for i, r in enumerate(manifests.kubernetes_routes(all_contexts()))
     ]
-    (tmp_path / "gateway.conf").write_text(render_nginx(routes, listen="8000", service_host=True))
+    admin = Route(context="admin", prefix="/admin/", servers=("127.0.0.1:9100",))
+    (tmp_path / "gateway.conf").write_text(
+        render_nginx(routes, listen="8000", service_host=True, admin=admin)
+    )
     # the http-level snippet inside a minimal nginx.conf, like the image's conf.d
     (tmp_path / "nginx.conf").write_text(
         f"pid {tmp_path}/nginx.pid;\n"
@@ -559,7 +563,7 @@ def test_compose_callers_find_each_remote_context_at_the_group_serving_it():
     services = _cleave_services(_compose("split"))
     serving = {}
     for name, service in services.items():
-        if service["command"][0] == "web":
+        if service["command"][0] == "web" and name != "admin":  # the console serves /admin/
             for label in service["environment"]["CLEAVE_CONTEXTS"].split(","):
                 serving[label] = name
     assert set(serving) == set(settings.CLEAVE_ALL_CONTEXTS)

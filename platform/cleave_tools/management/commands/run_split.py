@@ -117,6 +117,7 @@ class Command(BaseCommand):
                 f"Cleave is split into {len(plan.groups)} groups behind {plan.gateway_url} "
                 "(Ctrl-C stops everything).",
             )
+            self.stdout.write(split.operator_hints(plan))
             sys.stdout.flush()
 
         watcher = threading.Thread(target=announce, name="split-ready", daemon=True)
