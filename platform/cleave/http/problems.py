@@ -6,6 +6,9 @@ Every error leaves the API as RFC 9457 problem details
 authentication failure, an `ApplicationError` raised by a command, or Django
 itself (404, 500). A command's error names its kind, never a status:
 `STATUS_BY_KIND` below is the one place that gives each kind its status.
+The bodies are rendered by functions that only render (`refusal_problem`,
+`dependency_problem`, `drf_problem`), so that the OpenAPI document's examples
+(`cleave.http.openapi`) are the answers themselves.
 """
 
 from __future__ import annotations
@@ -135,20 +138,22 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         body = problem(500, "Internal error", "The server failed to process the request.")
         return Response(body, status=500, content_type=PROBLEM_CONTENT_TYPE)
 
-    code = response.status_code
-    title = _DRF_TITLES.get(code, "Error")
+    response.data = drf_problem(exc, response.status_code)
+    response.content_type = PROBLEM_CONTENT_TYPE
+    return response
+
+
+def drf_problem(exc: Exception, status_code: int) -> dict[str, Any]:
+    """The problem details of a DRF exception (invalid input, not authenticated...)."""
+    title = _DRF_TITLES.get(status_code, "Error")
     if isinstance(exc, exceptions.ValidationError):
         errors = _flatten_errors(exc.detail)
         detail = "The request body or parameters are invalid."
-        body = problem(code, title, detail, code="validation-error", errors=errors)
-    else:
-        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
-        if isinstance(detail, list | dict):
-            detail = "; ".join(m for ms in _flatten_errors(detail).values() for m in ms)
-        body = problem(code, title, str(detail))
-    response.data = body
-    response.content_type = PROBLEM_CONTENT_TYPE
-    return response
+        return problem(status_code, title, detail, code="validation-error", errors=errors)
+    detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+    if isinstance(detail, list | dict):
+        detail = "; ".join(m for ms in _flatten_errors(detail).values() for m in ms)
+    return problem(status_code, title, str(detail))
 
 
 # The status of each kind of the domain's refusals (`cleave.core.errors`); a
@@ -173,10 +178,15 @@ def status_for(exc: ApplicationError) -> int:
     return 400
 
 
+def refusal_problem(exc: ApplicationError) -> dict[str, Any]:
+    """The problem details of a refusal: its kind's status, its code, detail and errors."""
+    return problem(status_for(exc), exc.title, exc.detail, code=exc.code, errors=exc.errors)
+
+
 def _refused(exc: ApplicationError) -> Response:
     """A refusal as problem details, with `Retry-After` when it says how long to wait."""
-    status_code = status_for(exc)
-    body = problem(status_code, exc.title, exc.detail, code=exc.code, errors=exc.errors)
+    body = refusal_problem(exc)
+    status_code = body["status"]
     retry_after = getattr(exc, "retry_after", None)
     headers = None
     if retry_after is not None:
@@ -184,27 +194,38 @@ def _refused(exc: ApplicationError) -> Response:
     return Response(body, status=status_code, content_type=PROBLEM_CONTENT_TYPE, headers=headers)
 
 
-def _dependency_failed(exc: ServiceError) -> Response:
+def _dependency_unavailable(exc: ServiceError) -> bool:
+    return isinstance(exc, ServiceUnavailable) or exc.status in (429, 503, 504)
+
+
+def dependency_problem(exc: ServiceError) -> dict[str, Any]:
     """
-    Another context failed this request: 503 when it could not be reached or
-    said it was unavailable, 502 when it answered with something unusable.
-    Either way it is not the client's input, and not an unhandled crash.
+    The problem details of another context's failure: 503 when it could not be
+    reached or said it was unavailable, 502 when it answered with something unusable.
     """
-    if isinstance(exc, ServiceUnavailable) or exc.status in (429, 503, 504):
-        logger.warning("Service %s unavailable: %s", exc.service, exc)
-        status_code, title, code = 503, "Service unavailable", "dependency-unavailable"
+    if _dependency_unavailable(exc):
         detail = f"The {exc.service} service is unavailable; try again shortly."
         if isinstance(exc, NoHealthyInstances):
             detail = f"No healthy instances of {exc.service}; try again shortly."
+        return problem(503, "Service unavailable", detail, code="dependency-unavailable")
+    detail = f"The {exc.service} service failed to answer this request."
+    return problem(502, "Bad gateway", detail, code="dependency-failed")
+
+
+def _dependency_failed(exc: ServiceError) -> Response:
+    """
+    Another context failed this request (`dependency_problem`). Either way it is
+    not the client's input, and not an unhandled crash.
+    """
+    headers = None
+    if _dependency_unavailable(exc):
+        logger.warning("Service %s unavailable: %s", exc.service, exc)
         retry_after = getattr(exc, "retry_after", ServiceUnavailable.retry_after)
         headers = {"Retry-After": str(max(1, math.ceil(retry_after)))}
     else:
         logger.error("Service %s failed a call: %s", exc.service, exc)
-        status_code, title, code = 502, "Bad gateway", "dependency-failed"
-        detail = f"The {exc.service} service failed to answer this request."
-        headers = None
-    body = problem(status_code, title, detail, code=code)
-    return Response(body, status=status_code, content_type=PROBLEM_CONTENT_TYPE, headers=headers)
+    body = dependency_problem(exc)
+    return Response(body, status=body["status"], content_type=PROBLEM_CONTENT_TYPE, headers=headers)
 
 
 # seconds a client is told to wait when a database is at its limit
