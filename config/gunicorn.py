@@ -1,7 +1,8 @@
 """
 Gunicorn hooks: `gunicorn -c python:config.gunicorn config.wsgi --bind ...`.
 
-The master drops the metrics of workers that stopped (see cleave.observability.metrics).
+The master holds no Django (a worker that starts drops the metrics of those
+that stopped: see cleave.runtime.bootstrap).
 With CLEAVE_DISCOVERY=consul the master registers every context this process
 serves in Consul once it listens (at its first bind, or CLEAVE_ADVERTISE_URL),
 and deregisters them when it stops cleanly. Binds, workers and threads stay on
@@ -149,13 +150,6 @@ def when_ready(server) -> None:
     from cleave.runtime import bootstrap
 
     _registered[:] = bootstrap.web_master(server.cfg.bind[0])
-
-
-def child_exit(server, worker) -> None:
-    """A worker stopped: its live gauges leave the scrape (its counters stay)."""
-    from cleave.observability.metrics import forget_process
-
-    forget_process(worker.pid)
 
 
 def on_exit(server) -> None:

@@ -3,11 +3,11 @@ One bootstrap per process role: the one place a process is wired up.
 
 Each entry point calls its role's function and does nothing else:
 
-- `web`: `config/wsgi.py` calls `web()` in each gunicorn worker, which starts
-  the scheduler of the periodic jobs (relay sweep, saga recovery, expiries)
-  unless `CLEAVE_EMBEDDED_SCHEDULER=off`; `config/gunicorn.py` calls
-  `web_master()` in the master, which forgets dead workers' gauges and
-  registers in Consul.
+- `web`: `config/wsgi.py` calls `web()` in each gunicorn worker, which drops
+  the live gauges of processes that stopped and starts the scheduler of the
+  periodic jobs (relay sweep, saga recovery, expiries) unless
+  `CLEAVE_EMBEDDED_SCHEDULER=off`; `config/gunicorn.py` calls `web_master()` in
+  the master, which holds no Django unless it registers in Consul.
 - `worker`: `config/celery.py` calls `worker_init()` (the event queues'
   bindings) and `worker_ready()` (the dead-letter topology, the relay sweep
   when `CLEAVE_EVENT_RELAY_IN_WORKER`, the metrics port).
@@ -78,8 +78,12 @@ def web() -> Any:
 
     application = get_wsgi_application()
     from cleave.core import conf, threads
+    from cleave.observability.metrics import forget_dead_processes
     from cleave.runtime import periodic
 
+    # the live gauges of processes that stopped (a crash, a restart) no longer
+    # count: each new worker drops them, so the master needs no Django
+    forget_dead_processes()
     if conf.value("CLEAVE_EMBEDDED_SCHEDULER"):
         # the embedded default has no beat or relay process: the web process
         # runs the periodic jobs (saga recovery, relay sweeps, expiries) itself
@@ -89,17 +93,16 @@ def web() -> Any:
 
 
 def web_master(bind: str) -> list[str]:
-    """A gunicorn master: set up, forget dead workers' gauges, register in Consul."""
+    """
+    A gunicorn master: it holds no Django (its workers do), unless it must
+    register this server in Consul (`CLEAVE_DISCOVERY=consul`).
+    """
     declare("web")
-    _setup()
-    from django.conf import settings
+    from cleave.core import conf
 
-    from cleave.observability.metrics import forget_dead_processes
-
-    # gauges left by processes of an earlier run no longer count
-    forget_dead_processes()
-    if settings.CLEAVE_DISCOVERY != "consul":
+    if conf.value("CLEAVE_DISCOVERY") != "consul":
         return []
+    _setup()
     from cleave.calls.consul import register_local
 
     return register_local(bind)

@@ -2,8 +2,9 @@
 A split deployment on one machine (`make run-split`, `manage.py run_split`).
 
 Every group of contexts runs as its own process group: a gunicorn web server
-serving only its contexts (`CLEAVE_CONTEXTS`), a Celery worker on their queues
-and a relay, each context's SQLite file in the group's own directory under
+serving only its contexts (`CLEAVE_CONTEXTS`), whose scheduler also runs the
+relay sweep and the other periodic jobs, and a Celery worker on their queues,
+each context's SQLite file in the group's own directory under
 `<CLEAVE_DATA_DIR>/split/<group>/` (or `<LABEL>_DATABASE_URL` when set). Events
 travel over the broker (`CELERY_BROKER_URL`); calls between groups go over HTTP
 (`<LABEL>_SERVICE_URL` of every other group). Beside them, the *admin console*:
@@ -20,14 +21,15 @@ their admin sessions, shared by every group), an SQLite file unless
 console, so that `manage.py --split <command>` (createsuperuser, sagas, events,
 status) reaches the split's data.
 
-The processes are run by honcho's manager (one output, prefixed per process,
-also written to a log file each; SIGINT or SIGTERM stops them all, SIGKILL
-after a grace period). This module only plans the processes and prepares
-their databases.
+The processes are run by `cleave_tools.deploy.processes.Runner` (one output,
+prefixed per process, also written to a log file each; SIGINT or SIGTERM
+stops them all, SIGKILL after a grace period). This module only plans the
+processes and prepares their databases.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -41,6 +43,8 @@ from pathlib import Path
 
 import requests
 from kombu import Connection
+
+from cleave_tools.deploy.processes import Runner
 
 DEFAULT_THREADS = 4
 
@@ -61,7 +65,7 @@ class Group:
         return f"http://127.0.0.1:{self.port}"
 
     def process_names(self) -> list[str]:
-        return [f"{self.name}.web", f"{self.name}.worker", f"{self.name}.relay"]
+        return [f"{self.name}.web", f"{self.name}.worker"]
 
 
 ADMIN_CONSOLE = "admin"
@@ -190,7 +194,6 @@ class Plan:
                     ],
                     group.env,
                 ),
-                (f"{group.name}.relay", [python, "manage.py", "events", "relay"], group.env),
             ]
         out.append((f"{ADMIN_CONSOLE}.web", self.web(self.admin_port), self.admin_env))
         conf = self.gateway_dir / "nginx.conf"
@@ -392,17 +395,21 @@ def wait_ready(plan: Plan, *, timeout: float = 180.0, stop: threading.Event | No
     return not pending
 
 
-def seed(plan: Plan, known: list[str], *, package: str, write: callable = print) -> None:
+def seeded_contexts(known: list[str], *, package: str) -> list[str]:
+    """The contexts that have demo data (a `demo` module), in the known order."""
+    return [label for label in known if find_spec(f"{package}.{label}.demo") is not None]
+
+
+def seed(plan: Plan, labels: list[str], *, write: callable = print) -> None:
     """
-    Demo data of every context that has a `demo` module, one context at a time
-    in the known order (a context's demo may read an earlier one's API, as
-    inventory reads the catalog's), each in its own group's process.
+    The demo data of `labels`, one context at a time in that order (a
+    context's demo may read an earlier one's API, as inventory reads the
+    catalog's), each in its own group's process.
     """
     group_of = {label: group for group in plan.groups for label in group.contexts}
-    for label in known:
-        if find_spec(f"{package}.{label}.demo") is not None:
-            write(f"seeding {label}")
-            _manage(plan, group_of[label].env, "seed_demo", "--contexts", label)
+    for label in labels:
+        write(f"seeding {label}")
+        _manage(plan, group_of[label].env, "seed_demo", "--contexts", label)
 
 
 def operator_hints(plan: Plan) -> str:
@@ -454,3 +461,74 @@ def table(plan: Plan, pids: dict[str, int | None]) -> str:
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
     )
+
+
+# --- running it: no Django here (manage.py run_split hands over to this) ------------------
+
+
+def save(plan: Plan, path: Path, *, seeding: list[str]) -> None:
+    """The plan, as `python -m cleave_tools.deploy.split` reads it (it holds secrets: 0600)."""
+    document = {
+        "plan": {
+            **{name: str(value) for name, value in vars(plan).items() if isinstance(value, Path)},
+            "port": plan.port,
+            "admin_port": plan.admin_port,
+            "python": plan.python,
+            "threads": plan.threads,
+            "nginx": plan.nginx,
+            "base_env": plan.base_env,
+            "admin_env": plan.admin_env,
+            "groups": [vars(group) for group in plan.groups],
+        },
+        "seeding": seeding,
+    }
+    path.write_text(json.dumps(document))
+    path.chmod(0o600)
+
+
+def load(path: Path) -> tuple[Plan, list[str]]:
+    document = json.loads(path.read_text())
+    fields = document["plan"]
+    groups = [Group(**group) for group in fields.pop("groups")]
+    for name in ("root", "data_dir"):
+        fields[name] = Path(fields[name])
+    return Plan(groups=groups, **fields), document["seeding"]
+
+
+def run(plan: Plan, seeding: list[str], *, out=sys.stdout) -> int:
+    """Start every process, seed and announce once they answer, stop them all at the end."""
+    runner = Runner(cwd=plan.root, out=out)
+    for name, argv, env in plan.commands():
+        runner.add(name, argv, env, log=plan.log_file(name))
+    stop = threading.Event()
+
+    def write(text: str) -> None:
+        out.write(text + "\n")
+        out.flush()
+
+    def announce() -> None:
+        if not wait_ready(plan, stop=stop):
+            if not stop.is_set():
+                write("The split did not become ready: see the logs above.")
+            return
+        try:
+            seed(plan, seeding, write=write)
+        except SplitError as exc:
+            write(str(exc))
+        write("\n" + table(plan, runner.pids()) + "\n")
+        write(
+            f"Cleave is split into {len(plan.groups)} groups behind {plan.gateway_url} "
+            "(Ctrl-C stops everything)."
+        )
+        write(operator_hints(plan))
+
+    runner.start()
+    threading.Thread(target=announce, name="split-ready", daemon=True).start()
+    try:
+        return runner.wait()
+    finally:
+        stop.set()
+
+
+if __name__ == "__main__":
+    sys.exit(run(*load(Path(sys.argv[1]))))

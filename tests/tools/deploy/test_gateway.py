@@ -396,7 +396,12 @@ def test_each_group_serves_its_contexts_on_its_own_files_and_calls_the_others(tm
     assert "CLEAVE_CONTEXTS" not in "\n".join(lines)
     names = [name for name, _argv, _env in plan.commands()]
     assert names[-2:] == ["admin.web", "gateway"]
-    assert names[:3] == ["users-catalog.web", "users-catalog.worker", "users-catalog.relay"]
+    # the web server's scheduler sweeps the outbox: no relay process of its own
+    assert names[:3] == [
+        "users-catalog.web",
+        "users-catalog.worker",
+        "orders-payments-notifications-analytics.web",
+    ]
     worker = dict((name, argv) for name, argv, _env in plan.commands())["inventory.worker"]
     assert worker[worker.index("--contexts") + 1] == "inventory"
 

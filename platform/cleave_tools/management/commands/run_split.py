@@ -9,49 +9,13 @@ Ctrl-C or SIGTERM stops every process it started.
 from __future__ import annotations
 
 import os
-import shlex
 import sys
-import threading
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from honcho.manager import Manager
-from honcho.printer import Printer
 
 from cleave_tools.deploy import split
-
-
-class _LoggingPrinter:
-    """honcho's printer, also appending each process's lines to its own log file."""
-
-    def __init__(self, plan: split.Plan) -> None:
-        self.plan = plan
-        self.printer = Printer(sys.stdout)
-        self.files: dict[str, object] = {}
-        self.lock = threading.Lock()
-
-    @property
-    def width(self):
-        return self.printer.width
-
-    @width.setter
-    def width(self, value):
-        self.printer.width = value
-
-    def write(self, message) -> None:
-        self.printer.write(message)
-        name = message.name
-        if not name or name == "system":
-            return
-        data = message.data
-        if isinstance(data, bytes):
-            data = data.decode("utf-8", "replace")
-        with self.lock:
-            handle = self.files.get(name)
-            if handle is None:
-                handle = self.files[name] = self.plan.log_file(name).open("a", buffering=1)
-            handle.write(data if data.endswith("\n") else data + "\n")
 
 
 class Command(BaseCommand):
@@ -90,44 +54,22 @@ class Command(BaseCommand):
         self._run(plan, seed=not no_seed)
 
     def _run(self, plan: split.Plan, *, seed: bool) -> None:
-        manager = Manager(printer=_LoggingPrinter(plan))
-        for name, argv, env in plan.commands():
-            manager.add_process(name, " ".join(_quote(arg) for arg in argv), env=env, cwd=plan.root)
-        stop = threading.Event()
-
-        def announce() -> None:
-            if not split.wait_ready(plan, stop=stop):
-                if not stop.is_set():
-                    self.stderr.write("The split did not become ready: see the logs above.")
-                return
-            try:
-                if seed:
-                    split.seed(
-                        plan,
-                        list(settings.CLEAVE_ALL_CONTEXTS),
-                        package=settings.CLEAVE_CONTEXT_PACKAGE,
-                        write=self.stdout.write,
-                    )
-            except split.SplitError as exc:
-                self.stderr.write(str(exc))
-            # honcho keeps the pids it started in its process table
-            pids = {name: entry.get("pid") for name, entry in manager._processes.items()}
-            self.stdout.write("\n" + split.table(plan, pids) + "\n")
-            self.stdout.write(
-                f"Cleave is split into {len(plan.groups)} groups behind {plan.gateway_url} "
-                "(Ctrl-C stops everything).",
+        """
+        Hand over to `python -m cleave_tools.deploy.split <plan>`, which runs
+        the processes: what needed Django (the plan, the migrations, the
+        gateway's configuration) is done, and a runner holding a whole Django
+        process the split's life long would weigh as much as one more group.
+        """
+        seeding = (
+            split.seeded_contexts(
+                list(settings.CLEAVE_ALL_CONTEXTS), package=settings.CLEAVE_CONTEXT_PACKAGE
             )
-            self.stdout.write(split.operator_hints(plan))
-            sys.stdout.flush()
-
-        watcher = threading.Thread(target=announce, name="split-ready", daemon=True)
-        watcher.start()
-        try:
-            manager.loop()
-        finally:
-            stop.set()
-        sys.exit(manager.returncode or 0)
-
-
-def _quote(arg: str) -> str:
-    return shlex.quote(arg)
+            if seed
+            else []
+        )
+        plan_file = plan.split_dir / "plan.json"
+        split.save(plan, plan_file, seeding=seeding)
+        sys.stdout.flush()
+        os.execv(  # noqa: S606 - our own interpreter and module
+            plan.python, [plan.python, "-m", "cleave_tools.deploy.split", str(plan_file)]
+        )
