@@ -1,6 +1,6 @@
 """Analytics API: operators and services read the shop's summary."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -11,6 +11,7 @@ from contracts import analytics
 from .. import queries
 
 
+@extend_schema_serializer(component_name="ProductSales")
 class ProductSalesOutput(serializers.Serializer):
     product_id = serializers.UUIDField()
     sku = serializers.CharField()
@@ -18,6 +19,7 @@ class ProductSalesOutput(serializers.Serializer):
     revenue = serializers.CharField(help_text='Decimal string, e.g. "19.90".')
 
 
+@extend_schema_serializer(component_name="ShopSummary")
 class SummaryOutput(serializers.Serializer):
     users_registered = serializers.IntegerField()
     users_verified = serializers.IntegerField()

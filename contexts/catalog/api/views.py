@@ -6,15 +6,19 @@ so that calls from other contexts (service tokens) are recognised and exempt
 from the anonymous throttle.
 """
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import generics, serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from cleave.core.errors import NotFound
+from cleave.http.openapi import problem_answer
+
 from .. import queries
 
 
+@extend_schema_serializer(component_name="Product")
 class ProductOutput(serializers.Serializer):
     id = serializers.UUIDField()
     sku = serializers.CharField()
@@ -25,6 +29,7 @@ class ProductOutput(serializers.Serializer):
     category = serializers.CharField(source="category_id")
 
 
+@extend_schema_serializer(component_name="Category")
 class CategoryOutput(serializers.Serializer):
     slug = serializers.SlugField()
     name = serializers.CharField()
@@ -51,7 +56,16 @@ class ProductListView(generics.ListAPIView):
 class ProductDetailView(APIView):
     permission_classes = (AllowAny,)
 
-    @extend_schema(responses={200: ProductOutput}, summary="A product")
+    @extend_schema(
+        responses={
+            200: ProductOutput,
+            404: problem_answer(
+                "No active product has this id.",
+                NotFound("No product 0b7a9f3e-5c1d-4e2a-8f6b-9d3c2a1e4f5b."),
+            ),
+        },
+        summary="A product",
+    )
     def get(self, request, product_id):
         product = queries.product_get(product_id=product_id)
         return Response(ProductOutput(product).data)

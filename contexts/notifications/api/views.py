@@ -1,20 +1,22 @@
 """Notifications API: a customer lists the messages sent to them."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
 
 from cleave.auth.permissions import IsCustomer
 
 from .. import queries
+from ..models import Notification
 
 
+@extend_schema_serializer(component_name="Notification")
 class NotificationOutput(serializers.Serializer):
     id = serializers.UUIDField()
-    kind = serializers.CharField()
-    channel = serializers.CharField()
+    kind = serializers.ChoiceField(choices=Notification.Kind.choices)
+    channel = serializers.ChoiceField(choices=Notification.Channel.choices)
     subject = serializers.CharField()
-    status = serializers.CharField()
+    status = serializers.ChoiceField(choices=Notification.Status.choices)
     created_at = serializers.DateTimeField()
 
 

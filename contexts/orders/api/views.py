@@ -1,22 +1,28 @@
 """Orders API: cart, checkout and the customer's orders."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cleave.auth.permissions import IsCustomer
+from cleave.core.errors import Conflict, Invalid, ServiceError, ServiceUnavailable, invalid
 from cleave.http.fields import Text, WholeNumber
 from cleave.http.idempotency import idempotency_key
 from cleave.http.openapi import problem_answer
 
 from .. import commands, queries
-from ..models import MAX_QUANTITY, MIN_QUANTITY
+from ..commands import EmptyCart
+from ..models import MAX_QUANTITY, MIN_QUANTITY, Order
 
 MONEY = {"max_digits": 12, "decimal_places": 2, "coerce_to_string": True}
 
+# the order the examples of error answers name
+EXAMPLE_ORDER = "3f2b8c1e-6d4a-4b9e-a1c7-5e8d2f0b9a6c"
 
+
+@extend_schema_serializer(component_name="CartItem")
 class CartItemOutput(serializers.Serializer):
     id = serializers.UUIDField()
     product_id = serializers.UUIDField()
@@ -27,6 +33,7 @@ class CartItemOutput(serializers.Serializer):
     line_total = serializers.DecimalField(**MONEY)
 
 
+@extend_schema_serializer(component_name="Cart")
 class CartOutput(serializers.Serializer):
     id = serializers.UUIDField()
     items = CartItemOutput(many=True)
@@ -34,6 +41,7 @@ class CartOutput(serializers.Serializer):
     currency = serializers.CharField()
 
 
+@extend_schema_serializer(component_name="OrderLine")
 class OrderLineOutput(serializers.Serializer):
     product_id = serializers.UUIDField()
     sku = serializers.CharField()
@@ -43,14 +51,22 @@ class OrderLineOutput(serializers.Serializer):
     line_total = serializers.DecimalField(**MONEY)
 
 
+@extend_schema_serializer(component_name="Order")
 class OrderOutput(serializers.Serializer):
     id = serializers.UUIDField()
-    status = serializers.CharField()
+    status = serializers.ChoiceField(
+        choices=Order.Status.choices,
+        help_text="`pending` while the checkout runs; `confirmed` and `cancelled` are final.",
+    )
     lines = OrderLineOutput(many=True)
     total = serializers.DecimalField(**MONEY)
     currency = serializers.CharField()
     payment_id = serializers.UUIDField(allow_null=True)
-    cancellation_reason = serializers.CharField(allow_null=True)
+    cancellation_reason = serializers.ChoiceField(
+        choices=Order.CancellationReason.choices,
+        allow_null=True,
+        help_text="Why the order was cancelled; null unless it was.",
+    )
     created_at = serializers.DateTimeField()
 
 
@@ -66,6 +82,7 @@ class CartView(APIView):
 class CartItemsView(APIView):
     permission_classes = (IsCustomer,)
 
+    @extend_schema_serializer(component_name="CartItemAddition")
     class Input(serializers.Serializer):
         product_id = serializers.UUIDField()
         quantity = WholeNumber(min_value=MIN_QUANTITY, max_value=MAX_QUANTITY)
@@ -74,8 +91,28 @@ class CartItemsView(APIView):
         request=Input,
         responses={
             201: CartItemOutput,
-            502: problem_answer("The catalog failed to answer (`dependency-failed`)."),
-            503: problem_answer("The catalog is unavailable (`dependency-unavailable`); retry."),
+            400: problem_answer(
+                "Invalid input (more than a cart holds of one product), or no such product "
+                "(`unknown-product`).",
+                invalid(
+                    "quantity",
+                    f"A cart holds at most {MAX_QUANTITY} of one product.",
+                    detail=f"A cart holds at most {MAX_QUANTITY} of one product (998 are in it).",
+                ),
+                Invalid(
+                    "No product 0b7a9f3e-5c1d-4e2a-8f6b-9d3c2a1e4f5b.",
+                    code="unknown-product",
+                    errors={"product_id": ["No product 0b7a9f3e-5c1d-4e2a-8f6b-9d3c2a1e4f5b."]},
+                ),
+            ),
+            502: problem_answer(
+                "The catalog failed to answer (`dependency-failed`).",
+                ServiceError("catalog", 500, None),
+            ),
+            503: problem_answer(
+                "The catalog is unavailable (`dependency-unavailable`); retry.",
+                ServiceUnavailable("catalog"),
+            ),
         },
         summary="Add to cart",
     )
@@ -89,6 +126,7 @@ class CartItemsView(APIView):
 class CartItemView(APIView):
     permission_classes = (IsCustomer,)
 
+    @extend_schema_serializer(component_name="CartItemChange")
     class Input(serializers.Serializer):
         quantity = WholeNumber(min_value=MIN_QUANTITY, max_value=MAX_QUANTITY)
 
@@ -107,15 +145,17 @@ class CartItemView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@extend_schema_serializer(component_name="OrderState")
 class OrderStateOutput(serializers.Serializer):
     order_id = serializers.UUIDField()
-    status = serializers.CharField()
+    status = serializers.ChoiceField(choices=Order.Status.choices)
     saga_id = serializers.UUIDField(allow_null=True)
 
 
 class CheckoutView(APIView):
     permission_classes = (IsCustomer,)
 
+    @extend_schema_serializer(component_name="Checkout")
     class Input(serializers.Serializer):
         payment_method = Text(max_length=100)
 
@@ -125,9 +165,18 @@ class CheckoutView(APIView):
         request=Input,
         responses={
             202: Output,
+            400: problem_answer(
+                "Invalid input, or the cart is empty (`empty-cart`).",
+                EmptyCart("Add products to the cart before checking out."),
+            ),
             409: problem_answer(
                 "`idempotency-key-reused`: the key was used for a checkout with another "
-                "payment method."
+                "payment method.",
+                Conflict(
+                    "This Idempotency-Key was already used for a checkout with another "
+                    "payment method.",
+                    code="idempotency-key-reused",
+                ),
             ),
         },
         parameters=[
@@ -184,7 +233,18 @@ class OrderCancelView(APIView):
         request=None,
         responses={
             202: OrderStateOutput,
-            409: problem_answer("`order-confirmed` (ask for a refund) or `order-cancelled`."),
+            409: problem_answer(
+                "`order-confirmed` (ask for a refund) or `order-cancelled`.",
+                Conflict(
+                    f"Order {EXAMPLE_ORDER} is confirmed and can no longer be cancelled here; "
+                    "ask customer service for a refund.",
+                    code="order-confirmed",
+                ),
+                Conflict(
+                    f"Order {EXAMPLE_ORDER} was already cancelled (payment_declined).",
+                    code="order-cancelled",
+                ),
+            ),
         },
         summary="Cancel a pending order",
         description="202 while or after the checkout saga compensates (poll the order); "

@@ -2,32 +2,44 @@
 
 from decimal import Decimal
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cleave.auth.permissions import IsCustomer, ServicePermission
+from cleave.core.errors import Conflict, NotFound
 from cleave.http.fields import PatternText, Text
 from cleave.http.idempotency import IDEMPOTENCY_HEADER, idempotency_key
 from cleave.http.openapi import problem_answer
 from contracts import payments
 
 from .. import commands, queries
+from ..commands import ProviderUnavailable
 
 
+@extend_schema_serializer(component_name="Payment")
 class CustomerPaymentOutput(serializers.Serializer):
     id = serializers.UUIDField()
     order_id = serializers.UUIDField()
     amount = serializers.DecimalField(max_digits=12, decimal_places=2)
     currency = serializers.CharField()
-    status = serializers.CharField()
+    status = serializers.ChoiceField(choices=payments.PaymentStatus.choices)
     created_at = serializers.DateTimeField()
 
 
+@extend_schema_serializer(component_name="Charge")
 class PaymentOutput(CustomerPaymentOutput):
     customer_id = serializers.UUIDField()
-    failure_reason = serializers.CharField(allow_blank=True)
+    failure_reason = serializers.ChoiceField(
+        choices=payments.FailureReason.choices,
+        allow_blank=True,
+        help_text="Why the charge was not captured; blank when it was.",
+    )
+
+
+# the charge the examples of error answers name
+EXAMPLE_PAYMENT = "7c1e4b2a-9d3f-4a6e-b8c5-2f0d1e9a3b7c"
 
 
 class PaymentDetailView(APIView):
@@ -67,7 +79,13 @@ class ChargeView(APIView):
                 description="The Idempotency-Key the charge was made with.",
             )
         ],
-        responses={200: PaymentOutput, 404: problem_answer("No charge was made with this key.")},
+        responses={
+            200: PaymentOutput,
+            404: problem_answer(
+                "No charge was made with this key.",
+                NotFound("No payment was charged with idempotency key 'order-3f2b8c1e'."),
+            ),
+        },
         operation_id="payments_charges_find_by_key",
         summary="Find a charge by its idempotency key (service)",
     )
@@ -77,6 +95,7 @@ class ChargeView(APIView):
         payment = queries.payment_get_by_key(**data.validated_data)
         return Response(PaymentOutput(payment).data)
 
+    @extend_schema_serializer(component_name="ChargeRequest")
     class Input(serializers.Serializer):
         order_id = serializers.UUIDField()
         customer_id = serializers.UUIDField()
@@ -92,7 +111,11 @@ class ChargeView(APIView):
             201: PaymentOutput,
             200: PaymentOutput,
             409: problem_answer(
-                "`idempotency-key-reused`: the key was used for a different charge."
+                "`idempotency-key-reused`: the key was used for a different charge.",
+                Conflict(
+                    "This Idempotency-Key was already used for a different charge.",
+                    code="idempotency-key-reused",
+                ),
             ),
         },
         parameters=[
@@ -130,6 +153,7 @@ class VoidView(APIView):
     permission_classes = (ServicePermission,)
     operation = payments.CHARGE_VOID
 
+    @extend_schema_serializer(component_name="ChargeVoid")
     class Input(ChargeView.Input):
         idempotency_key = Text(max_length=commands.MAX_KEY_LENGTH)
 
@@ -137,7 +161,13 @@ class VoidView(APIView):
         request=Input,
         responses={
             200: PaymentOutput,
-            503: problem_answer("The provider could not settle a pending charge; retry."),
+            503: problem_answer(
+                "The provider could not settle a pending charge; retry.",
+                ProviderUnavailable(
+                    "The payment provider could not say what became of payment "
+                    f"{EXAMPLE_PAYMENT}; try again."
+                ),
+            ),
         },
         summary="Void a charge by its key (service)",
     )
@@ -158,7 +188,12 @@ class RefundView(APIView):
         request=None,
         responses={
             200: PaymentOutput,
-            503: problem_answer("The provider could not refund; retry."),
+            503: problem_answer(
+                "The provider could not refund; retry.",
+                ProviderUnavailable(
+                    f"The payment provider could not refund payment {EXAMPLE_PAYMENT}; try again."
+                ),
+            ),
         },
         summary="Refund (service)",
     )

@@ -4,28 +4,31 @@ from contextlib import nullcontext
 
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cleave.auth.permissions import IsCustomer, ServicePermission
+from cleave.core.errors import Conflict, NotFound, Throttled
 from cleave.core.proxies import client_address
 from cleave.http.fields import EmailText, QueryNumber, Secret, Text
 from cleave.http.openapi import problem_answer
 from contracts import users
 
 from .. import commands, limits, queries
+from ..commands import InvalidCredentials, InvalidVerificationToken, WrongPassword
 from ..emails import UnacceptableEmail, normalize_email
 from ..models import Customer
 
 
+@extend_schema_serializer(component_name="Customer")
 class CustomerOutput(serializers.Serializer):
     id = serializers.UUIDField()
     email = serializers.EmailField()
     name = serializers.CharField()
-    status = serializers.CharField()
+    status = serializers.ChoiceField(choices=Customer.Status.choices)
     email_verified = serializers.BooleanField()
     created_at = serializers.DateTimeField()
 
@@ -71,11 +74,17 @@ TOO_MANY = (
     "when to try again (the same answer whether or not the account exists)."
 )
 
+# Examples of the answers below (cleave.http.openapi.problem_answer)
+SIGN_IN_REFUSED = Throttled(limits.SIGN_IN_REFUSED, retry_after=60)
+WRONG_PASSWORD = WrongPassword("The current password is wrong.")
+EMAIL_TAKEN = Conflict("A customer with email ada@example.com already exists.", code="email-taken")
+
 
 class RegisterView(APIView):
     permission_classes = (AllowAny,)
     authentication_classes = ()
 
+    @extend_schema_serializer(component_name="CustomerRegistration")
     class Input(serializers.Serializer):
         email = CustomerEmail(max_length=254)
         password = Secret(min_length=8, max_length=128, trim_whitespace=False)
@@ -91,8 +100,8 @@ class RegisterView(APIView):
         request=Input,
         responses={
             201: CustomerOutput,
-            409: problem_answer("A customer with this email exists."),
-            429: problem_answer(TOO_MANY),
+            409: problem_answer("A customer with this email exists.", EMAIL_TAKEN),
+            429: problem_answer(TOO_MANY, SIGN_IN_REFUSED),
         },
         summary="Register a customer",
     )
@@ -109,7 +118,7 @@ TokenOutput = inline_serializer(
     {
         "access": serializers.CharField(),
         "refresh": serializers.CharField(),
-        "token_type": serializers.CharField(),
+        "token_type": serializers.CharField(help_text='Always "Bearer".'),
         "expires_in": serializers.IntegerField(),
     },
 )
@@ -119,6 +128,7 @@ class TokenView(APIView):
     permission_classes = (AllowAny,)
     authentication_classes = ()
 
+    @extend_schema_serializer(component_name="TokenRequest")
     class Input(serializers.Serializer):
         email = SignInEmail(max_length=254)
         password = Secret(max_length=128, trim_whitespace=False)
@@ -127,8 +137,11 @@ class TokenView(APIView):
         request=Input,
         responses={
             200: TokenOutput,
-            401: problem_answer("The email or password is wrong."),
-            429: problem_answer(TOO_MANY),
+            401: problem_answer(
+                "The email or password is wrong.",
+                InvalidCredentials("The email or password is wrong."),
+            ),
+            429: problem_answer(TOO_MANY, SIGN_IN_REFUSED),
         },
         summary="Obtain tokens",
     )
@@ -145,6 +158,7 @@ class TokenRefreshView(APIView):
     permission_classes = (AllowAny,)
     authentication_classes = ()
 
+    @extend_schema_serializer(component_name="TokenRefresh")
     class Input(serializers.Serializer):
         refresh = Text(max_length=4096)
 
@@ -155,8 +169,17 @@ class TokenRefreshView(APIView):
                 "RefreshedTokens",
                 {"access": serializers.CharField(), "refresh": serializers.CharField()},
             ),
-            401: problem_answer("The refresh token is invalid, expired or no longer valid."),
-            429: problem_answer(TOO_MANY),
+            401: problem_answer(
+                "The refresh token is invalid, expired or no longer valid; "
+                "`refresh-token-reused` when it was used before (the sign-in is revoked).",
+                InvalidCredentials("The refresh token is no longer valid."),
+                InvalidCredentials(
+                    "The refresh token was already used: every token of this sign-in is "
+                    "revoked; sign in again.",
+                    code="refresh-token-reused",
+                ),
+            ),
+            429: problem_answer(TOO_MANY, SIGN_IN_REFUSED),
         },
         summary="Rotate tokens",
     )
@@ -172,6 +195,7 @@ class MeView(APIView):
     permission_classes = (IsCustomer,)
     delete_has_body = True  # the password, asked again (cleave.openapi.AutoSchema)
 
+    @extend_schema_serializer(component_name="CustomerUpdate")
     class Changes(serializers.Serializer):
         name = Text(max_length=200, required=False)
         email = CustomerEmail(max_length=254, required=False)
@@ -187,11 +211,18 @@ class MeView(APIView):
                 )
             return attrs
 
+    @extend_schema_serializer(component_name="CustomerDeletion")
     class Deletion(serializers.Serializer):
         password = Secret(max_length=128, trim_whitespace=False)
 
     @extend_schema(
-        responses={200: CustomerOutput, 404: problem_answer("The customer no longer exists.")},
+        responses={
+            200: CustomerOutput,
+            404: problem_answer(
+                "The customer no longer exists.",
+                NotFound("No customer 5e0c1a2b-3c4d-4e5f-9a8b-7c6d5e4f3a2b."),
+            ),
+        },
         summary="The authenticated customer",
     )
     def get(self, request):
@@ -202,9 +233,11 @@ class MeView(APIView):
         request=Changes,
         responses={
             200: CustomerOutput,
-            403: problem_answer("The current password is wrong (`wrong-password`)."),
-            409: problem_answer("Another customer has this email (`email-taken`)."),
-            429: problem_answer(TOO_MANY),
+            403: problem_answer(
+                "The current password is wrong (`wrong-password`).", WRONG_PASSWORD
+            ),
+            409: problem_answer("Another customer has this email (`email-taken`).", EMAIL_TAKEN),
+            429: problem_answer(TOO_MANY, SIGN_IN_REFUSED),
         },
         summary=(
             "Change my name, or my email with my current password (the old address is told "
@@ -229,8 +262,11 @@ class MeView(APIView):
         request=Deletion,
         responses={
             204: None,
-            403: problem_answer("The password is wrong (`wrong-password`)."),
-            429: problem_answer(TOO_MANY),
+            403: problem_answer(
+                "The password is wrong (`wrong-password`).",
+                WrongPassword("The password is wrong."),
+            ),
+            429: problem_answer(TOO_MANY, SIGN_IN_REFUSED),
         },
         summary="Delete my account (every context forgets me; orders keep anonymous totals)",
     )
@@ -245,6 +281,7 @@ class MeView(APIView):
 class PasswordView(APIView):
     permission_classes = (IsCustomer,)
 
+    @extend_schema_serializer(component_name="PasswordChange")
     class Input(serializers.Serializer):
         current_password = Secret(max_length=128, trim_whitespace=False)
         new_password = Secret(min_length=8, max_length=128, trim_whitespace=False)
@@ -253,8 +290,10 @@ class PasswordView(APIView):
         request=Input,
         responses={
             200: TokenOutput,
-            403: problem_answer("The current password is wrong (`wrong-password`)."),
-            429: problem_answer(TOO_MANY),
+            403: problem_answer(
+                "The current password is wrong (`wrong-password`).", WRONG_PASSWORD
+            ),
+            429: problem_answer(TOO_MANY, SIGN_IN_REFUSED),
         },
         summary="Change my password (other sessions end; a new token pair for this one)",
     )
@@ -276,6 +315,7 @@ class VerifyView(APIView):
     permission_classes = (AllowAny,)
     authentication_classes = ()
 
+    @extend_schema_serializer(component_name="EmailVerification")
     class Input(serializers.Serializer):
         token = Secret(max_length=1024)
 
@@ -285,7 +325,13 @@ class VerifyView(APIView):
             200: CustomerOutput,
             400: problem_answer(
                 "The token is not valid (`verification-token-invalid`) or has expired "
-                "(`verification-token-expired`)."
+                "(`verification-token-expired`).",
+                InvalidVerificationToken("The verification token is not valid."),
+                InvalidVerificationToken(
+                    "The verification token has expired; ask for a new one "
+                    "(POST /api/users/verify/resend).",
+                    code="verification-token-expired",
+                ),
             ),
         },
         summary="Verify my email address with the token mailed to it",
@@ -304,7 +350,10 @@ class VerifyResendView(APIView):
         request=None,
         responses={
             202: inline_serializer("VerificationSent", {"sent": serializers.BooleanField()}),
-            429: problem_answer("Asked too often (`CLEAVE_THROTTLE_VERIFY_RESEND`, 3 an hour)."),
+            429: problem_answer(
+                "Asked too often (`CLEAVE_THROTTLE_VERIFY_RESEND`, 3 an hour).",
+                Throttled(limits.MAIL_REFUSED, retry_after=1200),
+            ),
         },
         summary="Mail me a new verification token (`sent` false: already verified)",
     )
