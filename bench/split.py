@@ -19,9 +19,10 @@ afterwards):
   saga runs on the worker;
 - split: `manage.py run_split` with three groups (users,catalog; orders,
   payments, notifications, analytics; inventory), each a gunicorn web server
-  (1 worker of 4 threads), a Celery worker and a relay, its own SQLite files,
+  (1 worker of 4 threads, its scheduler sweeping the relay) and a Celery
+  worker, its own SQLite files,
   events over RabbitMQ (`CELERY_BROKER_URL`), calls between groups over HTTP,
-  the generated nginx gateway in front.
+  the admin console, the generated nginx gateway in front.
 
 Against each, from this process over HTTP (one `requests` session per client
 thread, keep-alive):
@@ -120,7 +121,7 @@ TARGET_MONOLITH_MIB = 512
 
 
 def _free_port(span: int = 1) -> int:
-    """A port with the next `span - 1` ports free as well (run_split uses port + 1..groups)."""
+    """A port with the next `span - 1` ports free as well (run_split uses port + 1..groups + 1)."""
     for _ in range(50):
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
@@ -260,7 +261,7 @@ def _status_kib(pid: int, field_name: str, source: str = "status") -> int:
 
 
 def _gunicorn_master(pid: int) -> int:
-    """The gunicorn master at or below `pid` (honcho starts run_split's under `sh -c`)."""
+    """The gunicorn master at or below `pid` (`pid` itself under run_split's runner)."""
     queue = [pid]
     while queue:
         current = queue.pop(0)
@@ -328,7 +329,7 @@ def _log_problems(logs: list[Path], limit: int = 12) -> list[str]:
     """Lines of the servers' logs that say something went wrong (read before they are removed)."""
     # warnings, errors and tracebacks, and the structured access log's 4xx and 5xx answers
     pattern = re.compile(r'Traceback|\b(WARNING|ERROR|CRITICAL)\b|"http_status": [45]\d\d')
-    # run_split's own output repeats every process's lines (honcho's "time name | line"),
+    # run_split's own output repeats every process's lines ("time name | line"),
     # which are read from the process's log file
     relayed = re.compile(r"^\d\d:\d\d:\d\d \S+\s*\| ")
     found = []
@@ -428,7 +429,7 @@ def monolith(kind: str, workers: int, threads: int):
                 _delete_queues(prefix)
 
 
-SPLIT_ROW = re.compile(r"^(\S+\.(?:web|worker|relay)|gateway)\s+\S+\s+(\S+)\s+(\d+)\s+(\S+)")
+SPLIT_ROW = re.compile(r"^(\S+\.(?:web|worker)|gateway)\s+\S+\s+(\S+)\s+(\d+)\s+(\S+)")
 
 
 @contextlib.contextmanager
@@ -439,7 +440,7 @@ def split():
         data_dir = Path(tmp) / "data"
         data_dir.mkdir()
         env = _env(data_dir, prefix)
-        port = _free_port(span=len(LAYOUT) + 1)
+        port = _free_port(span=len(LAYOUT) + 2)
         log = Path(tmp) / "run_split.log"
         out = log.open("wb")
         runner = subprocess.Popen(
@@ -466,7 +467,8 @@ def split():
                 if match:
                     pids[match.group(1)] = int(match.group(3))
                     addresses[match.group(1)] = match.group(2)
-            if len(pids) != 3 * len(LAYOUT) + 1:
+            # each group's web server and worker, the admin console and the gateway
+            if len(pids) != 2 * len(LAYOUT) + 2:
                 raise RuntimeError(f"run_split's table is not as expected:\n{log.read_text()}")
             users_web = f"{LAYOUT[0].replace(',', '-')}.web"
             logs = [log, *sorted((data_dir / "split" / "logs").glob("*.log"))]
@@ -475,7 +477,11 @@ def split():
                 base_url=f"http://127.0.0.1:{port}",
                 prefix=prefix,
                 data_dir=data_dir,
-                webs={name: pid for name, pid in pids.items() if name.endswith(".web")},
+                webs={
+                    name: pid
+                    for name, pid in pids.items()
+                    if name.endswith(".web") and name != "admin.web"
+                },
                 logs=logs,
                 users_url=addresses[users_web],
             )
@@ -686,6 +692,11 @@ def measure_hop(deployment: Deployment, customer_id: str, calls: int) -> dict:
     """Run `--hop` in a subprocess set up against the split's users database."""
     group = LAYOUT[0].replace(",", "-")
     env = _env(deployment.data_dir, deployment.prefix)
+    # the split's own environment (its secrets sign the service tokens), as `manage.py --split`
+    for line in (deployment.data_dir / "split" / "cleave.env").read_text().splitlines():
+        name, _, value = line.partition("=")
+        if name.strip() and not name.lstrip().startswith("#"):
+            env[name.strip()] = value
     env.update(
         CLEAVE_CONTEXTS="users",
         CLEAVE_EVENT_TRANSPORT="celery",  # users' subscribers are elsewhere
