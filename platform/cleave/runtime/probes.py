@@ -7,7 +7,8 @@ What the machines that operate a process ask it: `/health` (liveness),
 `/metrics` and the details of `/ready` (aliases, errors, circuits) are for the
 networks `CLEAVE_METRICS_ALLOW` names, or a caller with `CLEAVE_METRICS_TOKEN`.
 This module sits above the delivery layer (it reads the outbox, the sagas and
-the client's circuits); the metric names themselves are `cleave.observability.metrics`.
+the client's circuits, through `cleave.runtime.state`); the metric names
+themselves are `cleave.observability.metrics`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.db import connections
-from django.db.models import Count, Min
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from kombu import Connection
@@ -37,10 +37,9 @@ from cleave.calls.client import circuit_breakers
 from cleave.core.proxies import client_address
 from cleave.core.registry import all_contexts
 from cleave.http.problems import problem_response
-from cleave.messaging.models import DeadLetter, OutboxEvent
 from cleave.observability.logs import REQUEST_ID_HEADER, request_flow
 from cleave.observability.metrics import CLIENT_ADDRESS_ENVIRON, multiprocess_dir
-from cleave.sagas.models import SagaInstance
+from cleave.runtime import state
 
 logger = logging.getLogger(__name__)
 
@@ -217,26 +216,13 @@ class StateCollector:
         for cfg in all_contexts():
             alias = cfg.database
             try:
-                backlog = OutboxEvent.objects.using(alias).filter(status=OutboxEvent.Status.PENDING)
-                found = backlog.aggregate(n=Count("id"), oldest=Min("occurred_at"))
-                pending.add_metric([cfg.label], found["n"] or 0)
-                oldest = found["oldest"]
-                lag.add_metric([cfg.label], (now - oldest).total_seconds() if oldest else 0.0)
-                rows = (
-                    SagaInstance.objects.using(alias)
-                    .exclude(state__in=SagaInstance.FINAL_STATES)
-                    .values("saga_type", "state", "wake_at")
-                )
-                counts: dict[tuple[str, str, str], int] = {}
-                for row in rows:
-                    key = (row["saga_type"], row["state"], "true" if row["wake_at"] else "false")
-                    counts[key] = counts.get(key, 0) + 1
-                for (saga_type, state, waiting), n in counts.items():
-                    running.add_metric([cfg.label, saga_type, state, waiting], n)
-                dead.add_metric(
-                    [cfg.label],
-                    DeadLetter.objects.using(alias).filter(status=DeadLetter.Status.DEAD).count(),
-                )
+                backlog = state.outbox_backlog(alias)
+                pending.add_metric([cfg.label], backlog.pending)
+                lag.add_metric([cfg.label], backlog.age(now))
+                for (saga_type, saga_state, waits), n in state.unfinished_sagas(alias).items():
+                    waiting = "true" if waits else "false"
+                    running.add_metric([cfg.label, saga_type, saga_state, waiting], n)
+                dead.add_metric([cfg.label], state.open_dead_letters(alias))
             except Exception:  # a scrape must not fail because one alias is down
                 logger.warning("Could not read the state metrics of %s", alias, exc_info=True)
         yield from (pending, lag, running, dead)

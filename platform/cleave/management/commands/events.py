@@ -22,15 +22,14 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import Count
 
 from cleave.core.registry import all_contexts
 from cleave.management import arguments
 from cleave.messaging import delivery, relay, replay
 from cleave.messaging.broker import publisher, topology
-from cleave.messaging.models import DeadLetter, Delivery, OutboxEvent
+from cleave.messaging.models import DeadLetter, OutboxEvent
 from cleave.messaging.transports import get_transport
-from cleave.runtime import bootstrap, periodic
+from cleave.runtime import bootstrap, periodic, state
 
 
 class Command(BaseCommand):
@@ -174,15 +173,7 @@ class Command(BaseCommand):
         contexts = self._contexts()
         table = {}
         for cfg in contexts:
-            outbox = _counts(OutboxEvent, cfg.database)
-            deliveries = _counts(Delivery, cfg.database)
-            dead = _counts(DeadLetter, cfg.database)
-            table[cfg.label] = {
-                "pending": outbox.get("pending", 0),
-                "published": outbox.get("published", 0),
-                "retrying": deliveries.get("retrying", 0),
-                "dead": dead.get("dead", 0),
-            }
+            table[cfg.label] = state.event_counts(cfg.database)
         if get_transport().name == "celery":
             try:
                 depths = publisher.queue_depths([cfg.label for cfg in contexts])
@@ -289,15 +280,6 @@ class Command(BaseCommand):
                 f"queue {topology.queue_name(label)} ← {patterns}; "
                 f"dead letters → {topology.dead_queue_name(label)}"
             )
-
-
-def _counts(model, alias) -> dict[str, int]:
-    return dict(
-        model.objects.using(alias)
-        .values_list("status")
-        .annotate(n=Count("pk"))
-        .values_list("status", "n")
-    )
 
 
 def _json(value) -> str:

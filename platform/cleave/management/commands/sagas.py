@@ -14,6 +14,7 @@ from django.utils import timezone
 from cleave import sagas
 from cleave.core.registry import all_contexts
 from cleave.management import arguments
+from cleave.runtime import state as state_readings
 from cleave.sagas.models import SagaInstance
 
 
@@ -80,13 +81,9 @@ class Command(BaseCommand):
             if state:
                 rows = rows.filter(state=state)
             if waiting:
-                rows = rows.filter(wake_at__isnull=False).exclude(
-                    state__in=SagaInstance.FINAL_STATES
-                )
+                rows = rows.filter(state_readings.waiting())
             if overdue:
-                rows = rows.filter(deadline__lt=timezone.now()).exclude(
-                    state__in=SagaInstance.FINAL_STATES
-                )
+                rows = rows.filter(state_readings.overdue(timezone.now()))
             if type:
                 rows = rows.filter(saga_type=type)
             if after:
