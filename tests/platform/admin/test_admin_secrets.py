@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
-from cleave.admin.tables import refers_to_secret
+from cleave.admin.site import refers_to_secret
 from cleave.testing import unit
 from tests.contexts.users.factories import CustomerFactory
 

@@ -124,3 +124,49 @@ def test_staff_without_superuser_may_look_but_not_act(client, django_user_model,
     )
     saga.refresh_from_db(using="users")
     assert saga.state == "failed"
+
+
+# --- the saga's page: timeline, buttons, subject ------------------------------------------------
+
+
+def test_the_saga_page_offers_the_actions_that_apply(admin_client, definition):
+    saga = started(definition)  # failed
+
+    body = admin_client.get(f"{CHANGELIST}{saga.id}/change/").content.decode()
+
+    assert ">Retry the compensation</button>" in body
+    assert ">Compensate</button>" in body
+    assert ">Resume</button>" not in body  # a failed saga is final
+
+
+def test_retrying_from_the_saga_page_compensates_it(admin_client, definition):
+    saga = started(definition)
+
+    response = admin_client.post(
+        f"{CHANGELIST}{saga.id}/do/retry_sagas/?context=users", follow=True
+    )
+
+    saga.refresh_from_db(using="users")
+    assert saga.state == "compensated"
+    assert response.redirect_chain[0][0] == f"{CHANGELIST}{saga.id}/change/?context=users"
+    assert "now compensated" in response.content.decode()
+
+
+def test_a_view_only_operator_sees_no_button_and_cannot_post_one(
+    client, django_user_model, definition
+):
+    from django.contrib.auth.models import Permission
+
+    staff = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_sagainstance"))
+    client.force_login(staff)
+    saga = started(definition)
+
+    page = client.get(f"{CHANGELIST}{saga.id}/change/")
+    posted = client.post(f"{CHANGELIST}{saga.id}/do/retry_sagas/?context=users")
+
+    assert page.status_code == 200
+    assert 'class="cleave-action"' not in page.content.decode()
+    assert posted.status_code == 403
+    saga.refresh_from_db(using="users")
+    assert saga.state == "failed"
