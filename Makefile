@@ -12,15 +12,27 @@ STAMP := $(VENV)/.installed
 # make run-split: groups of contexts, separated by spaces (empty: one group per context)
 SPLIT ?=
 
-.PHONY: install run run-split nginx serve migrate seed test test-fast lint format bench clean
+.PHONY: install constraints run run-split nginx serve migrate seed test test-fast lint format bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt -e '.[test]'
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+## Pin every runtime dependency again (constraints.txt), resolved afresh from pyproject.toml
+constraints:
+	rm -rf $(VENV)-constraints
+	$(PYTHON) -m venv $(VENV)-constraints || python3 -m venv $(VENV)-constraints
+	$(VENV)-constraints/bin/python -m pip install --quiet '.[consul]'
+	{ printf '%s\n' \
+		'# Every runtime dependency of Cleave (and its optional extra consul), pinned:' \
+		'# what the image installs (deploy/docker/Dockerfile) and `make install` uses, so' \
+		'# the tests run the versions that ship. Regenerate with `make constraints`.'; \
+	  $(VENV)-constraints/bin/python -m pip freeze --exclude cleave; } > constraints.txt
+	rm -rf $(VENV)-constraints
 
 migrate: install
 	$(BIN)/python manage.py migrate_all --noinput

@@ -1,6 +1,9 @@
 #!/bin/sh
 # The one image's roles. Each ends in `exec`, so the role's process becomes the
 # container's PID 1 and receives SIGTERM from `docker stop` or Kubernetes itself.
+# web, worker and relay first wait until their databases are migrated
+# (`manage.py wait_for_migrations`, at most CLEAVE_MIGRATION_WAIT seconds): a
+# pod of a new release may start before its migration Job has ended.
 set -eu
 
 usage() {
@@ -17,8 +20,16 @@ roles:
   relay                  the outbox relay of the served contexts' aliases
   beat                   Celery beat: sends the periodic jobs to their queues (run one)
   migrate [ALIAS]        migrate one database alias, or every alias when none is named
+
+web, worker and relay wait for their databases' migrations first
+(CLEAVE_MIGRATION_WAIT seconds at most, default 600; 0 skips the wait).
 USAGE
     exit "${1:-2}"
+}
+
+# wait_for_migrations: until the served databases are migrated (exits on timeout)
+wait_for_migrations() {
+    python manage.py wait_for_migrations
 }
 
 role="${1:-}"
@@ -26,6 +37,7 @@ role="${1:-}"
 
 case "$role" in
     web)
+        wait_for_migrations
         exec gunicorn -c python:config.gunicorn config.wsgi \
             --bind 0.0.0.0:8000 --workers "${WEB_CONCURRENCY:-2}" \
             --access-logfile - --timeout 60 "$@"
@@ -36,9 +48,11 @@ case "$role" in
         shift
         CLEAVE_CONTEXTS="${CLEAVE_CONTEXTS:-$labels}"
         export CLEAVE_CONTEXTS
+        wait_for_migrations
         exec python manage.py worker --contexts "$labels" "$@"
         ;;
     relay)
+        wait_for_migrations
         exec python manage.py events relay "$@"
         ;;
     beat)

@@ -475,6 +475,18 @@ SETTINGS: tuple[Setting, ...] = (
         doc="This process's name in traces (`service.name`), metrics (`service` label) and logs.",
     ),
     Setting(
+        "CLEAVE_MIGRATION_WAIT",
+        "float",
+        section="deployment",
+        default=600.0,
+        installed=False,
+        doc=(
+            "How long, in seconds, the image's `web`, `worker` and `relay` roles wait for their "
+            "databases to be migrated before they start (`manage.py wait_for_migrations`); "
+            "they exit with an error after it. `0` starts them without waiting."
+        ),
+    ),
+    Setting(
         "CLEAVE_TRACING",
         "bool",
         section="deployment",

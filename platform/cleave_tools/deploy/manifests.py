@@ -67,6 +67,14 @@ LIVENESS = {
     "initialDelaySeconds": 30,
     "periodSeconds": 10,
 }
+# Until its first answer, a web container may be waiting for its migrations
+# (the image's roles wait up to CLEAVE_MIGRATION_WAIT, 600 s by default):
+# liveness starts only once this succeeds, so the wait does not restart it.
+STARTUP = {
+    "httpGet": {"path": "/health", "port": "http"},
+    "periodSeconds": 5,
+    "failureThreshold": 130,
+}
 READINESS = {
     "httpGet": {"path": "/ready", "port": "http"},
     "initialDelaySeconds": 5,
@@ -176,6 +184,7 @@ def _container(role_args: list[str], env: list[dict[str, Any]], *, web: bool) ->
     }
     if web:
         container["ports"] = [{"name": "http", "containerPort": CONTAINER_PORT}]
+        container["startupProbe"] = STARTUP
         container["livenessProbe"] = LIVENESS
         container["readinessProbe"] = READINESS
     elif METRICS_PORT_ENV in env:

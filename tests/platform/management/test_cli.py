@@ -73,8 +73,29 @@ def test_numbers_in_range_pass():
         ("sagas", ["list", "--since", "2025-02-30"], "argument --since: '2025-02-30' is out"),
         ("sagas", ["list", "--limit", "0"], "argument --limit: '0': must be at least 1"),
         ("release_expired_reservations", ["--limit", "0"], "argument --limit: '0': must be"),
+        ("wait_for_migrations", ["--timeout", "-1"], "argument --timeout: '-1': must be 0"),
+        ("wait_for_migrations", ["--interval", "0"], "argument --interval: '0': must be more"),
     ],
 )
 def test_commands_report_a_bad_option_as_a_command_error(command, arguments, message):
     with pytest.raises(CommandError, match=message):
         call_command(command, *arguments, stdout=StringIO(), stderr=StringIO())
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_wait_for_migrations_returns_at_once_on_migrated_databases():
+    out = StringIO()
+    call_command("wait_for_migrations", "--timeout", "5", stdout=out)
+    assert out.getvalue().startswith("Migrated: default, ")
+
+
+def test_wait_for_migrations_refuses_an_alias_this_process_does_not_serve():
+    with pytest.raises(CommandError, match="not a database alias of this process: nowhere"):
+        call_command("wait_for_migrations", "--database", "nowhere", stdout=StringIO())
+
+
+def test_wait_for_migrations_zero_does_not_wait(monkeypatch):
+    monkeypatch.setenv("CLEAVE_MIGRATION_WAIT", "0")
+    out = StringIO()
+    call_command("wait_for_migrations", "--database", "nowhere", stdout=out)
+    assert "Not waiting for migrations" in out.getvalue()

@@ -1,7 +1,7 @@
 """
 The shipped deployment files, checked without a cluster or a container engine.
 
-Kubernetes: both overlays build with `kubectl kustomize`; every core object
+Kubernetes: every overlay builds with `kubectl kustomize`; every core object
 validates strictly with kubernetes-validate and the Istio objects have the
 expected shape; the committed split overlay is what `manage.py deploy render`
 generates; no Secret with values is committed; the Deployments keep the seed's
@@ -33,6 +33,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from cleave.core import conf
 from cleave.core.registry import all_contexts
 from cleave.testing import services_required
 from cleave_tools.deploy import manifests
@@ -44,15 +45,20 @@ K8S = DEPLOY / "k8s"
 COMPOSE = DEPLOY / "compose"
 DOCKERFILE = DEPLOY / "docker" / "Dockerfile"
 ENTRYPOINT = DEPLOY / "docker" / "entrypoint.sh"
-OVERLAYS = ("monolith", "split")
+# the compose files' forms, and the Kubernetes overlays (the two forms, the split
+# without Istio, and the example installation)
+FORMS = ("monolith", "split")
+OVERLAYS = (*FORMS, "split-without-istio", "example")
 # The oldest Kubernetes the manifests promise to fit (PodDisruptionBudget policy/v1,
 # seccompProfile, Job backoffLimit: all well before it).
 KUBERNETES_VERSION = "1.30.0"
 CORE_KINDS = {"Namespace", "Deployment", "Service", "Job", "ServiceAccount"}
-CORE_KINDS |= {"PodDisruptionBudget", "ConfigMap"}
+CORE_KINDS |= {"PodDisruptionBudget", "ConfigMap", "Ingress"}
 ISTIO_KINDS = {"AuthorizationPolicy", "PeerAuthentication"}
 ROLES = {"web", "worker", "relay", "beat", "migrate"}
 SERVING = {"web", "gateway"}  # the components that answer HTTP, hence the probes
+# the image overlays/example installs, from its registry
+EXAMPLE_IMAGE = "registry.example.com/shop/cleave"
 PRINCIPAL = re.compile(r"^cluster\.local/ns/[a-z0-9-]+/sa/[a-z0-9-]+$")
 
 
@@ -278,6 +284,60 @@ def test_the_split_serves_each_context_at_its_label_with_its_own_account():
     _named(docs, "Job", "migrate-default")
 
 
+def test_the_split_without_istio_is_the_split_less_its_mesh():
+    split, plain = _kustomize("split"), _kustomize("split-without-istio")
+    assert not [doc for doc in plain if doc["apiVersion"].startswith("security.istio.io/")]
+    (namespace,) = _of(plain, "Namespace")
+    assert "istio-injection" not in (namespace["metadata"].get("labels") or {})
+
+    def core(docs):
+        return sorted((d["kind"], d["metadata"]["name"]) for d in docs if d["kind"] in CORE_KINDS)
+
+    assert core(plain) == core(split)
+    # the same pods: only the mesh's objects differ
+    assert _of(plain, "Deployment") == _of(split, "Deployment")
+    assert _of(plain, "Job") == _of(split, "Job")
+
+
+def test_the_example_installs_the_split_from_a_registry_behind_an_ingress():
+    docs = _kustomize("example")
+    images = {
+        container["image"]
+        for doc in _of(docs, "Deployment") + _of(docs, "Job")
+        for container in doc["spec"]["template"]["spec"]["containers"]
+    }
+    assert images == {f"{EXAMPLE_IMAGE}:0.1.0", manifests.GATEWAY_IMAGE}
+    assert {doc["metadata"]["namespace"] for doc in docs if doc["kind"] != "Namespace"} == {
+        "cleave"
+    }
+    config = _named(docs, "ConfigMap", manifests.CONFIG_MAP)["data"]
+    (ingress,) = _of(docs, "Ingress")
+    hosts = [rule["host"] for rule in ingress["spec"]["rules"]]
+    assert hosts == config["PUBLIC_HOSTS"].split(",")
+    assert config["DJANGO_CSRF_TRUSTED_ORIGINS"] == ",".join(f"https://{h}" for h in hosts)
+    assert ingress["spec"]["tls"][0]["hosts"] == hosts
+    # the Ingress controller and the gateway both append to X-Forwarded-For
+    assert config["CLEAVE_TRUSTED_PROXIES"] == "2"
+    gateway = _named(docs, "Service", manifests.GATEWAY)
+    for rule in ingress["spec"]["rules"]:
+        for path in rule["http"]["paths"]:
+            backend = path["backend"]["service"]
+            assert backend["name"] == gateway["metadata"]["name"]
+            assert backend["port"]["name"] in {p["name"] for p in gateway["spec"]["ports"]}
+
+
+def test_web_containers_outlast_the_migration_wait_before_liveness_counts(built):
+    wait = conf.BY_NAME["CLEAVE_MIGRATION_WAIT"].default
+    for doc in _of(built, "Deployment"):
+        if _component(doc) != "web":
+            continue
+        (container,) = doc["spec"]["template"]["spec"]["containers"]
+        startup = container["startupProbe"]
+        assert startup["httpGet"] == {"path": "/health", "port": "http"}
+        budget = startup["periodSeconds"] * startup["failureThreshold"]
+        assert budget > wait, doc["metadata"]["name"]
+
+
 # --- Istio: who calls what ------------------------------------------------------------------------
 
 
@@ -437,8 +497,10 @@ def test_the_image_runs_unprivileged_with_a_health_check():
     assert instructions["EXPOSE"] == "8000"
     assert "/health" in instructions["HEALTHCHECK"] and "python" in instructions["HEALTHCHECK"]
     assert instructions["ENTRYPOINT"] == '["cleave-entrypoint"]'
+    # the project, every dependency pinned by constraints.txt
     assert any(
-        word == "RUN" and "pip install ." in args for word, args in _instructions(DOCKERFILE)
+        word == "RUN" and "pip install --constraint constraints.txt ." in args
+        for word, args in _instructions(DOCKERFILE)
     )
 
 
@@ -468,6 +530,7 @@ def test_the_worker_role_maps_labels_to_queues():
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "CLEAVE_EVENT_TRANSPORT": "celery",
+        "CLEAVE_MIGRATION_WAIT": "0",
     }
     env.pop("CLEAVE_CONTEXTS", None)
     ran = subprocess.run(
@@ -483,12 +546,56 @@ def test_the_worker_role_maps_labels_to_queues():
     assert "-Q orders,payments," in ran.stdout
 
 
+def test_the_serving_roles_wait_for_their_migrations(tmp_path):
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.endswith("DATABASE_URL") and name != "CLEAVE_CONTEXTS"
+    }
+    env.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        CLEAVE_DATA_DIR=str(tmp_path),
+        CLEAVE_EVENT_TRANSPORT="celery",
+        CLEAVE_MIGRATION_WAIT="1",
+    )
+
+    def worker():
+        return subprocess.run(
+            ["sh", str(ENTRYPOINT), "worker", "orders", "--dry-run"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+
+    waited = worker()
+    assert waited.returncode == 1, waited.stdout + waited.stderr
+    assert "Still not migrated after 1s: default:" in waited.stderr
+    assert "-Q orders," not in waited.stdout
+    migrated = subprocess.run(
+        [sys.executable, "manage.py", "migrate_all", "--noinput"],
+        cwd=ROOT,
+        env={**env, "CLEAVE_CONTEXTS": "orders"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    started = worker()
+    assert started.returncode == 0, started.stderr
+    assert "Migrated: default, orders." in started.stdout
+    assert "-Q orders," in started.stdout
+
+
 def _k8s_role_args() -> list[list[str]]:
     found = []
     for overlay in OVERLAYS:
         for doc in _of(_kustomize(overlay), "Deployment") + _of(_kustomize(overlay), "Job"):
             for container in doc["spec"]["template"]["spec"]["containers"]:
-                if container["image"].split(":")[0] == manifests.IMAGE:
+                if container["image"].split(":")[0] in (manifests.IMAGE, EXAMPLE_IMAGE):
                     found.append(container["args"])
     return found
 
@@ -515,7 +622,7 @@ def _check_role(args: list[str], where: str) -> None:
 def test_manifests_and_compose_files_use_only_the_entrypoints_roles():
     for args in _k8s_role_args():
         _check_role(args, "k8s")
-    for form in OVERLAYS:
+    for form in FORMS:
         services = _cleave_services(_compose(form))
         assert {s["command"][0] for s in services.values()} == ROLES, form
         for name, service in services.items():
@@ -546,7 +653,7 @@ def test_compose_files_use_only_documented_variables():
         for line in (COMPOSE / "example.env").read_text().splitlines()
         if line and not line.startswith("#")
     }
-    for form in OVERLAYS:
+    for form in FORMS:
         text = (COMPOSE / f"compose.{form}.yaml").read_text()
         interpolated = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", text))
         assert interpolated <= example, (

@@ -11,8 +11,9 @@ from io import StringIO
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
-from django.db import connections, router
-from django.db.migrations.executor import MigrationExecutor
+from django.db import connections
+
+from cleave.management import migrations
 
 
 class Command(BaseCommand):
@@ -23,15 +24,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, verbosity: int = 1, **options):
         for alias in connections.settings:
-            executor = MigrationExecutor(connections[alias])
-            plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
-            # the router decides which of them create anything in this alias; the
-            # others are only recorded as applied
-            applying = [
-                migration
-                for migration, _backwards in plan
-                if router.allow_migrate(alias, migration.app_label)
-            ]
+            pending = migrations.plan(alias)
+            applying = migrations.creating(alias, pending)
             out = self.stdout if verbosity >= 2 else StringIO()
             call_command(
                 "migrate", database=alias, interactive=False, verbosity=verbosity, stdout=out
@@ -42,8 +36,10 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"{alias} ({vendor}): applied {len(applying)} migration(s) of {apps}"
                 )
-            elif plan:
-                self.stdout.write(f"{alias} ({vendor}): up to date (recorded {len(plan)} others)")
+            elif pending:
+                self.stdout.write(
+                    f"{alias} ({vendor}): up to date (recorded {len(pending)} others)"
+                )
             else:
                 self.stdout.write(f"{alias} ({vendor}): up to date")
         self.stdout.write(self.style.SUCCESS(f"Migrated {len(connections.settings)} databases."))
