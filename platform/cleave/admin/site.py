@@ -5,7 +5,10 @@ Django's default site (`admin.site`, which `config/urls.py` mounts at
 `/admin/`) is configured here rather than replaced by a subclass, so the
 project's settings keep installing plain `django.contrib.admin`:
 
+- its titles say Cleave, and "View site" opens the API's documentation;
 - in a split deployment, its index lists the contexts served elsewhere;
+- every admin writes times to the second with their zone
+  (`cleave.admin.display`);
 - no admin filters on a secret (`refers_to_secret`).
 """
 
@@ -15,8 +18,16 @@ import re
 
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.admin import helpers
+from django.contrib.admin.templatetags import admin_list
 
+from cleave.admin.display import readable_datetimes
 from cleave.core.registry import context_config_class
+
+admin.site.site_header = "Cleave"
+admin.site.site_title = "Cleave admin"
+admin.site.index_title = "Cleave administration"
+admin.site.site_url = "/api/docs/"
 
 
 def _with_remote_contexts(get_app_list):
@@ -51,6 +62,14 @@ def _with_remote_contexts(get_app_list):
 
 
 admin.site.get_app_list = _with_remote_contexts(admin.site.get_app_list)
+
+
+# --- times to the second, with their zone ---------------------------------------------------
+
+# the admin shows a field's value through this one function, in its lists and
+# on its detail pages (see cleave.admin.display)
+helpers.display_for_field = readable_datetimes(helpers.display_for_field)
+admin_list.display_for_field = readable_datetimes(admin_list.display_for_field)
 
 
 # --- no admin filters on a secret -----------------------------------------------------------

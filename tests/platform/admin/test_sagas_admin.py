@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
 from django.db import transaction
 
 from cleave.sagas import SagaDefinition, Step, StepFailed, start
-from cleave.sagas.models import SagaInstance
+from cleave.sagas.models import SagaInstance, SagaStepLog
 from cleave.testing import flows
 
 pytestmark = [flows, pytest.mark.usefixtures("no_saga_backoff")]
@@ -127,6 +128,39 @@ def test_staff_without_superuser_may_look_but_not_act(client, django_user_model,
 
 
 # --- the saga's page: timeline, buttons, subject ------------------------------------------------
+
+
+def test_the_timeline_rounds_durations_to_the_millisecond(admin_client, definition):
+    saga = started(definition)
+    SagaStepLog.objects.using("users").filter(saga_id=saga.id).update(
+        duration_ms=2.1870000000000003
+    )
+
+    body = admin_client.get(f"{CHANGELIST}{saga.id}/change/").content.decode()
+
+    assert "2.187" not in body
+    assert '<td class="number">2 ms</td>' in body
+
+
+def test_a_step_done_by_the_starting_transaction_shows_a_note_not_an_error(
+    admin_client, saga_definitions
+):
+    definition = saga_definitions(
+        SagaDefinition(
+            name=f"test.admin-{uuid.uuid4().hex[:6]}",
+            context="users",
+            steps=(Step("place", lambda ctx: {}), Step("charge", lambda ctx: {"paid": True})),
+        )
+    )
+    with transaction.atomic(using="users"):
+        saga = start(definition.name, data={}, completed_steps=1)
+
+    body = admin_client.get(f"{CHANGELIST}{saga.id}/change/").content.decode()
+
+    timeline = body[body.index('id="saga-timeline"') :]
+    assert re.search(r'class="note">.*done by the transaction that started the saga', timeline)
+    assert not re.search(r'class="error">.*done by the transaction', timeline, re.S)
+    assert "&quot;paid&quot;: true" in timeline  # the result, as JSON
 
 
 def test_the_saga_page_offers_the_actions_that_apply(admin_client, definition):
