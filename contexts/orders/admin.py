@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 
+from cleave.admin.actions import ObjectActionsMixin, confirmation, confirmed
 from cleave.core.errors import ApplicationError
 
 from . import commands
@@ -38,7 +39,7 @@ class OrderLineInline(admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(ObjectActionsMixin, admin.ModelAdmin):
     list_display = (
         "id",
         "customer_id",
@@ -53,6 +54,10 @@ class OrderAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in Order._meta.fields]
     inlines = (OrderLineInline,)
     actions = ("refund",)
+    object_actions = {"refund": "Refund and cancel"}
+
+    def object_action_applies(self, obj: Order, action: str) -> bool:
+        return obj.status != Order.Status.CANCELLED
 
     @admin.action(
         description="Refund and cancel the selected orders (customer request)",
@@ -60,6 +65,22 @@ class OrderAdmin(admin.ModelAdmin):
     )
     def refund(self, request, queryset):
         """Compensate each order's checkout saga: stock back, payment refunded, order cancelled."""
+        if not confirmed(request):
+            return confirmation(
+                request,
+                self,
+                queryset,
+                action="refund",
+                title="Refund and cancel orders",
+                question="Refund and cancel these orders, as the customer asked?",
+                consequences=[
+                    "Each order's checkout saga is compensated: committed stock goes back "
+                    "on the shelf, the payment is refunded, the order is cancelled "
+                    "(customer request) and the customer is told.",
+                    "A pending order's running checkout is cancelled instead.",
+                ],
+                button="Yes, refund and cancel",
+            )
         for order in queryset:
             try:
                 order = commands.order_refund(order_id=order.id)
@@ -74,6 +95,7 @@ class OrderAdmin(admin.ModelAdmin):
                     f"Order {order.id} is still {order.status}: its saga is compensating "
                     "(see Saga instances).",
                 )
+        return None
 
     def has_change_permission(self, request, obj=None) -> bool:
         # the refund action needs it; the form itself stays read-only
@@ -81,3 +103,6 @@ class OrderAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # orders come from checkout, never from a form
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # the domain owns an order: it is refunded or cancelled, never deleted

@@ -1,12 +1,12 @@
 """
 The checkout saga's outcomes: every test token, customer cancellation, the
-operator's refund, and payments whose outcome is unknown (timeouts).
+operator's refund (`sagas compensate`; the admin's is tests/contexts/orders/test_admin.py),
+and payments whose outcome is unknown (timeouts).
 """
 
 from __future__ import annotations
 
 import threading
-from decimal import Decimal
 from io import StringIO
 
 import pytest
@@ -307,21 +307,3 @@ def test_the_sagas_command_refunds_a_confirmed_order(api, shop):
     assert (order.status, order.cancellation_reason) == ("cancelled", "customer_request")
     assert Payment.objects.get(pk=order.payment_id).status == "refunded"
     assert stock("MUG-1") == (5, 0)
-
-
-def test_the_orders_admin_refunds_the_selected_orders(api, shop, admin_client):
-    add(api, shop, shop.mug, 1)
-    order = order_of(checkout(api, shop, "tok_visa"))
-
-    response = admin_client.post(
-        "/admin/orders/order/",
-        {"action": "refund", "_selected_action": [str(order.id)]},
-        follow=True,
-    )
-
-    assert response.status_code == 200
-    assert "refunded and cancelled" in response.content.decode()
-    order.refresh_from_db()
-    assert order.status == "cancelled"
-    assert Payment.objects.get(pk=order.payment_id).amount == Decimal("8.50")
-    assert Payment.objects.get(pk=order.payment_id).status == "refunded"

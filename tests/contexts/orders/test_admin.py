@@ -1,0 +1,96 @@
+"""
+The orders admin: an order is never deleted; a refund, from the order's page
+or from the list, asks first.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Permission
+
+from cleave.testing import flows
+from contexts.orders.models import Order
+from contexts.payments.models import Payment
+from tests.contexts.orders.conftest import add, checkout
+
+pytestmark = flows
+
+ORDERS = "/admin/orders/order/"
+
+
+@pytest.fixture
+def order(api, shop) -> Order:
+    add(api, shop, shop.mug, 1)
+    response = checkout(api, shop, "tok_visa")
+    assert response.status_code == 202, response.json()
+    placed = Order.objects.get(pk=response.json()["order_id"])
+    assert placed.status == Order.Status.CONFIRMED
+    return placed
+
+
+def test_an_order_cannot_be_deleted(admin_client, order):
+    page = admin_client.get(f"{ORDERS}{order.id}/change/").content.decode()
+    listed = admin_client.get(ORDERS).content.decode()
+    delete = admin_client.post(f"{ORDERS}{order.id}/delete/", {"post": "yes"})
+
+    assert "deletelink" not in page
+    assert "delete_selected" not in listed
+    assert delete.status_code == 403
+    assert Order.objects.filter(pk=order.id).exists()
+
+
+def test_the_refund_button_asks_first_then_refunds_and_cancels(admin_client, order):
+    page = admin_client.get(f"{ORDERS}{order.id}/change/").content.decode()
+    refund = f"{ORDERS}{order.id}/do/refund/"
+
+    asked = admin_client.post(refund)
+    order.refresh_from_db()
+    still = order.status
+    done = admin_client.post(refund, {"post": "yes"}, follow=True)
+
+    assert f'action="{refund}"' in page and ">Refund and cancel</button>" in page
+    assert asked.status_code == 200
+    assert "Refund and cancel these orders, as the customer asked?" in asked.content.decode()
+    assert str(order.id) in asked.content.decode()
+    assert still == Order.Status.CONFIRMED
+    assert done.redirect_chain[-1][0] == f"{ORDERS}{order.id}/change/"
+    assert "refunded and cancelled" in done.content.decode()
+    order.refresh_from_db()
+    assert (order.status, order.cancellation_reason) == ("cancelled", "customer_request")
+    assert Payment.objects.get(pk=order.payment_id).status == "refunded"
+    # a cancelled order offers no second refund
+    assert ">Refund and cancel</button>" not in done.content.decode()
+
+
+def test_the_bulk_refund_asks_first_then_refunds_the_selected_orders(admin_client, order):
+    chosen = {"action": "refund", "_selected_action": [str(order.id)]}
+
+    asked = admin_client.post(ORDERS, chosen)
+    order.refresh_from_db()
+    still = order.status
+    done = admin_client.post(ORDERS, {**chosen, "post": "yes"}, follow=True)
+
+    assert asked.status_code == 200
+    assert 'name="post" value="yes"' in asked.content.decode()
+    assert still == Order.Status.CONFIRMED
+    assert "refunded and cancelled" in done.content.decode()
+    order.refresh_from_db()
+    assert order.status == "cancelled"
+    payment = Payment.objects.get(pk=order.payment_id)
+    assert (payment.amount, payment.status) == (Decimal("8.50"), "refunded")
+
+
+def test_an_operator_who_may_only_view_orders_cannot_refund(client, django_user_model, order):
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_order"))
+    client.force_login(viewer)
+
+    page = client.get(f"{ORDERS}{order.id}/change/")
+    refund = client.post(f"{ORDERS}{order.id}/do/refund/", {"post": "yes"})
+
+    assert page.status_code == 200 and "Refund and cancel</button>" not in page.content.decode()
+    assert refund.status_code == 403
+    order.refresh_from_db()
+    assert order.status == Order.Status.CONFIRMED
