@@ -456,6 +456,8 @@ def test_a_master_replaced_by_usr2_leaves_the_registrations_to_its_successor(
     from config import gunicorn as hooks
 
     monkeypatch.setattr("django.setup", lambda: None)  # done already; would reset logging
+    # the master reads the environment: it sets Django up only to register
+    monkeypatch.setenv("CLEAVE_DISCOVERY", "consul")
     settings.CLEAVE_DISCOVERY = "consul"
     settings.CONSUL_HTTP_ADDR = agent.addr
     settings.CLEAVE_ADVERTISE_URL = ""
