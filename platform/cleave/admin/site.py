@@ -6,6 +6,7 @@ Django's default site (`admin.site`, which `config/urls.py` mounts at
 project's settings keep installing plain `django.contrib.admin`:
 
 - its titles say Cleave, and "View site" opens the API's documentation;
+- its index leads to the "needs attention" page (`cleave.admin.attention`);
 - in a split deployment, its index lists the contexts served elsewhere;
 - every admin writes times to the second with their zone
   (`cleave.admin.display`);
@@ -21,6 +22,7 @@ from django.contrib import admin
 from django.contrib.admin import helpers
 from django.contrib.admin.templatetags import admin_list
 
+from cleave.admin import attention
 from cleave.admin.display import readable_datetimes
 from cleave.core.registry import context_config_class
 
@@ -28,6 +30,8 @@ admin.site.site_header = "Cleave"
 admin.site.site_title = "Cleave admin"
 admin.site.index_title = "Cleave administration"
 admin.site.site_url = "/api/docs/"
+admin.site.index_template = "admin/cleave/index.html"
+attention.install(admin.site)
 
 
 def _with_remote_contexts(get_app_list):
