@@ -13,95 +13,32 @@ CLEAVE_REQUIRE_SERVICES=1 (CI) they fail instead.
 
 from __future__ import annotations
 
-import json
-import os
 import uuid
 from urllib.parse import urlsplit
 
 import pytest
 
 from cleave.sagas.models import SagaInstance
-from cleave.testing import flows, services_required
+from cleave.testing import flows
+from tests.support.browser import chromium, requested_urls
 
 pytestmark = [pytest.mark.e2e, flows]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 # The host the pages are asked for: not a loopback name, so Swagger UI behaves as
 # it would for a real shop (it hides its validator badge on localhost only).
 HOST = "shop.test"
 
 
-def _require_browser() -> None:
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("the selenium package (pip install -e '.[test]')")
-    if not missing:
-        return
-    message = (
-        f"headless Chromium is not available ({', '.join(missing)} missing; "
-        "apt-get install chromium chromium-driver)"
-    )
-    if services_required():
-        pytest.fail(f"CLEAVE_REQUIRE_SERVICES=1 but {message}")
-    pytest.skip(message)
-
-
 @pytest.fixture
 def browser(tmp_path, settings):
-    _require_browser()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, HOST]
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        # every name but the shop's fails at once: the network here is closed, and
-        # a page that reached out anyway is seen in the request log below
-        f"--host-resolver-rules=MAP {HOST} 127.0.0.1, MAP * ~NOTFOUND",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    service = Service(executable_path=CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log"))
-    driver = webdriver.Chrome(options=options, service=service)
-    driver.set_page_load_timeout(30)
-    try:
+    with chromium(tmp_path, hosts=(HOST,)) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def site(live_server) -> str:
     """The live server's URL under the shop's host name."""
     return f"http://{HOST}:{urlsplit(live_server.url).port}"
-
-
-def requested_urls(driver) -> list[str]:
-    """
-    Every URL on the network the pages asked for since the last call
-    (Chromium's own chrome:// pages, data: and blob: URLs stay in the browser).
-    """
-    urls = []
-    for entry in driver.get_log("performance"):
-        message = json.loads(entry["message"])["message"]
-        if message["method"] == "Network.requestWillBeSent":
-            url = message["params"]["request"]["url"]
-            if urlsplit(url).scheme in ("http", "https", "ws", "wss", "ftp"):
-                urls.append(url)
-    return urls
 
 
 def test_the_api_docs_render_their_operations_from_this_server_alone(browser, live_server):
