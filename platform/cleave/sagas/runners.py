@@ -52,7 +52,14 @@ class InProcessRunner:
 
 
 class CeleryRunner:
-    """Send the task `cleave.sagas.run` to the owning context's queue."""
+    """
+    Send the task `cleave.sagas.run` to the owning context's queue.
+
+    A broker that cannot take the task never fails the caller: the saga is
+    committed (a checkout answers 202 for it), and the periodic resume
+    (`cleave.sagas.resume`) drives it once it is due and unheld, as it does a
+    saga whose process died.
+    """
 
     drives_here = False
 
@@ -63,8 +70,16 @@ class CeleryRunner:
         options: dict[str, Any] = {"queue": queue_for(saga.context)}
         if at is not None and at > timezone.now():
             options["countdown"] = (at - timezone.now()).total_seconds()
-        # the same app, with the same queue declarations, that carries the events
-        celery_app().send_task(TASK_NAME, args=(alias, str(saga_id)), **options)
+        try:
+            # the same app, with the same queue declarations, that carries the events
+            celery_app().send_task(TASK_NAME, args=(alias, str(saga_id)), **options)
+        except Exception as exc:  # kombu's OperationalError, a refused or reset socket...
+            logger.warning(
+                "Saga %s was not handed to the broker (%s: %s); the periodic resume drives it",
+                saga_id,
+                type(exc).__name__,
+                exc,
+            )
 
 
 def queue_for(context: str) -> str:

@@ -6,6 +6,7 @@ operator controls and the runners. Written as given / when / then with
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from datetime import timedelta
@@ -446,6 +447,41 @@ def test_the_celery_runner_runs_the_same_definition_on_the_owning_contexts_queue
     saga.refresh_from_db(using=ALIAS)
     assert saga.state == "completed"
     assert sent == [("cleave.sagas.run", "test-users")]
+
+
+def test_a_broker_away_when_the_saga_is_handed_over_fails_no_caller(
+    base, celery_eager, monkeypatch, settings, caplog
+):
+    from kombu.exceptions import OperationalError
+
+    from cleave.runtime import tasks
+
+    settings.CLEAVE_SAGA_LEASE_SECONDS = 30
+
+    def refused(name, args, queue):
+        raise OperationalError("[Errno 111] Connection refused")
+
+    monkeypatch.setattr(celery_eager, "send_task", refused)
+    # the commit runs the hand-over, which raises nothing
+    with (
+        caplog.at_level(logging.WARNING, logger="cleave.sagas.engine"),
+        transaction.atomic(using=ALIAS),
+    ):
+        saga = start(base.name, data={"order": "o-1"})
+
+    saga.refresh_from_db(using=ALIAS)
+    assert saga.state == "running"
+    assert f"Saga {saga.id} was not handed to the broker (OperationalError" in caplog.text
+    # once unheld for a lease, the periodic resume hands it over again, to a broker that is back
+    SagaInstance.objects.using(ALIAS).filter(pk=saga.pk).update(
+        updated_at=timezone.now() - timedelta(seconds=60)
+    )
+    monkeypatch.setattr(
+        celery_eager, "send_task", lambda name, args, queue: tasks.run_saga.apply(args=args)
+    )
+    assert periodic.get("cleave.sagas.resume").run() == 1
+    saga.refresh_from_db(using=ALIAS)
+    assert saga.state == "completed"
 
 
 def test_the_periodic_job_hands_resumable_sagas_to_the_runner(base):
