@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from cleave.admin.links import linked
+
 from .models import Counter, ProductSales
 
 
@@ -24,6 +26,9 @@ class CounterAdmin(ReadOnlyAdmin):
 
 @admin.register(ProductSales)
 class ProductSalesAdmin(ReadOnlyAdmin):
-    list_display = ("sku", "quantity", "revenue", "product_id", "updated_at")
+    product = linked("product_id", "catalog.product")
+
+    list_display = ("sku", "quantity", "revenue", "product", "updated_at")
+    readonly_fields = fields = ("product", "sku", "quantity", "revenue", "updated_at")
     search_fields = ("sku", "product_id")
     ordering = ("-quantity", "-revenue")

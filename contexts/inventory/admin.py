@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 
+from cleave.admin.links import linked
 from cleave.core.errors import ApplicationError
 
 from . import commands
@@ -68,12 +69,14 @@ class ReservationLineInline(admin.TabularInline):
 
 @admin.register(Reservation)
 class ReservationAdmin(admin.ModelAdmin):
-    list_display = ("id", "order_id", "status", "expires_at", "created_at", "release_reason")
+    order = linked("order_id", "orders.order")
+
+    list_display = ("id", "order", "status", "expires_at", "created_at", "release_reason")
     list_filter = ("status", "created_at")
     search_fields = ("id", "order_id", "idempotency_key", "lines__sku")
     readonly_fields = (
         "id",
-        "order_id",
+        "order",
         "status",
         "idempotency_key",
         "expires_at",

@@ -1,25 +1,40 @@
 from django.contrib import admin, messages
 
+from cleave.admin.links import linked
+
 from . import commands
 from .models import Notification, Recipient
 
 
 @admin.register(Recipient)
 class RecipientAdmin(admin.ModelAdmin):
-    list_display = ("email", "name", "customer_id", "created_at")
+    customer = linked("customer_id", "users.customer")
+
+    list_display = ("email", "name", "customer", "created_at")
     search_fields = ("email", "name", "customer_id")
-    readonly_fields = ("customer_id", "email", "name", "created_at")
+    readonly_fields = ("customer", "email", "name", "created_at")
+    fields = ("customer", "email", "name", "verified_at", "erased_at", "created_at")
 
     def has_add_permission(self, request) -> bool:
         return False  # a projection of user.created
 
 
+# the ids a notification holds, shown on its page by the links that stand for them
+NOTIFICATION_LINKS = {"customer_id": "customer", "event_id": "event"}
+
+
 @admin.register(Notification)
 class NotificationAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "kind", "channel", "status", "customer_id", "subject", "sent_at")
+    customer = linked("customer_id", "users.customer")
+    # the event that caused it, in its publisher's outbox (found in whichever alias holds it)
+    event = linked("event_id", "cleave.outboxevent", description="event id")
+
+    list_display = ("created_at", "kind", "channel", "status", "customer", "subject", "sent_at")
     list_filter = ("status", "kind", "channel", "created_at")
     search_fields = ("id", "customer_id", "subject", "event_id")
-    readonly_fields = [field.name for field in Notification._meta.fields]
+    readonly_fields = fields = [
+        NOTIFICATION_LINKS.get(field.name, field.name) for field in Notification._meta.fields
+    ]
     actions = ("send",)
 
     def has_add_permission(self, request) -> bool:

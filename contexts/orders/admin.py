@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 
 from cleave.admin.actions import ObjectActionsMixin, confirmation, confirmed
+from cleave.admin.links import linked, own_alias
 from cleave.core.errors import ApplicationError
 
 from . import commands
@@ -38,11 +39,27 @@ class OrderLineInline(admin.TabularInline):
         return False
 
 
+# the ids an order holds, shown on its page by the links that stand for them
+ORDER_LINKS = {
+    "customer_id": "customer",
+    "payment_id": "payment",
+    "reservation_id": "reservation",
+    "saga_id": "saga",
+}
+
+
 @admin.register(Order)
 class OrderAdmin(ObjectActionsMixin, admin.ModelAdmin):
+    # what the order refers to by id, as links; its checkout saga lives in
+    # this context's alias, beside the order
+    customer = linked("customer_id", "users.customer")
+    payment = linked("payment_id", "payments.payment")
+    reservation = linked("reservation_id", "inventory.reservation")
+    saga = linked("saga_id", "cleave.sagainstance", context=own_alias)
+
     list_display = (
         "id",
-        "customer_id",
+        "customer",
         "status",
         "total",
         "currency",
@@ -51,7 +68,7 @@ class OrderAdmin(ObjectActionsMixin, admin.ModelAdmin):
     )
     list_filter = ("status", "cancellation_reason", "created_at")
     search_fields = ("id", "customer_id", "payment_id", "saga_id")
-    readonly_fields = [f.name for f in Order._meta.fields]
+    readonly_fields = fields = [ORDER_LINKS.get(f.name, f.name) for f in Order._meta.fields]
     inlines = (OrderLineInline,)
     actions = ("refund",)
     object_actions = {"refund": "Refund and cancel"}

@@ -1,17 +1,24 @@
 from django.contrib import admin, messages
 
+from cleave.admin.links import linked
 from cleave.core.errors import ApplicationError
 
 from . import commands
 from .models import Payment
 
+# the ids a payment holds, shown on its page by the links that stand for them
+PAYMENT_LINKS = {"order_id": "order", "customer_id": "customer"}
+
 
 @admin.register(Payment)
 class PaymentAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "order_id", "amount", "currency", "status", "failure_reason")
+    order = linked("order_id", "orders.order")
+    customer = linked("customer_id", "users.customer")
+
+    list_display = ("created_at", "order", "amount", "currency", "status", "failure_reason")
     list_filter = ("status", "failure_reason", "currency", "created_at")
     search_fields = ("id", "order_id", "customer_id", "provider_reference", "idempotency_key")
-    readonly_fields = [field.name for field in Payment._meta.fields]
+    readonly_fields = fields = [PAYMENT_LINKS.get(f.name, f.name) for f in Payment._meta.fields]
     actions = ("refund",)
 
     def has_add_permission(self, request) -> bool:

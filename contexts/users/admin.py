@@ -1,6 +1,8 @@
 from django import forms
 from django.contrib import admin, messages
 
+from cleave.admin.links import list_link
+
 from . import commands
 from .emails import UnacceptableEmail, normalize_email
 from .models import Customer
@@ -32,14 +34,28 @@ class CustomerAdmin(admin.ModelAdmin):
     list_display = ("email", "name", "status", "email_verified", "created_at")
     list_filter = ("status", "created_at")
     search_fields = ("email", "name", "id")
-    readonly_fields = ("id", "status", "email_verified_at", "created_at", "updated_at")
-    fields = ("id", "email", "name", "status", "email_verified_at", "created_at", "updated_at")
+    readonly_fields = ("id", "status", "email_verified_at", "created_at", "updated_at", "orders")
+    fields = (
+        "id",
+        "email",
+        "name",
+        "status",
+        "email_verified_at",
+        "created_at",
+        "updated_at",
+        "orders",
+    )
     actions = ("block",)
     form = CustomerForm
 
     @admin.display(boolean=True, description="verified")
     def email_verified(self, customer: Customer) -> bool:
         return customer.email_verified
+
+    @admin.display(description="orders")
+    def orders(self, customer: Customer) -> str:
+        """The customer's orders, in the orders context's admin (a link, no query)."""
+        return list_link("orders.order", "The customer's orders", customer_id=customer.id)
 
     def has_add_permission(self, request) -> bool:
         return False  # customers register themselves through the API

@@ -53,6 +53,11 @@ def label_of(alias: str) -> str:
     return dict(aliases()).get(alias, alias)
 
 
+def alias_of(label: str | None) -> str | None:
+    """The alias of the context labelled `label` (an event's `source`), None if not here."""
+    return next((alias for alias, known in aliases() if known == label), None)
+
+
 def chosen_alias(request: HttpRequest) -> str | None:
     """The alias a request names (`?context=`, also through a list's preserved filters)."""
     if hasattr(request, "_cleave_alias"):

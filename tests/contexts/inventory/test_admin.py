@@ -1,4 +1,5 @@
 import uuid
+from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -7,7 +8,9 @@ from django.test import Client
 from cleave.testing import unit
 from contexts.inventory import commands
 from contexts.inventory.models import StockItem
+from contexts.orders.models import Order
 from tests.contexts.inventory.factories import StockItemFactory
+from tests.support.links import follow
 
 pytestmark = unit
 
@@ -62,3 +65,19 @@ def test_the_admin_release_action_gives_the_stock_back(operator):
 
     assert response.status_code == 302
     assert StockItem.objects.using("inventory").get(sku="A").reserved == 0
+
+
+def test_a_reservation_links_to_its_order_from_its_page_and_the_list(operator):
+    StockItemFactory(sku="A", on_hand=10)
+    order = Order.objects.create(
+        customer_id=uuid.uuid4(), total=Decimal("8.50"), payment_method="tok_visa"
+    )
+    reservation, _ = commands.reservation_create(
+        order_id=order.id, lines=[{"sku": "A", "quantity": 2}]
+    )
+
+    page = operator.get(f"/admin/inventory/reservation/{reservation.id}/change/").content.decode()
+    listed = operator.get("/admin/inventory/reservation/").content.decode()
+
+    assert f"order {order.id} (pending)" in follow(operator, page, str(order.id))
+    assert f"order {order.id} (pending)" in follow(operator, listed, str(order.id))

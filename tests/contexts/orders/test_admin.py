@@ -1,6 +1,7 @@
 """
 The orders admin: an order is never deleted; a refund, from the order's page
-or from the list, asks first.
+or from the list, asks first; an order links to its customer, payment,
+reservation and checkout saga.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from cleave.testing import flows
 from contexts.orders.models import Order
 from contexts.payments.models import Payment
 from tests.contexts.orders.conftest import add, checkout
+from tests.support.links import follow, href
 
 pytestmark = flows
 
@@ -94,3 +96,28 @@ def test_an_operator_who_may_only_view_orders_cannot_refund(client, django_user_
     assert refund.status_code == 403
     order.refresh_from_db()
     assert order.status == Order.Status.CONFIRMED
+
+
+# --- links: the order, its customer, payment, reservation and saga ----------------------------
+
+
+def test_the_order_page_links_to_its_customer_payment_reservation_and_saga(admin_client, order):
+    body = admin_client.get(f"{ORDERS}{order.id}/change/").content.decode()
+
+    customer = follow(admin_client, body, str(order.customer_id))
+    payment = follow(admin_client, body, str(order.payment_id))
+    reservation = follow(admin_client, body, str(order.reservation_id))
+    saga = follow(admin_client, body, str(order.saga_id))
+
+    assert "ada@example.com" in customer
+    assert f"{order.total} EUR captured (order {order.id})" in payment
+    assert f"Reservation {order.reservation_id} (committed)" in reservation
+    assert f"checkout {order.saga_id} (completed)" in saga
+    # the checkout's saga lives in the orders alias, beside the order
+    assert href(body, str(order.saga_id)).endswith("?context=orders")
+
+
+def test_the_order_list_links_each_order_to_its_customer(admin_client, order):
+    body = admin_client.get(ORDERS).content.decode()
+
+    assert "ada@example.com" in follow(admin_client, body, str(order.customer_id))
