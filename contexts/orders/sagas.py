@@ -284,6 +284,9 @@ CHECKOUT = register(
     SagaDefinition(
         name=commands.CHECKOUT_SAGA,
         context="orders",
+        # the order is what a checkout is about: the admin links the saga to it
+        subject_key="order_id",
+        subject_model="orders.order",
         deadline=timedelta(seconds=settings.CLEAVE_CHECKOUT_DEADLINE),
         deadline_reason=CancellationReason.TIMEOUT,
         unavailable_reason=CancellationReason.SERVICE_UNAVAILABLE,

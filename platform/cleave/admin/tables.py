@@ -7,6 +7,9 @@ Each list opens on every context that has rows, newest first, with a
 page offers its actions as buttons (deliver again, attempt now, redrive;
 resume, retry, compensate). The actions are for superusers; every other
 operator with a view permission sees, and cannot act.
+
+A saga links to its subject, which its definition declares (`subject_key`,
+`subject_model`: a checkout's order); the saga list searches by it too.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from cleave.admin.aliases import (
     per_alias,
 )
 from cleave.admin.display import EMPTY, milliseconds, timestamp
+from cleave.admin.links import link
 from cleave.messaging import delivery
 from cleave.messaging.models import DeadLetter, Delivery, InboxRecord, OutboxEvent
 from cleave.messaging.transports import get_transport
@@ -204,6 +208,7 @@ class SagaInstanceAdmin(OperatorActionsMixin, PerAliasAdmin):
     list_display = (
         "created_at",
         "saga_type",
+        "subject",
         "state",
         "current_step",
         "failure_reason",
@@ -221,8 +226,8 @@ class SagaInstanceAdmin(OperatorActionsMixin, PerAliasAdmin):
         "created_at",
     )
     ordering = ("-created_at", "-id")
-    search_fields = ("id", "correlation_id")
-    readonly_fields = [f.name for f in SagaInstance._meta.fields]
+    search_fields = ("id", "correlation_id")  # and the subjects' ids: get_search_fields
+    readonly_fields = [*(f.name for f in SagaInstance._meta.fields), "subject"]
     fieldsets = (
         (
             None,
@@ -230,6 +235,7 @@ class SagaInstanceAdmin(OperatorActionsMixin, PerAliasAdmin):
                 "fields": (
                     "id",
                     "saga_type",
+                    "subject",
                     "context",
                     "state",
                     "current_step",
@@ -273,6 +279,24 @@ class SagaInstanceAdmin(OperatorActionsMixin, PerAliasAdmin):
     @admin.display(description="last error")
     def error(self, saga: SagaInstance) -> str:
         return Truncator(saga.last_error).chars(60) if saga.last_error else EMPTY
+
+    @admin.display(description="subject")
+    def subject(self, saga: SagaInstance) -> str:
+        """What the saga is about (a checkout's order), as its definition declares it."""
+        try:
+            definition = sagas.get_definition(saga.saga_type)
+        except LookupError:  # a saga type no longer (or not here) defined
+            return EMPTY
+        pk = definition.subject(saga.data)
+        if pk is None or not definition.subject_model:
+            return pk or EMPTY
+        name = definition.subject_model.partition(".")[2]
+        return link(definition.subject_model, pk, f"{name} {pk}")
+
+    def get_search_fields(self, request) -> list[str]:
+        """Also the key of the data that holds a saga's subject, for every saga defined here."""
+        keys = sorted({d.subject_key for d in sagas.definitions() if d.subject_key})
+        return [*super().get_search_fields(request), *(f"data__{key}" for key in keys)]
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:

@@ -139,7 +139,10 @@ class SagaDefinition:
 
     `deadline` bounds the whole saga (reason `deadline_reason` when it
     passes); `cancel_reason` is the reason used when an operator compensates
-    without giving one.
+    without giving one. `subject_key` names the key of the saga's data that
+    holds the id of what the saga is about (a checkout's order), and
+    `subject_model` the admin's model of it (`app_label.model_name`): the
+    admin shows, links and searches a saga by its subject.
     """
 
     name: str
@@ -156,6 +159,13 @@ class SagaDefinition:
     cancel_reason: str = "cancelled"
     # the reason when the deadline passes while a participant is unavailable
     unavailable_reason: str = "service_unavailable"
+    subject_key: str = ""
+    subject_model: str = ""
+
+    def subject(self, data: dict[str, Any]) -> str | None:
+        """The id of the saga's subject in `data`, or None (none declared, none there)."""
+        value = data.get(self.subject_key) if self.subject_key and isinstance(data, dict) else None
+        return None if value in (None, "") else str(value)
 
     def step_index(self, name: str) -> int:
         for index, step in enumerate(self.steps):

@@ -1,7 +1,7 @@
 """
 The orders admin: an order is never deleted; a refund, from the order's page
 or from the list, asks first; an order links to its customer, payment,
-reservation and checkout saga.
+reservation and checkout saga, and the saga back to it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from tests.support.links import follow, href
 pytestmark = flows
 
 ORDERS = "/admin/orders/order/"
+SAGAS = "/admin/cleave/sagainstance/"
 
 
 @pytest.fixture
@@ -121,3 +122,22 @@ def test_the_order_list_links_each_order_to_its_customer(admin_client, order):
     body = admin_client.get(ORDERS).content.decode()
 
     assert "ada@example.com" in follow(admin_client, body, str(order.customer_id))
+
+
+def test_the_checkout_saga_links_back_to_its_order(admin_client, order):
+    listed = admin_client.get(SAGAS).content.decode()
+    saga = admin_client.get(f"{SAGAS}{order.saga_id}/change/").content.decode()
+
+    assert f"order {order.id} (confirmed)" in follow(admin_client, saga, f"order {order.id}")
+    # the list shows each saga's order too
+    assert f"order {order.id} (confirmed)" in follow(admin_client, listed, f"order {order.id}")
+
+
+def test_the_saga_list_finds_a_checkout_by_its_order(admin_client, order, api, shop):
+    add(api, shop, shop.tee, 1)
+    other = Order.objects.get(pk=checkout(api, shop, "tok_visa").json()["order_id"])
+
+    found = admin_client.get(SAGAS, {"q": str(order.id)}).content.decode()
+
+    assert str(order.saga_id) in found
+    assert str(other.saga_id) not in found

@@ -1,4 +1,8 @@
-"""The saga admin: instances with their step timeline, filters and operator actions."""
+"""
+The saga admin: instances with their step timeline, filters and operator
+actions; each with its subject (what its definition says it is about), linked
+and searched.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from django.db import transaction
 from cleave.sagas import SagaDefinition, Step, StepFailed, start
 from cleave.sagas.models import SagaInstance, SagaStepLog
 from cleave.testing import flows
+from tests.contexts.users.factories import CustomerFactory
+from tests.support.links import follow
 
 pytestmark = [flows, pytest.mark.usefixtures("no_saga_backoff")]
 
@@ -204,3 +210,57 @@ def test_a_view_only_operator_sees_no_button_and_cannot_post_one(
     assert posted.status_code == 403
     saga.refresh_from_db(using="users")
     assert saga.state == "failed"
+
+
+# --- the saga's subject: declared by its definition, shown, linked and searched ----------------
+
+
+@pytest.fixture
+def about_a_customer(saga_definitions):
+    """A saga whose subject is a customer: its definition says where the id is and what it is."""
+    return saga_definitions(
+        SagaDefinition(
+            name=f"test.admin-{uuid.uuid4().hex[:6]}",
+            context="users",
+            steps=(Step("greet", lambda ctx: {}),),
+            subject_key="customer_id",
+            subject_model="users.customer",
+        )
+    )
+
+
+def about(definition, customer) -> SagaInstance:
+    with transaction.atomic(using="users"):
+        return start(definition.name, data={"customer_id": str(customer.id)})
+
+
+def test_the_saga_page_and_list_link_to_its_subject(admin_client, about_a_customer):
+    customer = CustomerFactory(email="ada@example.com")
+    saga = about(about_a_customer, customer)
+
+    page = admin_client.get(f"{CHANGELIST}{saga.id}/change/").content.decode()
+    listed = admin_client.get(CHANGELIST).content.decode()
+
+    assert "ada@example.com" in follow(admin_client, page, f"customer {customer.id}")
+    assert "ada@example.com" in follow(admin_client, listed, f"customer {customer.id}")
+
+
+def test_the_saga_list_finds_a_saga_by_its_subject(admin_client, about_a_customer):
+    ada, bob = CustomerFactory(), CustomerFactory()
+    hers, his = about(about_a_customer, ada), about(about_a_customer, bob)
+
+    found = admin_client.get(CHANGELIST, {"q": str(ada.id)}).content.decode()
+    by_part = admin_client.get(CHANGELIST, {"q": str(ada.id).split("-")[-1].upper()})
+
+    assert str(hers.id) in found and str(his.id) not in found
+    assert str(hers.id) in by_part.content.decode()
+    assert str(his.id) not in by_part.content.decode()
+
+
+def test_a_saga_without_a_declared_subject_shows_none(admin_client, definition):
+    saga = started(definition)
+
+    page = admin_client.get(f"{CHANGELIST}{saga.id}/change/").content.decode()
+
+    subject = re.search(r'field-subject">.*?class="readonly">(.*?)</div>', page, re.S)
+    assert subject and subject.group(1).strip() == "-"
