@@ -8,7 +8,11 @@ page offers its actions as buttons (deliver again, attempt now, redrive;
 resume, retry, compensate). The actions are for superusers; every other
 operator with a view permission sees, and cannot act.
 
-A saga links to its subject, which its definition declares (`subject_key`,
+Records link to each other (`cleave.admin.links`): an outbox event to the
+deliveries and dead letters it caused (in the subscribers' aliases, so the
+lists span every context), a delivery, dead letter or inbox record back to
+its event (in the alias of the context that published it, its `source`), and
+a saga to its subject, which its definition declares (`subject_key`,
 `subject_model`: a checkout's order); the saga list searches by it too.
 """
 
@@ -19,6 +23,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from cleave import sagas
@@ -29,7 +34,7 @@ from cleave.admin.aliases import (
     per_alias,
 )
 from cleave.admin.display import EMPTY, milliseconds, timestamp
-from cleave.admin.links import link
+from cleave.admin.links import alias_of, link, list_link
 from cleave.messaging import delivery
 from cleave.messaging.models import DeadLetter, Delivery, InboxRecord, OutboxEvent
 from cleave.messaging.transports import get_transport
@@ -42,6 +47,19 @@ class OperatorActionsMixin:
     def has_change_permission(self, request, obj=None) -> bool:
         # actions need change permission; the detail form stays read-only
         return request.user.is_superuser and obj is None
+
+
+class EventLinkMixin:
+    """A row about one event (`event_id`) links to it, in its publisher's alias (`source`)."""
+
+    @admin.display(description="event id", ordering="event_id")
+    def event(self, row) -> str:
+        return link("cleave.outboxevent", row.event_id, context=alias_of(row.source))
+
+
+def fields_of(model, **shown_as: str) -> list[str]:
+    """A model's field names in order, some shown by another attribute (a link)."""
+    return [shown_as.get(f.name, f.name) for f in model._meta.fields]
 
 
 @admin.register(OutboxEvent)
@@ -58,9 +76,18 @@ class OutboxEventAdmin(OperatorActionsMixin, PerAliasAdmin):
     list_filter = (ContextFilter, "status", ("type", ValuesAcrossContexts), "occurred_at")
     search_fields = ("id", "type", "correlation_id", "causation_id")
     ordering = ("-occurred_at", "-id")
-    readonly_fields = [f.name for f in OutboxEvent._meta.fields]
+    readonly_fields = [*(f.name for f in OutboxEvent._meta.fields), "caused"]
     actions = ("redeliver",)
     object_actions = {"redeliver": "Deliver again"}
+
+    @admin.display(description="caused")
+    def caused(self, event: OutboxEvent) -> str:
+        """Its deliveries and dead letters: in the subscribers' aliases, so in every context."""
+        return format_html(
+            "{} · {}",
+            list_link("cleave.delivery", "Deliveries of this event", event_id=event.id),
+            list_link("cleave.deadletter", "Dead letters of this event", event_id=event.id),
+        )
 
     @admin.action(
         description="Deliver the selected events again (subscribers that applied them skip them)",
@@ -77,8 +104,8 @@ class OutboxEventAdmin(OperatorActionsMixin, PerAliasAdmin):
 
 
 @admin.register(InboxRecord)
-class InboxRecordAdmin(PerAliasAdmin):
-    list_display = ("processed_at", "event_type", "in_context", "source", "handler", "event_id")
+class InboxRecordAdmin(EventLinkMixin, PerAliasAdmin):
+    list_display = ("processed_at", "event_type", "in_context", "source", "handler", "event")
     list_filter = (
         ContextFilter,
         ("event_type", ValuesAcrossContexts),
@@ -87,10 +114,11 @@ class InboxRecordAdmin(PerAliasAdmin):
     )
     search_fields = ("event_id", "handler")
     ordering = ("-processed_at", "-id")
+    readonly_fields = fields = fields_of(InboxRecord, event_id="event")
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(OperatorActionsMixin, PerAliasAdmin):
+class DeliveryAdmin(EventLinkMixin, OperatorActionsMixin, PerAliasAdmin):
     list_display = (
         "updated_at",
         "event_type",
@@ -99,7 +127,7 @@ class DeliveryAdmin(OperatorActionsMixin, PerAliasAdmin):
         "status",
         "attempts",
         "next_attempt_at",
-        "event_id",
+        "event",
     )
     list_filter = (
         ContextFilter,
@@ -110,7 +138,7 @@ class DeliveryAdmin(OperatorActionsMixin, PerAliasAdmin):
     )
     search_fields = ("event_id", "handler", "last_error")
     ordering = ("-updated_at", "-id")
-    readonly_fields = [f.name for f in Delivery._meta.fields]
+    readonly_fields = fields = fields_of(Delivery, event_id="event")
     actions = ("retry_now",)
     object_actions = {"retry_now": "Attempt now"}
 
@@ -130,7 +158,7 @@ class DeliveryAdmin(OperatorActionsMixin, PerAliasAdmin):
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(OperatorActionsMixin, PerAliasAdmin):
+class DeadLetterAdmin(EventLinkMixin, OperatorActionsMixin, PerAliasAdmin):
     list_display = (
         "dead_at",
         "event_type",
@@ -139,6 +167,7 @@ class DeadLetterAdmin(OperatorActionsMixin, PerAliasAdmin):
         "reason",
         "status",
         "attempts",
+        "event",
         "id",
     )
     list_filter = (
@@ -151,7 +180,7 @@ class DeadLetterAdmin(OperatorActionsMixin, PerAliasAdmin):
     )
     search_fields = ("id", "event_id", "handler", "correlation_id", "error")
     ordering = ("-dead_at", "-id")
-    readonly_fields = [f.name for f in DeadLetter._meta.fields]
+    readonly_fields = fields = fields_of(DeadLetter, event_id="event")
     actions = ("redrive",)
     object_actions = {"redrive": "Redrive"}
 
