@@ -23,6 +23,17 @@ def _fresh_circuits():
     reset_resilience()
 
 
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """
+    Every test starts with an empty cache: its databases are rolled back after
+    it, and with them the catalogue's revision, under which reads are cached.
+    """
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def api() -> APIClient:
     return APIClient()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from django.db import connections
 from django.db.models import Q, QuerySet
 
 from cleave.core.errors import NotFound
 
-from .models import Category, Product
+from .apps import ALIAS
+from .models import Category, Product, Revision
 
 
 def product_list(*, search: str = "", category: str = "") -> QuerySet[Product]:
@@ -34,3 +36,17 @@ def product_get(*, product_id: UUID) -> Product:
 
 def category_list() -> QuerySet[Category]:
     return Category.objects.order_by("name", "slug")
+
+
+def revision() -> str:
+    """
+    The catalogue's revision (`models.Revision`): changes with every write to it.
+
+    Every public read asks it first, so it is one statement on a cursor: the
+    ORM's query building cost three times the query itself (cProfile, SQLite).
+    """
+    table = connections[ALIAS].ops.quote_name(Revision._meta.db_table)
+    with connections[ALIAS].cursor() as cursor:
+        cursor.execute(f"SELECT series, number FROM {table} WHERE id = %s", [Revision.ONE])  # noqa: S608
+        current = cursor.fetchone()
+    return "0" if current is None else f"{current[0]}.{current[1]}"

@@ -3,7 +3,9 @@ Catalog API: the public shop window.
 
 Every endpoint is public. They keep the default authentication classes anyway,
 so that calls from other contexts (service tokens) are recognised and exempt
-from the anonymous throttle.
+from the anonymous throttle. Every answer carries the catalogue's revision in
+its `ETag`, answers `If-None-Match` with 304 and is cached up to the next
+write (`cleave.http.conditional`).
 """
 
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
@@ -13,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cleave.core.errors import NotFound
+from cleave.http.conditional import RevisedRead
 from cleave.http.openapi import problem_answer
 
 from .. import queries
@@ -35,8 +38,9 @@ class CategoryOutput(serializers.Serializer):
     name = serializers.CharField()
 
 
-class ProductListView(generics.ListAPIView):
+class ProductListView(RevisedRead, generics.ListAPIView):
     permission_classes = (AllowAny,)
+    revision = queries.revision
     serializer_class = ProductOutput
 
     class Filters(serializers.Serializer):
@@ -45,7 +49,7 @@ class ProductListView(generics.ListAPIView):
 
     @extend_schema(parameters=[Filters], summary="Browse active products")
     def get(self, request, *args, **kwargs):
-        return super().get(request, *args, **kwargs)
+        return self.revised(request, lambda: super(ProductListView, self).get(request))
 
     def get_queryset(self):
         filters = self.Filters(data=self.request.query_params)
@@ -53,8 +57,9 @@ class ProductListView(generics.ListAPIView):
         return queries.product_list(**filters.validated_data)
 
 
-class ProductDetailView(APIView):
+class ProductDetailView(RevisedRead, APIView):
     permission_classes = (AllowAny,)
+    revision = queries.revision
 
     @extend_schema(
         responses={
@@ -67,13 +72,18 @@ class ProductDetailView(APIView):
         summary="A product",
     )
     def get(self, request, product_id):
-        product = queries.product_get(product_id=product_id)
-        return Response(ProductOutput(product).data)
+        def answer():
+            return Response(ProductOutput(queries.product_get(product_id=product_id)).data)
+
+        return self.revised(request, answer)
 
 
-class CategoryListView(APIView):
+class CategoryListView(RevisedRead, APIView):
     permission_classes = (AllowAny,)
+    revision = queries.revision
 
     @extend_schema(responses={200: CategoryOutput(many=True)}, summary="All categories")
     def get(self, request):
-        return Response(CategoryOutput(queries.category_list(), many=True).data)
+        return self.revised(
+            request, lambda: Response(CategoryOutput(queries.category_list(), many=True).data)
+        )

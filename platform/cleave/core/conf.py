@@ -411,9 +411,9 @@ SETTINGS: tuple[Setting, ...] = (
         default="",
         installed=False,
         doc=(
-            "Where the throttles count: unset, in each process's memory (so each gunicorn worker "
-            "counts on its own); `redis://127.0.0.1:6379/1` shares the counts between processes "
-            "and machines."
+            "Where the throttles count and public catalogue reads are cached (up to the next "
+            "write): unset, in each process's memory (so each gunicorn worker counts and caches "
+            "on its own); `redis://127.0.0.1:6379/1` shares them between processes and machines."
         ),
     ),
     # --- email --------------------------------------------------------------------------

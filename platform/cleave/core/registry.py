@@ -145,3 +145,17 @@ def context_aliases() -> list[str]:
 
 def alias_for(label: str) -> str:
     return get_context(label).database
+
+
+def release() -> str:
+    """
+    This installation's release: the installed distribution's version (traces
+    name it; cached reads key on it, so a release never serves an answer an
+    older one cached).
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cleave")
+    except PackageNotFoundError:  # run from a tree that was not installed
+        return "0+unknown"

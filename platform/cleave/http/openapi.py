@@ -54,19 +54,41 @@ from drf_spectacular.plumbing import (
     safe_ref,
 )
 from drf_spectacular.settings import spectacular_settings
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import exceptions, mixins, serializers
 from rest_framework.permissions import AllowAny
 
 from cleave.auth.permissions import IsCustomer, ServicePermission
 from cleave.calls.client import balancer
 from cleave.core.errors import ApplicationError, ServiceError
+from cleave.http.conditional import CACHE_CONTROL, RevisedRead
 from cleave.http.problems import (
     PROBLEM_CONTENT_TYPE,
     dependency_problem,
     drf_problem,
     refusal_problem,
 )
+
+IF_NONE_MATCH = OpenApiParameter(
+    "If-None-Match",
+    str,
+    OpenApiParameter.HEADER,
+    description="The `ETag` of an answer the client holds: 304 without a body while it is current.",
+)
+# parameters no answer refuses with a 400: a page past the end is a 404, and an
+# `If-None-Match` that names no current tag just gets the answer
+NEVER_REFUSED = {"page", IF_NONE_MATCH.name}
+REVISED_HEADERS = {
+    "ETag": {
+        "schema": {"type": "string"},
+        "description": "Changes with every write to what the answer shows.",
+    },
+    "Cache-Control": {
+        "schema": {"type": "string"},
+        "description": f"`{CACHE_CONTROL}`: any cache may keep the answer, but must ask again "
+        "(`If-None-Match`).",
+    },
+}
 
 
 class Problem(serializers.Serializer):
@@ -166,6 +188,24 @@ _directions: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDic
 
 
 class AutoSchema(SpectacularAutoSchema):
+    def get_override_parameters(self):
+        """A conditional read (`cleave.http.conditional`) takes `If-None-Match`."""
+        parameters = super().get_override_parameters()
+        if self.method == "GET" and isinstance(self.view, RevisedRead):
+            parameters = [*parameters, IF_NONE_MATCH]
+        return parameters
+
+    def _get_response_bodies(self, direction="response"):
+        """A conditional read's 200 carries `ETag` and `Cache-Control`; it may answer 304."""
+        responses = super()._get_response_bodies(direction)
+        if self.method == "GET" and isinstance(self.view, RevisedRead) and "200" in responses:
+            responses["200"].setdefault("headers", {}).update(REVISED_HEADERS)
+            responses["304"] = {
+                "description": "Not modified: the `ETag` named in `If-None-Match` is current.",
+                "headers": REVISED_HEADERS,
+            }
+        return responses
+
     def _get_request_body(self, direction="request"):
         """
         drf-spectacular documents bodies of PUT, PATCH and POST only; a view
@@ -328,7 +368,7 @@ class AutoSchema(SpectacularAutoSchema):
         has_body = "requestBody" in operation
         problems: dict[int, tuple[str, Exception]] = {}
         if has_body or any(
-            p["in"] in ("query", "header") and p["name"] != "page" for p in parameters
+            p["in"] in ("query", "header") and p["name"] not in NEVER_REFUSED for p in parameters
         ):
             problems[400] = (
                 "Invalid input: `errors` names each field and what is wrong with it.",
@@ -393,7 +433,7 @@ class AutoSchema(SpectacularAutoSchema):
         fields += [
             p["name"]
             for p in operation.get("parameters", [])
-            if p["in"] in ("query", "header") and p["name"] != "page"
+            if p["in"] in ("query", "header") and p["name"] not in NEVER_REFUSED
         ]
         paginator = self._get_paginator()
         if fields == [getattr(paginator, "page_size_query_param", None)]:

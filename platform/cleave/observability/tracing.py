@@ -5,12 +5,11 @@ spans continued from a `traceparent`, and the flow ids on the server span.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
 from cleave.core import conf, flow
+from cleave.core.registry import release
 
 
 def _annotate_server_span(ids: flow.Flow) -> None:
@@ -57,7 +56,7 @@ def setup_tracing(service_name: str) -> None:
         from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 
         sampler = ParentBased(ALWAYS_OFF)
-    attributes = {"service.name": service_name, "service.version": _version()}
+    attributes = {"service.name": service_name, "service.version": release()}
     environment = conf.value("CLEAVE_ENVIRONMENT")
     if environment:
         attributes["deployment.environment"] = environment
@@ -79,14 +78,6 @@ def setup_tracing(service_name: str) -> None:
     # the instrumentation reads the Host header, and are not traced
     DjangoInstrumentor().instrument(middleware_position=1)
     _tracing_ready = True
-
-
-def _version() -> str:
-
-    try:
-        return version("cleave")
-    except PackageNotFoundError:  # run from a tree that was not installed
-        return "0+unknown"
 
 
 _tracer: tuple[object, object] | None = None

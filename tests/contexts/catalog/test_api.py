@@ -159,3 +159,98 @@ def test_other_contexts_may_read_the_catalog_with_a_service_token(api):
 
     assert response.status_code == 200
     assert response.json()["count"] == 1
+
+
+# --- conditional reads: ETag, 304, never stale ------------------------------------------------
+
+CATEGORIES = "/api/catalog/categories"
+
+
+def test_public_reads_carry_a_tag_and_answer_304_while_nothing_changed(api):
+    product = ProductFactory(sku="TAG-1")
+
+    for url in (PRODUCTS, f"{PRODUCTS}/{product.id}", CATEGORIES):
+        first = api.get(url)
+        assert first.status_code == 200, url
+        assert first["Cache-Control"] == "public, no-cache"
+        assert "Accept" in first["Vary"]
+        tag = first["ETag"]
+        assert tag.startswith('"') and tag.endswith('"')
+
+        again = api.get(url, HTTP_IF_NONE_MATCH=tag)
+
+        assert again.status_code == 304, url
+        assert again.content == b""
+        assert again["ETag"] == tag
+        assert api.get(url, HTTP_IF_NONE_MATCH=f'"other", W/{tag}').status_code == 304
+        assert api.get(url, HTTP_IF_NONE_MATCH='"other"').status_code == 200
+
+
+def test_a_tag_names_the_query_as_well(api):
+    ProductFactory(sku="Q-1", name="Mug")
+
+    everything = api.get(PRODUCTS)["ETag"]
+    mugs = api.get(PRODUCTS, {"search": "mug"})["ETag"]
+
+    assert everything != mugs
+    assert api.get(PRODUCTS, {"search": "mug"}, HTTP_IF_NONE_MATCH=everything).status_code == 200
+
+
+def test_a_price_change_is_seen_at_once_with_a_new_tag(api):
+    product = ProductFactory(sku="P-1", price="10.00")
+    url = f"{PRODUCTS}/{product.id}"
+    before = api.get(url)
+    listed = api.get(PRODUCTS)
+    assert before.json()["price"] == "10.00"
+
+    product.price = "12.50"
+    product.save()  # as the admin saves it
+
+    after = api.get(url, HTTP_IF_NONE_MATCH=before["ETag"])
+    assert after.status_code == 200
+    assert after.json()["price"] == "12.50"
+    assert after["ETag"] != before["ETag"]
+    relisted = api.get(PRODUCTS, HTTP_IF_NONE_MATCH=listed["ETag"])
+    assert relisted.status_code == 200
+    assert relisted.json()["results"][0]["price"] == "12.50"
+
+
+@pytest.mark.parametrize("change", ["create", "withdraw", "delete", "category"])
+def test_every_write_to_the_catalogue_makes_a_new_revision(api, change):
+    from contexts.catalog import commands, queries
+
+    product = ProductFactory(sku="W-1")
+    before = queries.revision()
+    if change == "create":
+        commands.product_create(
+            sku="W-2", name="New", price="1.00", category_slug=product.category_id
+        )
+    elif change == "withdraw":
+        product.active = False
+        product.save()
+    elif change == "delete":
+        product.delete()
+    else:
+        commands.category_create(slug="fresh", name="Fresh")
+
+    assert queries.revision() != before
+
+
+def test_answers_are_served_from_the_cache_until_the_next_write(api, django_assert_num_queries):
+    ProductFactory(sku="C-1")
+    api.get(PRODUCTS)
+
+    with django_assert_num_queries(1, using="catalog"):  # the revision, nothing else
+        cached = api.get(PRODUCTS)
+
+    assert cached.json()["count"] == 1
+    ProductFactory(sku="C-2")
+    assert api.get(PRODUCTS).json()["count"] == 2
+
+
+def test_errors_are_neither_tagged_nor_cached(api):
+    missing = api.get(f"{PRODUCTS}/{uuid.uuid4()}")
+    bad_page = api.get(PRODUCTS, {"page": "9"})
+
+    assert missing.status_code == 404 and "ETag" not in missing
+    assert bad_page.status_code == 404 and "ETag" not in bad_page
