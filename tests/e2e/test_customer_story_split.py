@@ -5,8 +5,10 @@ process groups — users+catalog; orders, payments, notifications and
 analytics; inventory — each a web server, a Celery worker and a relay, events
 over RabbitMQ, every context on its own database on the servers (orders on
 MariaDB, the others on PostgreSQL), and the generated nginx gateway in front.
-The story sees one base URL, as with the monolith. Stopping the runner must
-leave no process behind.
+The story sees one base URL, as with the monolith. Then the operator's story
+(tests/support/console.py) runs in headless Chromium through the same gateway,
+as it does against the monolith in tests/e2e/test_operator_console.py.
+Stopping the runner must leave no process behind.
 
 It builds its own databases and broker queues, so CI runs it once.
 """
@@ -25,8 +27,11 @@ import pytest
 
 from cleave.testing import require_server
 from tests.e2e.test_customer_story import _mail_subjects
+from tests.e2e.test_operator_console import screenshots
 from tests.integration.conftest import BROKERS, live_secrets  # noqa: F401 - the fixture
 from tests.integration.test_saga_concurrency import MARIADB, POSTGRES, Server
+from tests.support.browser import chromium
+from tests.support.console import FAILING_FAST, Fault, operator_console_story
 from tests.support.live import ROOT
 from tests.support.running_split import Runner, alive, delete_queues, free_base_port
 from tests.support.story import customer_story
@@ -79,6 +84,7 @@ def test_the_customer_story_split_behind_the_gateway(tmp_path, databases, live_s
         CLEAVE_THROTTLE_USER="100000/minute",
         CLEAVE_TRACING="off",
         DJANGO_SETTINGS_MODULE="config.settings",
+        **FAILING_FAST,
     )
     runner = Runner(env, tmp_path / "run_split.log", port, LAYOUT)
     pids: dict[str, int] = {}
@@ -118,6 +124,16 @@ def test_the_customer_story_split_behind_the_gateway(tmp_path, databases, live_s
         )
         assert result.confirmed_order["status"] == "confirmed"
         assert result.declined_order["cancellation_reason"] == "payment_declined"
+
+        with chromium(tmp_path) as driver:
+            operator_console_story(
+                driver,
+                base,
+                result,
+                fault=renamed_table(databases["ANALYTICS_DATABASE_URL"], "analytics_counter"),
+                shots=screenshots(tmp_path),
+                mode="split",
+            )
     finally:
         returncode = runner.stop()
         delete_queues(amqp, prefix)
@@ -128,3 +144,18 @@ def test_the_customer_story_split_behind_the_gateway(tmp_path, databases, live_s
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pids[name], signal.SIGKILL)
     assert left == [], f"still running after run_split stopped: {left}"
+
+
+def renamed_table(url: str, table: str) -> Fault:
+    """A table of one context's PostgreSQL database renamed away and back."""
+    import psycopg
+
+    def rename(old: str, new: str) -> None:
+        with psycopg.connect(
+            url.replace("postgres://", "postgresql://", 1), autocommit=True
+        ) as conn:
+            conn.execute(f'ALTER TABLE "{old}" RENAME TO "{new}"')
+
+    return Fault(
+        cause=lambda: rename(table, f"{table}_away"), mend=lambda: rename(f"{table}_away", table)
+    )

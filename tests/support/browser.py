@@ -51,7 +51,10 @@ def chromium(workdir: Path, *, hosts: tuple[str, ...] = ()) -> Iterator:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    rules = ", ".join([*(f"MAP {host} 127.0.0.1" for host in hosts), "MAP * ~NOTFOUND"])
+    # the loopback's own address is served as asked (a test's server on 127.0.0.1)
+    rules = ", ".join(
+        [*(f"MAP {host} 127.0.0.1" for host in hosts), "MAP * ~NOTFOUND", "EXCLUDE 127.0.0.1"]
+    )
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in (

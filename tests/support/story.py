@@ -25,6 +25,8 @@ import requests
 from cleave.testing import service_headers
 
 TIMEOUT = 20.0
+# the operator the story creates and signs in as (tests/support/console.py too)
+OPERATOR = ("operator", "operator pass 1")
 
 
 def eventually(check: Callable[[], Any], *, timeout: float = TIMEOUT, what: str = "") -> Any:
@@ -74,7 +76,7 @@ def _checkout(session, base, cart_lines, payment_method):
     return {**_poll_order(session, base, body["order_id"]), "correlation_id": correlation_id}
 
 
-def _summary(base):
+def analytics_summary(base):
     return requests.get(
         f"{base}/api/analytics/summary", headers=service_headers("analytics:read"), timeout=10
     ).json()
@@ -153,7 +155,7 @@ def customer_story(
     assert shop.get(f"{base}/api/orders/cart").json()["items"] == []
 
     def counted_confirmation():
-        summary = _summary(base)
+        summary = analytics_summary(base)
         assert summary["orders_confirmed"] == 1, summary
         assert Decimal(summary["revenue"]) == expected_total
         assert summary["users_registered"] == 1
@@ -174,7 +176,7 @@ def customer_story(
     )
 
     def counted_cancellation():
-        summary = _summary(base)
+        summary = analytics_summary(base)
         assert summary["orders_cancelled"] == 1 and summary["orders_confirmed"] == 1, summary
 
     eventually(counted_cancellation, what="analytics counting the cancelled order")
@@ -195,13 +197,13 @@ def customer_story(
 
     # 5. an operator sees every context's data, the outbox, deliveries, dead
     # letters and the saga instances
-    create_operator("operator", "op@example.com", "operator pass 1")
+    create_operator(OPERATOR[0], "op@example.com", OPERATOR[1])
     admin = requests.Session()
     login_page = admin.get(f"{base}/admin/login/")
     csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page.text).group(1)
     response = admin.post(
         f"{base}/admin/login/?next=/admin/",
-        data={"username": "operator", "password": "operator pass 1", "csrfmiddlewaretoken": csrf},
+        data={"username": OPERATOR[0], "password": OPERATOR[1], "csrfmiddlewaretoken": csrf},
         headers={"Referer": f"{base}/admin/login/"},
     )
     assert response.status_code == 200 and "Log out" in response.text

@@ -23,7 +23,8 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
 from cleave import sagas
@@ -256,7 +257,7 @@ class SagaInstanceAdmin(OperatorActionsMixin, PerAliasAdmin):
     )
     ordering = ("-created_at", "-id")
     search_fields = ("id", "correlation_id")  # and the subjects' ids: get_search_fields
-    readonly_fields = [*(f.name for f in SagaInstance._meta.fields), "subject"]
+    readonly_fields = [*(f.name for f in SagaInstance._meta.fields), "subject", "records"]
     fieldsets = (
         (
             None,
@@ -265,6 +266,7 @@ class SagaInstanceAdmin(OperatorActionsMixin, PerAliasAdmin):
                     "id",
                     "saga_type",
                     "subject",
+                    "records",
                     "context",
                     "state",
                     "current_step",
@@ -321,6 +323,19 @@ class SagaInstanceAdmin(OperatorActionsMixin, PerAliasAdmin):
             return pk or EMPTY
         name = definition.subject_model.partition(".")[2]
         return link(definition.subject_model, pk, f"{name} {pk}")
+
+    @admin.display(description="records")
+    def records(self, saga: SagaInstance) -> str:
+        """The other records the saga's data names (a checkout's payment), as links."""
+        try:
+            definition = sagas.get_definition(saga.saga_type)
+        except LookupError:
+            return EMPTY
+        links = [
+            link(model, pk, f"{model.partition('.')[2]} {pk}")
+            for model, pk in definition.related(saga.data)
+        ]
+        return format_html_join(mark_safe("<br>"), "{}", ((one,) for one in links)) or EMPTY
 
     def get_search_fields(self, request) -> list[str]:
         """Also the key of the data that holds a saga's subject, for every saga defined here."""

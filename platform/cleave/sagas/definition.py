@@ -142,7 +142,9 @@ class SagaDefinition:
     without giving one. `subject_key` names the key of the saga's data that
     holds the id of what the saga is about (a checkout's order), and
     `subject_model` the admin's model of it (`app_label.model_name`): the
-    admin shows, links and searches a saga by its subject.
+    admin shows, links and searches a saga by its subject. `records` names
+    the other ids its data comes to hold, each with its admin's model
+    (`(("payment_id", "payments.payment"),)`): the saga's page links them.
     """
 
     name: str
@@ -161,11 +163,18 @@ class SagaDefinition:
     unavailable_reason: str = "service_unavailable"
     subject_key: str = ""
     subject_model: str = ""
+    records: tuple[tuple[str, str], ...] = ()
 
     def subject(self, data: dict[str, Any]) -> str | None:
         """The id of the saga's subject in `data`, or None (none declared, none there)."""
         value = data.get(self.subject_key) if self.subject_key and isinstance(data, dict) else None
         return None if value in (None, "") else str(value)
+
+    def related(self, data: dict[str, Any]) -> list[tuple[str, str]]:
+        """(model, id) of each record `records` names that `data` holds, in their order."""
+        if not isinstance(data, dict):
+            return []
+        return [(model, str(data[key])) for key, model in self.records if data.get(key)]
 
     def step_index(self, name: str) -> int:
         for index, step in enumerate(self.steps):

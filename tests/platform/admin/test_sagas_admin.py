@@ -264,3 +264,23 @@ def test_a_saga_without_a_declared_subject_shows_none(admin_client, definition):
 
     subject = re.search(r'field-subject">.*?class="readonly">(.*?)</div>', page, re.S)
     assert subject and subject.group(1).strip() == "-"
+
+
+def test_the_saga_page_links_the_other_records_its_data_names(admin_client, saga_definitions):
+    definition = saga_definitions(
+        SagaDefinition(
+            name=f"test.admin-{uuid.uuid4().hex[:6]}",
+            context="users",
+            steps=(Step("greet", lambda ctx: {}),),
+            records=(("customer_id", "users.customer"), ("payment_id", "payments.payment")),
+        )
+    )
+    customer = CustomerFactory(email="grace@example.com")
+    with transaction.atomic(using="users"):
+        saga = start(definition.name, data={"customer_id": str(customer.id)})  # no payment yet
+
+    page = admin_client.get(f"{CHANGELIST}{saga.id}/change/").content.decode()
+
+    assert "grace@example.com" in follow(admin_client, page, f"customer {customer.id}")
+    records = re.search(r'field-records">.*?class="readonly">(.*?)</div>', page, re.S).group(1)
+    assert "payment" not in records  # named, but not in the data yet
