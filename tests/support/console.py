@@ -48,6 +48,8 @@ def operator_console_story(
     driver, base: str, story: StoryResult, *, fault: Fault, shots: Path, mode: str
 ) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
 
     shots.mkdir(parents=True, exist_ok=True)
 
@@ -86,13 +88,16 @@ def operator_console_story(
     driver.find_element(By.ID, "id_username").send_keys(username)
     driver.find_element(By.ID, "id_password").send_keys(password)
     driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    assert "Log out" in driver.page_source, text()[:2000]
+    WebDriverWait(driver, 30).until(
+        expected_conditions.presence_of_element_located((By.ID, "logout-form")),
+        message="signed in",
+    )
     for section in ("users", "catalog", "inventory", "orders", "payments", "analytics"):
         assert section in text().lower(), section  # (the admin's styles write them in capitals)
     shot("index")
 
     # 1. nothing needs attention once the stories settled
-    driver.find_element(By.CSS_SELECTOR, "#content a[href$='/admin/attention/']").click()
+    follow("a[href$='/admin/attention/']")
     attention_until(healthy, "the needs-attention page says all clear")
     assert "All clear" in text()
     shot("attention-healthy")
@@ -158,7 +163,12 @@ def operator_console_story(
     assert "user.created" in text()
     shot("dead-letter")
     driver.find_element(By.XPATH, "//button[normalize-space()='Redrive']").click()
-    assert "Redrove 1 dead letter(s)" in text(), text()[:3000]
+    WebDriverWait(driver, 30).until(
+        expected_conditions.text_to_be_present_in_element(
+            (By.CSS_SELECTOR, ".messagelist"), "Redrove 1 dead letter(s)"
+        ),
+        message="the redrive's message",
+    )
     attention_until(healthy, "the page all clear after the redrive")
 
     def counted() -> None:
