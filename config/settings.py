@@ -119,11 +119,12 @@ MIDDLEWARE = [
     "cleave.observability.metrics.HttpMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's own, passing an API call without cookies straight on (cleave.http.browsers)
+    "cleave.http.browsers.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "cleave.http.browsers.CsrfViewMiddleware",
+    "cleave.http.browsers.AuthenticationMiddleware",
+    "cleave.http.browsers.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "cleave.http.problems.DatabaseUnavailableMiddleware",
     # last, as django-axes asks: answers a locked-out sign-in
