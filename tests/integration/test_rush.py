@@ -8,8 +8,9 @@ which are on MariaDB. Exactly 20 orders are confirmed, the other 40 cancelled
 
 Each thread of each worker used to keep a connection per alias, which went
 past PostgreSQL's 100 connections; the pools (`DB_POOL_*`, see
-docs/configuration.md) bound them, and the run checks the number of
-connections it saw on its databases against that bound.
+docs/configuration.md) bound them, on PostgreSQL and on MariaDB, and the run
+checks the number of connections it saw on each server's databases against
+that bound.
 
 The databases are created for the run and dropped afterwards; the data
 directory (secrets, logs) is a temporary one. The checkout saga runs in the
@@ -35,7 +36,7 @@ from typing import Any
 import pytest
 import requests
 
-from cleave.core.databases import POOL_MAX_DEFAULT
+from cleave.core.conf import POOL_DEFAULTS
 from cleave.testing import require_server
 from tests.integration.test_saga_concurrency import MARIADB, POSTGRES, Server
 from tests.support.live import GUNICORN, PYTHON, ROOT, Process, free_port, wait_until
@@ -121,30 +122,52 @@ class Shop:
 
 
 class ConnectionWatch:
-    """Count the connections to the run's PostgreSQL databases every 50 ms, from a thread."""
+    """Count the connections to the run's databases on one server every 50 ms, from a thread."""
 
     def __init__(self, server: Server, names: list[str]) -> None:
-        import psycopg
+        self._postgres = server.scheme.startswith("postgres")
+        if self._postgres:
+            import psycopg
 
-        self._conn = psycopg.connect(
-            host=server.host,
-            port=server.port,
-            user=server.user,
-            password=server.password,
-            dbname="postgres",
-            autocommit=True,
-        )
+            self._conn = psycopg.connect(
+                host=server.host,
+                port=server.port,
+                user=server.user,
+                password=server.password,
+                dbname="postgres",
+                autocommit=True,
+            )
+        else:
+            import pymysql
+
+            self._conn = pymysql.connect(
+                host=server.host,
+                port=server.port,
+                user=server.user,
+                password=server.password,
+                autocommit=True,
+            )
         self._names = names
         self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rush-watch", daemon=True)
 
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            count = self._conn.execute(
+    def _count(self) -> int:
+        if self._postgres:
+            return self._conn.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = ANY(%s)", [self._names]
             ).fetchone()[0]
-            self.peak = max(self.peak, count)
+        with self._conn.cursor() as cursor:
+            marks = ", ".join(["%s"] * len(self._names))
+            cursor.execute(
+                f"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB IN ({marks})",
+                self._names,
+            )
+            return cursor.fetchone()[0]
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, self._count())
 
     def __enter__(self) -> ConnectionWatch:
         self._thread.start()
@@ -178,7 +201,11 @@ def test_60_checkouts_at_once_for_20_units_stay_within_the_connection_limits(tmp
         )
         web, shop = _start_gunicorn(env, tmp_path / "web.log")
         postgres_names = [f"{prefix}_{alias}" for alias in POSTGRES_ALIASES]
-        with ConnectionWatch(postgres, postgres_names) as watch:
+        mariadb_names = [f"{prefix}_{alias}" for alias in MARIADB_ALIASES]
+        with (
+            ConnectionWatch(postgres, postgres_names) as watch,
+            ConnectionWatch(mariadb, mariadb_names) as mariadb_watch,
+        ):
             tokens = _register_customers(shop)
             results = []
             for product_id, sku in products if len(tokens) == CUSTOMERS else []:
@@ -192,6 +219,7 @@ def test_60_checkouts_at_once_for_20_units_stay_within_the_connection_limits(tmp
             "statuses": dict(sorted(shop.statuses.items())),
             "server_errors": shop.server_errors(),
             "postgres_connections_peak": watch.peak,
+            "mariadb_connections_peak": mariadb_watch.peak,
             "seconds": round(elapsed, 1),
         }
         print(json.dumps(report))
@@ -202,8 +230,11 @@ def test_60_checkouts_at_once_for_20_units_stay_within_the_connection_limits(tmp
         for result in results:
             assert result["orders"] == EXPECTED, report
             assert (result["stock"]["on_hand"], result["stock"]["reserved"]) == (0, 0), report
-        # every web worker holds at most one pool's worth per PostgreSQL alias
-        assert watch.peak <= WORKERS * len(POSTGRES_ALIASES) * POOL_MAX_DEFAULT, report
+        # every web worker holds at most one pool's worth per alias, on either server
+        bound = WORKERS * len(POSTGRES_ALIASES) * POOL_DEFAULTS["postgresql"].max
+        assert watch.peak <= bound, report
+        bound = WORKERS * len(MARIADB_ALIASES) * POOL_DEFAULTS["mysql"].max
+        assert mariadb_watch.peak <= bound, report
     finally:
         if web is not None:
             web.stop()

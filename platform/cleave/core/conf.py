@@ -88,7 +88,9 @@ class Setting:
     """
     One environment variable. `kind` says how it is read (see `read()`);
     `default` is what unset or blank gives (for a `secret`, the file in the data
-    directory where a generated value is kept, or "" for none); `minimum` bounds
+    directory where a generated value is kept, or "" for none; None for a
+    number whose reader knows its default, as a pool's depends on the vendor
+    of its alias: `POOL_DEFAULTS`); `minimum` bounds
     a number; `choices` the values of a `choice`. For the documentation:
     `doc` what it means, `section` the table it is in, `shown` its default in
     words when the value itself says too little (`<project>/var`).
@@ -165,11 +167,33 @@ class Setting:
         return env.env_str(name, default=self.default or "")
 
 
-# Each PostgreSQL alias's connection pool, the same for `default` and the contexts'
-# aliases (why three: cleave.core.databases).
-_POOL_MAX = 3
-_POOL_MIN = 1
-_POOL_TIMEOUT = 3.0
+@dataclass(frozen=True)
+class PoolDefaults:
+    """What an alias's connection pool is when its `DB_POOL_*` variables are unset."""
+
+    max: int
+    min: int
+    timeout: float  # seconds a thread waits for a free connection
+    idle: float  # seconds a connection beyond `min` may stay idle before it is closed
+
+
+# The connection pool of an alias on a server, by the server's vendor, the same
+# for `default` and the contexts' aliases (why these numbers: cleave.core.databases).
+# SQLite has none.
+POOL_DEFAULTS = {
+    "postgresql": PoolDefaults(max=3, min=1, timeout=3.0, idle=600.0),
+    "mysql": PoolDefaults(max=15, min=3, timeout=30.0, idle=10.0),
+}
+_VENDOR_NAMES = {"postgresql": "PostgreSQL", "mysql": "MySQL/MariaDB"}
+
+
+def _pool_default(field: str) -> str:
+    """A pool variable's default as docs/configuration.md shows it: one per vendor."""
+    return ", ".join(
+        f"`{getattr(defaults, field):g}` ({_VENDOR_NAMES[vendor]})"
+        for vendor, defaults in POOL_DEFAULTS.items()
+    )
+
 
 SETTINGS: tuple[Setting, ...] = (
     # --- files and process ---------------------------------------------------------------
@@ -852,35 +876,37 @@ SETTINGS: tuple[Setting, ...] = (
         default=60,
         installed=False,
         doc=(
-            "Seconds a connection without a pool (SQLite, MySQL/MariaDB, PostgreSQL with its pool"
-            " off) is kept between requests; `0` closes it at the end of every request."
+            "Seconds a connection without a pool (SQLite, or a server alias whose pool is off) "
+            "is kept between requests; `0` closes it at the end of every request."
         ),
     ),
     Setting(
         "DB_POOL_MAX",
         "int",
         section="databases",
-        default=_POOL_MAX,
+        shown=_pool_default("max"),
         installed=False,
         doc=(
-            "PostgreSQL only: the most connections each process opens to the `default` alias, "
-            "whatever its number of threads. `0` turns the pool off: one persistent connection "
-            "per thread."
+            "The most connections each process opens to the `default` alias on PostgreSQL or "
+            "MySQL/MariaDB, whatever its number of threads. `0` turns the pool off: one "
+            "persistent connection per thread."
         ),
     ),
     Setting(
         "DB_POOL_MIN",
         "int",
         section="databases",
-        default=_POOL_MIN,
+        shown=_pool_default("min"),
         installed=False,
-        doc="Connections the `default` alias's pool keeps open while idle (at most `DB_POOL_MAX`).",
+        doc=(
+            "Connections the `default` alias's pool keeps open while idle (at most `DB_POOL_MAX`)."
+        ),
     ),
     Setting(
         "DB_POOL_TIMEOUT",
         "float",
         section="databases",
-        default=_POOL_TIMEOUT,
+        shown=_pool_default("timeout"),
         minimum=0.001,
         installed=False,
         doc=(
@@ -890,29 +916,50 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
+        "DB_POOL_IDLE",
+        "float",
+        section="databases",
+        shown=_pool_default("idle"),
+        minimum=0.1,
+        installed=False,
+        doc=(
+            "Seconds a connection beyond `DB_POOL_MIN` may stay idle in the pool; then it is "
+            "closed."
+        ),
+    ),
+    Setting(
         "<LABEL>_DB_POOL_MAX",
         "int",
         section="databases",
-        default=_POOL_MAX,
+        shown=_pool_default("max"),
         installed=False,
-        doc="The same for a context's alias: `ORDERS_DB_POOL_MAX=5`.",
+        doc="`DB_POOL_MAX` for a context's alias: `ORDERS_DB_POOL_MAX=5`.",
     ),
     Setting(
         "<LABEL>_DB_POOL_MIN",
         "int",
         section="databases",
-        default=_POOL_MIN,
+        shown=_pool_default("min"),
         installed=False,
-        doc="The same for a context's alias: `ORDERS_DB_POOL_MAX=5`.",
+        doc="`DB_POOL_MIN` for a context's alias: `ORDERS_DB_POOL_MIN=2`.",
     ),
     Setting(
         "<LABEL>_DB_POOL_TIMEOUT",
         "float",
         section="databases",
-        default=_POOL_TIMEOUT,
+        shown=_pool_default("timeout"),
         minimum=0.001,
         installed=False,
-        doc="The same for a context's alias: `ORDERS_DB_POOL_MAX=5`.",
+        doc="`DB_POOL_TIMEOUT` for a context's alias: `ORDERS_DB_POOL_TIMEOUT=5`.",
+    ),
+    Setting(
+        "<LABEL>_DB_POOL_IDLE",
+        "float",
+        section="databases",
+        shown=_pool_default("idle"),
+        minimum=0.1,
+        installed=False,
+        doc="`DB_POOL_IDLE` for a context's alias: `ORDERS_DB_POOL_IDLE=60`.",
     ),
     # --- events and sagas ------------------------------------------------------------------
     Setting(

@@ -1,7 +1,7 @@
 """
 `DATABASES` from the environment: `default` and one alias per context,
-SQLite files by default, PostgreSQL with a connection pool per alias, MySQL
-or MariaDB through PyMySQL; each alias through the backend of its vendor that
+SQLite files by default, PostgreSQL or MySQL/MariaDB (through PyMySQL) with a
+connection pool per alias; each alias through the backend of its vendor that
 counts queries, errors and connections (`with_query_metrics`).
 """
 
@@ -18,19 +18,32 @@ from django.core.exceptions import ImproperlyConfigured
 from cleave.core import conf
 from cleave.core.registry import DJANGO_DEFAULT_ALIAS
 
-# Connection pools of the PostgreSQL aliases, per process and alias. Three
-# keep three gunicorn workers with all seven aliases on one server at 63
-# connections at most, leaving room under PostgreSQL's default
+# The pools' sizes, per process and alias (declared with the other variables,
+# in cleave.core.conf.POOL_DEFAULTS), and why:
+#
+# PostgreSQL: three keep three gunicorn workers with all seven aliases on one
+# server at 63 connections at most, leaving room under PostgreSQL's default
 # max_connections of 100 (97 for other than superusers) for a manage.py, a
 # relay and two Celery workers of one connection per alias each; see
 # docs/configuration.md, "Databases". A thread waits for a free connection no
 # longer than one attempt of a service call may last (3 s inside the 5 s
 # budget), so a pool that is too small shows as a technical failure of that
 # call, which is retried, and not as a step that outlived its timeout.
-# (Declared with the other variables, in cleave.core.conf.)
-POOL_MIN_DEFAULT = conf.BY_NAME["DB_POOL_MIN"].default
-POOL_MAX_DEFAULT = conf.BY_NAME["DB_POOL_MAX"].default
-POOL_TIMEOUT_DEFAULT = conf.BY_NAME["DB_POOL_TIMEOUT"].default
+#
+# MySQL/MariaDB: the seed's pool of the orders alias on MariaDB (at most 15, 3
+# kept while idle, 30 s to wait for one, 10 s idle before one beyond the 3 is
+# closed). Fifteen cover a gunicorn worker's threads and its scheduler's, and
+# four workers stay at 60 under MariaDB's default max_connections of 151. The
+# 30 s wait is longer than one attempt of a service call (3 s): a pool too
+# small for its threads makes the callers' attempts time out before it
+# answers 503 (`ORDERS_DB_POOL_TIMEOUT=3` aligns it with PostgreSQL's).
+
+# The engines whose aliases take their connections from a pool, by vendor;
+# Django's MySQL backend has none, Cleave's does (cleave.core.backends.mysql).
+_POOLED = {
+    "django.db.backends.postgresql": "postgresql",
+    "django.db.backends.mysql": "mysql",
+}
 
 # Django's backends, counting every query, its time and errors, and new
 # connections, per alias and vendor (django-prometheus's metrics; see
@@ -47,12 +60,14 @@ def database_settings(labels: list[str], *, data_dir: Path) -> dict[str, dict[st
     Build DATABASES: `default` plus one alias per context label.
 
     `DATABASE_URL` configures `default` and `<LABEL>_DATABASE_URL` each context
-    alias; unset, each is an SQLite file in `data_dir`. A PostgreSQL alias takes
-    its connections from a pool of its own in each process (`_pool_options()`),
-    so that processes x pool size x aliases bounds what the server sees. The
-    other backends, and a PostgreSQL alias whose pool is off, keep one
-    connection per thread across requests for `CLEAVE_DB_CONN_MAX_AGE` seconds
-    (default 60; 0 closes them after every request), checked before reuse.
+    alias; unset, each is an SQLite file in `data_dir`. A PostgreSQL or
+    MySQL/MariaDB alias takes its connections from a pool of its own in each
+    process (`_pool_options()`), so that processes x pool size x aliases
+    bounds what the server sees: PostgreSQL's through Django's psycopg pool,
+    MySQL's through Cleave's backend (`cleave.core.backends.mysql`, set here).
+    SQLite, and an alias whose pool is off, keep one connection per thread
+    across requests for `CLEAVE_DB_CONN_MAX_AGE` seconds (default 60; 0 closes
+    them after every request), checked before reuse.
     """
     max_age = conf.value("CLEAVE_DB_CONN_MAX_AGE")
 
@@ -67,8 +82,8 @@ def database_settings(labels: list[str], *, data_dir: Path) -> dict[str, dict[st
         engine = config["ENGINE"]
         options = config.setdefault("OPTIONS", {})
         # read for every alias, so that a bad value stops the process even
-        # before the alias moves to PostgreSQL
-        pool = _pool_options(alias)
+        # before the alias moves to a server
+        pool = _pool_options(alias, _POOLED.get(engine))
         if engine == "django.db.backends.sqlite3":
             _private_file(config["NAME"])
             # WAL lets readers run beside the writer; IMMEDIATE takes the write
@@ -85,7 +100,9 @@ def database_settings(labels: list[str], *, data_dir: Path) -> dict[str, dict[st
             options.setdefault("isolation_level", "read committed")
             config.setdefault("TEST", {}).setdefault("CHARSET", "utf8mb4")
             config["TEST"].setdefault("COLLATION", "utf8mb4_unicode_ci")
-        elif engine == "django.db.backends.postgresql" and pool is not None:
+            if pool is not None:
+                config["ENGINE"] = "cleave.core.backends.mysql"  # Django's has no pool
+        if pool is not None:
             options["pool"] = pool
             # Django refuses persistent connections beside a pool: a connection
             # goes back to the pool when Django closes it, at the end of each
@@ -113,27 +130,54 @@ def with_query_metrics(databases: dict[str, dict[str, Any]]) -> dict[str, dict[s
     }
 
 
-def _pool_options(alias: str) -> dict[str, Any] | None:
+def _pool_options(alias: str, vendor: str | None) -> dict[str, Any] | None:
     """
-    The psycopg pool of a PostgreSQL alias, from `<LABEL>_DB_POOL_MIN`, `_MAX`
-    and `_TIMEOUT` (`DB_POOL_*` for `default`); None when `_MAX` is 0.
+    The pool of an alias on a `vendor`'s server ("postgresql", "mysql"), from
+    `<LABEL>_DB_POOL_MAX`, `_MIN`, `_TIMEOUT` and `_IDLE` (`DB_POOL_*` for
+    `default`), each unset one the vendor's default (`conf.POOL_DEFAULTS`; the
+    default minimum at most the maximum given); None when `_MAX` is 0 or the
+    vendor pools nothing (SQLite).
 
     The pool holds at most `max_size` connections in each process, whatever
     its number of threads; a thread that finds them all in use waits up to
     `timeout` seconds, then gets `OperationalError` (a technical failure,
     retried by sagas, 503 at the API) rather than one connection too many.
+    Connections beyond `min_size` idle for `max_idle` seconds are closed. The
+    same keys serve psycopg's pool and Cleave's MySQL one.
     """
     if alias == DJANGO_DEFAULT_ALIAS:
-        names = ("DB_POOL_MAX", "DB_POOL_MIN", "DB_POOL_TIMEOUT")
+        variables = ("DB_POOL_MAX", "DB_POOL_MIN", "DB_POOL_TIMEOUT", "DB_POOL_IDLE")
     else:
-        names = ("<LABEL>_DB_POOL_MAX", "<LABEL>_DB_POOL_MIN", "<LABEL>_DB_POOL_TIMEOUT")
-    max_size, min_size, timeout = (conf.value(name, label=alias) for name in names)
-    if max_size == 0:
+        variables = (
+            "<LABEL>_DB_POOL_MAX",
+            "<LABEL>_DB_POOL_MIN",
+            "<LABEL>_DB_POOL_TIMEOUT",
+            "<LABEL>_DB_POOL_IDLE",
+        )
+    names = dict(zip(("max", "min", "timeout", "idle"), variables, strict=True))
+    given = {field: conf.value(name, label=alias) for field, name in names.items()}
+    defaults = conf.POOL_DEFAULTS.get(vendor or "")
+    if defaults is None:
         return None
-    if min_size > max_size:
-        high, low = (conf.BY_NAME[name].variable(alias) for name in names[:2])
-        raise ImproperlyConfigured(f"{low} must be at most {high} ({max_size}), not {min_size}")
-    return {"name": alias, "min_size": min_size, "max_size": max_size, "timeout": timeout}
+    value = {
+        field: getattr(defaults, field) if given[field] is None else given[field] for field in names
+    }
+    if value["max"] == 0:
+        return None
+    if given["min"] is None:
+        value["min"] = min(value["min"], value["max"])  # a smaller pool, a smaller minimum
+    if value["min"] > value["max"]:
+        high, low = (conf.BY_NAME[names[field]].variable(alias) for field in ("max", "min"))
+        raise ImproperlyConfigured(
+            f"{low} must be at most {high} ({value['max']}), not {value['min']}"
+        )
+    return {
+        "name": alias,
+        "min_size": value["min"],
+        "max_size": value["max"],
+        "timeout": float(value["timeout"]),
+        "max_idle": float(value["idle"]),
+    }
 
 
 def _private_file(name: str) -> None:

@@ -351,10 +351,11 @@ def release(alias: str) -> None:
     """
     Give this thread's connection of `alias` back to its pool now.
 
-    A pooled connection (PostgreSQL with `OPTIONS["pool"]`) goes back to the
-    pool only when Django closes it, and for a request thread that is when the
-    request ends. A checkout's request calls several contexts in process, one
-    after the other, and their event handlers run in the same thread: without
+    A pooled connection (PostgreSQL or MySQL/MariaDB with `OPTIONS["pool"]`)
+    goes back to the pool only when Django closes it, and for a request
+    thread that is when the request ends. A checkout's request calls several
+    contexts in process, one after the other, and their event handlers run
+    in the same thread: without
     this, one request would hold a connection of every alias it touched until
     its last byte is sent, and a pool sized below the number of threads (it
     must be, to keep processes x threads x aliases under the server's
@@ -364,7 +365,7 @@ def release(alias: str) -> None:
 
     Nothing happens inside an atomic block of `alias` or while autocommit is
     off (closing would end the caller's transaction), when the thread holds no
-    connection, or when the alias has no pool: SQLite, MariaDB and
+    connection, or when the alias has no pool: SQLite and
     `<LABEL>_DB_POOL_MAX=0` keep their persistent connection, which is reused,
     not shared.
     """

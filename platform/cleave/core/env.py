@@ -39,7 +39,8 @@ def env_bool(name: str, *, default: bool) -> bool:
 def _env_number(name: str, kind: type, default, minimum):
     raw = _given(name)
     if raw is None:
-        return kind(default)
+        # None: unset, for a reader that knows the default (a pool's, by vendor)
+        return None if default is None else kind(default)
     noun = "a whole number" if kind is int else "a number"
     try:
         value = kind(raw)
@@ -52,12 +53,12 @@ def _env_number(name: str, kind: type, default, minimum):
     return value
 
 
-def env_int(name: str, *, default: int, minimum: int | None = 0) -> int:
+def env_int(name: str, *, default: int | None, minimum: int | None = 0) -> int | None:
     """Read a whole-number environment variable (unset or blank: `default`)."""
     return _env_number(name, int, default, minimum)
 
 
-def env_float(name: str, *, default: float, minimum: float | None = 0) -> float:
+def env_float(name: str, *, default: float | None, minimum: float | None = 0) -> float | None:
     """Read a number (seconds, usually) from the environment (unset or blank: `default`)."""
     return _env_number(name, float, default, minimum)
 

@@ -4,8 +4,10 @@ Database settings per alias, and the same platform tables working on every backe
 CI runs the whole suite twice: on the embedded SQLite default and with
 PostgreSQL and MariaDB behind `<LABEL>_DATABASE_URL` (see docs/testing.md).
 These tests prove each alias really runs where its URL says, that a
-PostgreSQL alias takes its connections from a bounded pool (`<LABEL>_DB_POOL_*`)
-and that `cleave.core.db.release()` hands them back to it.
+PostgreSQL or MariaDB alias takes its connections from a bounded pool
+(`<LABEL>_DB_POOL_*`) and that `cleave.core.db.release()` hands them back to it.
+The MariaDB pool's own behaviour against a real server is in
+tests/platform/core/test_mysql_pool.py.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import OperationalError, connections, transaction
 from django.db.utils import ConnectionHandler
 
-from cleave.core.databases import POOL_MAX_DEFAULT, database_settings
+from cleave.core.conf import POOL_DEFAULTS
+from cleave.core.databases import database_settings
 from cleave.core.db import release
 from cleave.core.registry import context_aliases
 from cleave.messaging.models import OutboxEvent
@@ -73,7 +76,7 @@ def test_each_alias_reads_its_own_url(tmp_path, monkeypatch):
     assert databases["users"]["ENGINE"] == "django.db.backends.postgresql"
     assert databases["users"]["NAME"] == "cleave_users"
     orders = databases["orders"]
-    assert orders["ENGINE"] == "django.db.backends.mysql"
+    assert orders["ENGINE"] == "cleave.core.backends.mysql"  # Django's MySQL backend, pooled
     assert (orders["NAME"], orders["HOST"], orders["PORT"]) == ("cleave_orders", "127.0.0.1", 3306)
     # Full Unicode (emoji in names) and no gap locks between concurrent checkouts.
     assert orders["OPTIONS"]["charset"] == "utf8mb4"
@@ -111,8 +114,6 @@ def test_a_rollback_on_one_alias_leaves_the_others_untouched():
 
 # --- connection pools ----------------------------------------------------------------------
 
-POOL_VARIABLES = ("DB_POOL_MIN", "DB_POOL_MAX", "DB_POOL_TIMEOUT")
-
 
 @pytest.fixture
 def no_pool_variables(monkeypatch):
@@ -129,6 +130,12 @@ def on_postgresql(monkeypatch, *aliases: str) -> None:
         monkeypatch.setenv(url_variable(alias), f"postgres://postgres@127.0.0.1:5432/{name}")
 
 
+def on_mariadb(monkeypatch, *aliases: str) -> None:
+    for alias in aliases:
+        name = "cleave" if alias == "default" else f"cleave_{alias}"
+        monkeypatch.setenv(url_variable(alias), f"mysql://root@127.0.0.1:3306/{name}")
+
+
 def test_a_postgresql_alias_takes_its_connections_from_a_small_pool(
     tmp_path, monkeypatch, no_pool_variables
 ):
@@ -138,11 +145,13 @@ def test_a_postgresql_alias_takes_its_connections_from_a_small_pool(
 
     for alias in ("default", "users"):
         config = databases[alias]
+        assert config["ENGINE"] == "django.db.backends.postgresql"
         assert config["OPTIONS"]["pool"] == {
             "name": alias,
             "min_size": 1,
             "max_size": 3,
             "timeout": 3.0,
+            "max_idle": 600.0,  # psycopg's own default
         }
         # Django builds no pool beside persistent connections; the pool checks
         # each connection before handing it out instead
@@ -150,11 +159,40 @@ def test_a_postgresql_alias_takes_its_connections_from_a_small_pool(
         assert config["CONN_HEALTH_CHECKS"] is True
 
 
+def test_a_mariadb_alias_takes_its_connections_from_the_seeds_pool(
+    tmp_path, monkeypatch, no_pool_variables
+):
+    on_postgresql(monkeypatch, "default")
+    on_mariadb(monkeypatch, "orders")
+
+    databases = database_settings(["orders"], data_dir=tmp_path)
+
+    orders = databases["orders"]
+    # at most 15, 3 kept while idle, 30 s to wait for one, 10 s idle beyond the 3
+    assert orders["OPTIONS"]["pool"] == {
+        "name": "orders",
+        "min_size": 3,
+        "max_size": 15,
+        "timeout": 30.0,
+        "max_idle": 10.0,
+    }
+    assert orders["ENGINE"] == "cleave.core.backends.mysql"  # Django's MySQL backend has no pool
+    assert (orders["CONN_MAX_AGE"], orders["CONN_HEALTH_CHECKS"]) == (0, True)
+    assert orders["OPTIONS"]["isolation_level"] == "read committed"
+    assert databases["default"]["OPTIONS"]["pool"]["max_size"] == 3  # PostgreSQL's own default
+
+
 def test_the_default_pools_keep_three_workers_well_under_a_hundred_connections():
     aliases = 1 + 6  # default and the six contexts on PostgreSQL, orders elsewhere
-    web = 3 * aliases * POOL_MAX_DEFAULT
+    web = 3 * aliases * POOL_DEFAULTS["postgresql"].max
     others = 4 * aliases  # manage.py, a relay, two Celery workers: one thread each
     assert web + others <= 100 - 3  # PostgreSQL keeps 3 for superusers
+
+
+def test_the_default_mariadb_pool_keeps_four_workers_under_its_connection_limit():
+    web = 4 * POOL_DEFAULTS["mysql"].max  # make run: four workers, orders alone on MariaDB
+    others = 4  # manage.py, a relay, two Celery workers: one connection each
+    assert web + others <= 151  # MariaDB's default max_connections
 
 
 def test_each_alias_reads_its_own_pool_sizes(tmp_path, monkeypatch, no_pool_variables):
@@ -163,34 +201,100 @@ def test_each_alias_reads_its_own_pool_sizes(tmp_path, monkeypatch, no_pool_vari
     monkeypatch.setenv("USERS_DB_POOL_MIN", "2")
     monkeypatch.setenv("USERS_DB_POOL_MAX", "8")
     monkeypatch.setenv("USERS_DB_POOL_TIMEOUT", " 2.5 ")
+    monkeypatch.setenv("USERS_DB_POOL_IDLE", "30")
 
     databases = database_settings(["users", "orders"], data_dir=tmp_path)
 
     pools = {alias: config["OPTIONS"]["pool"] for alias, config in databases.items()}
-    assert pools["default"] == {"name": "default", "min_size": 1, "max_size": 2, "timeout": 3.0}
-    assert pools["users"] == {"name": "users", "min_size": 2, "max_size": 8, "timeout": 2.5}
+    assert pools["default"] == {
+        "name": "default",
+        "min_size": 1,
+        "max_size": 2,
+        "timeout": 3.0,
+        "max_idle": 600.0,
+    }
+    assert pools["users"] == {
+        "name": "users",
+        "min_size": 2,
+        "max_size": 8,
+        "timeout": 2.5,
+        "max_idle": 30.0,
+    }
     assert pools["orders"]["max_size"] == 3
+
+
+def test_a_mariadb_alias_reads_the_same_variables_as_a_postgresql_one(
+    tmp_path, monkeypatch, no_pool_variables
+):
+    on_mariadb(monkeypatch, "default", "orders", "payments")
+    monkeypatch.setenv("DB_POOL_MAX", "4")
+    monkeypatch.setenv("DB_POOL_MIN", "0")
+    monkeypatch.setenv("ORDERS_DB_POOL_MAX", "20")
+    monkeypatch.setenv("ORDERS_DB_POOL_MIN", "5")
+    monkeypatch.setenv("ORDERS_DB_POOL_TIMEOUT", "3")
+    monkeypatch.setenv("ORDERS_DB_POOL_IDLE", "60")
+
+    databases = database_settings(["orders", "payments"], data_dir=tmp_path)
+
+    pools = {alias: config["OPTIONS"]["pool"] for alias, config in databases.items()}
+    assert pools["default"] == {
+        "name": "default",
+        "min_size": 0,
+        "max_size": 4,
+        "timeout": 30.0,
+        "max_idle": 10.0,
+    }
+    assert pools["orders"] == {
+        "name": "orders",
+        "min_size": 5,
+        "max_size": 20,
+        "timeout": 3.0,
+        "max_idle": 60.0,
+    }
+    # what one alias sets leaves the others at the vendor's defaults
+    assert pools["payments"] == {
+        "name": "payments",
+        "min_size": 3,
+        "max_size": 15,
+        "timeout": 30.0,
+        "max_idle": 10.0,
+    }
+
+
+def test_a_maximum_below_the_default_minimum_lowers_the_minimum_with_it(
+    tmp_path, monkeypatch, no_pool_variables
+):
+    on_mariadb(monkeypatch, "default", "orders")
+    monkeypatch.setenv("ORDERS_DB_POOL_MAX", "2")
+
+    pool = database_settings(["orders"], data_dir=tmp_path)["orders"]["OPTIONS"]["pool"]
+
+    assert (pool["min_size"], pool["max_size"]) == (2, 2)
 
 
 def test_a_pool_of_size_zero_keeps_a_persistent_connection_per_thread(
     tmp_path, monkeypatch, no_pool_variables
 ):
     on_postgresql(monkeypatch, "default", "users")
+    on_mariadb(monkeypatch, "orders")
     monkeypatch.setenv("USERS_DB_POOL_MAX", "0")
+    monkeypatch.setenv("ORDERS_DB_POOL_MAX", "0")
     monkeypatch.setenv("CLEAVE_DB_CONN_MAX_AGE", "30")
 
-    databases = database_settings(["users"], data_dir=tmp_path)
+    databases = database_settings(["users", "orders"], data_dir=tmp_path)
 
-    users = databases["users"]
-    assert "pool" not in users["OPTIONS"]
-    assert (users["CONN_MAX_AGE"], users["CONN_HEALTH_CHECKS"]) == (30, True)
+    for alias in ("users", "orders"):
+        config = databases[alias]
+        assert "pool" not in config["OPTIONS"]
+        assert (config["CONN_MAX_AGE"], config["CONN_HEALTH_CHECKS"]) == (30, True)
+    assert databases["orders"]["ENGINE"] == "django.db.backends.mysql"
     assert "pool" in databases["default"]["OPTIONS"]
 
 
-def test_sqlite_and_mariadb_aliases_have_no_pool(tmp_path, monkeypatch, no_pool_variables):
+def test_sqlite_aliases_have_no_pool(tmp_path, monkeypatch, no_pool_variables):
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    monkeypatch.setenv("ORDERS_DATABASE_URL", "mysql://root@127.0.0.1:3306/cleave_orders")
-    monkeypatch.setenv("ORDERS_DB_POOL_MAX", "5")  # nothing to pool with PyMySQL
+    monkeypatch.delenv("ORDERS_DATABASE_URL", raising=False)
+    monkeypatch.setenv("ORDERS_DB_POOL_MAX", "5")  # used once orders moves to a server
 
     databases = database_settings(["orders"], data_dir=tmp_path)
 
@@ -212,19 +316,39 @@ def test_sqlite_and_mariadb_aliases_have_no_pool(tmp_path, monkeypatch, no_pool_
         ),
         ("USERS_DB_POOL_TIMEOUT", "soon", "USERS_DB_POOL_TIMEOUT must be a number, not 'soon'"),
         ("DB_POOL_TIMEOUT", "0", "DB_POOL_TIMEOUT must be at least 0.001, not '0'"),
-        # read whatever the backend, so the mistake shows before the move to PostgreSQL
+        ("DB_POOL_IDLE", "never", "DB_POOL_IDLE must be a number, not 'never'"),
+        ("USERS_DB_POOL_IDLE", "0", "USERS_DB_POOL_IDLE must be at least 0.1, not '0'"),
+        (
+            "PAYMENTS_DB_POOL_IDLE",
+            "inf",
+            "PAYMENTS_DB_POOL_IDLE must be a finite number, not 'inf'",
+        ),
+        # on MariaDB, against MariaDB's default maximum
+        (
+            "PAYMENTS_DB_POOL_MIN",
+            "16",
+            "PAYMENTS_DB_POOL_MIN must be at most PAYMENTS_DB_POOL_MAX (15), not 16",
+        ),
+        (
+            "PAYMENTS_DB_POOL_TIMEOUT",
+            "-3",
+            "PAYMENTS_DB_POOL_TIMEOUT must be at least 0.001, not '-3'",
+        ),
+        # read whatever the backend, so the mistake shows before the move to a server
         ("ORDERS_DB_POOL_MAX", "ten", "ORDERS_DB_POOL_MAX must be a whole number, not 'ten'"),
+        ("ORDERS_DB_POOL_IDLE", "soon", "ORDERS_DB_POOL_IDLE must be a number, not 'soon'"),
     ],
 )
 def test_a_bad_pool_setting_stops_the_process_naming_the_variable(
     tmp_path, monkeypatch, no_pool_variables, variable, raw, message
 ):
     on_postgresql(monkeypatch, "default", "users")
+    on_mariadb(monkeypatch, "payments")
     monkeypatch.delenv("ORDERS_DATABASE_URL", raising=False)
     monkeypatch.setenv(variable, raw)
 
     with pytest.raises(ImproperlyConfigured) as caught:
-        database_settings(["users", "orders"], data_dir=tmp_path)
+        database_settings(["users", "orders", "payments"], data_dir=tmp_path)
 
     assert str(caught.value) == message
 

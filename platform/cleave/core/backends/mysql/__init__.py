@@ -1,1 +1,4 @@
-"""MySQL and MariaDB (through PyMySQL), counting their queries (see cleave.core.backends)."""
+"""
+MySQL and MariaDB (through PyMySQL), pooled or not, counting their queries
+(see cleave.core.backends; the pool: cleave.core.backends.mysql.pool).
+"""
