@@ -119,12 +119,11 @@ MIDDLEWARE = [
     "cleave.observability.metrics.HttpMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # Django's own, passing an API call without cookies straight on (cleave.http.browsers)
-    "cleave.http.browsers.SessionMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "cleave.http.browsers.CsrfViewMiddleware",
-    "cleave.http.browsers.AuthenticationMiddleware",
-    "cleave.http.browsers.MessageMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "cleave.http.problems.DatabaseUnavailableMiddleware",
     # last, as django-axes asks: answers a locked-out sign-in
