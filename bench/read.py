@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         CLEAVE_THROTTLE_USER="1000000/second",
         CLEAVE_EMBEDDED_SCHEDULER="off",
         CLEAVE_LOG_LEVEL="WARNING",
-        PYTHONPATH=str(args.root),
+        # the tree under test first: its config, contexts and platform (cleave)
+        PYTHONPATH=f"{args.root}:{args.root / 'platform'}",
     )
     for command in (["migrate_all", "--noinput"], ["seed_demo"]):
         subprocess.run(
