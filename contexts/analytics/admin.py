@@ -1,21 +1,9 @@
 from django.contrib import admin
 
 from cleave.admin.links import linked
+from cleave.admin.readonly import ReadOnlyAdmin  # the read model: written by handlers only
 
 from .models import Counter, ProductSales
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """The read model is written only by event handlers."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Counter)

@@ -52,9 +52,7 @@ ORDER_LINKS = {
 class OrderAdmin(ObjectActionsMixin, admin.ModelAdmin):
     # what the order refers to by id, as links; its checkout saga lives in
     # this context's alias, beside the order
-    customer = linked("customer_id", "users.customer")
-    payment = linked("payment_id", "payments.payment")
-    reservation = linked("reservation_id", "inventory.reservation")
+    customer, reservation, payment = (linked(field, model) for field, model in Order.REFERENCES)
     saga = linked("saga_id", "cleave.sagainstance", context=own_alias)
 
     list_display = (

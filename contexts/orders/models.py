@@ -64,6 +64,14 @@ class Order(models.Model):
 
     CancellationReason = orders.CancellationReason
 
+    # the records of other contexts an order names by id, each with its admin's
+    # model: the order's page and its checkout saga's page link to them
+    REFERENCES = (
+        ("customer_id", "users.customer"),
+        ("reservation_id", "inventory.reservation"),
+        ("payment_id", "payments.payment"),
+    )
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     customer_id = models.UUIDField(db_index=True)
     status = models.CharField(

@@ -287,11 +287,7 @@ CHECKOUT = register(
         # the order is what a checkout is about: the admin links the saga to it
         subject_key="order_id",
         subject_model="orders.order",
-        records=(
-            ("customer_id", "users.customer"),
-            ("reservation_id", "inventory.reservation"),
-            ("payment_id", "payments.payment"),
-        ),
+        records=Order.REFERENCES,  # its data holds the same ids as the order
         deadline=timedelta(seconds=settings.CLEAVE_CHECKOUT_DEADLINE),
         deadline_reason=CancellationReason.TIMEOUT,
         unavailable_reason=CancellationReason.SERVICE_UNAVAILABLE,

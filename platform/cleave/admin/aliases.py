@@ -37,6 +37,7 @@ from django.db.models.expressions import OrderBy
 from django.http import HttpRequest
 
 from cleave.admin.actions import ObjectActionsMixin
+from cleave.admin.readonly import ReadOnlyAdmin
 from cleave.core.registry import all_contexts
 
 logger = logging.getLogger(__name__)
@@ -300,7 +301,7 @@ class ValuesAcrossContexts(admin.AllValuesFieldListFilter):
         self.lookup_choices = sorted(values, key=lambda value: (value is None, str(value)))
 
 
-class PerAliasAdmin(ObjectActionsMixin, admin.ModelAdmin):
+class PerAliasAdmin(ObjectActionsMixin, ReadOnlyAdmin):
     """A read-only ModelAdmin for a platform table that lives in every context alias."""
 
     change_list_template = "admin/cleave/change_list_across_contexts.html"
@@ -351,12 +352,3 @@ class PerAliasAdmin(ObjectActionsMixin, admin.ModelAdmin):
         if obj is not None:
             context["subtitle"] = f"{obj} — in {label_of(obj._state.db)}"
         return super().render_change_form(request, context, *args, obj=obj, **kwargs)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

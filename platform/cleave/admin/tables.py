@@ -230,6 +230,14 @@ def timeline(saga: SagaInstance) -> list[dict[str, Any]]:
     return rows
 
 
+def _definition(saga: SagaInstance) -> sagas.SagaDefinition | None:
+    """The saga's definition; None for a type no longer (or not here) defined."""
+    try:
+        return sagas.get_definition(saga.saga_type)
+    except LookupError:
+        return None
+
+
 @admin.register(SagaInstance)
 class SagaInstanceAdmin(OperatorActionsMixin, PerAliasAdmin):
     """Sagas with their step timeline; resume, retry and compensate (superusers)."""
@@ -314,9 +322,8 @@ class SagaInstanceAdmin(OperatorActionsMixin, PerAliasAdmin):
     @admin.display(description="subject")
     def subject(self, saga: SagaInstance) -> str:
         """What the saga is about (a checkout's order), as its definition declares it."""
-        try:
-            definition = sagas.get_definition(saga.saga_type)
-        except LookupError:  # a saga type no longer (or not here) defined
+        definition = _definition(saga)
+        if definition is None:
             return EMPTY
         pk = definition.subject(saga.data)
         if pk is None or not definition.subject_model:
@@ -327,9 +334,8 @@ class SagaInstanceAdmin(OperatorActionsMixin, PerAliasAdmin):
     @admin.display(description="records")
     def records(self, saga: SagaInstance) -> str:
         """The other records the saga's data names (a checkout's payment), as links."""
-        try:
-            definition = sagas.get_definition(saga.saga_type)
-        except LookupError:
+        definition = _definition(saga)
+        if definition is None:
             return EMPTY
         links = [
             link(model, pk, f"{model.partition('.')[2]} {pk}")
