@@ -68,15 +68,7 @@ def test_the_customer_story_on_celery_workers(broker, tmp_path, migrated_templat
             live.web_url,
             seed=lambda: live.manage("seed_demo"),
             mail_subjects=lambda: _mail_subjects(live.data_dir / "mail"),
-            create_operator=lambda username, email, password: live.manage(
-                "createsuperuser",
-                "--noinput",
-                "--username",
-                username,
-                "--email",
-                email,
-                env={"DJANGO_SUPERUSER_PASSWORD": password},
-            ),
+            create_operator=live.create_operator,
         )
 
         events = []

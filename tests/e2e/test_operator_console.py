@@ -57,15 +57,7 @@ def test_the_operator_console_on_the_monolith(tmp_path, migrated_template, live_
             live.web_url,
             seed=lambda: live.manage("seed_demo"),
             mail_subjects=lambda: _mail_subjects(live.data_dir / "mail"),
-            create_operator=lambda username, email, password: live.manage(
-                "createsuperuser",
-                "--noinput",
-                "--username",
-                username,
-                "--email",
-                email,
-                env={"DJANGO_SUPERUSER_PASSWORD": password},
-            ),
+            create_operator=live.create_operator,
         )
         with chromium(tmp_path) as driver:
             operator_console_story(

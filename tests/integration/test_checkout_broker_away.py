@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from tests.integration.conftest import live_secrets, make_live, migrated_template  # noqa: F401
-from tests.support.live import PYTHON, Process, broker_down
+from tests.support.live import broker_down
 from tests.support.story import eventually
 
 pytestmark = [pytest.mark.services]
@@ -37,10 +37,7 @@ def test_a_checkout_committed_while_the_broker_is_away_answers_202_and_completes
         live.manage("seed_demo")
         live.start_worker()
         live.start_relay(command=True)
-        periodic = live._spawn(
-            Process("periodic", [PYTHON, "manage.py", "periodic"], live.env, live.logs / "p.log")
-        )
-        periodic.wait_for_log("periodic job(s)", timeout=60)
+        live.start_periodic()
         live.start_web()
         base = live.web_url
 

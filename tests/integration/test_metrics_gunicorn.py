@@ -47,15 +47,7 @@ def test_one_scrape_counts_the_requests_of_every_worker(tmp_path, migrated_templ
             base,
             seed=lambda: None,  # seeded above, before the server started
             mail_subjects=lambda: _mail_subjects(live.data_dir / "mail"),
-            create_operator=lambda username, email, password: live.manage(
-                "createsuperuser",
-                "--noinput",
-                "--username",
-                username,
-                "--email",
-                email,
-                env={"DJANGO_SUPERUSER_PASSWORD": password},
-            ),
+            create_operator=live.create_operator,
         )
 
         # short connections, several at once, until both workers have taken some

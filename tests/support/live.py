@@ -288,6 +288,26 @@ class LiveSystem:
         relay.wait_for_log(ready, timeout=60)
         return relay
 
+    def start_periodic(self) -> Process:
+        """`manage.py periodic`: the periodic jobs (saga recovery, sweeps) in the foreground."""
+        periodic = self._spawn(
+            Process("periodic", [PYTHON, "manage.py", "periodic"], self.env, self.logs / "p.log")
+        )
+        periodic.wait_for_log("periodic job(s)", timeout=60)
+        return periodic
+
+    def create_operator(self, username: str, email: str, password: str) -> None:
+        """A superuser, as an operator creates the first one (`createsuperuser --noinput`)."""
+        self.manage(
+            "createsuperuser",
+            "--noinput",
+            "--username",
+            username,
+            "--email",
+            email,
+            env={"DJANGO_SUPERUSER_PASSWORD": password},
+        )
+
     def start_publisher(self, name: str = "publisher") -> Publisher:
         return self._spawn(Publisher(self.env, self.logs / f"{name}.log"))
 

@@ -9,7 +9,6 @@ problem details to a caller who is not an operator, never the sign-in page.
 from __future__ import annotations
 
 import json
-import uuid
 from io import StringIO
 
 import pytest
@@ -17,33 +16,15 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
 
-from cleave.messaging.models import DeadLetter
 from cleave.sagas.models import SagaInstance
 from cleave.testing import unit
+from tests.support.platform import dead_letter, saga
 
 pytestmark = unit
 
 
-def dead_letter(alias: str = "analytics") -> DeadLetter:
-    return DeadLetter.objects.using(alias).create(
-        event_id=uuid.uuid4(),
-        handler="analytics.handlers.count",
-        context=alias,
-        event_type="order.placed",
-        envelope={},
-        reason=DeadLetter.Reason.HANDLER_FAILED,
-        error="Traceback...\nKeyError: 'total'",
-    )
-
-
-def failed_saga(alias: str = "orders") -> SagaInstance:
-    return SagaInstance.objects.using(alias).create(
-        saga_type="checkout",
-        context=alias,
-        correlation_id=uuid.uuid4().hex,
-        state=SagaInstance.State.FAILED,
-        failure_reason="payment_error",
-    )
+def failed_saga(alias: str) -> SagaInstance:
+    return saga(alias, state=SagaInstance.State.FAILED, failure_reason="payment_error")
 
 
 def operator(client, codenames: list[str]):

@@ -6,7 +6,6 @@ backlogs count, and a database that cannot be read, reported, not raised.
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -17,21 +16,11 @@ from cleave.messaging.models import DeadLetter, OutboxEvent
 from cleave.runtime import state
 from cleave.sagas.models import SagaInstance
 from cleave.testing import unit
+from tests.support.platform import dead_letter, saga
 
 pytestmark = unit
 
 State = SagaInstance.State
-
-
-def saga(alias: str = "orders", *, quiet_for: float = 0, **values) -> SagaInstance:
-    """A saga in `alias`, last touched `quiet_for` seconds ago."""
-    created = SagaInstance.objects.using(alias).create(
-        **{"saga_type": "checkout", "context": alias, "correlation_id": uuid.uuid4().hex, **values}
-    )
-    SagaInstance.objects.using(alias).filter(pk=created.pk).update(
-        updated_at=timezone.now() - timedelta(seconds=quiet_for)
-    )
-    return created
 
 
 def kinds_of(report: state.Report) -> dict[str, str]:
@@ -118,19 +107,6 @@ def test_the_sagas_listed_per_kind_are_limited_but_counted():
 
     assert len(report.items) == 2
     assert report.count(state.SAGA_FAILED) == 3
-
-
-def dead_letter(alias: str, status=DeadLetter.Status.DEAD) -> DeadLetter:
-    return DeadLetter.objects.using(alias).create(
-        event_id=uuid.uuid4(),
-        handler="analytics.handlers.count",
-        context=alias,
-        event_type="order.placed",
-        envelope={},
-        reason=DeadLetter.Reason.HANDLER_FAILED,
-        error="Traceback...\nKeyError: 'total'",
-        status=status,
-    )
 
 
 def test_dead_letters_not_redriven_need_attention():
