@@ -76,7 +76,10 @@ def web() -> Any:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     from django.core.wsgi import get_wsgi_application
 
-    application = get_wsgi_application()
+    from cleave.http.wsgi import Application
+
+    # a service call skips the middleware that serves browsers (cleave.http.wsgi)
+    application = Application(get_wsgi_application())
     from cleave.core import conf, threads
     from cleave.observability.metrics import forget_dead_processes
     from cleave.runtime import periodic
