@@ -64,7 +64,7 @@ def _static_queues() -> list[Queue]:
 @app.on_after_configure.connect
 def _declare_static_queues(sender, **kwargs):
     # when the configuration is first read, not at import: importing this
-    # module (every Django process does, through config/__init__.py) must not
+    # module (the processes that send tasks or publish events do) must not
     # load the settings before the process's role is declared
     sender.conf.task_queues = _static_queues()
 

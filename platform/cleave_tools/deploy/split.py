@@ -323,21 +323,41 @@ def preflight(plan: Plan) -> None:
         ) from None
 
 
-def _manage(plan: Plan, env: dict[str, str], *args: str) -> None:
-    result = subprocess.run(  # noqa: S603 - our own interpreter and manage.py
-        [plan.python, "manage.py", *args],
-        cwd=plan.root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise SplitError(
-            f"manage.py {' '.join(args)} failed for CLEAVE_CONTEXTS={env.get('CLEAVE_CONTEXTS')}:"
-            f"\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+def _manage(plan: Plan, *jobs: tuple[dict[str, str], tuple[str, ...]]) -> None:
+    """
+    Run `manage.py <args>` with each job's environment, side by side; when one
+    fails, SplitError with its output, once every one has ended.
+    """
+    running = [
+        (
+            env,
+            args,
+            subprocess.Popen(  # noqa: S603 - our own interpreter and manage.py
+                [plan.python, "manage.py", *args],
+                cwd=plan.root,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            ),
         )
+        for env, args in jobs
+    ]
+    failures = []
+    for env, args, process in running:
+        try:
+            stdout, stderr = process.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate()
+        if process.returncode != 0:
+            failures.append(
+                f"manage.py {' '.join(args)} failed for "
+                f"CLEAVE_CONTEXTS={env.get('CLEAVE_CONTEXTS', '(all)')}:"
+                f"\n{stdout[-2000:]}\n{stderr[-4000:]}"
+            )
+    if failures:
+        raise SplitError("\n".join(failures))
 
 
 def prepare(plan: Plan, write: callable = print) -> None:
@@ -353,22 +373,28 @@ def prepare(plan: Plan, write: callable = print) -> None:
     plan.env_file.chmod(0o600)
     for group in plan.groups:
         (plan.split_dir / group.name).mkdir(parents=True, exist_ok=True)
-    # one group at a time: they share the default alias
-    for group in plan.groups:
-        write(f"migrating {group.name} ({', '.join(group.contexts)})")
-        _manage(plan, group.env, "migrate_all", "--noinput")
-    _manage(plan, plan.groups[0].env, "collectstatic", "--noinput", "--verbosity", "0")
+    # The admin console's environment has every context and every group's
+    # database: one run there migrates every alias (the groups share `default`),
+    # as seven runs of one group each did in 18 s of the split's start. The
+    # static files and the gateway's configuration are written meanwhile.
+    write(f"migrating {len(plan.groups)} groups ({', '.join(g.name for g in plan.groups)})")
     _manage(
         plan,
-        plan.base_env,
-        "gateway",
-        "nginx",
-        "--listen",
-        f"127.0.0.1:{plan.port}",
-        "--standalone",
-        str(plan.gateway_dir),
-        "--output",
-        str(plan.gateway_dir / "nginx.conf"),
+        (plan.admin_env, ("migrate_all", "--noinput")),
+        (plan.groups[0].env, ("collectstatic", "--noinput", "--verbosity", "0")),
+        (
+            plan.base_env,
+            (
+                "gateway",
+                "nginx",
+                "--listen",
+                f"127.0.0.1:{plan.port}",
+                "--standalone",
+                str(plan.gateway_dir),
+                "--output",
+                str(plan.gateway_dir / "nginx.conf"),
+            ),
+        ),
     )
 
 
@@ -409,7 +435,7 @@ def seed(plan: Plan, labels: list[str], *, write: callable = print) -> None:
     group_of = {label: group for group in plan.groups for label in group.contexts}
     for label in labels:
         write(f"seeding {label}")
-        _manage(plan, group_of[label].env, "seed_demo", "--contexts", label)
+        _manage(plan, (group_of[label].env, ("seed_demo", "--contexts", label)))
 
 
 def operator_hints(plan: Plan) -> str:

@@ -6,7 +6,8 @@ queue names (after `CLEAVE_EVENT_QUEUE_PREFIX`), so a worker can never consume
 a new, empty queue while the context's events pile up in the prefixed one; an
 unknown or unserved label is refused. The platform's default queue (periodic
 jobs) is consumed too unless `--no-default-queue`. The process then becomes
-`celery -A config worker -Q <queues> ...` (exec: signals reach Celery itself).
+`python -m cleave.runtime.worker -Q <queues> ...`, Celery's `worker` command for
+the project's app (exec: signals reach Celery itself).
 """
 
 from __future__ import annotations
@@ -67,10 +68,7 @@ class Command(BaseCommand):
         argv = [
             sys.executable,
             "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
+            "cleave.runtime.worker",
             "-Q",
             ",".join(queues),
             # unique per process (exec keeps the pid): two workers of the same
