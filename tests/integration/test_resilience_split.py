@@ -10,13 +10,12 @@ deadline) so that each story takes seconds; the logic is the production one.
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 import requests
 
 from tests.support.live import wait_until
-from tests.support.split import SplitSystem
+from tests.support.split import Customer, SplitSystem, available
 
 pytestmark = pytest.mark.services
 
@@ -49,61 +48,6 @@ def split(tmp_path, migrated_template, live_secrets, request):
     finally:
         system.resume_all()
         manager.__exit__(None, None, None)
-
-
-class Customer:
-    """A customer of the split shop, over HTTP."""
-
-    def __init__(self, split: SplitSystem) -> None:
-        self.split = split
-        self.base = split.url
-        self.session = requests.Session()
-        email = f"c-{uuid.uuid4().hex[:10]}@example.com"
-        response = self.session.post(
-            f"{self.base}/api/users/",
-            json={"email": email, "password": "correct horse", "name": "C"},
-            timeout=10,
-        )
-        assert response.status_code == 201, response.text
-        tokens = self.session.post(
-            f"{self.base}/api/users/token",
-            json={"email": email, "password": "correct horse"},
-            timeout=10,
-        ).json()
-        self.session.headers["Authorization"] = f"Bearer {tokens['access']}"
-
-    def product(self) -> dict:
-        catalog = self.split.groups["catalog"].urls[0]
-        return requests.get(f"{catalog}/api/catalog/products", timeout=10).json()["results"][0]
-
-    def add(self, product: dict, quantity: int = 1) -> requests.Response:
-        return self.session.post(
-            f"{self.base}/api/orders/cart/items",
-            json={"product_id": product["id"], "quantity": quantity},
-            timeout=30,
-        )
-
-    def checkout(self, payment_method: str = "tok_visa") -> str:
-        response = self.session.post(
-            f"{self.base}/api/orders/checkout", json={"payment_method": payment_method}, timeout=30
-        )
-        assert response.status_code == 202, response.text
-        return response.json()["order_id"]
-
-    def order(self, order_id: str) -> dict:
-        return self.session.get(f"{self.base}/api/orders/{order_id}", timeout=10).json()
-
-    def final_order(self, order_id: str, timeout: float = 60.0) -> dict:
-        def final():
-            order = self.order(order_id)
-            return order if order["status"] != "pending" else None
-
-        return wait_until(final, timeout=timeout, every=0.2, what=f"order {order_id} to end")
-
-
-def available(split: SplitSystem, sku: str) -> int:
-    inventory = split.groups["inventory"].urls[0]
-    return requests.get(f"{inventory}/api/inventory/stock/{sku}", timeout=10).json()["available"]
 
 
 def test_a_checkout_rides_out_inventory_down_and_confirms_once_it_is_back(split):

@@ -50,13 +50,15 @@ def wait_until(check: Callable[[], Any], *, timeout: float = 20.0, every: float 
     raise AssertionError(f"timed out after {timeout}s waiting for {what or check}: last {last!r}")
 
 
-def gunicorn_args(port: int, *, workers: int = 1, threads: int = 4) -> list[str]:
-    """A web server on the loopback, as the tests start one."""
+def gunicorn_args(
+    port: int, *, workers: int = 1, threads: int = 4, host: str = "127.0.0.1"
+) -> list[str]:
+    """A web server on the loopback (or `host`), as the tests start one."""
     return [
         GUNICORN,
         "config.wsgi",
         "--bind",
-        f"127.0.0.1:{port}",
+        f"{host}:{port}",
         "--workers",
         str(workers),
         "--threads",
@@ -243,6 +245,7 @@ class LiveSystem:
         contexts: list[str] | None = None,
         extra: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
+        wrap: Callable[[list[str]], list[str]] | None = None,
     ) -> Process:
         queues = [self.prefix + label for label in (contexts or CONTEXTS)]
         queues.append(self.prefix + "celery")
@@ -272,6 +275,8 @@ class LiveSystem:
             *extra,
         ]
         worker_env = {**self.env, **(env or {})}
+        if wrap is not None:  # on another host (tests.support.hosts)
+            args = wrap(args)
         worker = self._spawn(Process(name, args, worker_env, self.logs / f"{name}.log"))
         worker.wait_for_log("ready.", timeout=60)
         return worker

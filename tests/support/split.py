@@ -11,6 +11,10 @@ Events cross groups (payments subscribes to users' `user.blocked` and
 whose contexts subscribe to something has a Celery worker for their queues.
 Sagas stay in the web processes (`CLEAVE_SAGA_RUNNER=inprocess`), so a
 story's timing is the web server's.
+
+With `hosts` (tests.support.hosts), each group runs on a host of its own (a
+network namespace at its own address), so the network between groups, or
+between a group and the broker, can be cut while every process runs.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import uuid
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
 from cleave.messaging.subscriptions import consumed_by
+from tests.support.hosts import Hosts
 from tests.support.live import LiveSystem, Process, free_port, gunicorn_args, wait_until
 
 # The group that talks to the customer, and the three it calls over HTTP.
@@ -45,11 +52,21 @@ class Group:
         self.processes: dict[int, Process] = {}
 
     @property
+    def address(self) -> str:
+        hosts = self.system.hosts
+        return hosts.address(self.name) if hosts else "127.0.0.1"
+
+    @property
     def urls(self) -> list[str]:
-        return [f"http://127.0.0.1:{port}" for port in self.ports]
+        return [f"http://{self.address}:{port}" for port in self.ports]
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        """`argv` run on this group's host (as it is without hosts)."""
+        hosts = self.system.hosts
+        return hosts.wrap(self.name, argv) if hosts else argv
 
     def start(self, instance: int = 0) -> Process:
-        args = gunicorn_args(self.ports[instance])
+        args = self.wrap(gunicorn_args(self.ports[instance], host=self.address))
         env = {**self.system.env, "CLEAVE_CONTEXTS": ",".join(self.contexts)}
         name = f"{self.name}-{instance}"
         process = Process(name, args, env, self.system.logs / f"{name}.log")
@@ -85,8 +102,15 @@ class Group:
 class SplitSystem:
     """Several groups over one data directory; the shop group is the customers' base URL."""
 
-    def __init__(self, live: LiveSystem, *, instances: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        live: LiveSystem,
+        *,
+        instances: dict[str, int] | None = None,
+        hosts: Hosts | None = None,
+    ) -> None:
         self.live = live
+        self.hosts = hosts
         self.logs = live.logs
         self.processes = live.processes
         self.groups = {
@@ -99,6 +123,13 @@ class SplitSystem:
                 continue
             for label in group.contexts:
                 self.env[f"{label.upper()}_SERVICE_URL"] = ",".join(group.urls)
+        if hosts:
+            # the broker as the hosts reach it: through the gateway's address
+            broker = urlsplit(self.env["CELERY_BROKER_URL"])
+            netloc = broker.netloc.replace(broker.hostname or "", hosts.gateway)
+            self.env["CELERY_BROKER_URL"] = urlunsplit(broker._replace(netloc=netloc))
+            addresses = [hosts.address(name) for name in self.groups]
+            self.env["DJANGO_ALLOWED_HOSTS"] = ",".join(["localhost", "127.0.0.1", *addresses])
 
     @property
     def url(self) -> str:
@@ -115,6 +146,7 @@ class SplitSystem:
                     f"{group.name}-worker",
                     contexts=group.contexts,
                     env={**self.env, "CLEAVE_CONTEXTS": ",".join(group.contexts)},
+                    wrap=group.wrap,
                 )
         for group in self.groups.values():
             for instance in range(len(group.ports)):
@@ -133,3 +165,58 @@ class SplitSystem:
 
 def log_of(system: SplitSystem, group: str, instance: int = 0) -> str:
     return Path(system.groups[group].processes[instance].log).read_text(errors="replace")
+
+
+class Customer:
+    """A customer of the split shop, over HTTP."""
+
+    def __init__(self, split: SplitSystem) -> None:
+        self.split = split
+        self.base = split.url
+        self.session = requests.Session()
+        email = f"c-{uuid.uuid4().hex[:10]}@example.com"
+        response = self.session.post(
+            f"{self.base}/api/users/",
+            json={"email": email, "password": "correct horse", "name": "C"},
+            timeout=10,
+        )
+        assert response.status_code == 201, response.text
+        tokens = self.session.post(
+            f"{self.base}/api/users/token",
+            json={"email": email, "password": "correct horse"},
+            timeout=10,
+        ).json()
+        self.session.headers["Authorization"] = f"Bearer {tokens['access']}"
+
+    def product(self, index: int = 0) -> dict:
+        catalog = self.split.groups["catalog"].urls[0]
+        return requests.get(f"{catalog}/api/catalog/products", timeout=10).json()["results"][index]
+
+    def add(self, product: dict, quantity: int = 1) -> requests.Response:
+        return self.session.post(
+            f"{self.base}/api/orders/cart/items",
+            json={"product_id": product["id"], "quantity": quantity},
+            timeout=30,
+        )
+
+    def checkout(self, payment_method: str = "tok_visa") -> str:
+        response = self.session.post(
+            f"{self.base}/api/orders/checkout", json={"payment_method": payment_method}, timeout=30
+        )
+        assert response.status_code == 202, response.text
+        return response.json()["order_id"]
+
+    def order(self, order_id: str) -> dict:
+        return self.session.get(f"{self.base}/api/orders/{order_id}", timeout=10).json()
+
+    def final_order(self, order_id: str, timeout: float = 60.0) -> dict:
+        def final():
+            order = self.order(order_id)
+            return order if order["status"] != "pending" else None
+
+        return wait_until(final, timeout=timeout, every=0.2, what=f"order {order_id} to end")
+
+
+def available(split: SplitSystem, sku: str) -> int:
+    inventory = split.groups["inventory"].urls[0]
+    return requests.get(f"{inventory}/api/inventory/stock/{sku}", timeout=10).json()["available"]

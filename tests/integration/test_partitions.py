@@ -1,0 +1,286 @@
+"""
+Faults between hosts: a split whose groups each run on a host of their own
+(tests.support.hosts: network namespaces on one bridge), the network between
+two of them cut while two buyers keep checking out, one with a card that is
+approved and one with a card that is declined; then healed.
+
+After each heal, whatever the fault: no order stays pending, no order is
+charged twice, each order's end matches its payment, the stock is what was
+sold, every confirmation reached analytics and notifications once, and
+nothing was dead-lettered.
+
+Needs root, iproute2 and nftables (CI installs them; see tests.support.hosts)
+and RabbitMQ.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from contextlib import contextmanager
+
+import pytest
+
+from cleave.testing import services_required
+from tests.support import hosts as network
+from tests.support.live import wait_until
+from tests.support.split import GROUPS, Customer, SplitSystem, available
+
+pytestmark = pytest.mark.services
+
+# Shorter waits (as tests/integration/test_resilience_split.py), and a call that
+# hangs on a cut link gives up after 2 s rather than the default budget.
+FAST = {
+    "CLEAVE_SAGA_WAIT_BASE": "0.2",
+    "CLEAVE_SAGA_WAIT_MAX": "1",
+    "CLEAVE_BREAKER_RESET_TIMEOUT": "2",
+    "CLEAVE_BREAKER_CALL_TIMEOUT": "2",
+    "CLEAVE_SERVICE_TIMEOUT": "4",
+    "CLEAVE_DISCOVERY_PROBE_INTERVAL": "0.5",
+    "CLEAVE_EMBEDDED_SCHEDULER": "on",
+    "CLEAVE_SAGA_RUNNER": "inprocess",
+}
+APPROVED, DECLINED = "tok_visa", "tok_chargeDeclined"
+
+
+def _require_hosts() -> None:
+    why = network.available()
+    if why is None:
+        return
+    if services_required():
+        pytest.fail(f"CLEAVE_REQUIRE_SERVICES=1 but {why}")
+    pytest.skip(why)
+
+
+@contextmanager
+def split_on_hosts(tmp_path, template, secrets, env: dict[str, str]):
+    from tests.integration.conftest import make_live
+
+    _require_hosts()
+    network.Hosts.sweep()
+    manager, live = make_live(tmp_path, "rabbitmq", template, secrets)
+    hosts = None
+    try:
+        hosts = network.Hosts.create(GROUPS)
+        live.env.update(FAST)
+        live.env.update(env)
+        live.manage("seed_demo")
+        system = SplitSystem(live, hosts=hosts)
+        system.start()
+        yield system
+    finally:
+        manager.__exit__(None, None, None)  # every process, by its pid
+        if hosts is not None:
+            hosts.close()
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory, migrated_template, live_secrets):
+    with split_on_hosts(tmp_path_factory.mktemp("hosts"), migrated_template, live_secrets, {}) as s:
+        yield s
+
+
+class Traffic:
+    """Two buyers checking out one unit at a time until stopped: approved and declined cards."""
+
+    def __init__(self, split: SplitSystem) -> None:
+        self.split = split
+        self.buyers = {APPROVED: Customer(split), DECLINED: Customer(split)}
+        products = self.buyers[APPROVED].product
+        self.products = [products(index) for index in range(3)]
+        self.orders: list[tuple[str, str, str]] = []  # (order id, card, sku)
+        self.errors: list[str] = []
+        self.stop = threading.Event()
+        self.threads = [
+            threading.Thread(target=self._buy, args=(card,), daemon=True) for card in self.buyers
+        ]
+
+    def _buy(self, card: str) -> None:
+        buyer = self.buyers[card]
+        turn = 0
+        while not self.stop.is_set():
+            product = self.products[turn % len(self.products)]
+            turn += 1
+            try:
+                added = buyer.add(product, 1)
+                if added.status_code != 201:
+                    self.errors.append(f"cart: {added.status_code} {added.text[:200]}")
+                    continue
+                self.orders.append((buyer.checkout(card), card, product["sku"]))
+            except Exception as exc:  # every failure is reported by the test
+                self.errors.append(f"{card}: {exc!r}")
+            time.sleep(0.3)
+
+    def __enter__(self) -> Traffic:
+        self.stock = {p["sku"]: available(self.split, p["sku"]) for p in self.products}
+        self.counters = counters(self.split)
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+
+
+def counters(split: SplitSystem) -> dict[str, float]:
+    rows = split.sql("analytics", "SELECT name, value FROM analytics_counter")
+    notices = split.sql(
+        "notifications", "SELECT kind, count(*) FROM notifications_notification GROUP BY kind"
+    )
+    return {**{name: float(value) for name, value in rows}, **{k: n for k, n in notices}}
+
+
+def settled(traffic: Traffic, *, timeout: float = 120.0) -> dict[str, dict]:
+    """Every order of the traffic at its end (none stranded), by id."""
+    buyers = traffic.buyers
+    ends = {}
+    for order_id, card, _sku in traffic.orders:
+        ends[order_id] = buyers[card].final_order(order_id, timeout=timeout)
+    return ends
+
+
+def check_invariants(split: SplitSystem, traffic: Traffic, ends: dict[str, dict]) -> Counter:
+    assert not traffic.errors, traffic.errors
+    outcome = Counter(order["status"] for order in ends.values())
+    # no double charge, and each order ends as its payment did
+    payments = split.sql("payments", "SELECT order_id, status FROM payments_payment")
+    per_order = Counter(order_id.replace("-", "") for order_id, _ in payments)
+    assert max(per_order.values(), default=0) <= 1, per_order.most_common(3)
+    paid = {order_id.replace("-", ""): status for order_id, status in payments}
+    for order_id, order in ends.items():
+        payment = paid.get(order_id.replace("-", ""))
+        if order["status"] == "confirmed":
+            assert payment == "captured", (order, payment)
+        else:
+            assert payment in (None, "declined", "failed", "refunded"), (order, payment)
+    # the stock is what was sold
+    sold = Counter(
+        sku for order_id, _, sku in traffic.orders if ends[order_id]["status"] == "confirmed"
+    )
+    for sku, before in traffic.stock.items():
+        assert available(split, sku) == before - sold[sku], sku
+    # every confirmation and cancellation reached analytics and notifications once
+    confirmed, cancelled = outcome["confirmed"], outcome["cancelled"]
+
+    def reached() -> bool:
+        now, before = counters(split), traffic.counters
+        return (
+            now.get("orders_confirmed", 0) - before.get("orders_confirmed", 0) == confirmed
+            and now.get("orders_cancelled", 0) - before.get("orders_cancelled", 0) == cancelled
+            and now.get("order_confirmed", 0) - before.get("order_confirmed", 0) == confirmed
+            and now.get("order_cancelled", 0) - before.get("order_cancelled", 0) == cancelled
+        )
+
+    wait_until(reached, timeout=60, every=0.5, what="analytics and notifications to catch up")
+    time.sleep(1)
+    assert reached(), (counters(split), traffic.counters, outcome)  # and not more than once
+    for alias in ("analytics", "notifications", "payments", "orders"):
+        assert split.live.dead_letters(alias) == [], alias
+    return outcome
+
+
+def payment_retries(split: SplitSystem) -> int:
+    """Attempts of the checkout's payment step that found payments out of reach or mute."""
+    return split.sql(
+        "orders",
+        "SELECT count(*) FROM cleave_sagasteplog WHERE step = 'process_payment' "
+        "AND status IN ('unavailable', 'timeout', 'error')",
+    )[0][0]
+
+
+def pending_events(split: SplitSystem, alias: str) -> int:
+    return split.sql(alias, "SELECT count(*) FROM cleave_outboxevent WHERE status = 'pending'")[0][
+        0
+    ]
+
+
+def test_orders_and_payments_cut_for_10s_every_order_ends_as_its_card_says(split):
+    hosts = split.hosts
+    retries = payment_retries(split)
+    with Traffic(split) as traffic:
+        time.sleep(2)
+        hosts.cut("shop", "payments")
+        during = len(traffic.orders)
+        time.sleep(10)
+        placed_in_cut = len(traffic.orders) - during
+        hosts.heal()
+        time.sleep(2)
+
+    assert placed_in_cut >= 4  # the shop took orders while payments was out of reach
+    assert payment_retries(split) > retries  # and their payments waited for it
+    ends = settled(traffic)
+    outcome = check_invariants(split, traffic, ends)
+    for order_id, card, _ in traffic.orders:
+        expected = "confirmed" if card == APPROVED else "cancelled"
+        assert ends[order_id]["status"] == expected, ends[order_id]
+    assert outcome["confirmed"] >= 2 and outcome["cancelled"] >= 2
+
+
+def test_lost_answers_from_payments_never_charge_twice(split):
+    hosts = split.hosts
+    port = split.groups["payments"].ports[0]
+    retries = payment_retries(split)
+    with Traffic(split) as traffic:
+        time.sleep(1)
+        # payments reads every charge and answers; not one answer reaches the shop
+        hosts.cut("shop", "payments", answers_only=True, port=port)
+        time.sleep(8)
+        hosts.heal()
+        time.sleep(2)
+
+    ends = settled(traffic)
+    check_invariants(split, traffic, ends)
+    assert payment_retries(split) > retries  # the answers were lost, and the steps asked again
+
+
+def test_a_group_cut_from_the_broker_backs_up_its_outbox_then_drains_it(split):
+    hosts = split.hosts
+    with Traffic(split) as traffic:
+        time.sleep(1)
+        hosts.cut_server("shop", 5672)  # the orders group: its events cannot leave
+        time.sleep(8)
+        backlog = pending_events(split, "orders")
+        hosts.heal()
+        time.sleep(2)
+
+    assert backlog >= 2  # orders were placed and confirmed; their events waited
+    ends = settled(traffic)
+    check_invariants(split, traffic, ends)
+    wait_until(
+        lambda: pending_events(split, "orders") == 0,
+        timeout=60,
+        every=0.5,
+        what="the orders outbox to drain",
+    )
+
+
+def test_a_cut_past_the_deadline_cancels_the_orders_and_releases_their_stock(
+    tmp_path, migrated_template, live_secrets
+):
+    env = {"CLEAVE_CHECKOUT_DEADLINE": "5"}
+    with split_on_hosts(tmp_path, migrated_template, live_secrets, env) as split:
+        customer = Customer(split)
+        product = customer.product()
+        before = available(split, product["sku"])
+        split.hosts.cut("shop", "payments")
+        order_ids = []
+        for _ in range(3):
+            assert customer.add(product, 1).status_code == 201
+            order_ids.append(customer.checkout())
+        time.sleep(8)  # past the deadline; voiding the payments waits for the link too
+        assert all(customer.order(order_id)["status"] == "pending" for order_id in order_ids)
+        split.hosts.heal()
+
+        for order_id in order_ids:
+            order = customer.final_order(order_id, timeout=90)
+            assert order["status"] == "cancelled", order
+            assert order["cancellation_reason"] == "service_unavailable", order
+        assert available(split, product["sku"]) == before  # released
+        captured = split.sql(
+            "payments", "SELECT count(*) FROM payments_payment WHERE status = 'captured'"
+        )[0][0]
+        assert captured == 0
+        assert split.live.dead_letters("orders") == []
