@@ -354,6 +354,7 @@ class Deployment:
     webs: dict[str, int]  # server name -> pid at or above its gunicorn master
     logs: list[Path] = field(default_factory=list)
     users_url: str = ""  # split: the users group's own web server
+    pids: dict[str, int] = field(default_factory=dict)  # split: every process run_split runs
 
 
 @contextlib.contextmanager
@@ -433,18 +434,18 @@ SPLIT_ROW = re.compile(r"^(\S+\.(?:web|worker)|gateway)\s+\S+\s+(\S+)\s+(\d+)\s+
 
 
 @contextlib.contextmanager
-def split():
+def split(extra_env: dict[str, str] | None = None, layout: tuple[str, ...] = LAYOUT):
     """`manage.py run_split` with three groups, stopped by SIGTERM to it (then by pid)."""
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     with tempfile.TemporaryDirectory(prefix="cleave-bench-split-") as tmp:
         data_dir = Path(tmp) / "data"
         data_dir.mkdir()
-        env = _env(data_dir, prefix)
-        port = _free_port(span=len(LAYOUT) + 2)
+        env = {**_env(data_dir, prefix), **(extra_env or {})}
+        port = _free_port(span=len(layout) + 2)
         log = Path(tmp) / "run_split.log"
         out = log.open("wb")
         runner = subprocess.Popen(
-            [PYTHON, "manage.py", "run_split", "--port", str(port), "--layout", " ".join(LAYOUT)],
+            [PYTHON, "manage.py", "run_split", "--port", str(port), "--layout", " ".join(layout)],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -458,7 +459,7 @@ def split():
             def ready() -> bool:
                 if runner.poll() is not None:
                     raise RuntimeError(f"run_split exited:\n{log.read_text()[-6000:]}")
-                return f"Cleave is split into {len(LAYOUT)} groups" in log.read_text()
+                return f"Cleave is split into {len(layout)} groups" in log.read_text()
 
             wait_until(ready, timeout=300, every=0.5, what="the split to be ready")
             addresses = {}
@@ -468,9 +469,9 @@ def split():
                     pids[match.group(1)] = int(match.group(3))
                     addresses[match.group(1)] = match.group(2)
             # each group's web server and worker, the admin console and the gateway
-            if len(pids) != 2 * len(LAYOUT) + 2:
+            if len(pids) != 2 * len(layout) + 2:
                 raise RuntimeError(f"run_split's table is not as expected:\n{log.read_text()}")
-            users_web = f"{LAYOUT[0].replace(',', '-')}.web"
+            users_web = f"{layout[0].replace(',', '-')}.web"
             logs = [log, *sorted((data_dir / "split" / "logs").glob("*.log"))]
             yield Deployment(
                 kind="split",
@@ -484,6 +485,7 @@ def split():
                 },
                 logs=logs,
                 users_url=addresses[users_web],
+                pids=dict(pids),
             )
         finally:
             if runner.poll() is None:
