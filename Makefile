@@ -80,6 +80,7 @@ lint: install
 	$(BIN)/python manage.py contracts openapi --check
 	$(BIN)/python manage.py contracts verify
 	$(BIN)/python manage.py contracts lock --check
+	$(BIN)/python manage.py contracts versions --check
 	$(BIN)/python manage.py contracts map --check
 
 format: install

@@ -109,18 +109,52 @@ class InvalidEventPayload(ValueError):
         self.path = path
 
 
+Payload = dict[str, Any]
+# A payload of one version turned into the shape of the next (upcaster) or the previous one
+# (downcaster); a plain function of the payload, pure and deterministic.
+Caster = Callable[[Payload], Payload]
+
+
 @dataclass(frozen=True)
 class EventType:
-    """A published event type. `schema` is a JSON Schema for `data`."""
+    """
+    A published event type. `schema` is a JSON Schema for `data` at `version`.
+
+    `downcasters` keeps a released major version alive through a rolling
+    upgrade: `{N: f}` turns a payload of version N+1 into one of version N,
+    and every message then carries, beside the current payload, the payload
+    of each version the chain reaches (`cleave.messaging.versions`), so a
+    consumer still on version N finds its own. Declared with the contract,
+    kept while a consumer declares N (`manage.py contracts versions --check`).
+    """
 
     name: str
     schema: dict[str, Any]
     version: int = 1
     description: str = ""
     context: str | None = field(default=None, compare=False)
+    downcasters: Mapping[int, Caster] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         Draft202012Validator.check_schema(self.schema)
+        for target, caster in self.downcasters.items():
+            if not isinstance(target, int) or not 1 <= target < self.version:
+                raise ValueError(
+                    f"{self.name} v{self.version}: a downcaster targets an older version "
+                    f"(1 to {self.version - 1}), not {target!r}"
+                )
+            if not callable(caster):
+                raise ValueError(f"{self.name}: the downcaster to v{target} is not a function")
+
+    @property
+    def downcast_versions(self) -> tuple[int, ...]:
+        """The older versions published beside the current one: the downcasters' unbroken chain."""
+        reached = []
+        for target in range(self.version - 1, 0, -1):
+            if target not in self.downcasters:
+                break
+            reached.append(target)
+        return tuple(reached)
 
     def __str__(self) -> str:
         return self.name

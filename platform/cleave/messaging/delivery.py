@@ -3,8 +3,10 @@ The subscriber side of every transport: run one handler for one event, and
 decide what a failure means.
 
 - success: the inbox row and the handler's effect commit together (`cleave.messaging.inbox`);
-- a payload that fails the publisher's schema: dead-lettered at once, it
-  would fail every attempt;
+- a payload that fails the publisher's schema for the version its envelope
+  names, or that carries no version the handler can read
+  (`cleave.messaging.versions`): dead-lettered at once, it would fail every
+  attempt;
 - any other exception: a `Delivery` row in the subscriber's alias counts the
   attempt and schedules the next one with exponential backoff and jitter;
   after `CLEAVE_EVENT_MAX_ATTEMPTS` attempts the event is dead-lettered with
@@ -31,7 +33,7 @@ from django.utils import timezone
 from cleave.core import db, declarations
 from cleave.core.backoff import delay as backoff_delay
 from cleave.core.errors import is_technical
-from cleave.messaging import inbox, subscriptions, types
+from cleave.messaging import inbox, subscriptions, versions
 from cleave.messaging.envelope import Envelope
 from cleave.messaging.models import DeadLetter, Delivery
 from cleave.observability.metrics import EVENT_HANDLER_DURATION, EVENTS_DELIVERED
@@ -78,12 +80,6 @@ def backoff(attempt: int) -> float:
         base=float(settings.CLEAVE_EVENT_RETRY_BASE),
         cap=float(settings.CLEAVE_EVENT_RETRY_MAX),
     )
-
-
-def _validate(envelope: Envelope) -> None:
-    event_type = types.find(envelope.type)
-    if event_type is not None:
-        event_type.validate(envelope.data)
 
 
 def consume(
@@ -180,8 +176,7 @@ def _attempt(
 ) -> Result:
     attempt = (delivery.attempts if delivery else 0) + 1
     try:
-        if not validated:
-            _validate(envelope)
+        handed = versions.shaped(sub, envelope, validated=validated)
     except declarations.InvalidEventPayload as exc:
         logger.error("Dead-lettering %s %s for %s: %s", envelope.type, envelope.id, sub.name, exc)
         dead_letter(
@@ -197,7 +192,7 @@ def _attempt(
         return Result(sub.name, label, Outcome.DEAD, error=str(exc))
     started = time.perf_counter()
     try:
-        outcome = inbox.apply_validated(sub, envelope)
+        outcome = inbox.apply_validated(sub, handed)
     except Exception as exc:
         EVENT_HANDLER_DURATION.labels(label, sub.name).observe(time.perf_counter() - started)
         error = f"{type(exc).__name__}: {exc}"

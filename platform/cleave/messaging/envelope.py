@@ -14,7 +14,10 @@ class Envelope:
 
     `id` is the deduplication key; `source` the publishing context;
     `correlation_id` the business flow; `causation_id` the event or request
-    that caused this one; `traceparent` the W3C trace context.
+    that caused this one; `traceparent` the W3C trace context. `data` is the
+    payload at `version`; `downcasts` the same event at each older version
+    its publisher still publishes (`{"1": {...}}`, from the downcasters its
+    contract declares), for consumers that still read one of those.
     """
 
     id: str
@@ -26,9 +29,13 @@ class Envelope:
     correlation_id: str | None = None
     causation_id: str | None = None
     traceparent: str | None = None
+    downcasts: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        found = asdict(self)
+        if found["downcasts"] is None:
+            del found["downcasts"]  # the wire is unchanged for a type with one version
+        return found
 
     def occurred_at(self) -> datetime:
         """When the event was published (in the publisher's transaction)."""

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from cleave.core import db, flow
-from cleave.messaging import subscriptions, types
+from cleave.messaging import subscriptions, versions
 from cleave.messaging.envelope import Envelope
 from cleave.messaging.models import InboxRecord
 from cleave.observability import tracing
@@ -29,16 +29,15 @@ def apply(sub: subscriptions.Subscription, envelope: Envelope) -> str:
 
     The inbox row and the handler's writes share one transaction on the
     subscriber's alias; a second delivery finds the row and does nothing.
-    Raises whatever the handler raised (the transport decides about retries).
+    The handler gets the event at the version it reads, validated
+    (`cleave.messaging.versions`). Raises whatever the handler raised (the
+    transport decides about retries).
     """
-    event_type = types.find(envelope.type)
-    if event_type is not None:
-        event_type.validate(envelope.data)
-    return apply_validated(sub, envelope)
+    return apply_validated(sub, versions.shaped(sub, envelope))
 
 
 def apply_validated(sub: subscriptions.Subscription, envelope: Envelope) -> str:
-    """`apply()` for an envelope whose payload the caller has already validated."""
+    """`apply()` for an envelope the caller has already validated at `sub`'s version."""
     alias = sub.context.database
     with transaction.atomic(using=alias):
         # insert-or-ignore: a second delivery inserts nothing and changes nothing

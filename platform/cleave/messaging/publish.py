@@ -1,8 +1,9 @@
 """
 Publishing: the top of the event package, what a context's command calls.
 
-`publish()` validates the payload against the registered schema and writes an
-outbox row in the publishing context's alias, inside the caller's transaction.
+`publish()` validates the payload against the registered schema (and the
+older versions its contract downcasts to against theirs) and writes an outbox
+row in the publishing context's alias, inside the caller's transaction.
 Nothing leaves before commit: the transport is told about the row only through
 `transaction.on_commit`. Subscribing is the registry's (`@subscriber`), and
 running a handler exactly once in effect is the consumer's.
@@ -59,6 +60,9 @@ def publish(
     event_type = types.get(type_name(event))
     payload = _jsonable(data)
     event_type.validate(payload)
+    # the older versions consumers may still read: a downcaster's bug fails here, in the
+    # publisher's transaction, not in a consumer
+    downcasts = types.downcasts(event_type, payload, event_type.version) or None
     current = flow.current()
     alias = alias_for(event_type.context)
     now = timezone.now()
@@ -72,6 +76,7 @@ def publish(
         correlation_id=correlation_id or current.correlation_id or flow.new_id(),
         causation_id=causation_id or current.causation_id or None,
         traceparent=_current_traceparent() or None,
+        downcasts=downcasts,
     )
     transport = get_transport()
     settled = not transport.carries(envelope.type)

@@ -5,6 +5,14 @@ Who subscribes to which event types.
 for an event type its publisher's contract declares (a glob such as
 `"order.*"` also works); the consumer takes the handlers of an event from here.
 
+A subscription reads one version of its type: the constant's current version,
+or the one it names (`@subscriber(ORDER_PLACED, version=1)`: a consumer that
+has not moved to a new major version yet). It may declare upcasters
+(`upcasters={1: placed_v1_to_v2}`, each turning a payload of version N into
+N+1), so its handler sees one shape whichever version an envelope carries
+(`cleave.messaging.versions`). The version each context reads is recorded in
+the event lock, where the publisher's check finds who still needs which.
+
 Which events a context consumes is derived from these handlers and nowhere
 listed again: `manage.py contracts lock` records it in the event lock
 (`contracts/events.lock.json`, `consumers` of each type), which a process
@@ -17,15 +25,15 @@ to start.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from cleave.core.declarations import EventType, event_lock, type_name
+from cleave.core.declarations import Caster, EventType, event_lock, type_name
 from cleave.core.registry import ContextConfig, context_for_module, is_local
 from cleave.messaging.envelope import Envelope
 
@@ -83,8 +91,28 @@ Handler = Callable[[Envelope], None]
 
 @dataclass(frozen=True)
 class Subscription:
+    """
+    A handler of the event types `pattern` matches. `version`: the version its
+    handler reads (None, for a glob: whatever the envelope carries);
+    `upcasters`: `{N: f}` turning a payload of version N into N+1.
+    """
+
     pattern: str
     func: Handler
+    version: int | None = None
+    upcasters: Mapping[int, Caster] = field(default_factory=dict, compare=False)
+
+    @property
+    def accepts(self) -> tuple[int, ...]:
+        """The versions it can read: its own, and those its upcasters lead up from."""
+        if self.version is None:
+            return ()
+        found = [self.version]
+        for source in range(self.version - 1, 0, -1):
+            if source not in self.upcasters:
+                break
+            found.append(source)
+        return tuple(found)
 
     @property
     def name(self) -> str:
@@ -104,20 +132,56 @@ class Subscription:
 _subscriptions: list[Subscription] = []
 
 
-def subscriber(*events: EventType | str) -> Callable[[Handler], Handler]:
-    """Register the decorated function as a handler of event types (their contract constants)."""
+def subscriber(
+    *events: EventType | str,
+    version: int | None = None,
+    upcasters: Mapping[int, Caster] | None = None,
+) -> Callable[[Handler], Handler]:
+    """
+    Register the decorated function as a handler of event types (their contract constants).
+
+    It reads each type's current version, or `version` (one type only): an
+    older released version it has not moved from yet. `upcasters` (`{N: f}`,
+    f turning a payload of version N into N+1) let it also take older
+    versions, in the shape of the one it reads.
+    """
     if not events:
         raise TypeError("subscriber() needs at least one event type")
-    patterns = [type_name(event) for event in events]
+    if (version is not None or upcasters) and len(events) != 1:
+        raise TypeError("subscriber(): a version or upcasters belong to one event type")
+    upcasters = dict(upcasters or {})
+    declared = [(type_name(event), _version(event, version, upcasters)) for event in events]
 
     def decorate(func: Handler) -> Handler:
-        for pattern in patterns:
-            sub = Subscription(pattern, func)
+        for pattern, reads in declared:
+            sub = Subscription(pattern, func, reads, upcasters)
             if not any(s.pattern == pattern and s.name == sub.name for s in _subscriptions):
                 _subscriptions.append(sub)
         return func
 
     return decorate
+
+
+def _version(event: EventType | str, version: int | None, upcasters: Mapping[int, Caster]):
+    """The version a subscription reads, checked against its type's declaration."""
+    current = event.version if isinstance(event, EventType) else None
+    reads = version if version is not None else current
+    name = type_name(event)
+    if reads is None:
+        if upcasters:
+            raise TypeError(f"subscriber({name!r}): upcasters need the version they lead to")
+        return None
+    if not isinstance(reads, int) or reads < 1 or (current is not None and reads > current):
+        raise ValueError(
+            f"subscriber({name}): version {reads!r} is not one of its versions (1 to {current})"
+        )
+    for source, caster in upcasters.items():
+        if not isinstance(source, int) or not 1 <= source < reads or not callable(caster):
+            raise ValueError(
+                f"subscriber({name}): upcasters map an older version (1 to {reads - 1}) "
+                f"to a function, not {source!r}"
+            )
+    return reads
 
 
 _found: dict[tuple[str, str | None], tuple[tuple, list[Subscription]]] = {}

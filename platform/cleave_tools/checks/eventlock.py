@@ -266,11 +266,28 @@ def read_lock(path: Path) -> dict[str, Any]:
     return raw.get("events", {})
 
 
-def consumers(events: list[EventType]) -> dict[str, dict[str, int]]:
+@dataclass(frozen=True)
+class Reader:
     """
-    Which contexts consume each of `events`, and the version they read: derived
-    from the handlers registered in this process (every context must be
-    served here), never listed by hand.
+    One context's reading of one event type: the version its handlers
+    declare, and every version it can take (its upcasters lead up from the
+    older ones); `accepts` is empty for a glob, which takes any version.
+    """
+
+    context: str
+    version: int
+    accepts: tuple[int, ...]
+
+    def served_by(self, published: tuple[int, ...]) -> bool:
+        return not self.accepts or any(version in published for version in self.accepts)
+
+
+def readers(events: list[EventType]) -> dict[str, dict[str, Reader]]:
+    """
+    Which contexts consume each of `events`, with the version they read:
+    derived from the handlers registered in this process (every context must
+    be served here), never listed by hand. A context reads one version of a
+    type: its handlers of that type declare the same one.
     """
     remote = [label for label in settings.CLEAVE_ALL_CONTEXTS if not is_local(label)]
     if remote:
@@ -278,15 +295,40 @@ def consumers(events: list[EventType]) -> dict[str, dict[str, int]]:
             f"The event lock records every context's handlers; this process does not serve "
             f"{', '.join(remote)}. Run it with CLEAVE_CONTEXTS unset."
         )
-    found: dict[str, dict[str, int]] = {event.name: {} for event in events}
+    found: dict[str, dict[str, Reader]] = {event.name: {} for event in events}
     for subscription in all_subscriptions():
         config = context_for_module(subscription.func.__module__)
         if config is None:
             continue  # a test's or a tool's handler, not a context's
         for event in events:
-            if subscription.matches(event.name):
-                found[event.name][config.label] = event.version
-    return {name: dict(sorted(readers.items())) for name, readers in found.items()}
+            if not subscription.matches(event.name):
+                continue
+            reader = Reader(
+                config.label,
+                subscription.version or event.version,
+                subscription.accepts,
+            )
+            known = found[event.name].get(config.label)
+            if known is not None and known.version != reader.version:
+                raise RuntimeError(
+                    f"{config.label}'s handlers of {event.name} read v{known.version} and "
+                    f"v{reader.version} ({subscription.name}); a context reads one version "
+                    "of a type: declare the same `version=` on each (with upcasters)"
+                )
+            if known is not None and set(known.accepts) != set(reader.accepts):
+                # the context takes what all its handlers take
+                common = tuple(v for v in known.accepts if v in reader.accepts) or (reader.version,)
+                reader = Reader(config.label, reader.version, common)
+            found[event.name][config.label] = reader
+    return {name: dict(sorted(by.items())) for name, by in found.items()}
+
+
+def consumers(events: list[EventType]) -> dict[str, dict[str, int]]:
+    """The version each consuming context reads, per type, as the lock records it."""
+    return {
+        name: {label: reader.version for label, reader in by.items()}
+        for name, by in readers(events).items()
+    }
 
 
 def check_lock(

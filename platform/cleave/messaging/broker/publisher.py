@@ -27,6 +27,7 @@ from kombu.utils.uuid import uuid
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind
 
+from cleave.messaging import types
 from cleave.messaging.broker import topology
 from cleave.messaging.envelope import Envelope
 from cleave.observability import tracing
@@ -124,9 +125,11 @@ def task_message(envelopes: list[Envelope]) -> tuple[Any, dict, dict]:
     Celery's own task message for `cleave.events.handle`: (body, headers, properties).
 
     One event travels as its envelope (the argument is an object), several as
-    a list of envelopes; the worker takes both.
+    a list of envelopes; the worker takes both. Each carries the older versions
+    its contract still downcasts to (a row the sweep publishes has none yet).
     """
     app = celery_app()
+    envelopes = [types.with_downcasts(envelope) for envelope in envelopes]
     first = envelopes[0]
     if len(envelopes) == 1:
         argument: Any = first.to_dict()

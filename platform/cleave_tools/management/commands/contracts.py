@@ -4,11 +4,13 @@
     contracts openapi [--check] write each context's OpenAPI document (contracts/openapi/)
     contracts map [--check]     render docs/context-map.md from the contracts
     contracts lock [--check]    record each event type's schema per version, and its consumers
+    contracts versions [--check] who needs which version of each event type; refuse a
+                                consumer left without its version (rolling upgrades)
     contracts verify            every callee serves the operations its contract declares
 
 `make lint` runs them all (with `--check`); each exits non-zero with what is
 wrong. See docs/architecture.md ("Contracts") and docs/events.md ("Changing an
-event's schema").
+event's schema" and "Upgrading an event's major version").
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from cleave.core import declarations
 from cleave.core.declarations import EventType, all_contracts
-from cleave_tools.checks import conformance, contextmap, eventlock, openapi
+from cleave_tools.checks import conformance, contextmap, eventlock, eventversions, openapi
 
 
 def default_map_path() -> Path:
@@ -83,6 +85,13 @@ class Command(BaseCommand):
             "--check", action="store_true", help="fail on an incompatible or unrecorded change"
         )
         locker.add_argument("--path", type=Path, default=None)
+        versions = sub.add_parser(
+            "versions", help="who needs which version of each event type, and is it published"
+        )
+        versions.add_argument(
+            "--check", action="store_true", help="fail if a consumer would lack its version"
+        )
+        versions.add_argument("--path", type=Path, default=None, help="the event lock")
         sub.add_parser("verify", help="compare each operation with the view serving it")
         documents = sub.add_parser("openapi", help="write each context's OpenAPI document")
         documents.add_argument("--check", action="store_true", help="fail if one is stale")
@@ -117,12 +126,37 @@ class Command(BaseCommand):
         else:
             self.stdout.write(f"{path.name} was up to date.")
 
+    def _versions(self, *, check: bool, path: Path | None, **_):
+        path = path or default_lock_path()
+        locked = eventlock.read_lock(path)
+        events = published_events()
+        declared = eventlock.readers(events)
+        problems = eventversions.problems(events, locked, declared)
+        if check:
+            if problems:
+                raise CommandError(_orphaned(problems))
+            needed = sum(len(by) for by in declared.values())
+            self.stdout.write(
+                f"Every consumer's version is published ({len(events)} event types, "
+                f"{needed} consumers)."
+            )
+            return
+        self.stdout.write(eventversions.render(events, locked, declared), ending="")
+        if problems:
+            raise CommandError(_orphaned(problems))
+
     def _lock(self, *, check: bool, path: Path | None, **_):
         path = path or default_lock_path()
         locked = eventlock.read_lock(path)
         events = published_events()
+        declared = eventlock.readers(events)
         readers = eventlock.consumers(events)
         verdict = eventlock.check_lock(events, locked, readers)
+        if not check:
+            # the lock never records a state that leaves a consumer without its version
+            problems = eventversions.problems(events, locked, declared)
+            if problems:
+                raise CommandError(_orphaned(problems))
         if verdict.breaking:
             raise CommandError(
                 "Event schemas changed incompatibly under a locked version; bump the version "
@@ -171,3 +205,10 @@ class Command(BaseCommand):
             self.stdout.write(f"Wrote {openapi.folder(contracts_dir) / (label + '.json')}.")
         if not changed:
             self.stdout.write("The contexts' OpenAPI documents were up to date.")
+
+
+def _orphaned(problems: list[str]) -> str:
+    return (
+        "A consumer would be left without the version of an event it reads "
+        "(docs/events.md, 'Upgrading an event's major version'):\n  " + "\n  ".join(problems)
+    )
