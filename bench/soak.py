@@ -59,6 +59,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -213,6 +214,8 @@ class Load:
         self.lock = threading.Lock()
         self.timings: list[tuple[float, float, bool]] = []  # (finished, ms, ok)
         self.errors: list[str] = []
+        # what came instead of the expected answer: (status or "exception", Retry-After given)
+        self.unexpected: Counter[tuple[str, bool]] = Counter()
         self.orders: dict[str, str] = {}  # order id -> final status ("pending" if it never ended)
         self.next_checkout = time.monotonic()
         self.threads: list[threading.Thread] = []
@@ -225,9 +228,14 @@ class Load:
             ok = response.status_code == expected
             if not ok:
                 self._error(f"{method} {path}: {response.status_code} {response.text[:200]}")
+                with self.lock:
+                    answer = (str(response.status_code), "Retry-After" in response.headers)
+                    self.unexpected[answer] += 1
         except Exception as exc:  # the load goes on; the error is counted
             ok = False
             self._error(f"{method} {path}: {exc!r}")
+            with self.lock:
+                self.unexpected[("exception", False)] += 1
         with self.lock:
             self.timings.append((time.time(), (time.perf_counter() - started) * 1000, ok))
         return response if ok else None
@@ -342,15 +350,26 @@ class Load:
 
 
 def sample(started: float, since: float, deployment, databases, load) -> dict:
-    waiting, _ = split_bench._queue_state(deployment.prefix)
-    backlog = databases.backlog() if databases else {}
-    return {
+    """One sample; what could not be read this time (a server refusing the sampler) is left out."""
+    out = {
         "minute": round((time.time() - started) / 60, 2),
         "processes": process_sample(deployment.pids),
-        "connections": databases.connections() if databases else {},
-        "backlog": {**backlog, "queued_messages": waiting},
+        "connections": {},
+        "backlog": {},
         "load": load.window(since),
+        "unread": [],
     }
+    try:
+        out["backlog"]["queued_messages"] = split_bench._queue_state(deployment.prefix)[0]
+    except Exception as exc:
+        out["unread"].append(f"queues: {exc}")
+    if databases:
+        try:
+            out["connections"] = databases.connections()
+            out["backlog"].update(databases.backlog())
+        except Exception as exc:
+            out["unread"].append(f"databases: {exc}")
+    return out
 
 
 def _flat(series: list[float], base: float, slack: float = 0.0) -> bool:
@@ -386,7 +405,7 @@ def verdict(samples: list[dict], warm_up: int, load: Load) -> dict:
         "after_warm_up": fds_base,
         "max": max(fds, default=fds_base),
     }
-    conns = [sum(s["connections"].values()) for s in judged]
+    conns = [sum(s["connections"].values()) for s in judged if s["connections"]]
     conns_base = sum(base["connections"].values())
     checks["connections flat"] = {
         "ok": _flat(conns, conns_base, slack=2),
@@ -394,7 +413,14 @@ def verdict(samples: list[dict], warm_up: int, load: Load) -> dict:
         "max": max(conns, default=conns_base),
     }
     last = samples[-1]["backlog"]
-    checks["backlog drained"] = {"ok": not any(last.values()), "at_the_end": last}
+    checks["backlog drained"] = {
+        "ok": bool(last) and not samples[-1]["unread"] and not any(last.values()),
+        "at_the_end": last,
+    }
+    checks["every sample read"] = {
+        "ok": not any(s["unread"] for s in samples),
+        "unread": [(s["minute"], s["unread"]) for s in samples if s["unread"]][:5],
+    }
     p99s = [s["load"]["p99_ms"] for s in judged[:-1] if s["load"]["p99_ms"] is not None]
     checks["p99 steady"] = {
         "ok": bool(p99s) and all(p <= p99s[0] * P99_LIMIT for p in p99s),
@@ -418,11 +444,11 @@ def draw(samples: list[dict], path: Path) -> bool:
     axes[0][0].plot(minutes, [sum(p["rss_mib"] for p in s["processes"].values()) for s in samples])
     axes[0][0].set_title("RSS of every process, MiB")
     axes[0][1].plot(minutes, [sum(p["fds"] for p in s["processes"].values()) for s in samples])
-    axes[0][1].plot(minutes, [sum(s["connections"].values()) for s in samples])
+    axes[0][1].plot(minutes, [sum(s["connections"].values()) or None for s in samples])
     axes[0][1].legend(["open file descriptors", "database connections"])
     axes[0][1].set_title("Descriptors and connections")
-    for key in samples[0]["backlog"]:
-        axes[1][0].plot(minutes, [s["backlog"][key] for s in samples], label=key)
+    for key in samples[-1]["backlog"]:
+        axes[1][0].plot(minutes, [s["backlog"].get(key) for s in samples], label=key)
     axes[1][0].legend()
     axes[1][0].set_title("Backlog")
     axes[1][1].plot(minutes, [s["load"]["p50_ms"] for s in samples], label="p50")
@@ -462,7 +488,7 @@ def run(args) -> dict:
             drained_by = time.time() + 120
             while time.time() < drained_by:
                 final = sample(started, since, deployment, databases, load)
-                if not any(final["backlog"].values()):
+                if final["backlog"] and not final["unread"] and not any(final["backlog"].values()):
                     break
                 time.sleep(2)
             samples.append(final)
