@@ -11,7 +11,13 @@ from django.test import override_settings
 
 from cleave.auth.tokens import SERVICE_TOKEN_HEADER, issue_service_token, service_token_for
 from cleave.calls.operations import grants_of
-from cleave.http.wsgi import BROWSER_ONLY, Application, is_service_call
+from cleave.http.wsgi import (
+    BROWSER_ONLY,
+    SESSION_ONLY,
+    Application,
+    is_cookieless_api,
+    is_service_call,
+)
 from contexts.users import commands
 
 TOKEN = "HTTP_" + SERVICE_TOKEN_HEADER.upper().replace("-", "_")
@@ -72,9 +78,14 @@ def serve(application, env: dict) -> tuple[int, dict[str, str], bytes]:
 
 def test_the_service_stack_is_the_full_one_minus_what_serves_browsers(application):
     assert set(settings.MIDDLEWARE) >= BROWSER_ONLY, "a name in BROWSER_ONLY is not installed"
-    kept = [path for path in settings.MIDDLEWARE if path not in BROWSER_ONLY]
+    kept = application.service.middleware
+    assert kept == [path for path in settings.MIDDLEWARE if path not in BROWSER_ONLY]
     assert "cleave.observability.metrics.HttpMetricsMiddleware" in kept
     assert "cleave.http.problems.DatabaseUnavailableMiddleware" in kept
+    api = application.api.middleware
+    assert api == [path for path in settings.MIDDLEWARE if path not in SESSION_ONLY]
+    assert "django.middleware.clickjacking.XFrameOptionsMiddleware" in api
+    assert "django.contrib.sessions.middleware.SessionMiddleware" not in api
     # building the service stack left the setting (which the deploy checks read) as it was
     assert "django.contrib.sessions.middleware.SessionMiddleware" in settings.MIDDLEWARE
     assert application.service._middleware_chain is not application.web._middleware_chain
@@ -115,3 +126,21 @@ def test_only_api_paths_with_a_service_token_are_service_calls(customer):
     assert not is_service_call(environ("/health", **{TOKEN: token}))
     assert not is_service_call(environ("/api/users/customers/x"))
     assert not is_service_call(environ("/api/users/customers/x", **{TOKEN: "not-a-jwt"}))
+
+
+def test_only_api_requests_without_a_cookie_take_the_cookieless_stack():
+    assert is_cookieless_api(environ("/api/catalog/products"))
+    assert not is_cookieless_api(environ("/api/catalog/products", HTTP_COOKIE="sessionid=x"))
+    assert not is_cookieless_api(environ("/admin/"))
+    assert not is_cookieless_api(environ("/static/admin/css/base.css"))
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_an_api_read_is_answered_alike_with_and_without_a_cookie(application):
+    bare = serve(application, environ("/api/catalog/products"))
+    cookie = serve(application, environ("/api/catalog/products", HTTP_COOKIE="sessionid=nope"))
+
+    assert bare[0] == cookie[0] == 200
+    assert bare[2] == cookie[2]
+    assert bare[1]["X-Frame-Options"] == cookie[1]["X-Frame-Options"] == "DENY"
+    assert "X-Request-ID" in bare[1]
