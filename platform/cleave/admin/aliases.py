@@ -125,6 +125,12 @@ class ContextRows:
             self._count = sum(self._read(alias, QuerySet.count, 0) for alias, _ in self.by_alias())
         return self._count
 
+    def count_up_to(self, limit: int) -> int:
+        """The rows, counted in each alias only up to `limit` (see `cleave.admin.paging`)."""
+        return sum(
+            self._read(alias, lambda qs: qs[:limit].count(), 0) for alias, _ in self.by_alias()
+        )
+
     def __len__(self) -> int:
         return self.count()
 

@@ -8,6 +8,8 @@ project's settings keep installing plain `django.contrib.admin`:
 - its titles say Cleave, and "View site" opens the API's documentation;
 - its index leads to the "needs attention" page (`cleave.admin.attention`);
 - in a split deployment, its index lists the contexts served elsewhere;
+- every admin counts a list's rows only up to 10,000, and never the whole
+  table again (`cleave.admin.paging`);
 - every admin writes times to the second with their zone
   (`cleave.admin.display`);
 - no admin filters on a secret (`refers_to_secret`).
@@ -24,6 +26,7 @@ from django.contrib.admin.templatetags import admin_list
 
 from cleave.admin import attention
 from cleave.admin.display import readable_datetimes
+from cleave.admin.paging import CappedPaginator
 from cleave.core.registry import context_config_class
 
 admin.site.site_header = "Cleave"
@@ -66,6 +69,12 @@ def _with_remote_contexts(get_app_list):
 
 
 admin.site.get_app_list = _with_remote_contexts(admin.site.get_app_list)
+
+
+# --- lists that stay quick on millions of rows (see cleave.admin.paging) -------------------
+
+admin.ModelAdmin.paginator = CappedPaginator
+admin.ModelAdmin.show_full_result_count = False
 
 
 # --- times to the second, with their zone ---------------------------------------------------

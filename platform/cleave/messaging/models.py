@@ -84,6 +84,8 @@ class InboxRecord(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["event_id", "handler"], name="cleave_inbox_once")
         ]
+        # `events prune` deletes the old ones: without it, a scan of every record
+        indexes = [models.Index(fields=["processed_at"], name="cleave_inbox_processed")]
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id} → {self.handler}"

@@ -16,6 +16,7 @@ from django.db import OperationalError, connections
 from django.utils import timezone
 
 from cleave.admin import tables
+from cleave.admin.paging import CappedPaginator
 from cleave.admin.tables import SagaInstanceAdmin
 from cleave.messaging.envelope import Envelope
 from cleave.messaging.models import DeadLetter, Delivery, OutboxEvent
@@ -117,6 +118,25 @@ def test_the_merged_list_pages(admin_client, monkeypatch):
     assert listed_ids(first, ids) == ids[:2]
     assert listed_ids(second, ids) == ids[2:]
     assert "4 saga instances" in first
+
+
+def test_a_long_list_is_counted_only_up_to_the_cap(admin_client, monkeypatch):
+    monkeypatch.setattr(CappedPaginator, "cap", 3)
+    monkeypatch.setattr(SagaInstanceAdmin, "list_per_page", 2)
+    sagas = [saga_in(alias, ago=n) for n, alias in enumerate(["orders", "users"] * 3)]
+    ids = [str(saga.id) for saga in sagas]
+
+    first = admin_client.get(SAGAS).content.decode()
+    last = admin_client.get(SAGAS, {"p": 2}).content.decode()
+    narrowed = admin_client.get(SAGAS, {"context": "users"}).content.decode()
+
+    # given 6 sagas and a cap of 3: "more than 3", and the pages up to it
+    assert "more than 3 saga instances" in first
+    assert listed_ids(first, ids) == ids[:2]
+    assert listed_ids(last, ids) == ids[2:3]  # the first 3 rows, and no more
+    assert admin_client.get(SAGAS, {"p": 3}).status_code == 302  # past the cap: ?e=1
+    # below the cap the count is exact
+    assert "3 saga instances" in narrowed and "more than" not in narrowed
 
 
 def test_the_context_filter_lists_every_context_and_narrows_the_list(admin_client):
