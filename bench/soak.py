@@ -18,7 +18,8 @@ The load, through the gateway, from `--clients` threads, each a customer of
 its own: list the products and read one, put one in the cart, and about
 every other turn check out (POST, then read the order until it is final),
 with a declined card one time in four; every twentieth turn the customer
-renames itself (`PATCH /api/users/me`). Checkouts between all clients are
+renames itself (`PATCH /api/users/me`); every five minutes it refreshes its
+token, as a client does before the access token expires. Checkouts between all clients are
 paced to `--checkouts` per second (the demo's stock lasts 30 minutes at
 0.5). Every request is timed; any answer other than the expected status is
 an error, and so is an order still pending 60 s after its checkout.
@@ -55,6 +56,7 @@ import contextlib
 import json
 import os
 import random
+import signal
 import sys
 import threading
 import time
@@ -73,6 +75,7 @@ MARIADB = os.environ.get("CLEAVE_BENCH_MARIADB", "mysql://root@127.0.0.1:3306")
 CONTEXTS = split_bench.CONTEXTS
 PASSWORD = split_bench.PASSWORD
 ORDER_TIMEOUT = 60.0
+REFRESH_EVERY = 300.0  # seconds between a client's token refreshes
 FLAT = 0.10
 P99_LIMIT = 1.5
 
@@ -274,10 +277,23 @@ class Load:
         )
         if token is None:
             return
-        session.headers["Authorization"] = f"Bearer {token.json()['access']}"
+        tokens, signed_in = token.json(), time.monotonic()
+        session.headers["Authorization"] = f"Bearer {tokens['access']}"
         turn = 0
         while not self.stop.is_set():
             turn += 1
+            if time.monotonic() - signed_in > REFRESH_EVERY:
+                # as a client does before its access token expires (the API's default: 15 min)
+                refreshed = self._timed(
+                    session,
+                    "POST",
+                    "/api/users/token/refresh",
+                    200,
+                    json={"refresh": tokens["refresh"]},
+                )
+                if refreshed is not None:
+                    tokens, signed_in = refreshed.json(), time.monotonic()
+                    session.headers["Authorization"] = f"Bearer {tokens['access']}"
             listed = self._timed(session, "GET", "/api/catalog/products", 200)
             if listed is None:
                 time.sleep(1)
@@ -512,6 +528,8 @@ def run(args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    # SIGTERM ends the run like Ctrl-C: the split is stopped and the databases dropped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--interval", type=float, default=60, help="seconds between samples")

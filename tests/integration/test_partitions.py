@@ -24,23 +24,14 @@ import pytest
 
 from cleave.testing import services_required
 from tests.support import hosts as network
-from tests.support.live import wait_until
-from tests.support.split import GROUPS, Customer, SplitSystem, available
+from tests.support.live import broker_down, wait_until
+from tests.support.split import FAST, GROUPS, Customer, SplitSystem, available
 
 pytestmark = pytest.mark.services
 
-# Shorter waits (as tests/integration/test_resilience_split.py), and a call that
-# hangs on a cut link gives up after 2 s rather than the default budget.
-FAST = {
-    "CLEAVE_SAGA_WAIT_BASE": "0.2",
-    "CLEAVE_SAGA_WAIT_MAX": "1",
-    "CLEAVE_BREAKER_RESET_TIMEOUT": "2",
-    "CLEAVE_BREAKER_CALL_TIMEOUT": "2",
-    "CLEAVE_SERVICE_TIMEOUT": "4",
-    "CLEAVE_DISCOVERY_PROBE_INTERVAL": "0.5",
-    "CLEAVE_EMBEDDED_SCHEDULER": "on",
-    "CLEAVE_SAGA_RUNNER": "inprocess",
-}
+# The split tests' shorter waits, and a call that hangs on a cut link gives up
+# after 2 s rather than the default budget.
+WAITS = {**FAST, "CLEAVE_BREAKER_CALL_TIMEOUT": "2", "CLEAVE_SERVICE_TIMEOUT": "4"}
 APPROVED, DECLINED = "tok_visa", "tok_chargeDeclined"
 
 
@@ -63,7 +54,7 @@ def split_on_hosts(tmp_path, template, secrets, env: dict[str, str]):
     hosts = None
     try:
         hosts = network.Hosts.create(GROUPS)
-        live.env.update(FAST)
+        live.env.update(WAITS)
         live.env.update(env)
         live.manage("seed_demo")
         system = SplitSystem(live, hosts=hosts)
@@ -192,9 +183,17 @@ def payment_retries(split: SplitSystem) -> int:
 
 
 def pending_events(split: SplitSystem, alias: str) -> int:
-    return split.sql(alias, "SELECT count(*) FROM cleave_outboxevent WHERE status = 'pending'")[0][
-        0
-    ]
+    query = "SELECT count(*) FROM cleave_outboxevent WHERE status = 'pending'"
+    return split.sql(alias, query)[0][0]
+
+
+def outbox_drained(split: SplitSystem) -> None:
+    wait_until(
+        lambda: pending_events(split, "orders") == 0,
+        timeout=60,
+        every=0.5,
+        what="the orders outbox to drain",
+    )
 
 
 def test_orders_and_payments_cut_for_10s_every_order_ends_as_its_card_says(split):
@@ -247,14 +246,21 @@ def test_a_group_cut_from_the_broker_backs_up_its_outbox_then_drains_it(split):
         time.sleep(2)
 
     assert backlog >= 2  # orders were placed and confirmed; their events waited
-    ends = settled(traffic)
-    check_invariants(split, traffic, ends)
-    wait_until(
-        lambda: pending_events(split, "orders") == 0,
-        timeout=60,
-        every=0.5,
-        what="the orders outbox to drain",
-    )
+    check_invariants(split, traffic, settled(traffic))
+    outbox_drained(split)
+
+
+def test_rabbitmq_stopped_for_20s_loses_no_event_and_handles_none_twice(split):
+    with Traffic(split) as traffic:
+        time.sleep(1)
+        with broker_down("rabbitmq"):
+            time.sleep(20)
+            backlog = pending_events(split, "orders")
+        time.sleep(3)  # the relays and workers reconnect by themselves
+
+    assert backlog >= 1  # events waited in the outbox while the broker was away
+    check_invariants(split, traffic, settled(traffic))
+    outbox_drained(split)
 
 
 def test_a_cut_past_the_deadline_cancels_the_orders_and_releases_their_stock(

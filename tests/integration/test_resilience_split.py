@@ -15,20 +15,9 @@ import pytest
 import requests
 
 from tests.support.live import wait_until
-from tests.support.split import Customer, SplitSystem, available
+from tests.support.split import FAST, Customer, SplitSystem, available
 
 pytestmark = pytest.mark.services
-
-# Shorter waits for these tests (the defaults are 0.5 s to 30 s, 30 s, 300 s).
-FAST = {
-    "CLEAVE_SAGA_WAIT_BASE": "0.2",
-    "CLEAVE_SAGA_WAIT_MAX": "1",
-    "CLEAVE_BREAKER_RESET_TIMEOUT": "2",
-    "CLEAVE_DISCOVERY_PROBE_INTERVAL": "0.5",
-    "CLEAVE_EMBEDDED_SCHEDULER": "on",
-    # events go between groups over RabbitMQ; sagas stay in the web processes
-    "CLEAVE_SAGA_RUNNER": "inprocess",
-}
 
 
 @pytest.fixture
