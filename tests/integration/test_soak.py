@@ -1,7 +1,10 @@
 """
 CI's short soak: bench/soak.py for two minutes (the split over RabbitMQ, its
 aliases on PostgreSQL and MariaDB, a mixed load through the gateway), judged
-on the same properties as the 30-minute run recorded in bench/README.md.
+on the same properties as the 30-minute run recorded in bench/README.md,
+except latency: a test asserts no timing (the p99 of a 20-second interval is
+a handful of requests on a shared machine), so "p99 steady" is reported by
+the bench and left to the recorded run.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from cleave.testing import require_server
 pytestmark = pytest.mark.services
 
 ROOT = Path(__file__).resolve().parents[2]
+TIMINGS = {"p99 steady"}  # the bench's verdicts that are timings
 
 
 def test_two_minutes_of_mixed_load_leave_nothing_creeping(tmp_path):
@@ -45,7 +49,12 @@ def test_two_minutes_of_mixed_load_leave_nothing_creeping(tmp_path):
     )
     assert out.exists(), done.stdout[-4000:] + done.stderr[-4000:]
     result = json.loads(out.read_text())
-    failed = {name: check for name, check in result["checks"].items() if not check["ok"]}
+    failed = {
+        name: check
+        for name, check in result["checks"].items()
+        if not check["ok"] and name not in TIMINGS
+    }
     assert not failed, (failed, result["errors"])
     assert result["orders"] >= 20  # the load did check out all along
-    assert done.returncode == 0, done.stdout[-2000:]
+    # 1 when a verdict failed (a timing may have), never a crash
+    assert done.returncode in (0, 1), done.stdout[-2000:] + done.stderr[-4000:]

@@ -7,6 +7,8 @@ from io import BytesIO
 
 import pytest
 from django.conf import settings
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from django.test import override_settings
 
 from cleave.auth.tokens import SERVICE_TOKEN_HEADER, issue_service_token, service_token_for
@@ -62,7 +64,22 @@ def environ(path: str, **headers: str) -> dict:
 
 
 def serve(application, env: dict) -> tuple[int, dict[str, str], bytes]:
+    """
+    One request through the application. As Django's test client does, the
+    request signals do not close the test's connections, which hold its
+    transaction (on PostgreSQL a new one cannot open inside it).
+    """
     answer: dict = {}
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        return _serve(application, env, answer)
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
+def _serve(application, env: dict, answer: dict) -> tuple[int, dict[str, str], bytes]:
 
     def start_response(status, headers, exc_info=None):
         answer["status"] = int(status.split()[0])
