@@ -52,7 +52,6 @@ MariaDB, as CI provides them.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import random
@@ -69,10 +68,8 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import split as split_bench  # noqa: E402 - bench/split.py: the split, its env, its helpers
+from scale import ALIASES, CONTEXTS, ON_MARIADB, Databases  # noqa: E402 - its fresh databases
 
-PG = os.environ.get("CLEAVE_BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
-MARIADB = os.environ.get("CLEAVE_BENCH_MARIADB", "mysql://root@127.0.0.1:3306")
-CONTEXTS = split_bench.CONTEXTS
 PASSWORD = split_bench.PASSWORD
 ORDER_TIMEOUT = 60.0
 REFRESH_EVERY = 300.0  # seconds between a client's token refreshes
@@ -80,96 +77,49 @@ FLAT = 0.10
 P99_LIMIT = 1.5
 
 
-# --- databases --------------------------------------------------------------------------
+# --- databases (bench/scale.py's: one fresh database per alias, orders on MariaDB) -----
 
 
-class Databases:
-    """Fresh databases for every alias: PostgreSQL, orders on MariaDB; dropped afterwards."""
-
-    def __init__(self, tag: str) -> None:
-        self.tag = tag
-        self.names = {alias: f"cleave_soak_{tag}_{alias}" for alias in ("default", *CONTEXTS)}
-
-    def vendor(self, alias: str) -> str:
-        return "mysql" if alias == "orders" else "postgresql"
-
-    def env(self) -> dict[str, str]:
-        env = {}
-        for alias, name in self.names.items():
-            url = f"{MARIADB if self.vendor(alias) == 'mysql' else PG}/{name}"
-            env["DATABASE_URL" if alias == "default" else f"{alias.upper()}_DATABASE_URL"] = url
-        return env
-
-    def _pg(self, database: str = "postgres"):
-        import psycopg
-
-        return psycopg.connect(f"{PG}/{database}", autocommit=True)
-
-    def _mysql(self, database: str | None = None):
-        import pymysql
-
-        return pymysql.connect(host="127.0.0.1", port=3306, user="root", database=database)
-
-    def create(self) -> None:
-        with self._pg() as conn:
-            for alias, name in self.names.items():
-                if self.vendor(alias) == "postgresql":
-                    conn.execute(f'CREATE DATABASE "{name}"')
-        with contextlib.closing(self._mysql()) as conn, conn.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE `{self.names['orders']}` CHARACTER SET utf8mb4")
-
-    def drop(self) -> None:
-        with contextlib.suppress(Exception), self._pg() as conn:
-            for alias, name in self.names.items():
-                if self.vendor(alias) == "postgresql":
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        with (
-            contextlib.suppress(Exception),
-            contextlib.closing(self._mysql()) as conn,
-            conn.cursor() as cursor,
-        ):
-            cursor.execute(f"DROP DATABASE IF EXISTS `{self.names['orders']}`")
-
-    def connections(self) -> dict[str, int]:
-        """Open connections per alias."""
-        counts = dict.fromkeys(self.names, 0)
-        by_name = {name: alias for alias, name in self.names.items()}
-        with self._pg() as conn:
-            for name, count in conn.execute(
-                "SELECT datname, count(*) FROM pg_stat_activity WHERE datname LIKE %s "
-                "GROUP BY datname",
-                (f"cleave_soak_{self.tag}_%",),
-            ):
-                counts[by_name[name]] = count
-        with contextlib.closing(self._mysql()) as conn, conn.cursor() as cursor:
+def connections(databases: Databases) -> dict[str, int]:
+    """Open connections per alias (bench/scale.py's databases)."""
+    counts = dict.fromkeys(ALIASES, 0)
+    by_name = {databases.name(alias): alias for alias in ALIASES}
+    with databases.connect("default") as conn:
+        cursor = conn.cursor()
+        cursor.execute(
+            "SELECT datname, count(*) FROM pg_stat_activity WHERE datname LIKE %s GROUP BY datname",
+            (f"{databases.prefix}_%",),
+        )
+        for name, count in cursor.fetchall():
+            counts[by_name[name]] = count
+    for alias in ON_MARIADB:
+        with databases.connect(alias) as conn:
+            cursor = conn.cursor()
             cursor.execute(
                 "SELECT count(*) FROM information_schema.PROCESSLIST WHERE DB = %s",
-                (self.names["orders"],),
+                (databases.name(alias),),
             )
-            counts["orders"] = cursor.fetchone()[0]
-        return counts
+            counts[alias] = cursor.fetchone()[0]
+    return counts
 
-    def backlog(self) -> dict[str, int]:
-        """Outbox rows pending, deliveries waiting for a retry and dead letters, in all aliases."""
-        queries = {
-            "outbox_pending": "SELECT count(*) FROM cleave_outboxevent WHERE status = 'pending'",
-            "deliveries_retrying": "SELECT count(*) FROM cleave_delivery WHERE status = 'retrying'",
-            "dead_letters": "SELECT count(*) FROM cleave_deadletter WHERE status = 'dead'",
-        }
-        totals = dict.fromkeys(queries, 0)
-        for alias, name in self.names.items():
-            if alias == "default":
-                continue
-            if self.vendor(alias) == "mysql":
-                with contextlib.closing(self._mysql(name)) as conn, conn.cursor() as cursor:
-                    for key, sql in queries.items():
-                        cursor.execute(sql)
-                        totals[key] += cursor.fetchone()[0]
-            else:
-                with self._pg(name) as conn:
-                    for key, sql in queries.items():
-                        totals[key] += conn.execute(sql).fetchone()[0]
-        return totals
+
+BACKLOG = {
+    "outbox_pending": "SELECT count(*) FROM cleave_outboxevent WHERE status = 'pending'",
+    "deliveries_retrying": "SELECT count(*) FROM cleave_delivery WHERE status = 'retrying'",
+    "dead_letters": "SELECT count(*) FROM cleave_deadletter WHERE status = 'dead'",
+}
+
+
+def backlog(databases: Databases) -> dict[str, int]:
+    """Outbox rows pending, deliveries waiting for a retry and dead letters, in all aliases."""
+    totals = dict.fromkeys(BACKLOG, 0)
+    for alias in CONTEXTS:
+        with databases.connect(alias) as conn:
+            cursor = conn.cursor()
+            for key, sql in BACKLOG.items():
+                cursor.execute(sql)
+                totals[key] += cursor.fetchone()[0]
+    return totals
 
 
 # --- the processes ----------------------------------------------------------------------
@@ -381,8 +331,8 @@ def sample(started: float, since: float, deployment, databases, load) -> dict:
         out["unread"].append(f"queues: {exc}")
     if databases:
         try:
-            out["connections"] = databases.connections()
-            out["backlog"].update(databases.backlog())
+            out["connections"] = connections(databases)
+            out["backlog"].update(backlog(databases))
         except Exception as exc:
             out["unread"].append(f"databases: {exc}")
     return out
@@ -482,8 +432,7 @@ def draw(samples: list[dict], path: Path) -> bool:
 
 
 def run(args) -> dict:
-    tag = uuid.uuid4().hex[:6]
-    databases = Databases(tag) if args.databases == "servers" else None
+    databases = Databases() if args.databases == "servers" else None
     if databases:
         databases.create()
     extra = {**(databases.env() if databases else {}), "CLEAVE_LOG_LEVEL": "WARNING"}

@@ -21,7 +21,6 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -66,7 +65,7 @@ def test_postgresql_restarted_under_traffic_answers_503_and_loses_nothing():
         require_server(name, "127.0.0.1", port)
     cluster = _cluster()
     soak = _soak()
-    databases = soak.Databases(uuid.uuid4().hex[:6])
+    databases = soak.Databases()
     databases.create()
     try:
         env = {**databases.env(), "CLEAVE_LOG_LEVEL": "WARNING"}
@@ -89,7 +88,7 @@ def test_postgresql_restarted_under_traffic_answers_503_and_loses_nothing():
             finally:
                 load.finish()
             wait_until(
-                lambda: not any(databases.backlog().values()),
+                lambda: not any(soak.backlog(databases).values()),
                 timeout=120,
                 every=1,
                 what="the backlog to drain",
