@@ -4,6 +4,12 @@ import pytest
 from django.core import mail
 from rest_framework.test import APIClient
 
+from cleave.core import locations
+
+# The suite's databases are its own, whatever a developer's `default` records
+# of moved contexts (tests of moves enable following themselves).
+locations.disable()
+
 
 @pytest.fixture(autouse=True)
 def _no_throttling(settings):

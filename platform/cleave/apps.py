@@ -13,6 +13,7 @@ class CleaveConfig(AppConfig):
     def ready(self) -> None:
         # Imported here, not at the top: Django imports an AppConfig's module
         # before any model exists, and these modules define or import models.
+        from cleave.core import locations
         from cleave.core.registry import all_contexts
         from cleave.http import openapi  # noqa: F401 - registrations
         from cleave.messaging import types
@@ -27,3 +28,5 @@ class CleaveConfig(AppConfig):
         # refuse an unknown CLEAVE_EVENT_TRANSPORT at start-up, not at first publish
         get_transport()
         tracing.setup_tracing(settings.CLEAVE_SERVICE_NAME)
+        # a context alias that moved is opened where it went (cleave.core.locations)
+        locations.install()

@@ -15,9 +15,7 @@ and RabbitMQ.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import Counter
 from contextlib import contextmanager
 
 import pytest
@@ -26,13 +24,13 @@ from cleave.testing import services_required
 from tests.support import hosts as network
 from tests.support.live import broker_down, wait_until
 from tests.support.split import FAST, GROUPS, Customer, SplitSystem, available
+from tests.support.traffic import APPROVED, Traffic, check_invariants, settled
 
 pytestmark = pytest.mark.services
 
 # The split tests' shorter waits, and a call that hangs on a cut link gives up
 # after 2 s rather than the default budget.
 WAITS = {**FAST, "CLEAVE_BREAKER_CALL_TIMEOUT": "2", "CLEAVE_SERVICE_TIMEOUT": "4"}
-APPROVED, DECLINED = "tok_visa", "tok_chargeDeclined"
 
 
 def _require_hosts() -> None:
@@ -70,107 +68,6 @@ def split_on_hosts(tmp_path, template, secrets, env: dict[str, str]):
 def split(tmp_path_factory, migrated_template, live_secrets):
     with split_on_hosts(tmp_path_factory.mktemp("hosts"), migrated_template, live_secrets, {}) as s:
         yield s
-
-
-class Traffic:
-    """Two buyers checking out one unit at a time until stopped: approved and declined cards."""
-
-    def __init__(self, split: SplitSystem) -> None:
-        self.split = split
-        self.buyers = {APPROVED: Customer(split), DECLINED: Customer(split)}
-        products = self.buyers[APPROVED].product
-        self.products = [products(index) for index in range(3)]
-        self.orders: list[tuple[str, str, str]] = []  # (order id, card, sku)
-        self.errors: list[str] = []
-        self.stop = threading.Event()
-        self.threads = [
-            threading.Thread(target=self._buy, args=(card,), daemon=True) for card in self.buyers
-        ]
-
-    def _buy(self, card: str) -> None:
-        buyer = self.buyers[card]
-        turn = 0
-        while not self.stop.is_set():
-            product = self.products[turn % len(self.products)]
-            turn += 1
-            try:
-                added = buyer.add(product, 1)
-                if added.status_code != 201:
-                    self.errors.append(f"cart: {added.status_code} {added.text[:200]}")
-                    continue
-                self.orders.append((buyer.checkout(card), card, product["sku"]))
-            except Exception as exc:  # every failure is reported by the test
-                self.errors.append(f"{card}: {exc!r}")
-            time.sleep(0.3)
-
-    def __enter__(self) -> Traffic:
-        self.stock = {p["sku"]: available(self.split, p["sku"]) for p in self.products}
-        self.counters = counters(self.split)
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=60)
-
-
-def counters(split: SplitSystem) -> dict[str, float]:
-    rows = split.sql("analytics", "SELECT name, value FROM analytics_counter")
-    notices = split.sql(
-        "notifications", "SELECT kind, count(*) FROM notifications_notification GROUP BY kind"
-    )
-    return {**{name: float(value) for name, value in rows}, **{k: n for k, n in notices}}
-
-
-def settled(traffic: Traffic, *, timeout: float = 120.0) -> dict[str, dict]:
-    """Every order of the traffic at its end (none stranded), by id."""
-    buyers = traffic.buyers
-    ends = {}
-    for order_id, card, _sku in traffic.orders:
-        ends[order_id] = buyers[card].final_order(order_id, timeout=timeout)
-    return ends
-
-
-def check_invariants(split: SplitSystem, traffic: Traffic, ends: dict[str, dict]) -> Counter:
-    assert not traffic.errors, traffic.errors
-    outcome = Counter(order["status"] for order in ends.values())
-    # no double charge, and each order ends as its payment did
-    payments = split.sql("payments", "SELECT order_id, status FROM payments_payment")
-    per_order = Counter(order_id.replace("-", "") for order_id, _ in payments)
-    assert max(per_order.values(), default=0) <= 1, per_order.most_common(3)
-    paid = {order_id.replace("-", ""): status for order_id, status in payments}
-    for order_id, order in ends.items():
-        payment = paid.get(order_id.replace("-", ""))
-        if order["status"] == "confirmed":
-            assert payment == "captured", (order, payment)
-        else:
-            assert payment in (None, "declined", "failed", "refunded"), (order, payment)
-    # the stock is what was sold
-    sold = Counter(
-        sku for order_id, _, sku in traffic.orders if ends[order_id]["status"] == "confirmed"
-    )
-    for sku, before in traffic.stock.items():
-        assert available(split, sku) == before - sold[sku], sku
-    # every confirmation and cancellation reached analytics and notifications once
-    confirmed, cancelled = outcome["confirmed"], outcome["cancelled"]
-
-    def reached() -> bool:
-        now, before = counters(split), traffic.counters
-        return (
-            now.get("orders_confirmed", 0) - before.get("orders_confirmed", 0) == confirmed
-            and now.get("orders_cancelled", 0) - before.get("orders_cancelled", 0) == cancelled
-            and now.get("order_confirmed", 0) - before.get("order_confirmed", 0) == confirmed
-            and now.get("order_cancelled", 0) - before.get("order_cancelled", 0) == cancelled
-        )
-
-    wait_until(reached, timeout=60, every=0.5, what="analytics and notifications to catch up")
-    time.sleep(1)
-    assert reached(), (counters(split), traffic.counters, outcome)  # and not more than once
-    for alias in ("analytics", "notifications", "payments", "orders"):
-        assert split.live.dead_letters(alias) == [], alias
-    return outcome
 
 
 def payment_retries(split: SplitSystem) -> int:

@@ -1,6 +1,7 @@
 """
 Operator views of the platform's tables: outbox, inbox, deliveries, dead
-letters, saga instances with their step timeline.
+letters, saga instances with their step timeline; and the journal of
+context moves (`manage.py move_context`).
 
 Each list opens on every context that has rows, newest first, with a
 *context* filter to narrow it to one (`cleave.admin.aliases`); each record's
@@ -36,6 +37,8 @@ from cleave.admin.aliases import (
 )
 from cleave.admin.display import EMPTY, milliseconds, timestamp
 from cleave.admin.links import alias_of, link, list_link
+from cleave.admin.readonly import ReadOnlyAdmin
+from cleave.core.moves import ContextMove
 from cleave.messaging import delivery
 from cleave.messaging.models import DeadLetter, Delivery, InboxRecord, OutboxEvent
 from cleave.messaging.transports import get_transport
@@ -392,3 +395,17 @@ class SagaInstanceAdmin(OperatorActionsMixin, PerAliasAdmin):
             lambda alias, saga: sagas.compensate(alias, saga.id),
             "Compensated",
         )
+
+
+@admin.register(ContextMove)
+class ContextMoveAdmin(ReadOnlyAdmin):
+    """Each `move_context` run: what moved where, how far it got, and the pause (in `default`)."""
+
+    list_display = ("label", "state", "source", "target", "rows", "pause", "started_at")
+    list_filter = ("label", "state")
+    ordering = ("-started_at",)
+    exclude = ("sealed_target",)  # the URL with its password, sealed: never shown
+
+    @admin.display(description="pause", ordering="pause_seconds")
+    def pause(self, move: ContextMove) -> str:
+        return EMPTY if move.pause_seconds is None else f"{move.pause_seconds:.2f} s"

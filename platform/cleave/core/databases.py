@@ -69,54 +69,61 @@ def database_settings(labels: list[str], *, data_dir: Path) -> dict[str, dict[st
     across requests for `CLEAVE_DB_CONN_MAX_AGE` seconds (default 60; 0 closes
     them after every request), checked before reuse.
     """
-    max_age = conf.value("CLEAVE_DB_CONN_MAX_AGE")
 
     def one(alias: str) -> dict[str, Any]:
         if alias == DJANGO_DEFAULT_ALIAS:
             url = conf.value("DATABASE_URL")
         else:
             url = conf.value("<LABEL>_DATABASE_URL", label=alias)
-        if not url:
-            url = f"sqlite:///{data_dir / f'{alias}.sqlite3'}"
-        config = dj_database_url.parse(url, conn_max_age=max_age, conn_health_checks=max_age > 0)
-        engine = config["ENGINE"]
-        options = config.setdefault("OPTIONS", {})
-        # read for every alias, so that a bad value stops the process even
-        # before the alias moves to a server
-        pool = _pool_options(alias, _POOLED.get(engine))
-        if engine == "django.db.backends.sqlite3":
-            _private_file(config["NAME"])
-            # WAL lets readers run beside the writer; IMMEDIATE takes the write
-            # lock up front so two writers never deadlock upgrading a read lock.
-            options.setdefault(
-                "init_command",
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
-            )
-            options.setdefault("transaction_mode", "IMMEDIATE")
-            options.setdefault("timeout", 20)
-        elif engine == "django.db.backends.mysql":
-            _use_pymysql()
-            options.setdefault("charset", "utf8mb4")
-            options.setdefault("isolation_level", "read committed")
-            config.setdefault("TEST", {}).setdefault("CHARSET", "utf8mb4")
-            config["TEST"].setdefault("COLLATION", "utf8mb4_unicode_ci")
-            if pool is not None:
-                config["ENGINE"] = "cleave.core.backends.mysql"  # Django's has no pool
-        if pool is not None:
-            options["pool"] = pool
-            # Django refuses persistent connections beside a pool: a connection
-            # goes back to the pool when Django closes it, at the end of each
-            # request (or earlier, `cleave.db.release()`). The pool checks a
-            # connection before handing it out, so one the server dropped is
-            # replaced instead of failing the request.
-            config["CONN_MAX_AGE"] = 0
-            config["CONN_HEALTH_CHECKS"] = True
-        return config
+        return alias_settings(alias, url or f"sqlite:///{data_dir / f'{alias}.sqlite3'}")
 
     databases = {DJANGO_DEFAULT_ALIAS: one(DJANGO_DEFAULT_ALIAS)}
     for label in labels:
         databases[label] = one(label)
     return databases
+
+
+def alias_settings(alias: str, url: str) -> dict[str, Any]:
+    """
+    The settings of `alias` at `url`, as `database_settings()` builds them
+    (the pool, the SQLite pragmas, PyMySQL); also used when a context's
+    alias follows a move (`cleave.core.locations`).
+    """
+    max_age = conf.value("CLEAVE_DB_CONN_MAX_AGE")
+    config = dj_database_url.parse(url, conn_max_age=max_age, conn_health_checks=max_age > 0)
+    engine = config["ENGINE"]
+    options = config.setdefault("OPTIONS", {})
+    # read for every alias, so that a bad value stops the process even
+    # before the alias moves to a server
+    pool = _pool_options(alias, _POOLED.get(engine))
+    if engine == "django.db.backends.sqlite3":
+        _private_file(config["NAME"])
+        # WAL lets readers run beside the writer; IMMEDIATE takes the write
+        # lock up front so two writers never deadlock upgrading a read lock.
+        options.setdefault(
+            "init_command",
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
+        )
+        options.setdefault("transaction_mode", "IMMEDIATE")
+        options.setdefault("timeout", 20)
+    elif engine == "django.db.backends.mysql":
+        _use_pymysql()
+        options.setdefault("charset", "utf8mb4")
+        options.setdefault("isolation_level", "read committed")
+        config.setdefault("TEST", {}).setdefault("CHARSET", "utf8mb4")
+        config["TEST"].setdefault("COLLATION", "utf8mb4_unicode_ci")
+        if pool is not None:
+            config["ENGINE"] = "cleave.core.backends.mysql"  # Django's has no pool
+    if pool is not None:
+        options["pool"] = pool
+        # Django refuses persistent connections beside a pool: a connection
+        # goes back to the pool when Django closes it, at the end of each
+        # request (or earlier, `cleave.db.release()`). The pool checks a
+        # connection before handing it out, so one the server dropped is
+        # replaced instead of failing the request.
+        config["CONN_MAX_AGE"] = 0
+        config["CONN_HEALTH_CHECKS"] = True
+    return config
 
 
 def with_query_metrics(databases: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -64,6 +64,7 @@ class _InsertPlan:
 def _insert_plan(
     model: type[Model],
     alias: str,
+    vendor: str,  # part of the key: an alias that moves may change vendor
     given: tuple[str, ...],
     rows: int,
     ignore: bool,
@@ -169,7 +170,9 @@ def prepare_insert(
     returning_pk: bool = False,
 ) -> Statement:
     """`insert()`, built and prepared now, run by `Statement.run()`."""
-    plan = _insert_plan(model, using, tuple(values), 1, ignore_conflicts, returning_pk)
+    plan = _insert_plan(
+        model, using, connections[using].vendor, tuple(values), 1, ignore_conflicts, returning_pk
+    )
     kind = "insert_ignore" if ignore_conflicts else "insert_pk" if returning_pk else "insert"
     return Statement(
         using=using,
@@ -209,7 +212,7 @@ def insert_many(model: type[Model], using: str, rows: Iterable[Mapping[str, Any]
     given = tuple(rows[0])
     if any(tuple(row) != given for row in rows[1:]):
         raise ValueError("insert_many() needs the same columns in every row")
-    plan = _insert_plan(model, using, given, len(rows), False, False)
+    plan = _insert_plan(model, using, connections[using].vendor, given, len(rows), False, False)
     connection = connections[using]
     params: list[Any] = []
     for row in rows:
@@ -264,6 +267,7 @@ def _where_params(fields: tuple[Field, ...], where: Mapping[str, Any], connectio
 def _update_plan(
     model: type[Model],
     alias: str,
+    vendor: str,
     assigned: tuple[tuple[str, bool], ...],
     conditions: tuple[tuple[str, int], ...],
 ) -> tuple[str, tuple[Field, ...], tuple[Field, ...]]:
@@ -293,7 +297,9 @@ def prepare_update(
     if conditions is None:
         return Statement(using=using, sql=None, params=[], kind="update", model=model)
     assigned = tuple((name, isinstance(value, Add)) for name, value in values.items())
-    sql, set_fields, where_fields = _update_plan(model, using, assigned, conditions)
+    sql, set_fields, where_fields = _update_plan(
+        model, using, connections[using].vendor, assigned, conditions
+    )
     connection = connections[using]
     params: list[Any] = [
         field.get_db_prep_save(value.amount if isinstance(value, Add) else value, connection)
@@ -322,7 +328,7 @@ def update(
 
 @cache
 def _values_plan(
-    model: type[Model], alias: str, name: str, conditions: tuple[tuple[str, int], ...]
+    model: type[Model], alias: str, vendor: str, name: str, conditions: tuple[tuple[str, int], ...]
 ) -> tuple[str, Field, tuple[Field, ...]]:
     quote = connections[alias].ops.quote_name
     field = _field(model, name)
@@ -340,7 +346,9 @@ def values(model: type[Model], using: str, name: str, *, where: Mapping[str, Any
     conditions = _conditions(where)
     if conditions is None:
         return []
-    sql, field, where_fields = _values_plan(model, using, name, conditions)
+    sql, field, where_fields = _values_plan(
+        model, using, connections[using].vendor, name, conditions
+    )
     connection = connections[using]
     with connection.cursor() as cursor:
         cursor.execute(sql, _where_params(where_fields, where, connection))
@@ -378,3 +386,10 @@ def release(alias: str) -> None:
     ):
         return
     connection.close()
+
+
+def forget_plans() -> None:
+    """Forget every prepared statement (an alias moved to another vendor: cleave.core.locations)."""
+    _insert_plan.cache_clear()
+    _update_plan.cache_clear()
+    _values_plan.cache_clear()

@@ -18,6 +18,10 @@ from cleave.core.registry import (
     context_for_app_label,
 )
 
+# The platform's models that live in `default` only (cleave.core.moves.DEFAULT_ONLY;
+# named here, not imported: the router is loaded before any model).
+DEFAULT_ONLY = frozenset({"contextlocation", "contextmove"})
+
 # --- router ---------------------------------------------------------------------
 
 
@@ -27,10 +31,13 @@ class ContextRouter:
 
     `cleave`'s own models live in every context alias; callers always say which
     with `.using(alias)`, and instances are saved back where they were read.
+    The record of context moves (`cleave.core.moves`) lives in `default`.
     Django's own apps (auth, admin, sessions, contenttypes) live in `default`.
     """
 
     def _context_alias(self, model: type) -> str | None:
+        if model._meta.model_name in DEFAULT_ONLY and model._meta.app_label == PLATFORM_APP_LABEL:
+            return DJANGO_DEFAULT_ALIAS
         cfg = context_for_app_label(model._meta.app_label)
         return cfg.database if cfg else None
 
@@ -54,6 +61,8 @@ class ContextRouter:
 
     def allow_migrate(self, db: str, app_label: str, model_name: str | None = None, **hints: Any):
         if app_label == PLATFORM_APP_LABEL:
+            if model_name in DEFAULT_ONLY:
+                return db == DJANGO_DEFAULT_ALIAS
             return db in context_aliases()
         cfg = context_for_app_label(app_label)
         if cfg is not None:

@@ -80,13 +80,15 @@ def web() -> Any:
 
     # a service call skips the middleware that serves browsers (cleave.http.wsgi)
     application = Application(get_wsgi_application())
-    from cleave.core import conf, threads
+    from cleave.core import conf, locations, threads
     from cleave.observability.metrics import forget_dead_processes
     from cleave.runtime import periodic
 
     # the live gauges of processes that stopped (a crash, a restart) no longer
     # count: each new worker drops them, so the master needs no Django
     forget_dead_processes()
+    # requests follow a context's move within a second (cleave.core.locations)
+    locations.watch()
     if conf.value("CLEAVE_EMBEDDED_SCHEDULER"):
         # the embedded default has no beat or relay process: the web process
         # runs the periodic jobs (saga recovery, relay sweeps, expiries) itself

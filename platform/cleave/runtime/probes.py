@@ -34,6 +34,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 
 from cleave.calls.client import circuit_breakers
+from cleave.core.moves import ContextLocation
 from cleave.core.proxies import client_address
 from cleave.core.registry import all_contexts
 from cleave.http.problems import problem_response
@@ -226,3 +227,19 @@ class StateCollector:
             except Exception:  # a scrape must not fail because one alias is down
                 logger.warning("Could not read the state metrics of %s", alias, exc_info=True)
         yield from (pending, lag, running, dead)
+        yield from _move_pauses()
+
+
+def _move_pauses():
+    """How long the last move of each moved context paused its writes (`move_context`)."""
+    pauses = GaugeMetricFamily(
+        "cleave_context_move_pause_seconds",
+        "How long the last move of a context's database paused its writes.",
+        labels=["context"],
+    )
+    try:
+        for label, seconds in ContextLocation.objects.values_list("label", "pause_seconds"):
+            pauses.add_metric([label], seconds)
+    except Exception:  # `default` unreachable: the other metrics still answer
+        logger.warning("Could not read the context moves", exc_info=True)
+    yield pauses

@@ -272,6 +272,7 @@ def test_the_code_exports_the_documented_names():
         "cleave_outbox_lag_seconds",
         "cleave_sagas_running",
         "cleave_dead_letters",
+        "cleave_context_move_pause_seconds",
     } <= exported_names()
 
 

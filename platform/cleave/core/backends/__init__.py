@@ -20,7 +20,7 @@ cursor class at each checkout. (docs/observability.md has the figures.)
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, cached_property
 from time import perf_counter
 
 from django_prometheus.db.metrics import (
@@ -29,6 +29,30 @@ from django_prometheus.db.metrics import (
     execute_total,
     query_duration_seconds,
 )
+
+from cleave.core import locations
+
+
+class FollowsMoves:
+    """
+    A backend whose connections follow their context's moves
+    (`cleave.core.locations`): one made before the move is dropped at its
+    next use, and the old database's refusal of a write becomes `ContextMoved`.
+    """
+
+    def ensure_connection(self):
+        locations.check(self)
+        super().ensure_connection()
+
+    def close_if_unusable_or_obsolete(self):
+        # at the start and end of a request, and between periodic jobs: a
+        # connection to where the context was is dropped, not checked
+        if not locations.close_if_stale(self):
+            super().close_if_unusable_or_obsolete()
+
+    @cached_property
+    def wrap_database_errors(self):
+        return locations.ErrorWrapper(self)
 
 
 @cache

@@ -5,7 +5,7 @@ from django.db.backends.base.base import NO_DB_ALIAS
 from django.db.backends.mysql import base, creation
 from django_prometheus.db.common import DatabaseWrapperMixin
 
-from cleave.core.backends import counting_cursor
+from cleave.core.backends import FollowsMoves, counting_cursor
 from cleave.core.backends.mysql import pool as pools
 
 # On a pooled connection: the isolation level its session was set to.
@@ -90,7 +90,7 @@ def _connect(params: dict):
     return connection
 
 
-class DatabaseWrapper(DatabaseWrapperMixin, PooledDatabaseWrapper):
+class DatabaseWrapper(FollowsMoves, DatabaseWrapperMixin, PooledDatabaseWrapper):
     def create_cursor(self, name=None):
         cursor_class = counting_cursor(base.CursorWrapper, self.alias, self.vendor)
         return cursor_class(self.connection.cursor())

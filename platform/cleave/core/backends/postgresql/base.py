@@ -1,10 +1,10 @@
 from django.db.backends.postgresql import base
 from django_prometheus.db.common import DatabaseWrapperMixin
 
-from cleave.core.backends import counting_cursor
+from cleave.core.backends import FollowsMoves, counting_cursor
 
 
-class DatabaseWrapper(DatabaseWrapperMixin, base.DatabaseWrapper):
+class DatabaseWrapper(FollowsMoves, DatabaseWrapperMixin, base.DatabaseWrapper):
     def get_new_connection(self, conn_params):
         # counted by the mixin; taken from the pool when the alias has one
         connection = super().get_new_connection(conn_params)
