@@ -26,93 +26,16 @@ import signal
 import sqlite3
 import subprocess
 import time
-import uuid
-from dataclasses import dataclass, field
 
 import pytest
 import requests
 
-from cleave.testing import require_server
 from tests.support.live import PYTHON, ROOT, LiveSystem
+from tests.support.moving import POSTGRES, Shop, Targets, Urls, fill_outbox
 from tests.support.split import FAST, SplitSystem
 from tests.support.traffic import Traffic, check_invariants, settled
 
 pytestmark = pytest.mark.services
-
-POSTGRES = "postgres://postgres@127.0.0.1:5432"
-MARIADB = "mysql://root@127.0.0.1:3306"
-
-
-class Targets:
-    """Fresh, empty databases to move to, dropped at the end."""
-
-    def __init__(self) -> None:
-        require_server("PostgreSQL", "127.0.0.1", 5432)
-        require_server("MariaDB", "127.0.0.1", 3306)
-        self.prefix = f"cleave_move_{uuid.uuid4().hex[:8]}"
-        self.created: list[tuple[str, str]] = []
-
-    def postgres(self, alias: str) -> str:
-        import psycopg
-
-        name = f"{self.prefix}_{alias}"
-        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")
-        self.created.append(("postgres", name))
-        return f"{POSTGRES}/{name}"
-
-    def mariadb(self, alias: str) -> str:
-        name = f"{self.prefix}_{alias}"
-        with contextlib.closing(_mariadb(None)) as conn:
-            conn.cursor().execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
-        self.created.append(("mariadb", name))
-        return f"{MARIADB}/{name}"
-
-    def drop(self) -> None:
-        import psycopg
-
-        for vendor, name in reversed(self.created):
-            if vendor == "postgres":
-                with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as conn:
-                    conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            else:
-                with contextlib.closing(_mariadb(None)) as conn:
-                    conn.cursor().execute(f"DROP DATABASE IF EXISTS {name}")
-
-
-def _mariadb(name: str | None):
-    import pymysql
-
-    return pymysql.connect(host="127.0.0.1", port=3306, user="root", database=name, autocommit=True)
-
-
-@dataclass
-class Shop:
-    """A live system whose aliases are read where they live: SQLite files, or where they moved."""
-
-    live: LiveSystem
-    url: str
-    groups: dict
-    where: dict[str, str] = field(default_factory=dict)
-
-    def sql(self, alias: str, query: str) -> list[tuple]:
-        url = self.where.get(alias)
-        if url is None:
-            return self.live.sql(alias, query)
-        name = url.rsplit("/", 1)[1]
-        if url.startswith("mysql"):
-            with contextlib.closing(_mariadb(name)) as conn, conn.cursor() as cursor:
-                cursor.execute(query)
-                return list(cursor.fetchall())
-        import psycopg
-
-        with psycopg.connect(f"{POSTGRES}/{name}") as conn:
-            return conn.execute(query).fetchall()
-
-
-@dataclass
-class _Urls:
-    urls: list[str]
 
 
 def move(shop: Shop, label: str, url: str, env: dict | None = None) -> float:
@@ -201,7 +124,7 @@ def test_the_monolith_moves_payments_and_orders_while_it_sells(
         shop = Shop(
             live,
             live.web_url,
-            {"catalog": _Urls([live.web_url]), "inventory": _Urls([live.web_url])},
+            {"catalog": Urls([live.web_url]), "inventory": Urls([live.web_url])},
         )
         move_both_while_selling(shop, targets, {})
         # the running workers followed, and say how long the moves paused
@@ -251,17 +174,7 @@ def test_a_move_killed_at_any_step_leaves_one_location_and_runs_again(
     try:
         live.manage("seed_demo")
         rows = 20_000  # enough for the copy to take a while
-        with contextlib.closing(sqlite3.connect(live.data_dir / "payments.sqlite3")) as conn:
-            conn.execute(
-                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
-                "INSERT INTO cleave_outboxevent (id, type, version, source, data, correlation_id,"
-                " causation_id, traceparent, occurred_at, status, attempts, last_error,"
-                " broker_epoch) SELECT lower(hex(randomblob(16))), 'payment.captured', 1,"
-                " 'payments', '{\"n\": ' || i || '}', '', '', '', '2026-12-01 00:00:00',"
-                " 'published', 1, '', '' FROM n",
-                (rows,),
-            )
-            conn.commit()
+        fill_outbox(live.data_dir / "payments.sqlite3", "payments", rows)
         shop = Shop(live, "", {})
         url = targets.postgres("payments")
         outcomes = []

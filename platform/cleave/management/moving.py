@@ -431,46 +431,55 @@ def _rows(connection: Any, model: type[Model]) -> Iterator[tuple]:
         yield from query.values_list(*attnames).iterator(chunk_size=2000)
 
 
-def copy(move: Move, progress: Callable[[str], None]) -> int:
+def copy(move: Move) -> int:
     """Copy every table of the alias into the target, in one transaction; rows copied."""
     target = move.target
     qn = target.ops.quote_name
     total = 0
-    with _AsAlias(target.alias, target), transaction.atomic(using=target.alias):
-        with target.cursor() as cursor:
-            if target.vendor == "mysql":
-                cursor.execute("SET FOREIGN_KEY_CHECKS = 0")
-            for table in move.tables:
-                cursor.execute(f"DELETE FROM {qn(table.name)}")  # noqa: S608 - a re-run's rows
-            for table in move.tables:
-                fields = _columns(table.model)
-                sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608
-                    qn(table.name),
-                    ", ".join(qn(f.column) for f in fields),
-                    ", ".join(["%s"] * len(fields)),
-                )
-                batch: list[list[Any]] = []
-                for row in _rows(move.source, table.model):
-                    batch.append(
-                        [
-                            f.get_db_prep_save(v, connection=target)
-                            for f, v in zip(fields, row, strict=True)
-                        ]
-                    )
-                    if len(batch) >= _BATCH:
-                        cursor.executemany(sql, batch)
-                        total += len(batch)
-                        batch = []
-                if batch:
-                    cursor.executemany(sql, batch)
-                    total += len(batch)
-            if target.vendor == "mysql":
-                cursor.execute("SET FOREIGN_KEY_CHECKS = 1")
-            for statement in target.ops.sequence_reset_sql(
-                no_style(), [t.model for t in move.tables]
-            ):
-                cursor.execute(statement)
-        progress(f"copied {total} rows")
+    with (
+        _AsAlias(target.alias, target),
+        transaction.atomic(using=target.alias),
+        target.cursor() as cursor,
+    ):
+        if target.vendor == "mysql":
+            cursor.execute("SET FOREIGN_KEY_CHECKS = 0")
+        for table in move.tables:
+            cursor.execute(f"DELETE FROM {qn(table.name)}")  # noqa: S608 - a re-run's rows
+        for table in move.tables:
+            try:
+                total += _copy_table(move, table, cursor)
+            except DatabaseError as exc:
+                raise Refused(f"copying {table.name} failed: {_first_line(exc)}") from exc
+        if target.vendor == "mysql":
+            cursor.execute("SET FOREIGN_KEY_CHECKS = 1")
+        for statement in target.ops.sequence_reset_sql(no_style(), [t.model for t in move.tables]):
+            cursor.execute(statement)
+    return total
+
+
+def _copy_table(move: Move, table: Table, cursor: Any) -> int:
+    """One table's rows from the source into the target, in batches; how many."""
+    target = move.target
+    qn = target.ops.quote_name
+    fields = _columns(table.model)
+    sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608
+        qn(table.name),
+        ", ".join(qn(f.column) for f in fields),
+        ", ".join(["%s"] * len(fields)),
+    )
+    total = 0
+    batch: list[list[Any]] = []
+    for row in _rows(move.source, table.model):
+        batch.append(
+            [f.get_db_prep_save(v, connection=target) for f, v in zip(fields, row, strict=True)]
+        )
+        if len(batch) >= _BATCH:
+            cursor.executemany(sql, batch)
+            total += len(batch)
+            batch = []
+    if batch:
+        cursor.executemany(sql, batch)
+        total += len(batch)
     return total
 
 
@@ -611,8 +620,8 @@ def run(move: Move, progress: Callable[[str], None]) -> float:
     _journal(move, ContextMove.State.COPYING)
     started = perf_counter()
     applied = migrate(move)
-    progress(f"migrated the target ({applied} migrations)")
     move.timings["migrate"] = perf_counter() - started
+    progress(f"migrated the target ({applied} migrations) in {move.timings['migrate']:.2f} s")
 
     interrupted = signal.getsignal(signal.SIGTERM)
 
@@ -624,15 +633,29 @@ def run(move: Move, progress: Callable[[str], None]) -> float:
     try:
         freeze(move)
         _journal(move, ContextMove.State.FROZEN, frozen_at=timezone.now())
-        progress(f"froze {move.label}'s writes at its old location")
         move.timings["freeze"] = perf_counter() - frozen
-        copy(move, progress)
+        progress(
+            f"froze {move.label}'s writes at its old location in {move.timings['freeze']:.2f} s"
+        )
+        copied = copy(move)
         move.timings["copy"] = perf_counter() - frozen - move.timings["freeze"]
+        progress(f"copied {copied} rows in {move.timings['copy']:.2f} s")
         verify(move)
-        progress(f"verified {len(move.tables)} tables: counts and checksums equal")
+        move.timings["verify"] = (
+            perf_counter() - frozen - move.timings["freeze"] - move.timings["copy"]
+        )
+        progress(
+            f"verified {len(move.tables)} tables (counts and checksums equal) "
+            f"in {move.timings['verify']:.2f} s"
+        )
         pause = perf_counter() - frozen
         record(move, pause)
-    except BaseException as exc:
+    except (Refused, DatabaseError) as exc:
+        _unfreeze_after(move, exc)
+        raise Refused(
+            f"{_first_line(exc)}; {move.label} serves from its old database again"
+        ) from exc
+    except BaseException as exc:  # SIGTERM, Ctrl-C, a bug: unfreeze, then let it go on
         _unfreeze_after(move, exc)
         raise
     finally:

@@ -80,3 +80,33 @@ def test_a_target_holding_other_tables_is_refused(postgres_database):
     message = refused("payments", "--to", f"{POSTGRES}/{postgres_database}")
     assert "is not empty: it holds someone_elses" in message
     assert not ContextMove.objects.exists()
+
+
+@pytest.fixture
+def mariadb_database():
+    import pymysql
+
+    require_server("MariaDB", "127.0.0.1", 3306)
+    name = f"cleave_move_test_{uuid.uuid4().hex[:8]}"
+    conn = pymysql.connect(host="127.0.0.1", user="root", autocommit=True)
+    conn.cursor().execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+    yield name
+    conn.cursor().execute(f"DROP DATABASE IF EXISTS {name}")
+    conn.close()
+
+
+@pytest.mark.services
+@pytest.mark.django_db(databases=ALL, transaction=True)
+def test_a_copy_the_target_refuses_unfreezes_the_source_and_says_why(mariadb_database):
+    from cleave.messaging.models import OutboxEvent
+
+    # SQLite keeps any 32 hex digits; MariaDB's UUID type refuses this one
+    odd = uuid.UUID("d8b40ef4-a625-e6eb-2bff-7941d25439ff")
+    OutboxEvent.objects.using("payments").create(id=odd, type="t", source="payments", data={})
+    message = refused("payments", "--to", f"mysql://root@127.0.0.1:3306/{mariadb_database}")
+    assert "copying cleave_outboxevent failed" in message
+    assert "payments serves from its old database again" in message
+    # the source takes writes again, and the journal says the move failed
+    OutboxEvent.objects.using("payments").filter(id=odd).update(type="u")
+    move = ContextMove.objects.get()
+    assert move.state == ContextMove.State.FAILED and "copying" in move.detail
