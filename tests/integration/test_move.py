@@ -223,6 +223,19 @@ def test_a_move_killed_at_any_step_leaves_one_location_and_runs_again(
         states = live.sql("default", "SELECT state FROM cleave_context_move ORDER BY id")
         assert states[-1] == ("moved",), (outcomes, states)
         assert any(frozen for _, _, frozen in outcomes), outcomes  # a kill met the freeze
+
+        # between servers, and back: PostgreSQL to MariaDB, then to a fresh PostgreSQL
+        postgres = shop.where["payments"]
+        move(shop, "payments", targets.mariadb("payments"))
+        assert follows(shop, "payments") == "mysql"
+        mariadb = shop.where["payments"]
+        move(shop, "payments", targets.postgres("payments_back"))
+        assert follows(shop, "payments") == "postgresql"
+        for old in (postgres, mariadb):  # each old location refuses writes, rows kept
+            frozen = Shop(live, "", {}, {"payments": old})
+            assert frozen.sql("payments", count)[0][0] == shop.sql("payments", count)[0][0]
+            with pytest.raises(Exception, match="cleave: context moved"):
+                frozen.sql("payments", "DELETE FROM cleave_outboxevent")
     finally:
         manager.__exit__(None, None, None)
         targets.drop()
