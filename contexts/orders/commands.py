@@ -16,6 +16,7 @@ from cleave.calls.client import ServiceClient
 from cleave.core.errors import Conflict, DependencyFailed, Invalid, NotFound, invalid
 from cleave.messaging.publish import publish
 from cleave.messaging.replay import redact
+from cleave.sagas.models import SagaInstance
 from contracts import catalog, orders
 
 from . import queries
@@ -455,7 +456,14 @@ def order_refund(
         return order
     if order.saga_id is None:
         raise Conflict(f"Order {order_id} has no checkout saga to compensate.", code="no-saga")
-    sagas.compensate(ALIAS, order.saga_id, reason)
+    try:
+        sagas.compensate(ALIAS, order.saga_id, reason)
+    except SagaInstance.DoesNotExist:
+        raise Conflict(
+            f"Order {order_id}'s checkout saga was pruned (`sagas prune`): "
+            "it can no longer be refunded through it.",
+            code="saga-pruned",
+        ) from None
     order.refresh_from_db()
     return order
 

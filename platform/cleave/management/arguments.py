@@ -4,6 +4,7 @@ Argument types for the operator commands (`manage.py sagas`, `events`, ...).
 Each is an argparse `type=`: a bad value becomes argparse's own error, which
 names the option and exits with status 2 (a `CommandError` under
 `call_command`), instead of a traceback from deep inside the command.
+`contexts()` reads a `--context` option once the command runs.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ import math
 import re
 from datetime import UTC, datetime, timedelta
 
+from django.core.management.base import CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
+
+from cleave.core.registry import ContextConfig, all_contexts
 
 _DURATION = re.compile(r"^(\d+)\s*([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -75,8 +79,30 @@ def seconds(value: str) -> float:
 
 
 def at_least_zero(value: str) -> float:
-    """A number of seconds or days, zero or more (`--grace`, `--older-than`)."""
+    """A number of seconds, zero or more (`--grace`, `--timeout`)."""
     number = _number(value)
     if number < 0:
         raise argparse.ArgumentTypeError(f"{value!r}: must be 0 or more")
     return number
+
+
+def days(value: str) -> timedelta:
+    """
+    A number of days, zero or more, that a date can reach back (`--older-than`
+    of `events prune` and `sagas prune`).
+    """
+    number = at_least_zero(value)
+    try:
+        span = timedelta(days=number)
+        timezone.now() - span
+    except OverflowError:  # 1e12, or more days than lie between year 1 and now
+        raise argparse.ArgumentTypeError(f"{value!r} days reach back before year 1") from None
+    return span
+
+
+def contexts(label: str | None = None) -> list[ContextConfig]:
+    """The local context a `--context` option names, or every local one without it."""
+    found = [cfg for cfg in all_contexts() if label in (None, cfg.label)]
+    if label and not found:
+        raise CommandError(f"No local context {label!r}.")
+    return found

@@ -22,11 +22,13 @@ This package is the engine's one public surface::
     from cleave import sagas
     sagas.register(SagaDefinition(...)); sagas.start(...); sagas.run(alias, saga_id)
     sagas.request_cancel(...); sagas.compensate(...); sagas.retry(...)
+    sagas.prune(alias, older_than=timedelta(days=90))
 
 The modules, each depending only on those below it (an import-linter
 `layers` contract keeps it so):
 
 - `controls`: start, cancel, compensate, retry; the recovery sweep;
+- `retention` (beside `controls`): prune the sagas that finished long ago;
 - `runners` (beside `controls`): drive a saga in this process, waking the
   waiting ones, or by Celery;
 - `driver`: one drive of one saga, step by step, while it holds the lease;
@@ -69,6 +71,7 @@ from cleave.sagas.definition import (
 from cleave.sagas.driver import Started, run
 from cleave.sagas.lease import acquire
 from cleave.sagas.monitor import on_timeout
+from cleave.sagas.retention import PruneReport, prune
 from cleave.sagas.runners import TASK_NAME, CeleryRunner, InProcessRunner, queue_for, waker
 from cleave.sagas.scheduling import Runner, get_runner, runner_name
 from cleave.sagas.steplog import Superseded
@@ -79,6 +82,7 @@ __all__ = [
     "CeleryRunner",
     "InProcessRunner",
     "OutcomeUnknown",
+    "PruneReport",
     "Runner",
     "SagaContext",
     "SagaDefinition",
@@ -95,6 +99,7 @@ __all__ = [
     "get_runner",
     "invoke",
     "on_timeout",
+    "prune",
     "queue_for",
     "register",
     "request_cancel",

@@ -13,6 +13,7 @@ import pytest
 from django.core.management import call_command
 
 from cleave import sagas as engine
+from cleave.core.errors import Conflict
 from cleave.sagas.models import SagaInstance, SagaStepLog
 from cleave.testing import customer_headers, flows, published
 from contexts.inventory.models import Reservation, StockItem
@@ -293,6 +294,20 @@ def test_refunding_a_confirmed_order_compensates_its_saga(api, shop):
         "reserve_inventory",
         "place_order",
     ]
+
+
+def test_an_order_whose_saga_was_pruned_is_not_refunded_and_says_why(api, shop):
+    add(api, shop, shop.tee, 1)
+    order = order_of(checkout(api, shop, "tok_visa"))
+    SagaInstance.objects.using("orders").filter(pk=order.saga_id).delete()  # as `sagas prune`
+
+    with pytest.raises(Conflict) as refused:
+        commands.order_refund(order_id=order.id)
+
+    assert refused.value.code == "saga-pruned"
+    order.refresh_from_db()
+    assert order.status == "confirmed"
+    assert Payment.objects.get(pk=order.payment_id).status != "refunded"
 
 
 def test_the_sagas_command_refunds_a_confirmed_order(api, shop):

@@ -61,6 +61,7 @@ def test_numbers_in_range_pass():
     assert cli.count("3") == 3
     assert cli.seconds("0.5") == 0.5
     assert cli.at_least_zero("0") == 0.0
+    assert cli.days("1.5") == timedelta(days=1, hours=12)
 
 
 @pytest.mark.parametrize(
@@ -70,6 +71,11 @@ def test_numbers_in_range_pass():
         ("events", ["list", "--since", "2025-13-01"], "argument --since: '2025-13-01' is out"),
         ("events", ["relay", "--interval", "0"], "argument --interval: '0': must be more than 0"),
         ("events", ["prune", "--older-than", "-3"], "argument --older-than: '-3': must be 0"),
+        ("events", ["prune", "--older-than", "1e12"], "argument --older-than: '1e12' days reach"),
+        ("sagas", ["prune", "--older-than", "-3"], "argument --older-than: '-3': must be 0"),
+        ("sagas", ["prune", "--older-than", "soon"], "argument --older-than: 'soon' is not a"),
+        ("sagas", ["prune", "--older-than", "800000"], "argument --older-than: '800000' days"),
+        ("sagas", ["prune"], "the following arguments are required: --older-than"),
         ("sagas", ["list", "--since", "2025-02-30"], "argument --since: '2025-02-30' is out"),
         ("sagas", ["list", "--limit", "0"], "argument --limit: '0': must be at least 1"),
         ("release_expired_reservations", ["--limit", "0"], "argument --limit: '0': must be"),

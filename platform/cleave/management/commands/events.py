@@ -23,7 +23,6 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from cleave.core.registry import all_contexts
 from cleave.management import arguments
 from cleave.messaging import delivery, relay, replay
 from cleave.messaging.broker import publisher, topology
@@ -93,19 +92,11 @@ class Command(BaseCommand):
         )
 
         prune = sub.add_parser("prune", help="delete settled rows older than N days")
-        prune.add_argument(
-            "--older-than", type=arguments.at_least_zero, required=True, metavar="DAYS"
-        )
+        prune.add_argument("--older-than", type=arguments.days, required=True, metavar="DAYS")
         prune.add_argument("--context", help="only this context's alias")
         prune.add_argument("--dry-run", action="store_true", help="count, delete nothing")
 
         sub.add_parser("topology", help="declare exchanges, queues and bindings on the broker")
-
-    def _contexts(self, label=None):
-        found = [cfg for cfg in all_contexts() if label in (None, cfg.label)]
-        if label and not found:
-            raise CommandError(f"No local context {label!r}.")
-        return found
 
     def handle(self, *args, action, **options):
         getattr(self, f"do_{action}")(**options)
@@ -123,7 +114,7 @@ class Command(BaseCommand):
         json=False,
         **_,
     ):
-        for cfg in self._contexts(context):
+        for cfg in arguments.contexts(context):
             rows = OutboxEvent.objects.using(cfg.database).order_by("-occurred_at", "-id")
             if type and not set("*?[") & set(type):
                 rows = rows.filter(type=type)
@@ -150,7 +141,7 @@ class Command(BaseCommand):
 
     def do_dead(self, context=None, type=None, status=None, since=None, limit=50, **options):
         verbose = options.get("verbose")
-        for cfg in self._contexts(context):
+        for cfg in arguments.contexts(context):
             rows = DeadLetter.objects.using(cfg.database).order_by("-dead_at")
             if status:
                 rows = rows.filter(status=status)
@@ -170,7 +161,7 @@ class Command(BaseCommand):
                         self.stdout.write(f"    {line}")
 
     def do_stats(self, json=False, **_):
-        contexts = self._contexts()
+        contexts = arguments.contexts()
         table = {}
         for cfg in contexts:
             table[cfg.label] = state.event_counts(cfg.database)
@@ -223,7 +214,7 @@ class Command(BaseCommand):
         self.stdout.flush()
 
     def do_redrive(self, context, ids=None, all=False, type=None, **_):
-        (cfg,) = self._contexts(context)
+        (cfg,) = arguments.contexts(context)
         letters = DeadLetter.objects.using(cfg.database).filter(status=DeadLetter.Status.DEAD)
         if ids:
             try:
@@ -256,13 +247,9 @@ class Command(BaseCommand):
         )
 
     def do_prune(self, older_than, context=None, dry_run=False, **_):
-        if older_than < 0:
-            raise CommandError("--older-than must be positive")
         verb = "would delete" if dry_run else "deleted"
-        for cfg in self._contexts(context):
-            report = replay.prune(
-                cfg.database, older_than=timedelta(days=older_than), dry_run=dry_run
-            )
+        for cfg in arguments.contexts(context):
+            report = replay.prune(cfg.database, older_than=older_than, dry_run=dry_run)
             self.stdout.write(
                 f"{cfg.label:<14}{verb} outbox {report.outbox}, inbox {report.inbox}, "
                 f"deliveries {report.deliveries}, dead letters {report.dead_letters}"

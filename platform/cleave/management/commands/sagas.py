@@ -1,5 +1,5 @@
 """
-`manage.py sagas`: list, show, resume, retry and compensate saga instances.
+`manage.py sagas`: list, show, resume, retry, compensate and prune saga instances.
 
 Instances live in their owning context's alias; every local alias is searched.
 """
@@ -36,7 +36,7 @@ def _outcome(saga: SagaInstance) -> str:
 
 
 class Command(BaseCommand):
-    help = "Operate sagas: list, show, resume, retry, compensate."
+    help = "Operate sagas: list, show, resume, retry, compensate, prune."
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
@@ -68,6 +68,12 @@ class Command(BaseCommand):
         )
         compensate.add_argument("saga_id")
         compensate.add_argument("--reason", help="the failure reason (default: the saga's own)")
+        prune = sub.add_parser(
+            "prune", help="delete sagas that completed or compensated more than N days ago"
+        )
+        prune.add_argument("--older-than", type=arguments.days, required=True, metavar="DAYS")
+        prune.add_argument("--context", help="only this context's alias")
+        prune.add_argument("--dry-run", action="store_true", help="count, delete nothing")
 
     def handle(self, *args, action, **options):
         getattr(self, f"do_{action}")(**options)
@@ -153,3 +159,9 @@ class Command(BaseCommand):
         if saga.state == SagaInstance.State.COMPENSATED:
             raise CommandError(f"Saga {saga.id} is already compensated.")
         self.stdout.write(_outcome(sagas.compensate(alias, saga.id, reason)))
+
+    def do_prune(self, older_than, context=None, dry_run=False, **_):
+        verb = "would delete" if dry_run else "deleted"
+        for cfg in arguments.contexts(context):
+            report = sagas.prune(cfg.database, older_than=older_than, dry_run=dry_run)
+            self.stdout.write(f"{cfg.label:<14}{verb} sagas {report.sagas}, steps {report.steps}")
