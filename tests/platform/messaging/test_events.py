@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from cleave.core import declarations
@@ -18,6 +19,7 @@ from cleave.messaging.models import Delivery, InboxRecord, OutboxEvent
 from cleave.messaging.publish import publish
 from cleave.messaging.types import UnknownEventType
 from cleave.observability import tracing
+from cleave.runtime import state
 from cleave.testing import flows, published, unit
 from contexts.users import commands
 from contexts.users.models import Customer
@@ -411,6 +413,70 @@ def test_the_events_command_lists_and_counts_the_outbox(probe_event, local_subsc
     assert users_row.split() == ["users", "0", "1", "0", "0"]
     with pytest.raises(CommandError, match="No local context"):
         call_command("events", "list", "--context", "warehouse", stdout=StringIO())
+
+
+def outbox_rows(alias: str, **by_status: int) -> None:
+    """Outbox rows of `alias`, so many per status (`published=5, pending=1`)."""
+    OutboxEvent.objects.using(alias).bulk_create(
+        OutboxEvent(type="user.created", source=alias, data={}, status=status)
+        for status, n in by_status.items()
+        for _ in range(n)
+    )
+
+
+@unit
+def test_events_stats_estimates_a_published_log_too_long_to_count(monkeypatch):
+    # given more published events than `events stats` counts, and one pending
+    monkeypatch.setattr(state, "EXACT_UP_TO", 3)
+    monkeypatch.setattr(
+        state, "estimated_rows", lambda model, alias: 1000 if alias == "users" else None
+    )
+    outbox_rows("users", published=5, pending=1)
+
+    stats, as_json = StringIO(), StringIO()
+    call_command("events", "stats", stdout=stats)
+    call_command("events", "stats", "--json", stdout=as_json)
+
+    # then "published" is the table's estimated rows less the pending one, marked as such
+    lines = stats.getvalue().splitlines()
+    users = next(line for line in lines if line.startswith("users"))
+    assert users.split() == ["users", "1", "~999", "0", "0"]
+    assert lines[-1] == "~ estimated from the database's statistics (more than 3 rows)"
+    assert json.loads(as_json.getvalue())["users"] == {
+        "pending": 1,
+        "published": 999,
+        "retrying": 0,
+        "dead": 0,
+        "estimated": ["published"],
+    }
+
+
+@unit
+def test_events_stats_counts_every_published_event_where_the_database_has_no_estimate(
+    monkeypatch,
+):
+    monkeypatch.setattr(state, "EXACT_UP_TO", 3)
+    monkeypatch.setattr(state, "estimated_rows", lambda model, alias: None)
+    outbox_rows("users", published=5)
+
+    assert state.event_counts("users") == {"pending": 0, "published": 5, "retrying": 0, "dead": 0}
+
+
+@flows
+@pytest.mark.parametrize("alias", ["users", "orders"])  # PostgreSQL and MariaDB in CI's servers
+def test_the_database_estimates_the_rows_of_the_outbox_after_analysing_it(alias):
+    outbox_rows(alias, published=20)
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("ANALYZE cleave_outboxevent")
+        elif connection.vendor == "mysql":
+            cursor.execute("ANALYZE TABLE cleave_outboxevent")
+            cursor.fetchall()
+
+    estimate = state.estimated_rows(OutboxEvent, alias)
+
+    assert estimate == (None if connection.vendor == "sqlite" else 20)
 
 
 @flows

@@ -182,8 +182,12 @@ class Command(BaseCommand):
             columns += ["queued", "broker_dead"]
         self.stdout.write(f"{'context':<14}" + "".join(f"{c:>12}" for c in columns))
         for label, row in table.items():
-            cells = "".join(f"{'-' if row.get(c) is None else row[c]:>12}" for c in columns)
+            cells = "".join(f"{_cell(row, c):>12}" for c in columns)
             self.stdout.write(f"{label:<14}{cells}")
+        if any(row.get("estimated") for row in table.values()):
+            self.stdout.write(
+                f"~ estimated from the database's statistics (more than {state.EXACT_UP_TO:,} rows)"
+            )
 
     # --- acting ---------------------------------------------------------------------
 
@@ -267,6 +271,12 @@ class Command(BaseCommand):
                 f"queue {topology.queue_name(label)} ← {patterns}; "
                 f"dead letters → {topology.dead_queue_name(label)}"
             )
+
+
+def _cell(row: dict, column: str) -> str:
+    if row.get(column) is None:
+        return "-"
+    return f"~{row[column]}" if column in row.get("estimated", ()) else str(row[column])
 
 
 def _json(value) -> str:
