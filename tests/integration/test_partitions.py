@@ -16,6 +16,7 @@ and RabbitMQ.
 from __future__ import annotations
 
 import time
+import uuid
 from contextlib import contextmanager
 
 import pytest
@@ -132,19 +133,70 @@ def test_lost_answers_from_payments_never_charge_twice(split):
     assert payment_retries(split) > retries  # the answers were lost, and the steps asked again
 
 
-def test_a_group_cut_from_the_broker_backs_up_its_outbox_then_drains_it(split):
+@contextmanager
+def tapped(split: SplitSystem, pattern: str):
+    """A queue of the test's own on the events exchange: what the broker routed, in order."""
+    from kombu import Connection, Exchange, Queue
+
+    live = split.live
+    exchange = Exchange(f"{live.prefix}cleave.events", type="topic", passive=True)
+    with Connection(live.broker_url) as conn:
+        queue = Queue(
+            f"{live.prefix}tap.{uuid.uuid4().hex[:8]}",
+            exchange,
+            routing_key=pattern,
+            durable=False,
+            channel=conn.channel(),
+        )
+        queue.declare()
+
+        def envelopes() -> list[dict]:
+            seen = []
+            while (message := queue.get(no_ack=True)) is not None:
+                argument = message.decode()[0][0]  # Celery's body: [args, kwargs, embed]
+                seen.extend(argument if isinstance(argument, list) else [argument])
+            return seen
+
+        try:
+            yield envelopes
+        finally:
+            queue.delete()
+
+
+def assert_in_order_per_order(envelopes: list[dict]) -> int:
+    """Each order's events reached the broker in the order they were committed; how many orders."""
+    firsts: dict[str, list[dict]] = {}
+    seen_ids = set()
+    for envelope in envelopes:
+        if envelope["id"] in seen_ids:
+            continue  # a republished duplicate: its first copy is the one that counts
+        seen_ids.add(envelope["id"])
+        firsts.setdefault(envelope["data"]["order_id"], []).append(envelope)
+    for order_id, events in firsts.items():
+        kinds = [event["type"] for event in events]
+        assert kinds[0] == "order.placed", (order_id, kinds)
+        stamps = [event["timestamp"] for event in events]
+        assert stamps == sorted(stamps), (order_id, kinds, stamps)
+    return len(firsts)
+
+
+def test_a_group_cut_from_the_broker_backs_up_its_outbox_then_drains_it_in_order(split):
     hosts = split.hosts
-    with Traffic(split) as traffic:
+    with tapped(split, "order.#") as tap:
+        with Traffic(split) as traffic:
+            time.sleep(1)
+            hosts.cut_server("shop", 5672)  # the orders group: its events cannot leave
+            time.sleep(8)
+            backlog = pending_events(split, "orders")
+            hosts.heal()
+            time.sleep(2)
+        check_invariants(split, traffic, settled(traffic))
+        outbox_drained(split)
         time.sleep(1)
-        hosts.cut_server("shop", 5672)  # the orders group: its events cannot leave
-        time.sleep(8)
-        backlog = pending_events(split, "orders")
-        hosts.heal()
-        time.sleep(2)
+        orders = assert_in_order_per_order(tap())
 
     assert backlog >= 2  # orders were placed and confirmed; their events waited
-    check_invariants(split, traffic, settled(traffic))
-    outbox_drained(split)
+    assert orders >= len(traffic.orders)  # every order's events were seen, in order
 
 
 def test_rabbitmq_stopped_for_20s_loses_no_event_and_handles_none_twice(split):
