@@ -76,3 +76,19 @@ def test_a_customer_gets_the_customer_rate_even_when_the_anonymous_one_is_lower(
     codes = [api.get("/api/orders/", headers=headers).status_code for _ in range(4)]
 
     assert codes == [200] * 3 + [429]
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_the_count_starts_again_with_the_next_window(api, rates, monkeypatch):
+    from cleave.http.throttles import AnonThrottle
+
+    clock = [1000.25]
+    monkeypatch.setattr(AnonThrottle, "timer", lambda self: clock[0])
+    rates(anon="2/minute", user="1000/minute")
+
+    codes = [api.get("/api/catalog/products").status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+    # the window is the minute: [960, 1020); what is left of it is the wait
+    assert api.get("/api/catalog/products")["Retry-After"] == "20"
+    clock[0] = 1020.0
+    assert api.get("/api/catalog/products").status_code == 200
