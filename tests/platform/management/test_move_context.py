@@ -98,8 +98,12 @@ def mariadb_database():
 @pytest.mark.services
 @pytest.mark.django_db(databases=ALL, transaction=True)
 def test_a_copy_the_target_refuses_unfreezes_the_source_and_says_why(mariadb_database):
+    from django.db import connections
+
     from cleave.messaging.models import OutboxEvent
 
+    if connections["payments"].vendor != "sqlite":
+        pytest.skip("needs payments on SQLite, which keeps any 32 hex digits as a UUID")
     # SQLite keeps any 32 hex digits; MariaDB's UUID type refuses this one
     odd = uuid.UUID("d8b40ef4-a625-e6eb-2bff-7941d25439ff")
     OutboxEvent.objects.using("payments").create(id=odd, type="t", source="payments", data={})
