@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import re
-import secrets
 import statistics
 import sys
 import tempfile
@@ -51,7 +50,7 @@ import requests  # noqa: E402
 
 django.setup()  # the test kit's helpers read the contexts' subscriptions
 
-from tests.support.live import LiveSystem  # noqa: E402
+from tests.support.live import LiveSystem, own_secrets  # noqa: E402
 from tests.support.moving import Shop, Targets, Urls, fill_outbox  # noqa: E402
 from tests.support.split import FAST  # noqa: E402
 from tests.support.traffic import Traffic, check_invariants, settled  # noqa: E402
@@ -93,13 +92,6 @@ class Browser:
         return {"n": len(values), "p50_ms": round(cuts[49], 2), "p99_ms": round(cuts[98], 2)}
 
 
-def _secrets() -> dict[str, str]:
-    return {
-        name: secrets.token_urlsafe(48)
-        for name in ("DJANGO_SECRET_KEY", "CLEAVE_JWT_SECRET", "CLEAVE_SERVICE_JWT_SECRET")
-    }
-
-
 def _phase(output: str, name: str) -> float | None:
     found = re.search(rf"{name} ([\d.]+) s", output)
     return float(found.group(1)) if found else None
@@ -108,7 +100,7 @@ def _phase(output: str, name: str) -> float | None:
 def run(rows: int) -> dict:
     targets = Targets()
     root = Path(tempfile.mkdtemp(prefix="cleave-move-bench-"))
-    live = LiveSystem(root, transport="inprocess", broker_url="memory://", secrets=_secrets())
+    live = LiveSystem(root, transport="inprocess", broker_url="memory://", secrets=own_secrets())
     try:
         live.env.update({**FAST, "CLEAVE_EMBEDDED_SCHEDULER": "on"})
         live.migrate()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cleave.testing import require_server
-from tests.support.live import LiveSystem, live_system
+from tests.support.live import LiveSystem, live_system, own_secrets
 
 BROKERS = {
     "rabbitmq": (
@@ -28,13 +28,7 @@ BROKERS = {
 @pytest.fixture(scope="session")
 def live_secrets() -> dict[str, str]:
     """The test process's secrets, so tokens it mints are valid in the live system."""
-    from django.conf import settings
-
-    return {
-        "DJANGO_SECRET_KEY": settings.SECRET_KEY,
-        "CLEAVE_JWT_SECRET": settings.CLEAVE_JWT_SECRET,
-        "CLEAVE_SERVICE_JWT_SECRET": settings.CLEAVE_SERVICE_JWT_SECRET,
-    }
+    return own_secrets()
 
 
 @pytest.fixture(scope="session")

@@ -38,6 +38,20 @@ from tests.support.traffic import Traffic, check_invariants, settled
 pytestmark = pytest.mark.services
 
 
+@contextlib.contextmanager
+def installation(tmp_path, broker: str, template, secrets):
+    """A live installation on `broker` and fresh databases to move to; all gone after."""
+    from tests.integration.conftest import make_live
+
+    targets = Targets()
+    manager, live = make_live(tmp_path, broker, template, secrets)
+    try:
+        yield live, targets
+    finally:
+        manager.__exit__(None, None, None)
+        targets.drop()
+
+
 def move(shop: Shop, label: str, url: str, env: dict | None = None) -> float:
     """Move `label` to `url` with the live system's environment; the pause it reports."""
     result = shop.live.manage("move_context", label, "--to", url, "--noinput", env=env)
@@ -113,11 +127,10 @@ def move_both_while_selling(shop: Shop, targets: Targets, envs: dict[str, dict])
 def test_the_monolith_moves_payments_and_orders_while_it_sells(
     tmp_path, migrated_template, live_secrets
 ):
-    from tests.integration.conftest import make_live
-
-    targets = Targets()
-    manager, live = make_live(tmp_path, "inprocess", migrated_template, live_secrets)
-    try:
+    with installation(tmp_path, "inprocess", migrated_template, live_secrets) as (
+        live,
+        targets,
+    ):
         live.env.update({**FAST, "CLEAVE_EMBEDDED_SCHEDULER": "on"})
         live.manage("seed_demo")
         web = live.start_web(workers=2)
@@ -134,19 +147,15 @@ def test_the_monolith_moves_payments_and_orders_while_it_sells(
         metrics = requests.get(f"{live.web_url}/metrics", timeout=10).text
         assert 'cleave_context_move_pause_seconds{context="payments"}' in metrics
         assert_bad_input_refused(shop)
-    finally:
-        manager.__exit__(None, None, None)
-        targets.drop()
 
 
 def test_a_split_moves_payments_and_orders_while_it_sells(
     tmp_path, migrated_template, live_secrets
 ):
-    from tests.integration.conftest import make_live
-
-    targets = Targets()
-    manager, live = make_live(tmp_path, "rabbitmq", migrated_template, live_secrets)
-    try:
+    with installation(tmp_path, "rabbitmq", migrated_template, live_secrets) as (
+        live,
+        targets,
+    ):
         live.env.update(FAST)
         live.manage("seed_demo")
         split = SplitSystem(live)
@@ -158,20 +167,16 @@ def test_a_split_moves_payments_and_orders_while_it_sells(
             "orders": {"CLEAVE_CONTEXTS": contexts["shop"]},
         }
         move_both_while_selling(shop, targets, envs)
-    finally:
-        manager.__exit__(None, None, None)
-        targets.drop()
 
 
 def test_a_move_killed_at_any_step_leaves_one_location_and_runs_again(
     tmp_path, migrated_template, live_secrets
 ):
     """SIGKILL at several points of a move: never two locations; running it again finishes it."""
-    from tests.integration.conftest import make_live
-
-    targets = Targets()
-    manager, live = make_live(tmp_path, "inprocess", migrated_template, live_secrets)
-    try:
+    with installation(tmp_path, "inprocess", migrated_template, live_secrets) as (
+        live,
+        targets,
+    ):
         live.manage("seed_demo")
         rows = 20_000  # enough for the copy to take a while
         fill_outbox(live.data_dir / "payments.sqlite3", "payments", rows)
@@ -236,6 +241,3 @@ def test_a_move_killed_at_any_step_leaves_one_location_and_runs_again(
             assert frozen.sql("payments", count)[0][0] == shop.sql("payments", count)[0][0]
             with pytest.raises(Exception, match="cleave: context moved"):
                 frozen.sql("payments", "DELETE FROM cleave_outboxevent")
-    finally:
-        manager.__exit__(None, None, None)
-        targets.drop()

@@ -21,7 +21,9 @@ from contextlib import contextmanager
 
 import pytest
 
+from cleave.messaging.broker.topology import EVENTS_EXCHANGE
 from cleave.testing import services_required
+from contracts.orders import ORDER_PLACED
 from tests.support import hosts as network
 from tests.support.live import broker_down, wait_until
 from tests.support.split import FAST, GROUPS, Customer, SplitSystem, available
@@ -139,7 +141,7 @@ def tapped(split: SplitSystem, pattern: str):
     from kombu import Connection, Exchange, Queue
 
     live = split.live
-    exchange = Exchange(f"{live.prefix}cleave.events", type="topic", passive=True)
+    exchange = Exchange(f"{live.prefix}{EVENTS_EXCHANGE}", type="topic", passive=True)
     with Connection(live.broker_url) as conn:
         queue = Queue(
             f"{live.prefix}tap.{uuid.uuid4().hex[:8]}",
@@ -174,7 +176,7 @@ def assert_in_order_per_order(envelopes: list[dict]) -> int:
         firsts.setdefault(envelope["data"]["order_id"], []).append(envelope)
     for order_id, events in firsts.items():
         kinds = [event["type"] for event in events]
-        assert kinds[0] == "order.placed", (order_id, kinds)
+        assert kinds[0] == ORDER_PLACED.name, (order_id, kinds)
         stamps = [event["timestamp"] for event in events]
         assert stamps == sorted(stamps), (order_id, kinds, stamps)
     return len(firsts)

@@ -443,6 +443,14 @@ class LiveSystem:
             return channel.queue_declare(self.prefix + label, passive=True).message_count
 
 
+def own_secrets() -> dict[str, str]:
+    """This process's secrets, so that tokens it mints are valid in a live system given them."""
+    from django.conf import settings
+
+    names = ("DJANGO_SECRET_KEY", "CLEAVE_JWT_SECRET", "CLEAVE_SERVICE_JWT_SECRET")
+    return {name: getattr(settings, name.removeprefix("DJANGO_")) for name in names}
+
+
 @contextlib.contextmanager
 def live_system(root: Path, **kwargs) -> Iterator[LiveSystem]:
     system = LiveSystem(root, **kwargs)

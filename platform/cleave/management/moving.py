@@ -73,7 +73,7 @@ from cleave.core.moves import ContextLocation, ContextMove
 from cleave.core.registry import DJANGO_DEFAULT_ALIAS, all_contexts
 
 MARKER = "cleave_moved"
-_TARGETS = {"postgresql": "PostgreSQL", "mysql": "MySQL/MariaDB"}
+_TARGETS = frozenset({"postgresql", "mysql"})  # Django's vendor names of the servers
 _BATCH = 1000
 
 
@@ -85,7 +85,6 @@ class Refused(Exception):
 class Table:
     model: type[Model]
     rows: int = 0
-    digest: str = ""
 
     @property
     def name(self) -> str:
@@ -111,12 +110,7 @@ class Move:
 
 def prepare(label: str, url: str) -> Move:
     """Check that `label` can move to `url`; `Refused` with the reason when it cannot."""
-    contexts = {cfg.label: cfg for cfg in all_contexts()}
-    if label not in contexts:
-        known = ", ".join(sorted(contexts)) or "none"
-        raise Refused(f"{label!r} is not a context served by this process (served: {known})")
-    alias = contexts[label].database
-    locations.follow(force=True)
+    alias = _alias_of(label)
     source = connections[alias]
     try:
         config = dj_database_url.parse(url)
@@ -135,17 +129,28 @@ def prepare(label: str, url: str) -> Move:
     target = _connect(alias, url)
     tables = [Table(model) for model in alias_models(alias)]
     move = Move(label, url, source, target, tables)
-    move.resuming = (
-        ContextMove.objects.filter(
-            label=label, state__in=[ContextMove.State.COPYING, ContextMove.State.FROZEN]
-        )
-        .order_by("-started_at")
-        .first()
-    )
+    move.resuming = _unfinished(label)
     _check_source(move)
     _check_target(move)
     _check_space(move)
     return move
+
+
+def _alias_of(label: str) -> str:
+    """The alias of context `label`, where this process now finds it; `Refused` if none."""
+    contexts = {cfg.label: cfg for cfg in all_contexts()}
+    if label not in contexts:
+        known = ", ".join(sorted(contexts)) or "none"
+        raise Refused(f"{label!r} is not a context served by this process (served: {known})")
+    locations.follow(force=True)
+    return contexts[label].database
+
+
+def _unfinished(label: str) -> ContextMove | None:
+    """The journal of `label`'s latest move that neither finished nor failed."""
+    unfinished = [ContextMove.State.COPYING, ContextMove.State.FROZEN]
+    moves = ContextMove.objects.filter(label=label, state__in=unfinished)
+    return moves.order_by("-started_at").first()
 
 
 def alias_models(alias: str) -> list[type[Model]]:
@@ -245,8 +250,8 @@ def _check_space(move: Move) -> None:
     move.free = _free_space(move.target)
     if move.size is not None and move.free is not None and move.free < 2 * move.size:
         raise Refused(
-            f"{locations.shown(move.url)} has {_mib(move.free)} free on its disk; "
-            f"{move.label} takes {_mib(move.size)} (twice that is needed with indexes and logs)"
+            f"{locations.shown(move.url)} has {mib(move.free)} free on its disk; "
+            f"{move.label} takes {mib(move.size)} (twice that is needed with indexes and logs)"
         )
 
 
@@ -289,7 +294,8 @@ def _free_space(connection: Any) -> int | None:
         return None
 
 
-def _mib(size: int) -> str:
+def mib(size: int) -> str:
+    """`size` bytes as the command prints them."""
     return f"{size / 2**20:.1f} MiB"
 
 
@@ -549,7 +555,7 @@ def verify(move: Move) -> None:
                 f"{target[0]} in the target (checksums {source[1][:12]} and {target[1][:12]})"
                 + _first_difference(move, table.model)
             )
-        table.rows, table.digest = source
+        table.rows = source[0]
 
 
 # --- 6. record ------------------------------------------------------------------------
@@ -589,7 +595,7 @@ def _journal(move: Move, state: str, **fields: Any) -> None:
     if journal is None:
         journal = move.journal = move.resuming or ContextMove(
             label=move.label,
-            source=locations.shown(_url_of(move.source.settings_dict)),
+            source=locations.shown(url_of(move.source.settings_dict)),
             started_at=timezone.now(),
         )
         journal.target = locations.shown(move.url)
@@ -601,7 +607,8 @@ def _journal(move: Move, state: str, **fields: Any) -> None:
     journal.save(using=DJANGO_DEFAULT_ALIAS)
 
 
-def _url_of(config: dict[str, Any]) -> str:
+def url_of(config: dict[str, Any]) -> str:
+    """The URL of the database `config` (an alias's settings) names, without a password."""
     vendor = config["ENGINE"].rsplit(".", 1)[-1]
     if vendor == "sqlite3":
         return f"sqlite:///{config['NAME']}"
@@ -674,20 +681,10 @@ def _unfreeze_after(move: Move, exc: BaseException) -> None:
 
 def release_unfinished(label: str) -> ContextMove:
     """Unfreeze the source of `label`'s interrupted move (`--release`); `Refused` when none."""
-    contexts = {cfg.label: cfg for cfg in all_contexts()}
-    if label not in contexts:
-        raise Refused(f"{label!r} is not a context served by this process")
-    journal = (
-        ContextMove.objects.filter(
-            label=label, state__in=[ContextMove.State.COPYING, ContextMove.State.FROZEN]
-        )
-        .order_by("-started_at")
-        .first()
-    )
+    alias = _alias_of(label)
+    journal = _unfinished(label)
     if journal is None:
         raise Refused(f"no move of {label} is unfinished")
-    alias = contexts[label].database
-    locations.follow(force=True)
     release(connections[alias], [model._meta.db_table for model in alias_models(alias)])
     journal.state = ContextMove.State.FAILED
     journal.finished_at = timezone.now()

@@ -12,18 +12,9 @@ from django.core.management import CommandError, call_command
 
 from cleave.core.moves import ContextMove
 from cleave.testing import require_server
+from tests.support.moving import POSTGRES
 
-ALL = [
-    "default",
-    "users",
-    "catalog",
-    "inventory",
-    "orders",
-    "payments",
-    "notifications",
-    "analytics",
-]
-POSTGRES = "postgres://postgres@127.0.0.1:5432"
+ALL = "__all__"
 
 
 def refused(*args: str) -> str:

@@ -60,10 +60,10 @@ class Command(BaseCommand):
         )
 
     def _describe(self, move: moving.Move) -> None:
-        source = moving._url_of(move.source.settings_dict)
-        size = f", {moving._mib(move.size)}" if move.size is not None else ""
+        source = moving.url_of(move.source.settings_dict)
+        size = f", {moving.mib(move.size)}" if move.size is not None else ""
         free = (
-            f"{moving._mib(move.free)} free"
+            f"{moving.mib(move.free)} free"
             if move.free is not None
             else "free space unknown (not on this host)"
         )
